@@ -1,0 +1,226 @@
+package identity
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// AssertionScheme is the Authorization scheme of an Agent Identity request.
+const AssertionScheme = "AgentAssertion"
+
+// TimestampLayout is the wire format of every timestamp: UTC, whole seconds,
+// literal Z.
+const TimestampLayout = "2006-01-02T15:04:05Z"
+
+// ErrInvalidAssertion is wrapped by every error from [ParseAssertion] and
+// [Assertion.Verify].
+var ErrInvalidAssertion = errors.New("identity: invalid agent assertion")
+
+// FormatTimestamp formats t as the protocol does: UTC, truncated to whole
+// seconds, with a literal Z.
+func FormatTimestamp(t time.Time) string {
+	return t.UTC().Truncate(time.Second).Format(TimestampLayout)
+}
+
+// ParseTimestamp parses a timestamp in exactly the [TimestampLayout] form.
+func ParseTimestamp(s string) (time.Time, error) {
+	t, err := time.Parse(TimestampLayout, s)
+	if err != nil || FormatTimestamp(t) != s {
+		return time.Time{}, fmt.Errorf("identity: timestamp %q is not RFC 3339 UTC whole seconds", truncateForError(s))
+	}
+	return t, nil
+}
+
+// SignAssertion returns the Authorization header value
+// "AgentAssertion <token>" for runtimeID and taskID at the second of at.
+//
+// It is a pure function: Ed25519 is deterministic, so the same inputs in the
+// same second give a byte-identical header. The envelope is compact JSON
+// with keys in the order agent_runtime_id, signature, task_id, timestamp and
+// strings escaped exactly as serde_json does. Ids must be valid UTF-8. The
+// result is a secret.
+func SignAssertion(k *PrivateKey, runtimeID, taskID string, at time.Time) (string, error) {
+	if k == nil {
+		return "", fmt.Errorf("%w: nil key", ErrInvalidKey)
+	}
+	if !utf8.ValidString(runtimeID) || !utf8.ValidString(taskID) {
+		return "", fmt.Errorf("%w: runtime and task ids must be valid UTF-8", ErrInvalidAssertion)
+	}
+	ts := FormatTimestamp(at)
+	sig := base64.StdEncoding.EncodeToString(k.Sign([]byte(runtimeID + ":" + taskID + ":" + ts)))
+
+	env := make([]byte, 0, 96+len(runtimeID)+len(sig)+len(taskID)+len(ts))
+	env = append(env, `{"agent_runtime_id":`...)
+	env = appendSerdeString(env, runtimeID)
+	env = append(env, `,"signature":`...)
+	env = appendSerdeString(env, sig)
+	env = append(env, `,"task_id":`...)
+	env = appendSerdeString(env, taskID)
+	env = append(env, `,"timestamp":`...)
+	env = appendSerdeString(env, ts)
+	env = append(env, '}')
+
+	enc := base64.RawURLEncoding
+	out := make([]byte, len(AssertionScheme)+1+enc.EncodedLen(len(env)))
+	copy(out, AssertionScheme+" ")
+	enc.Encode(out[len(AssertionScheme)+1:], env)
+	return string(out), nil
+}
+
+// RegistrationSignature returns the standard-base64 Ed25519 signature over
+// "<runtimeID>:<timestamp>" that proves a task registration, together with
+// the timestamp it signed.
+func RegistrationSignature(k *PrivateKey, runtimeID string, at time.Time) (signature, timestamp string) {
+	timestamp = FormatTimestamp(at)
+	return base64.StdEncoding.EncodeToString(k.Sign([]byte(runtimeID + ":" + timestamp))), timestamp
+}
+
+// VerifyRegistrationSignature checks a task-registration signature.
+func VerifyRegistrationSignature(pub ed25519.PublicKey, runtimeID, timestamp, signature string) error {
+	sig, err := base64.StdEncoding.Strict().DecodeString(signature)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return errors.New("identity: registration signature is not valid base64 Ed25519")
+	}
+	if !ed25519.Verify(pub, []byte(runtimeID+":"+timestamp), sig) {
+		return errors.New("identity: registration signature does not verify")
+	}
+	return nil
+}
+
+// Assertion is a decoded AgentAssertion envelope. Signature is a credential;
+// [Assertion.String] leaves it out.
+type Assertion struct {
+	AgentRuntimeID string `json:"agent_runtime_id"`
+	Signature      string `json:"signature"`
+	TaskID         string `json:"task_id"`
+	Timestamp      string `json:"timestamp"`
+}
+
+// String describes the assertion without its signature.
+func (a Assertion) String() string {
+	return fmt.Sprintf("AgentAssertion{runtime=%q task=%q timestamp=%q}", a.AgentRuntimeID, a.TaskID, a.Timestamp)
+}
+
+// GoString is [Assertion.String]: the signature never reaches %#v output.
+func (a Assertion) GoString() string { return a.String() }
+
+// maxAssertionHeader bounds the work ParseAssertion does on hostile input.
+const maxAssertionHeader = 16 << 10
+
+// ParseAssertion decodes an Authorization header value of the form
+// "AgentAssertion <base64url without padding>" whose payload is a JSON
+// object with exactly the four string members of the envelope. It checks
+// form only; call [Assertion.Verify] to check the signature.
+func ParseAssertion(header string) (Assertion, error) {
+	var a Assertion
+	if len(header) > maxAssertionHeader {
+		return a, fmt.Errorf("%w: header too long", ErrInvalidAssertion)
+	}
+	token, ok := strings.CutPrefix(header, AssertionScheme+" ")
+	if !ok || token == "" {
+		return a, fmt.Errorf("%w: not an %s header", ErrInvalidAssertion, AssertionScheme)
+	}
+	env, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	if err != nil {
+		return a, fmt.Errorf("%w: token is not unpadded base64url", ErrInvalidAssertion)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(env, &fields); err != nil {
+		return a, fmt.Errorf("%w: envelope is not a JSON object", ErrInvalidAssertion)
+	}
+	want := map[string]*string{
+		"agent_runtime_id": &a.AgentRuntimeID,
+		"signature":        &a.Signature,
+		"task_id":          &a.TaskID,
+		"timestamp":        &a.Timestamp,
+	}
+	if len(fields) != len(want) {
+		return Assertion{}, fmt.Errorf("%w: envelope must have exactly %d members", ErrInvalidAssertion, len(want))
+	}
+	for name, dst := range want {
+		raw, ok := fields[name]
+		if !ok {
+			return Assertion{}, fmt.Errorf("%w: envelope lacks %s", ErrInvalidAssertion, name)
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return Assertion{}, fmt.Errorf("%w: %s is not a string", ErrInvalidAssertion, name)
+		}
+	}
+	if a.AgentRuntimeID == "" || a.TaskID == "" {
+		return Assertion{}, fmt.Errorf("%w: empty runtime or task id", ErrInvalidAssertion)
+	}
+	return a, nil
+}
+
+// Time returns the assertion's timestamp.
+func (a Assertion) Time() (time.Time, error) { return ParseTimestamp(a.Timestamp) }
+
+// Verify checks the signature against pub. It does not check the clock;
+// compare [Assertion.Time] with the allowed skew.
+func (a Assertion) Verify(pub ed25519.PublicKey) error {
+	if _, err := a.Time(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidAssertion, err)
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(a.Signature)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return fmt.Errorf("%w: signature is not valid base64 Ed25519", ErrInvalidAssertion)
+	}
+	msg := a.AgentRuntimeID + ":" + a.TaskID + ":" + a.Timestamp
+	if !ed25519.Verify(pub, []byte(msg), sig) {
+		return fmt.Errorf("%w: signature does not verify", ErrInvalidAssertion)
+	}
+	return nil
+}
+
+// appendSerdeString appends s as a JSON string escaped the way serde_json
+// does: only '"', '\\' and U+0000..U+001F are escaped (the short forms
+// \b \f \n \r \t, otherwise \u00xx in lowercase hex); everything else,
+// including <, >, &, U+2028 and U+2029, is written as literal UTF-8. s must
+// be valid UTF-8.
+func appendSerdeString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"':
+			dst = append(dst, '\\', '"')
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+func truncateForError(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}

@@ -1,0 +1,216 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"unicode/utf8"
+
+	"github.com/agentauth/agentauth/headers"
+)
+
+// DefaultHarnessID is the agent_harness_id sent when
+// [AgentRegistration.HarnessID] is empty, as the Codex CLI sends it.
+const DefaultHarnessID = "codex-cli"
+
+// RunningLocation returns the default running_location of an agent
+// registration: "agentauth-" + runtime.GOOS.
+func RunningLocation() string { return "agentauth-" + runtime.GOOS }
+
+// AgentRegistration is a request to register a new agent runtime for a
+// ChatGPT login (provisioning an Agent Identity).
+//
+// AccessToken is a credential: String, GoString, Format and LogValue never
+// show it.
+type AgentRegistration struct {
+	// AccessToken is the ChatGPT access token, sent as
+	// "Authorization: Bearer <token>". Required.
+	AccessToken string
+	// Routing adds ChatGPT-Account-ID and, for FedRAMP accounts,
+	// X-OpenAI-Fedramp: true.
+	Routing headers.Routing
+	// PublicKey is the new runtime's public key in ssh-ed25519 form
+	// ([PrivateKey.SSHPublicKey]). Required.
+	PublicKey string
+	// AgentVersion is abom.agent_version. Empty means "agentauth/" +
+	// [Version].
+	AgentVersion string
+	// HarnessID is abom.agent_harness_id. Empty means [DefaultHarnessID]
+	// ("codex-cli").
+	HarnessID string
+	// RunningLocation is abom.running_location. Empty means
+	// [RunningLocation]() ("agentauth-" + runtime.GOOS).
+	RunningLocation string
+}
+
+// String describes the registration with the access token redacted.
+func (r AgentRegistration) String() string {
+	tok := "<empty>"
+	if r.AccessToken != "" {
+		tok = "[REDACTED]"
+	}
+	return fmt.Sprintf("identity.AgentRegistration{AccessToken:%s AccountID:%q FedRAMP:%t PublicKey:%q AgentVersion:%q HarnessID:%q RunningLocation:%q}",
+		tok, r.Routing.AccountID, r.Routing.FedRAMP, r.PublicKey, r.AgentVersion, r.HarnessID, r.RunningLocation)
+}
+
+// GoString is [AgentRegistration.String].
+func (r AgentRegistration) GoString() string { return r.String() }
+
+// Format makes every fmt verb print [AgentRegistration.String].
+func (r AgentRegistration) Format(f fmt.State, _ rune) { io.WriteString(f, r.String()) }
+
+// LogValue logs the registration without its access token.
+func (r AgentRegistration) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("account_id", r.Routing.AccountID),
+		slog.Bool("fedramp", r.Routing.FedRAMP),
+		slog.String("public_key", r.PublicKey),
+	)
+}
+
+type abom struct {
+	AgentVersion    string `json:"agent_version"`
+	AgentHarnessID  string `json:"agent_harness_id"`
+	RunningLocation string `json:"running_location"`
+}
+
+// agentRegistrationBody is the wire body of §3.4; TTL is always null.
+type agentRegistrationBody struct {
+	ABOM           abom     `json:"abom"`
+	AgentPublicKey string   `json:"agent_public_key"`
+	Capabilities   []string `json:"capabilities"`
+	TTL            *int64   `json:"ttl"`
+}
+
+// RegisterAgent registers a new agent runtime for req.PublicKey on behalf of
+// the ChatGPT login req.AccessToken and returns its agent_runtime_id.
+//
+// It POSTs to <AuthAPIBase>/v1/agent/register with the Bearer token, the
+// routing headers and the body
+// {"abom":{...},"agent_public_key":"ssh-ed25519 ...","capabilities":["responsesapi"],"ttl":null}.
+// Each attempt is bounded by [Client.AgentTimeout]; temporary failures (429,
+// 5xx, timeouts, connection errors) are retried up to
+// [Client.AgentAttempts] attempts in all, waiting a jittered exponential
+// backoff (or the server's Retry-After, capped at [MaxRetryWait]) between
+// them. It stops at once when ctx ends. Every failure is a
+// *[RegistrationError] whose Attempts says how many requests were made; the
+// access token never appears in it.
+func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runtimeID string, err error) {
+	if c == nil {
+		c = &Client{}
+	}
+	fail := func(err error) (string, error) {
+		return "", &RegistrationError{Op: OpAgentRegistration, Err: err}
+	}
+	if err := c.validate(); err != nil {
+		return fail(err)
+	}
+	base, err := c.authAPIBase()
+	if err != nil {
+		return fail(err)
+	}
+	auth, err := headers.Bearer(req.AccessToken)
+	if err != nil {
+		return fail(fmt.Errorf("%w: access token: %v", errInvalidRequest, err))
+	}
+	if err := req.Routing.Validate(); err != nil {
+		return fail(fmt.Errorf("%w: %v", errInvalidRequest, err))
+	}
+	if _, err := ParseSSHPublicKey(req.PublicKey); err != nil {
+		return fail(err)
+	}
+	body := agentRegistrationBody{
+		ABOM: abom{
+			AgentVersion:    orString(req.AgentVersion, "agentauth/"+Version),
+			AgentHarnessID:  orString(req.HarnessID, DefaultHarnessID),
+			RunningLocation: orString(req.RunningLocation, RunningLocation()),
+		},
+		AgentPublicKey: req.PublicKey,
+		Capabilities:   []string{"responsesapi"},
+	}
+	for _, s := range []string{body.ABOM.AgentVersion, body.ABOM.AgentHarnessID, body.ABOM.RunningLocation} {
+		if !utf8.ValidString(s) {
+			return fail(fmt.Errorf("%w: abom values must be valid UTF-8", errInvalidRequest))
+		}
+	}
+	payload, err := marshalJSON(body)
+	if err != nil {
+		return fail(fmt.Errorf("%w: encoding body: %v", errInvalidRequest, err))
+	}
+	h := http.Header{}
+	h.Set(headers.Authorization, auth)
+	req.Routing.Apply(h)
+	x := exchange{
+		op:      OpAgentRegistration,
+		method:  http.MethodPost,
+		url:     base + "/v1/agent/register",
+		body:    payload,
+		header:  h,
+		timeout: orDefault(c.AgentTimeout, DefaultAgentTimeout),
+		secrets: []string{req.AccessToken},
+	}
+
+	attempts := orDefault(c.AgentAttempts, DefaultAgentAttempts)
+	for n := 1; ; n++ {
+		data, rerr := c.exchange(ctx, x)
+		if rerr == nil {
+			id, err := runtimeIDFromResponse(data)
+			if err != nil {
+				return "", &RegistrationError{Op: OpAgentRegistration, Attempts: n, Err: err}
+			}
+			return id, nil
+		}
+		rerr.Attempts = n
+		if n >= attempts || !rerr.Temporary() {
+			return "", rerr
+		}
+		if werr := c.wait(ctx, c.backoff(n, rerr.RetryAfter)); werr != nil {
+			cause := werr
+			if cerr := ctx.Err(); cerr != nil {
+				cause = ensureIs(werr, cerr)
+			}
+			return "", &RegistrationError{
+				Op:       OpAgentRegistration,
+				Attempts: n,
+				Err:      &callerDoneError{fmt.Errorf("stopped waiting to retry (%v): %w", retrySummary(rerr), cause)},
+			}
+		}
+	}
+}
+
+// retrySummary names the failure that led to a retry without repeating the
+// error prefix or the body.
+func retrySummary(e *RegistrationError) string {
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("last attempt got status %d", e.StatusCode)
+	}
+	return "last attempt failed"
+}
+
+// runtimeIDFromResponse reads {"agent_runtime_id": "..."}.
+func runtimeIDFromResponse(data []byte) (string, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
+		return "", fmt.Errorf("%w: agent registration response is not a JSON object", ErrMalformedResponse)
+	}
+	id, present, err := stringMember(fields, "agent_runtime_id")
+	if err != nil {
+		return "", err
+	}
+	if !present {
+		return "", ErrMissingRuntimeID
+	}
+	return id, nil
+}
+
+// orString returns v, or def when v is empty.
+func orString(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,163 @@
+// Command agentauth is the command-line face of the agentauth module: it
+// runs the reference server, mints keys and AgentAssertion headers, and
+// drives the transport (SPEC §7). Run "agentauth -h" for the list of
+// subcommands and "agentauth COMMAND -h" for each one's flags.
+//
+// Every subcommand lives in its own file and registers itself with
+// [register] from an init function; main only dispatches. Bad input exits 2
+// with a single line on stderr, runtime failures exit 1, and no output
+// carries a secret the command was not asked to produce.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and failed
+	exitUsage   = 2 // bad subcommand, flags or arguments
+)
+
+// command is one subcommand. run receives the arguments after the
+// subcommand name and returns the exit code.
+type command struct {
+	name    string
+	summary string // one line for the top-level usage
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+// commands is filled by register calls in each subcommand's init.
+var commands = map[string]command{}
+
+// register adds a subcommand; call it from an init function in the
+// subcommand's own file.
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("agentauth: duplicate command " + c.name)
+	}
+	commands[c.name] = c
+}
+
+func main() {
+	// The signal context is created here, not in the subcommands, so that
+	// run stays a pure function tests can call in-process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches args[0] to its subcommand.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return exitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "agentauth: unknown command %q (run 'agentauth -h')\n", truncate(args[0]))
+		return exitUsage
+	}
+	return c.run(ctx, args[1:], stdin, stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: agentauth COMMAND [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'agentauth COMMAND -h' for a command's flags.")
+}
+
+// newFlagSet returns a flag set that reports nothing by itself: parseFlags
+// turns its errors into one line and prints help on -h.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("agentauth "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseFlags parses args. It returns done=true with the exit code when the
+// command must stop: after printing help for -h (exit 0) or one error line
+// for bad flags or unexpected arguments (exit 2).
+func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "usage: %s\n\nflags:\n", synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		return exitOK, true
+	}
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", truncate(fs.Arg(0)))
+	}
+	if err != nil {
+		return usageError(stderr, fs.Name(), err), true
+	}
+	return 0, false
+}
+
+// usageError prints "agentauth CMD: message (run 'agentauth CMD -h')" and
+// returns exitUsage.
+func usageError(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "%s: %s (run '%s -h')\n", name, oneLine(err.Error()), name)
+	return exitUsage
+}
+
+// failure prints "agentauth CMD: message" and returns exitFailure. err must
+// not carry a secret; every error built in this package names fields, not
+// values.
+func failure(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(err.Error()))
+	return exitFailure
+}
+
+// oneLine keeps an error to a single line whatever it wraps.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// truncate bounds user input quoted back in an error.
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string { return fmt.Sprintf("%d value(s)", len(*s)) }
+
+func (s *stringsFlag) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}

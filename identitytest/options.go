@@ -1,0 +1,142 @@
+package identitytest
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/agentauth/agentauth/headers"
+)
+
+// DefaultMaxSkew is the clock skew allowed when [Options.MaxSkew] is zero.
+const DefaultMaxSkew = 5 * time.Minute
+
+// DefaultRequestLog is how many protected-resource requests [Server.Requests]
+// keeps when [Options.RequestLog] is zero.
+const DefaultRequestLog = 1000
+
+// Options configures a [Server]. The zero value is a usable server on a
+// random loopback port that accepts no Bearer token and only verified
+// AgentAssertion headers at its protected resources.
+type Options struct {
+	// AccessTokens are the ChatGPT access tokens the server accepts as
+	// "Authorization: Bearer <token>" both at agent registration
+	// (POST /v1/agent/register) and at protected resources. Default: none.
+	AccessTokens []string
+
+	// APIKeys are the API keys accepted as Bearer tokens at protected
+	// resources only; agent registration rejects them, as the real
+	// backend does. Default: none.
+	APIKeys []string
+
+	// AcceptAnyBearerForAgentRegistration makes agent registration accept
+	// any non-empty Bearer token, for clients whose login token the test
+	// does not know. Protected resources still accept only AccessTokens and
+	// APIKeys. Default: false.
+	AcceptAnyBearerForAgentRegistration bool
+
+	// AllowAnonymous makes protected resources answer a request without an
+	// Authorization header with 200 and mode "none" (useful as a stand-in
+	// for a third-party origin that must receive no credential). A request
+	// with a bad credential is still rejected. Default: false, such requests
+	// get 401.
+	AllowAnonymous bool
+
+	// EncryptTaskIDs makes task registration answer {"encrypted_task_id":
+	// ...}, a sealed box addressed to the runtime's key, instead of
+	// {"task_id": ...}. Default: false.
+	EncryptTaskIDs bool
+
+	// MaxSkew is how far a registration or assertion timestamp may be from
+	// Now, in either direction. Zero means DefaultMaxSkew (5 minutes);
+	// negative is an error.
+	MaxSkew time.Duration
+
+	// Now is the server's clock, used only for the skew checks. Default:
+	// time.Now. Latency faults always use real time.
+	Now func() time.Time
+
+	// Addr is the address to listen on. Default: "127.0.0.1:0", a random
+	// loopback port.
+	Addr string
+
+	// Logger receives one debug record per request (route, status and
+	// rejection reason; never a credential). Default: discard.
+	Logger *slog.Logger
+
+	// Rand is the source of runtime ids, task ids and sealed-box ephemeral
+	// keys. It is read under a lock, so a deterministic reader is safe.
+	// Default: crypto/rand.
+	Rand io.Reader
+
+	// RequestLog is how many protected-resource requests [Server.Requests]
+	// keeps, oldest dropped first. Zero means DefaultRequestLog; negative
+	// keeps none.
+	RequestLog int
+}
+
+// validate rejects settings that cannot work. Errors never quote a token.
+func (o *Options) validate() error {
+	if o.MaxSkew < 0 {
+		return errors.New("identitytest: MaxSkew must not be negative")
+	}
+	for i, tok := range o.AccessTokens {
+		if err := validateToken(tok); err != nil {
+			return fmt.Errorf("identitytest: AccessTokens[%d]: %w", i, err)
+		}
+	}
+	for i, tok := range o.APIKeys {
+		if err := validateToken(tok); err != nil {
+			return fmt.Errorf("identitytest: APIKeys[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func validateToken(tok string) error {
+	if tok == "" {
+		return errors.New("empty token")
+	}
+	return headers.ValidateValue(headers.Authorization, tok)
+}
+
+// lockedReader serialises reads so that handlers running concurrently can
+// share one caller-supplied (possibly deterministic) source.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
+}
+
+func newLockedReader(r io.Reader) *lockedReader {
+	if r == nil {
+		r = rand.Reader
+	}
+	return &lockedReader{r: r}
+}
+
+// String describes the options with every token and key redacted: only
+// their counts are shown.
+func (o Options) String() string {
+	return fmt.Sprintf("identitytest.Options{AccessTokens:%d redacted APIKeys:%d redacted AcceptAnyBearerForAgentRegistration:%t AllowAnonymous:%t EncryptTaskIDs:%t MaxSkew:%s Addr:%q RequestLog:%d}",
+		len(o.AccessTokens), len(o.APIKeys), o.AcceptAnyBearerForAgentRegistration, o.AllowAnonymous,
+		o.EncryptTaskIDs, o.MaxSkew, o.Addr, o.RequestLog)
+}
+
+// GoString is [Options.String].
+func (o Options) GoString() string { return o.String() }
+
+// Format makes every fmt verb print [Options.String].
+func (o Options) Format(f fmt.State, _ rune) { io.WriteString(f, o.String()) }
+
+// LogValue logs the options without tokens.
+func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }

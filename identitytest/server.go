@@ -1,0 +1,451 @@
+package identitytest
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentauth/agentauth/identity"
+)
+
+// Server is a running reference server. All methods are safe for concurrent
+// use.
+type Server struct {
+	now          func() time.Time
+	maxSkew      time.Duration
+	rand         io.Reader
+	log          *slog.Logger
+	accessTokens map[string]bool
+	apiKeys      map[string]bool
+	acceptAny    bool
+	anonymous    bool
+	encrypt      bool
+	requestLog   int
+
+	issuerOnce sync.Once
+	issuer     *JWTIssuer
+	issuerErr  error
+
+	ln        net.Listener
+	srv       *http.Server
+	url       string
+	serveDone chan struct{}
+	closing   chan struct{}
+	closeOnce sync.Once
+	inflight  sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	runtimes map[string]*runtimeEntry
+	rtOrder  []string
+	tasks    map[string]*Task
+	tkOrder  []string
+	faults   map[Route]*faultState
+	stats    Stats
+	requests []SeenRequest
+}
+
+type runtimeEntry struct {
+	info Runtime
+	pub  ed25519.PublicKey
+}
+
+// NewServer validates opts, starts listening on opts.Addr and serves in the
+// background until [Server.Close]. Routes (a prefix before /v1/agent/... and
+// before /agent-identities/jwks is tolerated, so an AuthAPI base such as
+// URL+"/api/accounts" or a ChatGPT base such as URL+"/backend-api" works):
+//
+//   - POST /v1/agent/register (SPEC §3.4): needs "Bearer <token>" with a
+//     token from Options.AccessTokens (or any token with
+//     AcceptAnyBearerForAgentRegistration), else 401; a body of exactly
+//     abom {agent_version, agent_harness_id, running_location},
+//     agent_public_key (ssh-ed25519), capabilities (array of strings) and
+//     an optional null-or-number ttl, else 400. Records the key and the
+//     routing headers and answers {"agent_runtime_id": "rt-..."}.
+//   - POST /v1/agent/{rid}/task/register (SPEC §3.3): unknown rid 404; an
+//     Authorization header, a body that is not one JSON object of string
+//     timestamp, string signature and optional non-empty external_task_ref
+//     (thread-key rules: valid UTF-8, no control characters, at most 512
+//     bytes), or any other member: 400; a missing signature ("unsigned"),
+//     a malformed timestamp, a signature that does not verify with the
+//     runtime's key, or a timestamp more than MaxSkew from Now: 401.
+//     Answers {"task_id": ...} or, with EncryptTaskIDs, {"encrypted_task_id": ...}.
+//   - GET .../agent-identities/jwks (SPEC §3.5): the JWKS of [Server.Issuer].
+//   - any other path under /v1/, any method: a protected resource that
+//     answers 200 with an [Echo] for a configured Bearer token or a
+//     verified AgentAssertion (right runtime key, task of that runtime, not
+//     revoked, timestamp within MaxSkew), and 401 otherwise; a FedRAMP
+//     header other than "true" is 400.
+//
+// Every 4xx body is {"error": "<reason>"}, where reason is a fixed
+// identifier (see [Stats.RejectionsByReason]) and never request data.
+func NewServer(opts Options) (*Server, error) {
+	s, err := newServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("identitytest: listen: %w", err)
+	}
+	s.ln = ln
+	s.url = "http://" + displayAddr(ln.Addr())
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Connection-level noise (bad requests, aborted handlers) is not
+		// the test's business; request outcomes are logged by the handler.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	go func() {
+		defer close(s.serveDone)
+		_ = s.srv.Serve(ln)
+	}()
+	return s, nil
+}
+
+func newServer(opts Options) (*Server, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		now:          opts.Now,
+		maxSkew:      opts.MaxSkew,
+		rand:         newLockedReader(opts.Rand),
+		log:          opts.Logger,
+		accessTokens: map[string]bool{},
+		apiKeys:      map[string]bool{},
+		acceptAny:    opts.AcceptAnyBearerForAgentRegistration,
+		anonymous:    opts.AllowAnonymous,
+		encrypt:      opts.EncryptTaskIDs,
+		requestLog:   opts.RequestLog,
+		serveDone:    make(chan struct{}),
+		closing:      make(chan struct{}),
+		runtimes:     map[string]*runtimeEntry{},
+		tasks:        map[string]*Task{},
+		faults:       map[Route]*faultState{},
+		stats:        newStats(),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxSkew == 0 {
+		s.maxSkew = DefaultMaxSkew
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.requestLog == 0 {
+		s.requestLog = DefaultRequestLog
+	}
+	for _, t := range opts.AccessTokens {
+		s.accessTokens[t] = true
+	}
+	for _, t := range opts.APIKeys {
+		s.apiKeys[t] = true
+	}
+	return s, nil
+}
+
+// displayAddr turns an unspecified listen address (0.0.0.0, ::) into the
+// loopback address a client on the same machine can dial.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := tcp.IP
+	switch {
+	case ip == nil || ip.Equal(net.IPv4zero):
+		ip = net.IPv4(127, 0, 0, 1)
+	case ip.Equal(net.IPv6unspecified):
+		ip = net.IPv6loopback
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+}
+
+// String describes the server by its URL; the tokens it holds never print.
+func (s *Server) String() string {
+	if s == nil {
+		return "identitytest.Server(nil)"
+	}
+	return "identitytest.Server(" + s.url + ")"
+}
+
+// GoString is [Server.String].
+func (s *Server) GoString() string { return s.String() }
+
+// Format makes every fmt verb print [Server.String].
+func (s *Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+
+// LogValue logs the server's URL only.
+func (s *Server) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// URL returns the base URL, "http://127.0.0.1:PORT", with no trailing slash.
+func (s *Server) URL() string { return s.url }
+
+// Close stops the listener, ends every hung or delayed request, closes all
+// connections and waits until no handler is running. It is idempotent.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		// Connections close before hung handlers are released, so that
+		// no released handler can still complete a response.
+		if s.srv != nil {
+			_ = s.srv.Close()
+		}
+		close(s.closing)
+		if s.srv != nil {
+			<-s.serveDone
+		}
+		s.inflight.Wait()
+	})
+}
+
+// Handler returns the server's routes as an http.Handler, for mounting in
+// another http.Server. Requests after Close get 503.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// enter registers a running handler unless the server is closed; Close
+// waits for every handler that entered.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.enter() {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "server_closed"})
+		return
+	}
+	defer s.inflight.Done()
+
+	route, rid := classify(r.URL.Path)
+	if route == "" {
+		s.reject(w, r, route, http.StatusNotFound, "not_found")
+		return
+	}
+	if f, ok := s.takeFault(route); ok {
+		s.log.Debug("identitytest: fault", "route", string(route), "method", r.Method, "path", r.URL.Path)
+		if s.serveFault(w, r, f) {
+			return
+		}
+	}
+	switch route {
+	case RouteJWKS:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			s.reject(w, r, route, http.StatusMethodNotAllowed, "method_not_allowed")
+			return
+		}
+		s.serveJWKS(w, r)
+	case RouteAgentRegister, RouteTaskRegister:
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			s.reject(w, r, route, http.StatusMethodNotAllowed, "method_not_allowed")
+			return
+		}
+		if route == RouteAgentRegister {
+			s.serveAgentRegister(w, r)
+		} else {
+			s.serveTaskRegister(w, r, rid)
+		}
+	case RouteResource:
+		s.serveResource(w, r)
+	}
+}
+
+// classify maps a path to its route. Registration routes may sit under any
+// prefix (an AuthAPI base such as URL+"/api/accounts"), and so may the JWKS
+// (URL+"/backend-api/wham/agent-identities/jwks"); protected resources are
+// the rest of /v1/.
+func classify(path string) (route Route, runtimeID string) {
+	if strings.HasSuffix(path, "/agent-identities/jwks") {
+		return RouteJWKS, ""
+	}
+	if i := strings.Index(path, "/v1/agent/"); i >= 0 {
+		rest := path[i+len("/v1/agent/"):]
+		if rest == "register" {
+			return RouteAgentRegister, ""
+		}
+		if rid, ok := strings.CutSuffix(rest, "/task/register"); ok && rid != "" && !strings.Contains(rid, "/") {
+			return RouteTaskRegister, rid
+		}
+	}
+	if strings.HasPrefix(path, "/v1/") {
+		return RouteResource, ""
+	}
+	return "", ""
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// reject answers a 4xx the server chose and counts it. reason is a fixed
+// identifier, never request data.
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, route Route, status int, reason string) {
+	s.mu.Lock()
+	s.stats.Rejections++
+	s.stats.RejectionsByReason[reason]++
+	s.mu.Unlock()
+	s.log.Debug("identitytest: rejected", "route", string(route), "method", r.Method, "path", r.URL.Path,
+		"status", status, "reason", reason)
+	writeJSON(w, status, errorBody{Error: reason})
+}
+
+// newID returns prefix + 16 hex digits, unique among taken ids even when
+// Options.Rand is deterministic.
+func (s *Server) newID(prefix string, taken func(string) bool) (string, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(s.rand, b[:]); err != nil {
+		return "", errors.New("identitytest: reading randomness")
+	}
+	id := prefix + hex.EncodeToString(b[:])
+	for n := 2; taken(id); n++ {
+		id = prefix + hex.EncodeToString(b[:]) + "-" + strconv.Itoa(n)
+	}
+	return id, nil
+}
+
+// withinSkew reports whether t is within the allowed skew of the clock.
+func (s *Server) withinSkew(t time.Time) bool {
+	d := s.now().Sub(t)
+	return d <= s.maxSkew && d >= -s.maxSkew
+}
+
+// RegisterRuntime makes rec's runtime known to the server, as if it had
+// gone through agent registration (it does not count in
+// Stats.AgentRegistrations). Registering the same runtime id again with
+// the same key is a no-op; with another key it is an error.
+func (s *Server) RegisterRuntime(rec identity.Record) error {
+	if err := rec.Validate(); err != nil {
+		return fmt.Errorf("identitytest: RegisterRuntime: %w", err)
+	}
+	k, err := rec.Key()
+	if err != nil {
+		return fmt.Errorf("identitytest: RegisterRuntime: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.runtimes[rec.AgentRuntimeID]; ok {
+		if !old.pub.Equal(k.PublicKey()) {
+			return fmt.Errorf("identitytest: RegisterRuntime: runtime %q is already registered with another key", rec.AgentRuntimeID)
+		}
+		return nil
+	}
+	s.addRuntimeLocked(&runtimeEntry{
+		info: Runtime{
+			RuntimeID:    rec.AgentRuntimeID,
+			PublicKeySSH: k.SSHPublicKey(),
+			AccountID:    rec.AccountID,
+			FedRAMP:      rec.IsFedRAMP,
+		},
+		pub: k.PublicKey(),
+	})
+	return nil
+}
+
+func (s *Server) addRuntimeLocked(e *runtimeEntry) {
+	s.runtimes[e.info.RuntimeID] = e
+	s.rtOrder = append(s.rtOrder, e.info.RuntimeID)
+}
+
+// Runtimes returns the known runtimes in registration order.
+func (s *Server) Runtimes() []Runtime {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Runtime, 0, len(s.rtOrder))
+	for _, id := range s.rtOrder {
+		rt := s.runtimes[id].info
+		rt.Capabilities = append([]string(nil), rt.Capabilities...)
+		out = append(out, rt)
+	}
+	return out
+}
+
+// Tasks returns the registered tasks in registration order.
+func (s *Server) Tasks() []Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Task, 0, len(s.tkOrder))
+	for _, id := range s.tkOrder {
+		out = append(out, *s.tasks[id])
+	}
+	return out
+}
+
+// RevokeTask revokes a task: every later assertion on it gets 401
+// ("task_revoked"). It reports whether the task exists.
+func (s *Server) RevokeTask(taskID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tasks[taskID]
+	if ok {
+		t.Revoked = true
+	}
+	return ok
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats.clone()
+}
+
+// ResetStats zeroes the counters and forgets the recorded requests; known
+// runtimes, tasks and faults stay.
+func (s *Server) ResetStats() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats = newStats()
+	s.requests = nil
+}
+
+// Requests returns the most recent protected-resource requests (up to
+// Options.RequestLog), oldest first. Their headers hold the credentials
+// that were sent; see [SeenRequest].
+func (s *Server) Requests() []SeenRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SeenRequest, len(s.requests))
+	for i, r := range s.requests {
+		r.Header = r.Header.Clone()
+		r.Body = append([]byte(nil), r.Body...)
+		out[i] = r
+	}
+	return out
+}

@@ -1,0 +1,563 @@
+package credentials
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentauth/agentauth/identity"
+)
+
+// MaxAuthFileSize is the largest auth.json that [ParseAuthFile], [Load],
+// [FileStore] and the file token source accept: 1 MiB. A real auth.json is
+// a few kilobytes; the cap keeps a corrupt or hostile file from being read
+// into memory whole.
+const MaxAuthFileSize = 1 << 20
+
+// The auth.json auth_mode values (SPEC §2).
+const (
+	AuthModeAPIKey            = "apikey"
+	AuthModeChatGPT           = "chatgpt"
+	AuthModeChatGPTAuthTokens = "chatgptAuthTokens"
+	AuthModeAgentIdentity     = "agentIdentity"
+)
+
+// Top-level auth.json keys that AuthFile models; every other key is kept
+// verbatim.
+const (
+	keyAuthMode            = "auth_mode"
+	keyOpenAIAPIKey        = "OPENAI_API_KEY"
+	keyTokens              = "tokens"
+	keyLastRefresh         = "last_refresh"
+	keyAgentIdentity       = "agent_identity"
+	keyAgentIdentityRecord = "agent_identity_record"
+)
+
+// field is one JSON object member whose value AuthFile does not model. The
+// value keeps the exact bytes of every token (strings keep their escapes,
+// numbers their precision); only whitespace between tokens is re-indented
+// on write.
+type field struct {
+	name  string
+	value json.RawMessage
+}
+
+// Tokens is the "tokens" object of a ChatGPT login. IDToken, AccessToken
+// and RefreshToken are secrets and are redacted in fmt, log/slog and
+// encoding/json output.
+// Members other than the four below are preserved on write, in order.
+type Tokens struct {
+	IDToken      string // "id_token": a JWT whose claims carry the account id and FedRAMP bit
+	AccessToken  string // "access_token": the Bearer token
+	RefreshToken string // "refresh_token"
+	AccountID    string // "account_id": string or null (written as null when empty, as Codex does)
+
+	extra []field
+}
+
+// AuthFile is the content of $CODEX_HOME/auth.json. Parse it with
+// [ParseAuthFile] and write it with [AuthFile.Marshal]; top-level members
+// it does not model (and unknown members inside "tokens") survive the
+// round trip in their original order, after the modelled ones. The zero
+// value is an empty file. Secrets are redacted in fmt, log/slog and
+// encoding/json output (json.Marshal gives a summary; the file format comes
+// only from Marshal).
+//
+// AgentIdentityRecord is an agentauth extension of the Codex format: an
+// Agent Identity provisioned from a ChatGPT login (SPEC §3.4) is a plain
+// record, not a JWT, so it cannot go into "agent_identity"; it is stored
+// under "agent_identity_record" next to the login it was provisioned from.
+// Codex ignores the member (and drops it when Codex itself rewrites the
+// file, which only costs one re-provisioning). Unknown members inside the
+// record are not preserved.
+type AuthFile struct {
+	// AuthMode is "auth_mode": "", "apikey", "chatgpt",
+	// "chatgptAuthTokens" or "agentIdentity". Omitted on write when empty.
+	AuthMode string
+	// OpenAIAPIKey is "OPENAI_API_KEY": a string, or nil for null/absent.
+	// Always written (as null when nil), as Codex does.
+	OpenAIAPIKey *string
+	// Tokens is "tokens", nil when absent or null.
+	Tokens *Tokens
+	// LastRefresh is "last_refresh" (RFC 3339), nil when absent or null.
+	LastRefresh *time.Time
+	// AgentIdentity is "agent_identity": an Agent Identity JWT.
+	AgentIdentity string
+	// AgentIdentityRecord is "agent_identity_record" (see the type doc).
+	AgentIdentityRecord *identity.Record
+
+	extra []field
+}
+
+// ParseAuthFile parses auth.json content. It rejects input over
+// [MaxAuthFileSize], input that is not one JSON object, duplicate
+// top-level keys, and modelled members of the wrong JSON type; every such
+// error is a *[LoadError] wrapping [ErrInvalidAuthFile] that names the
+// member (for example "tokens.access_token") but never its value. It does
+// not interpret auth_mode or validate credentials; [Load] does.
+func ParseAuthFile(data []byte) (*AuthFile, error) {
+	if len(data) > MaxAuthFileSize {
+		return nil, &LoadError{Err: fmt.Errorf("%w: larger than %d bytes", ErrInvalidAuthFile, MaxAuthFileSize)}
+	}
+	members, err := parseObject(data, "")
+	if err != nil {
+		return nil, err
+	}
+	a := &AuthFile{}
+	for _, m := range members {
+		switch m.name {
+		case keyAuthMode:
+			a.AuthMode, _, err = decodeString(m.name, m.value)
+		case keyOpenAIAPIKey:
+			var s string
+			var null bool
+			s, null, err = decodeString(m.name, m.value)
+			if err == nil && !null {
+				a.OpenAIAPIKey = &s
+			}
+		case keyTokens:
+			a.Tokens, err = parseTokens(m.value)
+		case keyLastRefresh:
+			a.LastRefresh, err = parseTime(m.name, m.value)
+		case keyAgentIdentity:
+			a.AgentIdentity, _, err = decodeString(m.name, m.value)
+		case keyAgentIdentityRecord:
+			a.AgentIdentityRecord, err = parseRecord(m.value)
+		default:
+			a.extra = append(a.extra, m)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func parseTokens(raw json.RawMessage) (*Tokens, error) {
+	if jsonKind(raw) == "null" {
+		return nil, nil
+	}
+	members, err := parseObject(raw, keyTokens)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tokens{}
+	for _, m := range members {
+		name := keyTokens + "." + m.name
+		switch m.name {
+		case "id_token":
+			t.IDToken, _, err = decodeString(name, m.value)
+		case "access_token":
+			t.AccessToken, _, err = decodeString(name, m.value)
+		case "refresh_token":
+			t.RefreshToken, _, err = decodeString(name, m.value)
+		case "account_id":
+			t.AccountID, _, err = decodeString(name, m.value)
+		default:
+			t.extra = append(t.extra, m)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func parseTime(name string, raw json.RawMessage) (*time.Time, error) {
+	s, null, err := decodeString(name, raw)
+	if err != nil || null {
+		return nil, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, fieldError(name, "not an RFC 3339 timestamp")
+	}
+	return &t, nil
+}
+
+func parseRecord(raw json.RawMessage) (*identity.Record, error) {
+	switch k := jsonKind(raw); k {
+	case "null":
+		return nil, nil
+	case "an object":
+	default:
+		return nil, fieldError(keyAgentIdentityRecord, "want an object, got %s", k)
+	}
+	var rec recordJSON
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			// te names the member and the JSON kind, never the value.
+			return nil, fieldError(keyAgentIdentityRecord+"."+te.Field, "want %s, got %s", te.Type, te.Value)
+		}
+		return nil, fieldError(keyAgentIdentityRecord, "not a valid agent identity record")
+	}
+	r := identity.Record(rec)
+	return &r, nil
+}
+
+// recordJSON is the on-disk form of an identity.Record: the same fields and
+// JSON names, without any methods, so encoding always writes the key.
+type recordJSON struct {
+	AgentRuntimeID  string `json:"agent_runtime_id"`
+	AgentPrivateKey string `json:"agent_private_key"`
+	AccountID       string `json:"account_id"`
+	ChatGPTUserID   string `json:"chatgpt_user_id"`
+	Email           string `json:"email,omitempty"`
+	PlanType        string `json:"plan_type"`
+	IsFedRAMP       bool   `json:"chatgpt_account_is_fedramp"`
+}
+
+// parseObject splits one JSON object into its members, in order. where
+// names the object in errors ("" for the top level). Syntax errors report
+// only a byte offset: the decoder's own message quotes a character of the
+// input, which could be part of a secret.
+func parseObject(data []byte, where string) ([]field, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntaxError(where, dec, err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		if where == "" {
+			return nil, fieldError("", "want a JSON object, got %s", jsonKind(bytes.TrimSpace(data)))
+		}
+		return nil, fieldError(where, "want an object, got %s", jsonKind(bytes.TrimSpace(data)))
+	}
+	var out []field
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntaxError(where, dec, err)
+		}
+		name, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, syntaxError(where, dec, err)
+		}
+		full := name
+		if where != "" {
+			full = where + "." + name
+		}
+		if seen[name] {
+			return nil, fieldError(full, "duplicate member")
+		}
+		seen[name] = true
+		out = append(out, field{name: name, value: raw})
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return nil, syntaxError(where, dec, err)
+	}
+	if where == "" {
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, fieldError("", "not valid JSON: data after the top-level object")
+		}
+	}
+	return out, nil
+}
+
+func syntaxError(where string, dec *json.Decoder, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fieldError(where, "not valid JSON: unexpected end of input")
+	}
+	return fieldError(where, "not valid JSON at byte offset %d", dec.InputOffset())
+}
+
+// decodeString decodes a member that must be a JSON string or null.
+func decodeString(name string, raw json.RawMessage) (s string, null bool, err error) {
+	switch k := jsonKind(raw); k {
+	case "null":
+		return "", true, nil
+	case "a string":
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", false, fieldError(name, "not a valid JSON string")
+		}
+		return s, false, nil
+	default:
+		return "", false, fieldError(name, "want a string, got %s", k)
+	}
+}
+
+// jsonKind names the JSON type of a value from its first byte, for error
+// messages that must not quote the value.
+func jsonKind(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+func fieldError(name, format string, args ...any) error {
+	return &LoadError{Field: name, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidAuthFile}, args...)...)}
+}
+
+// Marshal encodes the file as Codex writes it: a JSON object indented by
+// two spaces, with a trailing newline. Modelled members come first, in
+// Codex's order (auth_mode, OPENAI_API_KEY, tokens, last_refresh,
+// agent_identity, then agent_identity_record), followed by the preserved
+// unknown members in their original order. HTML characters are not
+// escaped, so values round-trip unchanged.
+func (a *AuthFile) Marshal() ([]byte, error) {
+	compact, err := a.marshalCompact()
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, compact, "", "  "); err != nil {
+		return nil, fmt.Errorf("credentials: encoding auth.json: %w", err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+func (a *AuthFile) marshalCompact() ([]byte, error) {
+	var b objectWriter
+	if a.AuthMode != "" {
+		b.member(keyAuthMode, a.AuthMode)
+	}
+	if a.OpenAIAPIKey != nil {
+		b.member(keyOpenAIAPIKey, *a.OpenAIAPIKey)
+	} else {
+		b.raw(keyOpenAIAPIKey, []byte("null"))
+	}
+	if a.Tokens != nil {
+		var t objectWriter
+		t.member("id_token", a.Tokens.IDToken)
+		t.member("access_token", a.Tokens.AccessToken)
+		t.member("refresh_token", a.Tokens.RefreshToken)
+		if a.Tokens.AccountID != "" {
+			t.member("account_id", a.Tokens.AccountID)
+		} else {
+			t.raw("account_id", []byte("null"))
+		}
+		for _, f := range a.Tokens.extra {
+			t.raw(f.name, f.value)
+		}
+		b.raw(keyTokens, t.bytes())
+	}
+	if a.LastRefresh != nil {
+		b.member(keyLastRefresh, a.LastRefresh.UTC().Format(time.RFC3339Nano))
+	}
+	if a.AgentIdentity != "" {
+		b.member(keyAgentIdentity, a.AgentIdentity)
+	}
+	if a.AgentIdentityRecord != nil {
+		// Through a local type: identity.Record may one day redact itself in
+		// json.Marshal, and the file must hold the real key.
+		b.member(keyAgentIdentityRecord, recordJSON(*a.AgentIdentityRecord))
+	}
+	for _, f := range a.extra {
+		b.raw(f.name, f.value)
+	}
+	if b.err != nil {
+		return nil, fmt.Errorf("credentials: encoding auth.json: %w", b.err)
+	}
+	return b.bytes(), nil
+}
+
+// objectWriter builds a compact JSON object member by member, keeping the
+// order it is given (encoding/json would sort map keys).
+type objectWriter struct {
+	buf bytes.Buffer
+	n   int
+	err error
+}
+
+func (w *objectWriter) member(name string, v any) {
+	enc, err := encodeJSON(v)
+	if err != nil {
+		w.err = err
+		return
+	}
+	w.raw(name, enc)
+}
+
+func (w *objectWriter) raw(name string, v []byte) {
+	if w.n == 0 {
+		w.buf.WriteByte('{')
+	} else {
+		w.buf.WriteByte(',')
+	}
+	w.n++
+	k, _ := encodeJSON(name) // a string always encodes
+	w.buf.Write(k)
+	w.buf.WriteByte(':')
+	w.buf.Write(v)
+}
+
+func (w *objectWriter) bytes() []byte {
+	if w.n == 0 {
+		return []byte("{}")
+	}
+	return append(w.buf.Bytes(), '}')
+}
+
+// encodeJSON is json.Marshal without HTML escaping, so "<", ">" and "&" in
+// a value are written as themselves, as Codex (serde_json) writes them.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// MarshalJSON encodes the redacted summary of [AuthFile.LogValue], not the
+// file: json.Marshal (and log/slog's JSON handler, which uses it for values
+// inside maps and slices) must never print a secret. Use [AuthFile.Marshal]
+// to produce auth.json content.
+func (a AuthFile) MarshalJSON() ([]byte, error) { return logValueJSON(a.LogValue()) }
+
+// isModelledKey reports whether name is a top-level member AuthFile models.
+func isModelledKey(name string) bool {
+	switch name {
+	case keyAuthMode, keyOpenAIAPIKey, keyTokens, keyLastRefresh, keyAgentIdentity, keyAgentIdentityRecord:
+		return true
+	}
+	return false
+}
+
+// Extra returns a copy of the raw JSON value of a top-level member that
+// AuthFile does not model, and whether it is present.
+func (a *AuthFile) Extra(name string) (json.RawMessage, bool) {
+	for _, f := range a.extra {
+		if f.name == name {
+			return append(json.RawMessage(nil), f.value...), true
+		}
+	}
+	return nil, false
+}
+
+// SetExtra sets a top-level member that AuthFile does not model to the raw
+// JSON value (a nil value removes it). An existing member keeps its
+// position; a new one is appended. It rejects modelled names (use the
+// struct fields) and values that are not valid JSON.
+func (a *AuthFile) SetExtra(name string, value json.RawMessage) error {
+	if isModelledKey(name) {
+		return fmt.Errorf("credentials: SetExtra: %q is a modelled auth.json member", name)
+	}
+	if value == nil {
+		for i, f := range a.extra {
+			if f.name == name {
+				a.extra = append(a.extra[:i:i], a.extra[i+1:]...)
+				return nil
+			}
+		}
+		return nil
+	}
+	if !json.Valid(value) {
+		return fmt.Errorf("credentials: SetExtra: value of %q is not valid JSON", name)
+	}
+	var c bytes.Buffer
+	_ = json.Compact(&c, value) // valid JSON always compacts; keeps token bytes
+	v := json.RawMessage(c.Bytes())
+	for i, f := range a.extra {
+		if f.name == name {
+			a.extra[i].value = v
+			return nil
+		}
+	}
+	a.extra = append(a.extra, field{name: name, value: v})
+	return nil
+}
+
+// String describes the tokens with every token redacted.
+func (t Tokens) String() string {
+	return "credentials.Tokens{AccountID:" + strconv.Quote(t.AccountID) +
+		" IDToken:" + redact(t.IDToken) +
+		" AccessToken:" + redact(t.AccessToken) +
+		" RefreshToken:" + redact(t.RefreshToken) + "}"
+}
+
+// MarshalJSON encodes the redacted summary of [Tokens.LogValue].
+func (t Tokens) MarshalJSON() ([]byte, error) { return logValueJSON(t.LogValue()) }
+
+// GoString is [Tokens.String], so %#v redacts too.
+func (t Tokens) GoString() string { return t.String() }
+
+// Format makes every fmt verb print [Tokens.String].
+func (t Tokens) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) }
+
+// LogValue logs the account id and which tokens are present.
+func (t Tokens) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("account_id", t.AccountID),
+		slog.Bool("has_id_token", t.IDToken != ""),
+		slog.Bool("has_access_token", t.AccessToken != ""),
+		slog.Bool("has_refresh_token", t.RefreshToken != ""),
+	)
+}
+
+// String describes the file with every secret redacted; unknown members
+// are listed by name only.
+func (a AuthFile) String() string {
+	var b strings.Builder
+	b.WriteString("credentials.AuthFile{AuthMode:" + strconv.Quote(a.AuthMode))
+	if a.OpenAIAPIKey != nil {
+		b.WriteString(" OpenAIAPIKey:" + redact(*a.OpenAIAPIKey))
+	}
+	if a.Tokens != nil {
+		b.WriteString(" Tokens:" + a.Tokens.String())
+	}
+	if a.LastRefresh != nil {
+		b.WriteString(" LastRefresh:" + a.LastRefresh.UTC().Format(time.RFC3339))
+	}
+	if a.AgentIdentity != "" {
+		b.WriteString(" AgentIdentity:" + redactedMark)
+	}
+	if a.AgentIdentityRecord != nil {
+		b.WriteString(" AgentIdentityRecord:" + a.AgentIdentityRecord.String())
+	}
+	if len(a.extra) > 0 {
+		names := make([]string, len(a.extra))
+		for i, f := range a.extra {
+			names[i] = strconv.Quote(f.name)
+		}
+		b.WriteString(" Extra:[" + strings.Join(names, " ") + "]")
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// GoString is [AuthFile.String], so %#v redacts too.
+func (a AuthFile) GoString() string { return a.String() }
+
+// Format makes every fmt verb print [AuthFile.String].
+func (a AuthFile) Format(f fmt.State, _ rune) { io.WriteString(f, a.String()) }
+
+// LogValue logs the file's shape, never a secret.
+func (a AuthFile) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("auth_mode", a.AuthMode),
+		slog.Bool("has_api_key", a.OpenAIAPIKey != nil && *a.OpenAIAPIKey != ""),
+		slog.Bool("has_tokens", a.Tokens != nil),
+		slog.Bool("has_agent_identity", a.AgentIdentity != ""),
+		slog.Bool("has_agent_identity_record", a.AgentIdentityRecord != nil),
+		slog.Int("extra_members", len(a.extra)),
+	}
+	if a.Tokens != nil {
+		attrs = append(attrs, slog.String("account_id", a.Tokens.AccountID))
+	}
+	return slog.GroupValue(attrs...)
+}

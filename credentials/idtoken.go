@@ -1,0 +1,63 @@
+package credentials
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+)
+
+// openAIAuthClaim is the id-token claim that carries the ChatGPT account.
+const openAIAuthClaim = "https://api.openai.com/auth"
+
+// idTokenClaims is what agentauth reads from a ChatGPT id token.
+type idTokenClaims struct {
+	AccountID string // chatgpt_account_id
+	FedRAMP   bool   // chatgpt_account_is_fedramp
+}
+
+// parseIDToken decodes the payload of a ChatGPT id token without verifying
+// its signature: the token comes from the user's own auth.json, and the
+// claims only choose routing headers that the server checks anyway. The
+// token must have three non-empty dot-separated parts, as Codex requires.
+// Errors describe the problem, never the token or a claim value.
+func parseIDToken(tok string) (idTokenClaims, error) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return idTokenClaims{}, errors.New("not a JWT (want three non-empty dot-separated parts)")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return idTokenClaims{}, errors.New("JWT payload is not valid base64url")
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
+		return idTokenClaims{}, errors.New("JWT payload is not a JSON object")
+	}
+	raw, ok := claims[openAIAuthClaim]
+	if !ok || jsonKind(raw) == "null" {
+		return idTokenClaims{}, nil
+	}
+	if jsonKind(raw) != "an object" {
+		return idTokenClaims{}, errors.New("claim " + openAIAuthClaim + " is not an object")
+	}
+	var auth struct {
+		AccountID *string `json:"chatgpt_account_id"`
+		FedRAMP   *bool   `json:"chatgpt_account_is_fedramp"`
+	}
+	if err := json.Unmarshal(raw, &auth); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return idTokenClaims{}, errors.New("claim " + openAIAuthClaim + " → " + te.Field + ": want " + te.Type.String() + ", got " + te.Value)
+		}
+		return idTokenClaims{}, errors.New("claim " + openAIAuthClaim + " is malformed")
+	}
+	var c idTokenClaims
+	if auth.AccountID != nil {
+		c.AccountID = *auth.AccountID
+	}
+	if auth.FedRAMP != nil {
+		c.FedRAMP = *auth.FedRAMP
+	}
+	return c, nil
+}

@@ -1,0 +1,301 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"golang.org/x/oauth2"
+
+	"github.com/agentauth/agentauth/headers"
+)
+
+// ErrTokenUnchanged is returned by [Refresher.Refresh] when the source can
+// only offer the token the server just rejected.
+var ErrTokenUnchanged = errors.New("credentials: no fresh token: the source still has the rejected token")
+
+// ErrNoChatGPTLogin is returned by the auth.json token source when the file
+// holds no ChatGPT login (no tokens, or an auth_mode of another kind).
+var ErrNoChatGPTLogin = errors.New("credentials: auth.json holds no ChatGPT login")
+
+// Token is the Bearer token of a ChatGPT login with its account routing.
+// AccessToken is a secret and is redacted in fmt, log/slog and
+// encoding/json output.
+type Token struct {
+	AccessToken string
+	AccountID   string
+	FedRAMP     bool
+}
+
+// Routing returns the token's routing headers.
+func (t Token) Routing() headers.Routing {
+	return headers.Routing{AccountID: t.AccountID, FedRAMP: t.FedRAMP}
+}
+
+// String describes the token with the access token redacted.
+func (t Token) String() string {
+	return "credentials.Token{AccountID:" + strconv.Quote(t.AccountID) +
+		" FedRAMP:" + strconv.FormatBool(t.FedRAMP) +
+		" AccessToken:" + redact(t.AccessToken) + "}"
+}
+
+// MarshalJSON encodes the redacted summary of [Token.LogValue], so
+// json.Marshal and log/slog's JSON handler never print the token.
+func (t Token) MarshalJSON() ([]byte, error) { return logValueJSON(t.LogValue()) }
+
+// GoString is [Token.String], so %#v redacts too.
+func (t Token) GoString() string { return t.String() }
+
+// Format makes every fmt verb print [Token.String].
+func (t Token) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) }
+
+// LogValue logs the routing, never the access token.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("account_id", t.AccountID),
+		slog.Bool("fedramp", t.FedRAMP),
+	)
+}
+
+// validateToken checks that a token can be sent: a non-empty access token
+// and routing values without control characters.
+func validateToken(t *Token) error {
+	if t.AccessToken == "" {
+		return errors.New("credentials: empty access token")
+	}
+	if err := headers.ValidateValue(headers.Authorization, t.AccessToken); err != nil {
+		return fmt.Errorf("credentials: access token: %w", err)
+	}
+	return t.Routing().Validate()
+}
+
+// TokenSource supplies the current Bearer token of a ChatGPT login.
+// Implementations are safe for concurrent use and return a token the
+// caller may keep and modify.
+type TokenSource interface {
+	Token(ctx context.Context) (*Token, error)
+}
+
+// Refresher is implemented by a [TokenSource] that can look for a fresh
+// token after the server rejected one with 401. The transport asks once
+// per rejected request: Refresh returns a token whose AccessToken differs
+// from rejected.AccessToken, or an error (for example
+// [ErrTokenUnchanged]); it never returns rejected again.
+type Refresher interface {
+	Refresh(ctx context.Context, rejected *Token) (*Token, error)
+}
+
+// StaticTokenSource returns a source that always yields a copy of t. It is
+// not a [Refresher]: a fixed token cannot be refreshed. A token that cannot
+// be sent (empty, or with control characters) is an error on every call.
+func StaticTokenSource(t Token) TokenSource { return staticSource{t} }
+
+type staticSource struct{ tok Token }
+
+func (s staticSource) Token(ctx context.Context) (*Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t := s.tok
+	if err := validateToken(&t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// NewFileTokenSource returns a source that reads the ChatGPT login from the
+// auth.json at path (which the Codex CLI rewrites when it refreshes the
+// login) and re-reads it only when the file changed: each call stats the
+// file and compares file identity, size and modification time with the
+// version it last read. The returned source also implements [Refresher]:
+// Refresh re-reads the file unconditionally and fails with
+// [ErrTokenUnchanged] if it still holds the rejected token. Errors are
+// *[LoadError] (a missing file wraps fs.ErrNotExist; a file without a
+// ChatGPT login wraps [ErrNoChatGPTLogin]).
+func NewFileTokenSource(path string) TokenSource { return &fileTokenSource{path: path} }
+
+type fileTokenSource struct {
+	path string
+	mu   sync.Mutex                   // one reload at a time
+	cur  atomic.Pointer[fileSnapshot] // immutable once stored
+}
+
+type fileSnapshot struct {
+	tok Token
+	fi  os.FileInfo // of the open file the token was read from
+}
+
+func sameVersion(a, b os.FileInfo) bool {
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+func (s *fileTokenSource) Token(ctx context.Context) (*Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if t, ok := s.current(); ok {
+		return t, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.current(); ok { // another caller reloaded meanwhile
+		return t, nil
+	}
+	snap, err := s.reload()
+	if err != nil {
+		return nil, err
+	}
+	t := snap.tok
+	return &t, nil
+}
+
+// current returns the cached token when the file has not changed since it
+// was read.
+func (s *fileTokenSource) current() (*Token, bool) {
+	snap := s.cur.Load()
+	if snap == nil {
+		return nil, false
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil || !sameVersion(snap.fi, fi) {
+		return nil, false
+	}
+	t := snap.tok
+	return &t, true
+}
+
+func (s *fileTokenSource) Refresh(ctx context.Context, rejected *Token) (*Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, err := s.reload()
+	if err != nil {
+		return nil, err
+	}
+	if rejected != nil && snap.tok.AccessToken == rejected.AccessToken {
+		return nil, &LoadError{Path: s.path, Err: ErrTokenUnchanged}
+	}
+	t := snap.tok
+	return &t, nil
+}
+
+// reload reads the file and caches its token; s.mu must be held.
+func (s *fileTokenSource) reload() (*fileSnapshot, error) {
+	af, fi, err := readAuthFile(s.path)
+	if err != nil {
+		return nil, withPath(err, s.path)
+	}
+	switch af.AuthMode {
+	case "", AuthModeChatGPT, AuthModeChatGPTAuthTokens:
+	default:
+		return nil, &LoadError{Path: s.path, Field: keyAuthMode, Err: ErrNoChatGPTLogin}
+	}
+	if af.Tokens == nil {
+		return nil, &LoadError{Path: s.path, Field: keyTokens, Err: ErrNoChatGPTLogin}
+	}
+	login, err := chatGPTLogin(af)
+	if err != nil {
+		return nil, withPath(err, s.path)
+	}
+	snap := &fileSnapshot{
+		tok: Token{AccessToken: login.AccessToken, AccountID: login.AccountID, FedRAMP: login.FedRAMP},
+		fi:  fi,
+	}
+	s.cur.Store(snap)
+	return snap, nil
+}
+
+// FromOAuth2 adapts a golang.org/x/oauth2 token source. Every token gets
+// accountID and fedRAMP as its routing; a token whose type is not Bearer,
+// or that is empty, is an error. The result implements [Refresher] only by
+// asking ts for a token again: that helps when ts fetches a new token on
+// every call, but a caching source (oauth2.ReuseTokenSource) returns the
+// rejected token until it expires, and Refresh then fails with
+// [ErrTokenUnchanged]. Errors from ts are wrapped with their text cut to
+// 512 characters, because token endpoints echo response bodies.
+func FromOAuth2(ts oauth2.TokenSource, accountID string, fedRAMP bool) TokenSource {
+	return &oauth2Source{ts: ts, accountID: accountID, fedRAMP: fedRAMP}
+}
+
+type oauth2Source struct {
+	ts        oauth2.TokenSource
+	accountID string
+	fedRAMP   bool
+}
+
+func (s *oauth2Source) Token(ctx context.Context) (*Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.ts == nil {
+		return nil, errors.New("credentials: FromOAuth2: nil oauth2.TokenSource")
+	}
+	ot, err := s.ts.Token()
+	if err != nil {
+		return nil, &sourceError{err: err}
+	}
+	if ot == nil {
+		return nil, errors.New("credentials: oauth2 token source returned no token")
+	}
+	if typ := ot.Type(); typ != headers.SchemeBearer {
+		return nil, fmt.Errorf("credentials: oauth2 token type %q is not Bearer", truncate(typ, 64))
+	}
+	t := &Token{AccessToken: ot.AccessToken, AccountID: s.accountID, FedRAMP: s.fedRAMP}
+	if err := validateToken(t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (s *oauth2Source) Refresh(ctx context.Context, rejected *Token) (*Token, error) {
+	t, err := s.Token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rejected != nil && t.AccessToken == rejected.AccessToken {
+		return nil, ErrTokenUnchanged
+	}
+	return t, nil
+}
+
+// sourceError wraps an error from a foreign token source, shortening its
+// text; errors.Is/As still reach the original.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string {
+	return "credentials: oauth2 token source: " + truncate(e.err.Error(), maxQuotedError)
+}
+
+func (e *sourceError) Unwrap() error { return e.err }
+
+// maxQuotedError is how many characters of a foreign error text are kept.
+const maxQuotedError = 512
+
+// truncate keeps the first n characters (runes) of s, then "...".
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i := 0
+	for k := range s {
+		if i == n {
+			return s[:k] + "..."
+		}
+		i++
+	}
+	return s
+}
+
+var (
+	_ Refresher = (*fileTokenSource)(nil)
+	_ Refresher = (*oauth2Source)(nil)
+)

@@ -1,0 +1,214 @@
+package featureflag
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func fakeEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func ptr(b bool) *bool { return &b }
+
+func TestNilAndZeroFlag(t *testing.T) {
+	var nilFlag *Flag
+	if nilFlag.Enabled() {
+		t.Error("nil flag is enabled")
+	}
+	var zero Flag
+	if zero.Enabled() {
+		t.Error("zero flag is enabled")
+	}
+	if got := nilFlag.String(); got != "use_agent_identity=false" {
+		t.Errorf("String() = %q", got)
+	}
+	f := New(true)
+	if !f.Enabled() || f.String() != "use_agent_identity=true" {
+		t.Errorf("New(true): Enabled=%v String=%q", f.Enabled(), f.String())
+	}
+}
+
+func TestParseBool(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"1", true}, {"true", true}, {"TRUE", true}, {" Yes ", true}, {"on", true}, {"On", true},
+		{"0", false}, {"false", false}, {"False", false}, {"no", false}, {"OFF", false},
+	} {
+		got, err := ParseBool(EnvVar, tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseBool(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "2", "enable", "sk-secret-value", "truee"} {
+		_, err := ParseBool(EnvVar, bad)
+		if err == nil {
+			t.Errorf("ParseBool(%q): no error", bad)
+			continue
+		}
+		if !strings.Contains(err.Error(), EnvVar) {
+			t.Errorf("error %q does not name %s", err, EnvVar)
+		}
+		if bad != "" && strings.Contains(err.Error(), bad) {
+			t.Errorf("error %q quotes the value", err)
+		}
+	}
+}
+
+func TestFromConfigTOML(t *testing.T) {
+	for _, tc := range []struct {
+		name, content string
+		value, ok     bool
+		wantErr       string
+	}{
+		{name: "on", content: "[features]\nuse_agent_identity = true\n", value: true, ok: true},
+		{name: "off", content: "[features]\nuse_agent_identity = false\n", value: false, ok: true},
+		{name: "dotted key", content: "features.use_agent_identity = true\n", value: true, ok: true},
+		{name: "other keys", content: "model = \"o3\"\n[features]\nweb_search = true\n", ok: false},
+		{name: "empty", content: "", ok: false},
+		{name: "string value", content: "[features]\nuse_agent_identity = \"true\"\n", wantErr: "features.use_agent_identity is not a boolean"},
+		{name: "int value", content: "[features]\nuse_agent_identity = 1\n", wantErr: "not a boolean"},
+		{name: "features not a table", content: "features = 1\n", wantErr: "features is not a table"},
+		{name: "syntax error hides content", content: "token = \"sk-secret-config\" junk\n", wantErr: "invalid TOML at line 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeConfig(t, tc.content)
+			v, ok, err := FromConfigTOML(filepath.Join(dir, "config.toml"))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "sk-secret") {
+					t.Fatalf("error quotes file content: %v", err)
+				}
+				return
+			}
+			if err != nil || v != tc.value || ok != tc.ok {
+				t.Fatalf("got (%v, %v, %v), want (%v, %v, nil)", v, ok, err, tc.value, tc.ok)
+			}
+		})
+	}
+	v, ok, err := FromConfigTOML(filepath.Join(t.TempDir(), "missing.toml"))
+	if v || ok || err != nil {
+		t.Errorf("missing file: got (%v, %v, %v), want (false, false, nil)", v, ok, err)
+	}
+	if _, _, err := FromConfigTOML(t.TempDir()); err == nil {
+		t.Error("a directory: no error")
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	on := writeConfig(t, "[features]\nuse_agent_identity = true\n")
+	off := writeConfig(t, "[features]\nuse_agent_identity = false\n")
+	bad := writeConfig(t, "[features]\nuse_agent_identity = \"maybe\"\n")
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		want    bool
+		wantErr bool
+	}{
+		{name: "default off", opts: Options{CodexHome: empty, Getenv: fakeEnv(nil)}, want: false},
+		{name: "config on", opts: Options{CodexHome: on, Getenv: fakeEnv(nil)}, want: true},
+		{name: "config via CODEX_HOME", opts: Options{Getenv: fakeEnv(map[string]string{"CODEX_HOME": on})}, want: true},
+		{name: "CodexHome wins over CODEX_HOME", opts: Options{CodexHome: off, Getenv: fakeEnv(map[string]string{"CODEX_HOME": on})}, want: false},
+		{name: "env beats config", opts: Options{CodexHome: on, Getenv: fakeEnv(map[string]string{EnvVar: "off"})}, want: false},
+		{name: "env on beats config off", opts: Options{CodexHome: off, Getenv: fakeEnv(map[string]string{EnvVar: "1"})}, want: true},
+		{name: "env beats broken config", opts: Options{CodexHome: bad, Getenv: fakeEnv(map[string]string{EnvVar: "yes"})}, want: true},
+		{name: "blank env ignored", opts: Options{CodexHome: on, Getenv: fakeEnv(map[string]string{EnvVar: "  "})}, want: true},
+		{name: "code beats env", opts: Options{Value: ptr(false), CodexHome: on, Getenv: fakeEnv(map[string]string{EnvVar: "true"})}, want: false},
+		{name: "code on", opts: Options{Value: ptr(true), CodexHome: off, Getenv: fakeEnv(map[string]string{EnvVar: "false"})}, want: true},
+		{name: "code beats invalid env", opts: Options{Value: ptr(true), Getenv: fakeEnv(map[string]string{EnvVar: "bogus"})}, want: true},
+		{name: "invalid env", opts: Options{CodexHome: on, Getenv: fakeEnv(map[string]string{EnvVar: "bogus"})}, wantErr: true},
+		{name: "invalid config", opts: Options{CodexHome: bad, Getenv: fakeEnv(nil)}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Load(tc.opts)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("no error; flag %v", f)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Enabled() != tc.want {
+				t.Fatalf("Enabled() = %v, want %v", f.Enabled(), tc.want)
+			}
+		})
+	}
+}
+
+// TestRunTimeFlip checks that Set is seen by concurrent readers and that
+// readers and writers do not race (run with -race).
+func TestRunTimeFlip(t *testing.T) {
+	f, err := Load(Options{CodexHome: t.TempDir(), Getenv: fakeEnv(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Enabled() {
+		t.Fatal("default should be off")
+	}
+	f.Set(true)
+	if !f.Enabled() {
+		t.Fatal("Set(true) not visible")
+	}
+
+	const readers, flips = 8, 1000
+	f.Set(false)
+	var wg sync.WaitGroup
+	final := make(chan struct{})
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-final:
+					// close(final) happens after the last Set(true).
+					if !f.Enabled() {
+						t.Error("reader did not see the final Set(true)")
+					}
+					return
+				default:
+					_ = f.Enabled() // concurrent with the flipper below
+				}
+			}
+		}()
+	}
+	var flipper sync.WaitGroup
+	flipper.Add(1)
+	go func() {
+		defer flipper.Done()
+		for i := range flips {
+			f.Set(i%2 == 0)
+			_ = f.Enabled()
+		}
+	}()
+	flipper.Wait()
+	f.Set(true)
+	close(final)
+	wg.Wait()
+	if !f.Enabled() {
+		t.Fatal("final Set(true) lost")
+	}
+	f.Set(false)
+	if f.Enabled() {
+		t.Fatal("Set(false) not visible")
+	}
+}

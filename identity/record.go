@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -56,4 +57,21 @@ func (r Record) LogValue() slog.Value {
 		slog.String("plan_type", r.PlanType),
 		slog.Bool("fedramp", r.IsFedRAMP),
 	)
+}
+
+// MarshalJSON writes the record with its private key redacted, so a record
+// that reaches a JSON log (slog's JSON handler marshals values nested in
+// maps and slices) does not leak it. Code that must store a record copies
+// the fields into a struct of its own, as credentials.FileStore does.
+func (r Record) MarshalJSON() ([]byte, error) {
+	type public struct {
+		AgentRuntimeID  string `json:"agent_runtime_id"`
+		AgentPrivateKey string `json:"agent_private_key"`
+		AccountID       string `json:"account_id"`
+		ChatGPTUserID   string `json:"chatgpt_user_id"`
+		Email           string `json:"email,omitempty"`
+		PlanType        string `json:"plan_type"`
+		IsFedRAMP       bool   `json:"chatgpt_account_is_fedramp"`
+	}
+	return json.Marshal(public{r.AgentRuntimeID, "[REDACTED]", r.AccountID, r.ChatGPTUserID, r.Email, r.PlanType, r.IsFedRAMP})
 }

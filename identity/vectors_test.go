@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,23 @@ func TestKeyNeverPrintsSecret(t *testing.T) {
 	for _, s := range fmtAll(k) {
 		if strings.Contains(s, secretB64) || strings.Contains(s, seedHex) || strings.Contains(s, "7 7 7 7") {
 			t.Errorf("formatted key leaks its secret: %s", s)
+		}
+	}
+}
+
+func TestRecordNeverPrintsKey(t *testing.T) {
+	rec := Record{AgentRuntimeID: vecRuntime, AgentPrivateKey: vecPKCS8v2, AccountID: "acct"}
+	outs := append(fmtAll(rec), fmtAll(&rec)...)
+	outs = append(outs, fmtAll([]Record{rec})...)
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("m", "records", []Record{rec}, "map", map[string]Record{"a": rec})
+	outs = append(outs, buf.String())
+	for _, s := range outs {
+		if strings.Contains(s, vecPKCS8v2) || strings.Contains(s, "BwcHBwcH") {
+			t.Errorf("record output leaks the private key: %s", s)
+		}
+		if !strings.Contains(s, vecRuntime) {
+			t.Errorf("record output lost the runtime id: %s", s)
 		}
 	}
 }

@@ -77,8 +77,10 @@ func validateToken(t *Token) error {
 }
 
 // TokenSource supplies the current Bearer token of a ChatGPT login.
-// Implementations are safe for concurrent use and return a token the
-// caller may keep and modify.
+// Implementations are safe for concurrent use. The returned token is
+// shared and read-only: callers must not modify it. Returning the same
+// *Token until the token changes lets a transport reuse the header it built
+// from it instead of rebuilding it per request.
 type TokenSource interface {
 	Token(ctx context.Context) (*Token, error)
 }
@@ -92,22 +94,31 @@ type Refresher interface {
 	Refresh(ctx context.Context, rejected *Token) (*Token, error)
 }
 
-// StaticTokenSource returns a source that always yields a copy of t. It is
-// not a [Refresher]: a fixed token cannot be refreshed. A token that cannot
-// be sent (empty, or with control characters) is an error on every call.
-func StaticTokenSource(t Token) TokenSource { return staticSource{t} }
+// StaticTokenSource returns a source that always yields t. It is not a
+// [Refresher]: a fixed token cannot be refreshed. A token that cannot be
+// sent (empty, or with control characters) is an error on every call.
+//
+// The token is validated once and every call returns the same *Token, so a
+// transport can cache what it derives from it; callers must not modify it.
+func StaticTokenSource(t Token) TokenSource {
+	s := &staticSource{tok: t}
+	s.err = validateToken(&s.tok)
+	return s
+}
 
-type staticSource struct{ tok Token }
+type staticSource struct {
+	tok Token
+	err error
+}
 
-func (s staticSource) Token(ctx context.Context) (*Token, error) {
+func (s *staticSource) Token(ctx context.Context) (*Token, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t := s.tok
-	if err := validateToken(&t); err != nil {
-		return nil, err
+	if s.err != nil {
+		return nil, s.err
 	}
-	return &t, nil
+	return &s.tok, nil
 }
 
 // NewFileTokenSource returns a source that reads the ChatGPT login from the
@@ -152,8 +163,7 @@ func (s *fileTokenSource) Token(ctx context.Context) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := snap.tok
-	return &t, nil
+	return &snap.tok, nil
 }
 
 // current returns the cached token when the file has not changed since it
@@ -167,8 +177,7 @@ func (s *fileTokenSource) current() (*Token, bool) {
 	if err != nil || !sameVersion(snap.fi, fi) {
 		return nil, false
 	}
-	t := snap.tok
-	return &t, true
+	return &snap.tok, true
 }
 
 func (s *fileTokenSource) Refresh(ctx context.Context, rejected *Token) (*Token, error) {
@@ -184,8 +193,7 @@ func (s *fileTokenSource) Refresh(ctx context.Context, rejected *Token) (*Token,
 	if rejected != nil && snap.tok.AccessToken == rejected.AccessToken {
 		return nil, &LoadError{Path: s.path, Err: ErrTokenUnchanged}
 	}
-	t := snap.tok
-	return &t, nil
+	return &snap.tok, nil
 }
 
 // reload reads the file and caches its token; s.mu must be held.

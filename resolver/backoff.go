@@ -1,0 +1,81 @@
+package resolver
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// BackoffError is returned by [TaskCache.Get] without any registration call
+// while a key is backing off after a failed registration. It is temporary by
+// nature: the same Get succeeds once Until has passed and the endpoint
+// recovers.
+type BackoffError struct {
+	// Key is the key whose registration is backing off. Thread keys are
+	// caller-chosen identifiers, not secrets.
+	Key string
+	// Until is the earliest time (on the cache's clock) at which Get will try
+	// to register the key again.
+	Until time.Time
+	// Failures counts the consecutive failed registrations for Key; the
+	// delay grows with it.
+	Failures int
+	// Err is the last failure, a *RegistrationError.
+	Err error
+}
+
+// Error reports the deadline and the last failure.
+func (e *BackoffError) Error() string {
+	return fmt.Sprintf("resolver: task registration backing off until %s after %d consecutive failure(s): %v",
+		e.Until.UTC().Format(time.RFC3339Nano), e.Failures, e.Err)
+}
+
+// Unwrap returns the last failure, so errors.Is and errors.As see through
+// the backoff to its cause.
+func (e *BackoffError) Unwrap() error { return e.Err }
+
+// Temporary reports true: the caller may retry after Until.
+func (e *BackoffError) Temporary() bool { return true }
+
+// backoffState is a key's entry while its last registration failed. It is
+// immutable once stored; the next failure replaces it.
+type backoffState struct {
+	node
+	failures int
+	until    time.Time
+	err      *BackoffError // built once so rejected Gets do not allocate
+}
+
+// backoffPolicy computes the wait after the n-th consecutive failure:
+// initial·2^(n−1), capped at max, minus a random fraction (jitter·r, r in
+// [0,1)) of that value. The jitter only shortens the wait, so the cap holds
+// and the wait stays above (1−jitter)·base.
+type backoffPolicy struct {
+	initial, max time.Duration
+	jitter       float64
+	rand         func() float64
+}
+
+func (p backoffPolicy) delay(failures int) time.Duration {
+	d := p.initial
+	for i := 1; i < failures && d < p.max; i++ {
+		if d > p.max/2 { // doubling would pass the cap (and could overflow)
+			d = p.max
+			break
+		}
+		d *= 2
+	}
+	d = min(d, p.max)
+	if p.jitter > 0 {
+		r := p.rand()
+		// A misbehaving source must not stretch the wait past the cap or
+		// make it negative.
+		if !(r >= 0) {
+			r = 0
+		} else if r >= 1 {
+			r = math.Nextafter(1, 0)
+		}
+		d -= time.Duration(float64(d) * p.jitter * r)
+	}
+	return d
+}

@@ -1,0 +1,90 @@
+package resolver
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// node is the bookkeeping a [TaskCache] keeps for every key it holds, whether
+// the key has a task or is in failure backoff. It is embedded in both kinds
+// of entry so that they share one eviction ring and one bound.
+type node struct {
+	key string
+
+	// used packs the cache tick (whole seconds since the cache was built) at
+	// which the entry was last used, shifted left by one, with the CLOCK
+	// reference bit in bit 0. One word lets a hit update recency with a single
+	// load and, only when something changed, a single store.
+	used atomic.Uint64
+
+	// slot is the entry's index in the cache's ring, or -1 once it has left
+	// the cache. Guarded by TaskCache.mu.
+	slot int32
+
+	// failed marks the node of a *backoffState (held in TaskCache.failing)
+	// rather than of a *Task (held in the lock-free table). Set before the
+	// entry is stored; never changes.
+	failed bool
+}
+
+// Task is a registered Agent Identity task for one key (a thread key, or the
+// process task's key). A Task is immutable once returned: its key and id never
+// change, so a *Task can be shared by any number of goroutines and compared by
+// pointer to tell one registration from the next (see [TaskCache.Invalidate]).
+//
+// A Task stays usable after the cache has evicted or invalidated it; the next
+// [TaskCache.Get] for its key simply registers a new one.
+//
+// Task formats itself (every fmt verb, slog) as its key and id only; the
+// signed assertion the transport caches on it never appears.
+type Task struct {
+	node
+	id string
+
+	// The transport caches the last signed AgentAssertion header on the task
+	// it belongs to, so that a task evicted from the cache takes its cached
+	// signature with it. Written and read only by the assertion code.
+	assertion atomic.Pointer[signedAssertion]
+	signMu    sync.Mutex
+}
+
+// signedAssertion is an AgentAssertion header minted for a task at one
+// whole Unix second. header is a secret.
+type signedAssertion struct {
+	second int64
+	header string
+}
+
+// ID returns the task id the registration endpoint assigned.
+func (t *Task) ID() string { return t.id }
+
+// Key returns the key the task was registered for (for a thread task, the
+// thread key sent as external_task_ref).
+func (t *Task) Key() string { return t.key }
+
+// String describes the task by key and id.
+func (t *Task) String() string {
+	if t == nil {
+		return "resolver.Task(nil)"
+	}
+	return "resolver.Task{Key:" + strconv.Quote(t.key) + " ID:" + strconv.Quote(t.id) + "}"
+}
+
+// GoString is [Task.String].
+func (t *Task) GoString() string { return t.String() }
+
+// Format makes every fmt verb, including %#v and %+v, print [Task.String],
+// so a cached assertion can never reach formatted output.
+func (t *Task) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, t.String()) }
+
+// LogValue logs the task's key and id only.
+func (t *Task) LogValue() slog.Value {
+	if t == nil {
+		return slog.StringValue("<nil>")
+	}
+	return slog.GroupValue(slog.String("key", t.key), slog.String("task_id", t.id))
+}

@@ -1,0 +1,153 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/processtask"
+	"github.com/agentauth/agentauth/resolver"
+)
+
+// agentState is one usable agent identity: its signer, its thread tasks and
+// its (process-wide shared) process task.
+type agentState struct {
+	record  identity.Record
+	routing headers.Routing
+	signer  *resolver.Signer
+	threads *resolver.TaskCache
+	process *processtask.Handle
+}
+
+func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
+	key, err := rec.Key()
+	if err != nil {
+		return nil, newError(ErrCredential, resolver.ModeProcessTask, err)
+	}
+	routing := headers.Routing{AccountID: rec.AccountID, FedRAMP: rec.IsFedRAMP}
+	if err := routing.Validate(); err != nil {
+		return nil, newError(ErrCredential, resolver.ModeProcessTask, err)
+	}
+	signer, err := resolver.NewSigner(key, rec.AgentRuntimeID, t.s.MaxAssertionAge)
+	if err != nil {
+		return nil, newError(ErrCredential, resolver.ModeProcessTask, err)
+	}
+	runtimeID := rec.AgentRuntimeID
+	threads, err := resolver.NewTaskCache(func(ctx context.Context, thread string) (string, error) {
+		id, err := t.ids.RegisterTask(ctx, key, runtimeID, thread)
+		if err == nil {
+			t.stats.threadRegs.Add(1)
+			t.s.Logger.DebugContext(ctx, "agentauth: registered thread task", "runtime", runtimeID, "thread", thread)
+		}
+		return id, err
+	}, t.s.ThreadCache)
+	if err != nil {
+		return nil, fmt.Errorf("agentauth: thread cache: %w", err)
+	}
+	processOpts := t.s.ThreadCache
+	process, err := processtask.Shared(processtask.Identity{AuthAPIBase: t.s.authAPIBase, RuntimeID: runtimeID},
+		func(ctx context.Context) (string, error) {
+			id, err := t.ids.RegisterTask(ctx, key, runtimeID, "")
+			if err == nil {
+				t.stats.processRegs.Add(1)
+				t.s.Logger.DebugContext(ctx, "agentauth: registered process task", "runtime", runtimeID)
+			}
+			return id, err
+		}, processOpts)
+	if err != nil {
+		return nil, fmt.Errorf("agentauth: process task: %w", err)
+	}
+	r := *rec
+	return &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process}, nil
+}
+
+// authorize returns the AgentAssertion of the thread's task, or of the
+// process task when there is no thread key.
+func (a *agentState) authorize(ctx context.Context, t *Transport, thread string, hasThread bool) (authorization, error) {
+	mode := resolver.ModeProcessTask
+	var task *resolver.Task
+	var err error
+	if hasThread {
+		mode = resolver.ModeThreadTask
+		task, err = a.threads.Get(ctx, thread)
+	} else {
+		task, err = a.process.Get(ctx)
+	}
+	if err != nil {
+		return authorization{}, newError(ErrRegistration, mode, err)
+	}
+	header, err := a.signer.Assertion(task, t.s.Now())
+	if err != nil {
+		return authorization{}, newError(ErrCredential, mode, err)
+	}
+	return authorization{mode: mode, header: header, routing: a.routing, task: task, agent: a}, nil
+}
+
+// invalidate forgets task after the server rejected it, unless it was
+// already replaced.
+func (a *agentState) invalidate(task *resolver.Task) {
+	if task.Key() == "" {
+		a.process.Invalidate(task)
+		return
+	}
+	a.threads.Invalidate(task)
+}
+
+// bearerSource turns a ChatGPT token source into Authorization headers,
+// caching the header for the token it was built from so the hot path does
+// not concatenate or validate per request.
+type bearerSource struct {
+	src    credentials.TokenSource
+	cached atomic.Pointer[bearerHeader]
+}
+
+type bearerHeader struct {
+	token   *credentials.Token
+	header  string
+	routing headers.Routing
+}
+
+func (b *bearerSource) authorize(ctx context.Context) (authorization, error) {
+	tok, err := b.src.Token(ctx)
+	if err != nil {
+		return authorization{}, newError(ErrCredential, resolver.ModeBearer, err)
+	}
+	return b.headerFor(tok)
+}
+
+func (b *bearerSource) headerFor(tok *credentials.Token) (authorization, error) {
+	if c := b.cached.Load(); c != nil && c.token == tok {
+		return authorization{mode: resolver.ModeBearer, header: c.header, routing: c.routing, token: tok}, nil
+	}
+	if tok == nil {
+		return authorization{}, newError(ErrCredential, resolver.ModeBearer, fmt.Errorf("token source returned no token"))
+	}
+	header, err := headers.Bearer(tok.AccessToken)
+	if err != nil {
+		return authorization{}, newError(ErrCredential, resolver.ModeBearer, err)
+	}
+	routing := headers.Routing{AccountID: tok.AccountID, FedRAMP: tok.FedRAMP}
+	if err := routing.Validate(); err != nil {
+		return authorization{}, newError(ErrCredential, resolver.ModeBearer, err)
+	}
+	b.cached.Store(&bearerHeader{token: tok, header: header, routing: routing})
+	return authorization{mode: resolver.ModeBearer, header: header, routing: routing, token: tok}, nil
+}
+
+// refresh asks a refreshing source once for a token other than rejected.
+// ok is false when the source cannot refresh.
+func (b *bearerSource) refresh(ctx context.Context, rejected *credentials.Token) (authorization, bool, error) {
+	r, ok := b.src.(credentials.Refresher)
+	if !ok {
+		return authorization{}, false, nil
+	}
+	tok, err := r.Refresh(ctx, rejected)
+	if err != nil {
+		return authorization{}, true, newError(ErrCredential, resolver.ModeBearer, err)
+	}
+	a, err := b.headerFor(tok)
+	return a, true, err
+}

@@ -1,0 +1,203 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/resolver"
+)
+
+// DefaultProvisioningCooldown is how long a ChatGPT login stays on Bearer
+// after agent provisioning was unavailable.
+const DefaultProvisioningCooldown = time.Hour
+
+// DefaultOpenAIOrigin is the second origin of the default allow-list.
+const DefaultOpenAIOrigin = "https://api.openai.com"
+
+// Config configures a [Transport]. The zero value is valid and sends every
+// request unchanged (no credential). Each field documents its default.
+type Config struct {
+	// Credentials is what requests are authenticated with. nil or
+	// [credentials.KindNone] passes every request through unchanged.
+	Credentials *credentials.Credentials
+
+	// TokenSource supplies the Bearer token of a ChatGPT login. nil means a
+	// static source over Credentials.ChatGPT. Use
+	// credentials.NewFileTokenSource to follow auth.json as the Codex CLI
+	// refreshes it, or credentials.FromOAuth2 for an oauth2.TokenSource. If
+	// it also implements credentials.Refresher, a 401 to a Bearer request
+	// asks it once for a fresh token and replays the request once.
+	TokenSource credentials.TokenSource
+
+	// Flag is the use_agent_identity switch, read on every request so it can
+	// be flipped at run time. nil means off.
+	Flag *featureflag.Flag
+
+	// IdentityStore persists the agent identity provisioned for a ChatGPT
+	// login when the flag is on, so later transports and processes reuse it.
+	// nil means a store shared by every transport in this process that is
+	// lost when the process exits (use a credentials.FileStore to persist
+	// into auth.json as the Codex CLI does).
+	IdentityStore credentials.IdentityStore
+
+	// ChatGPTBaseURL is the ChatGPT backend base. "" means
+	// identity.DefaultChatGPTBase. Its origin is first-party by default.
+	ChatGPTBaseURL string
+
+	// AuthAPIBaseURL is where agents and tasks are registered. "" means the
+	// value derived from ChatGPTBaseURL and the
+	// CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL environment variable (SPEC §3.6).
+	AuthAPIBaseURL string
+
+	// AllowedOrigins replaces the first-party allow-list: only requests to
+	// these origins ("scheme://host[:port]") get a credential. nil means the
+	// origin of ChatGPTBaseURL plus https://api.openai.com. Use
+	// ExtraOrigins to extend the default instead of replacing it.
+	AllowedOrigins []string
+
+	// ExtraOrigins are added to the allow-list (default or AllowedOrigins).
+	ExtraOrigins []string
+
+	// AllowInsecureHTTP permits plain-http origins in the allow-list. It is
+	// meant for loopback development and tests; without it an http origin is
+	// rejected by New.
+	AllowInsecureHTTP bool
+
+	// ThreadCache bounds the per-thread task cache: capacity (default
+	// 10,000), idle TTL (default 1 h), registration timeout (default 30 s)
+	// and failure backoff (default 1 s doubling to 1 min, jittered). Its Now
+	// and Rand default to this Config's.
+	ThreadCache resolver.CacheOptions
+
+	// MaxAssertionAge is how long one signed assertion is reused, in whole
+	// seconds. 0 means one second: exactly what signing every request sends.
+	MaxAssertionAge time.Duration
+
+	// ProvisioningCooldown is how long a ChatGPT login falls back to Bearer
+	// after agent provisioning was unavailable (429, 5xx, timeout or a
+	// connection error after 3 attempts). 0 means DefaultProvisioningCooldown.
+	ProvisioningCooldown time.Duration
+
+	// AgentRegistration supplies the abom fields sent when provisioning an
+	// identity (AgentVersion, HarnessID, RunningLocation); empty fields take
+	// identity's defaults. Its AccessToken, Routing and PublicKey are ignored.
+	AgentRegistration identity.AgentRegistration
+
+	// RegistrationClient sends agent and task registrations. nil means an
+	// http.Client over the base transport that follows no redirects.
+	RegistrationClient *http.Client
+
+	// Logger receives debug logs; credentials are never logged. nil means
+	// no logging.
+	Logger *slog.Logger
+
+	// Now is the clock. nil means time.Now.
+	Now func() time.Time
+
+	// Rand returns numbers in [0, 1) for backoff jitter. nil means math/rand/v2.
+	Rand func() float64
+
+	// KeyRand is the entropy for generated agent keys. nil means crypto/rand.
+	KeyRand io.Reader
+
+	// Getenv reads the environment for base-URL overrides. nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// settings is a validated Config with every default applied.
+type settings struct {
+	Config
+	authAPIBase string
+	origins     originSet
+}
+
+func (c Config) resolve() (*settings, error) {
+	s := &settings{Config: c}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Rand == nil {
+		s.Rand = rand.Float64
+	}
+	if s.Getenv == nil {
+		s.Getenv = os.Getenv
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.ChatGPTBaseURL == "" {
+		s.ChatGPTBaseURL = identity.DefaultChatGPTBase
+	}
+	bases := identity.ResolveBaseURLs(s.Getenv, s.ChatGPTBaseURL)
+	s.authAPIBase = strings.TrimRight(s.AuthAPIBaseURL, "/")
+	if s.authAPIBase == "" {
+		s.authAPIBase = bases.AuthAPI
+	}
+	if s.ProvisioningCooldown == 0 {
+		s.ProvisioningCooldown = DefaultProvisioningCooldown
+	}
+	if s.ProvisioningCooldown < 0 {
+		return nil, errors.New("agentauth: ProvisioningCooldown is negative")
+	}
+	if s.MaxAssertionAge < 0 || (s.MaxAssertionAge > 0 && s.MaxAssertionAge < time.Second) {
+		return nil, fmt.Errorf("agentauth: MaxAssertionAge %v must be 0 or at least one second", s.MaxAssertionAge)
+	}
+	if s.ThreadCache.Now == nil {
+		s.ThreadCache.Now = s.Now
+	}
+	if s.ThreadCache.Rand == nil {
+		s.ThreadCache.Rand = s.Rand
+	}
+
+	list := s.AllowedOrigins
+	if list == nil {
+		list = []string{s.ChatGPTBaseURL, DefaultOpenAIOrigin}
+	}
+	list = append(append([]string(nil), list...), s.ExtraOrigins...)
+	for _, raw := range list {
+		o, err := parseOrigin(raw)
+		if err != nil {
+			return nil, err
+		}
+		if o.scheme == "http" && !s.AllowInsecureHTTP {
+			return nil, fmt.Errorf("agentauth: origin %s is plain http; set AllowInsecureHTTP to allow it", o)
+		}
+		s.origins = append(s.origins, o)
+	}
+
+	if c := s.Credentials; c != nil {
+		switch c.Kind {
+		case credentials.KindNone:
+		case credentials.KindAPIKey:
+			if c.APIKey == "" {
+				return nil, errors.New("agentauth: API-key credentials without a key")
+			}
+		case credentials.KindChatGPT:
+			if c.ChatGPT == nil && s.TokenSource == nil {
+				return nil, errors.New("agentauth: ChatGPT credentials without tokens or a TokenSource")
+			}
+		case credentials.KindAgentIdentity:
+			if c.AgentIdentity == nil {
+				return nil, errors.New("agentauth: Agent Identity credentials without a record")
+			}
+			if err := c.AgentIdentity.Validate(); err != nil {
+				return nil, fmt.Errorf("agentauth: agent identity: %w", err)
+			}
+		default:
+			return nil, fmt.Errorf("agentauth: unknown credential kind %v", c.Kind)
+		}
+	} else if s.TokenSource != nil {
+		return nil, errors.New("agentauth: TokenSource set without ChatGPT credentials")
+	}
+	return s, nil
+}

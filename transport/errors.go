@@ -1,0 +1,89 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/agentauth/agentauth/resolver"
+)
+
+// Error kinds, matched with errors.Is against an *Error.
+var (
+	// ErrCredential: the credential could not be obtained (token source
+	// failure, bad stored identity, invalid header value).
+	ErrCredential = errors.New("agentauth: credential unavailable")
+	// ErrRegistration: a task registration failed or is backing off.
+	ErrRegistration = errors.New("agentauth: task registration failed")
+	// ErrProvisioning: provisioning an agent identity from a ChatGPT login
+	// failed permanently (for example 403).
+	ErrProvisioning = errors.New("agentauth: agent provisioning failed")
+)
+
+// Error is returned by [Transport.RoundTrip] when the request could not be
+// authenticated. It never contains a credential. Use errors.Is with
+// ErrCredential, ErrRegistration, ErrProvisioning or ErrInvalidThreadKey to
+// classify it, errors.As to reach the cause (for example an
+// *identity.RegistrationError), and [Error.Temporary] to decide whether a
+// retry may succeed.
+type Error struct {
+	Mode resolver.Mode // the mode being attempted
+	kind error
+	Err  error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%v (%s): %v", e.kind, e.Mode, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is matches the error's kind.
+func (e *Error) Is(target error) bool { return target == e.kind }
+
+// Temporary reports whether the same request may succeed later: the cause
+// is a 429, a 5xx, a timeout, a connection error or a backoff in progress.
+// Invalid thread keys, permanent rejections and canceled contexts are not
+// temporary.
+func (e *Error) Temporary() bool { return IsTemporary(e.Err) }
+
+// IsTemporary reports whether err, or an error it wraps, says it is
+// temporary. A canceled context is never temporary; a deadline is.
+func IsTemporary(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var t interface{ Temporary() bool }
+	for e := err; e != nil; {
+		if te, ok := e.(interface{ Temporary() bool }); ok {
+			t = te
+			break
+		}
+		e = errors.Unwrap(e)
+	}
+	if t != nil {
+		return t.Temporary()
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}
+
+func newError(kind error, mode resolver.Mode, err error) *Error {
+	return &Error{Mode: mode, kind: kind, Err: err}
+}
+
+// RetryPolicy wraps a retry policy with the signature of
+// go-retryablehttp's CheckRetry so that authentication errors this transport
+// marks as permanent are not retried (retrying would only hammer the
+// identity service), while temporary ones defer to next. Pass
+// retryablehttp.DefaultRetryPolicy as next.
+func RetryPolicy(next func(ctx context.Context, resp *http.Response, err error) (bool, error)) func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		var ae *Error
+		if errors.As(err, &ae) && !ae.Temporary() {
+			return false, err
+		}
+		return next(ctx, resp, err)
+	}
+}

@@ -1,0 +1,137 @@
+package processtask
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/agentauth/agentauth/resolver"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestSharedOnePerIdentity(t *testing.T) {
+	var calls atomic.Int32
+	register := func(ctx context.Context) (string, error) {
+		n := calls.Add(1)
+		return "task-" + string(rune('0'+n)), nil
+	}
+	id := Identity{AuthAPIBase: "http://127.0.0.1:1", RuntimeID: t.Name()}
+	h1, err := Shared(id, register, resolver.CacheOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := Shared(id, func(context.Context) (string, error) {
+		t.Error("the second transport's RegisterFunc was used")
+		return "", errors.New("unused")
+	}, resolver.CacheOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h1 != h2 {
+		t.Fatal("two transports on one identity got different handles")
+	}
+	if calls.Load() != 0 {
+		t.Fatal("process task registered before first use")
+	}
+
+	var wg sync.WaitGroup
+	tasks := make([]*resolver.Task, 100)
+	for i := range tasks {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			h := h1
+			if i%2 == 1 {
+				h = h2
+			}
+			task, err := h.Get(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			tasks[i] = task
+		}(i)
+	}
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Fatalf("registrations = %d, want 1", calls.Load())
+	}
+	for _, task := range tasks {
+		if task != tasks[0] || task.ID() != "task-1" || task.Key() != "" {
+			t.Fatalf("task = %v", task)
+		}
+	}
+
+	other, _ := Shared(Identity{AuthAPIBase: id.AuthAPIBase, RuntimeID: t.Name() + "-other"}, register, resolver.CacheOptions{})
+	if other == h1 {
+		t.Fatal("a different runtime shares the handle")
+	}
+	if _, err := Shared(Identity{}, register, resolver.CacheOptions{}); err == nil {
+		t.Fatal("an identity without a runtime id was accepted")
+	}
+}
+
+func TestInvalidateReRegistersOnce(t *testing.T) {
+	var calls atomic.Int32
+	h, err := New(func(context.Context) (string, error) {
+		calls.Add(1)
+		return "task", nil
+	}, resolver.CacheOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := h.Get(context.Background())
+	if !h.Invalidate(first) {
+		t.Fatal("Invalidate of the current task returned false")
+	}
+	second, _ := h.Get(context.Background())
+	if second == first || calls.Load() != 2 {
+		t.Fatalf("after invalidate: same=%v calls=%d", second == first, calls.Load())
+	}
+	if h.Invalidate(first) {
+		t.Fatal("a stale invalidation removed the new task")
+	}
+	if got, _ := h.Get(context.Background()); got != second || calls.Load() != 2 {
+		t.Fatal("stale invalidation caused a registration")
+	}
+	if _, err := New(nil, resolver.CacheOptions{}); err == nil {
+		t.Fatal("nil RegisterFunc accepted")
+	}
+}
+
+func TestFailureIsRetriedAfterBackoff(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	fail := true
+	var calls atomic.Int32
+	h, _ := New(func(context.Context) (string, error) {
+		calls.Add(1)
+		if fail {
+			return "", errors.New("503")
+		}
+		return "task", nil
+	}, resolver.CacheOptions{Now: clock, BackoffInitial: time.Second, BackoffJitter: -1})
+	if _, err := h.Get(context.Background()); err == nil {
+		t.Fatal("failure not reported")
+	}
+	fail = false
+	var be *resolver.BackoffError
+	if _, err := h.Get(context.Background()); !errors.As(err, &be) || calls.Load() != 1 {
+		t.Fatalf("inside backoff: %v, calls %d", err, calls.Load())
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Second)
+	mu.Unlock()
+	if task, err := h.Get(context.Background()); err != nil || task.ID() != "task" || calls.Load() != 2 {
+		t.Fatalf("after backoff: %v %v calls %d", task, err, calls.Load())
+	}
+	if h.Stats().Failures != 1 || h.Stats().Registrations != 1 {
+		t.Fatalf("stats %+v", h.Stats())
+	}
+}

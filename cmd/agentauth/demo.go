@@ -1,0 +1,573 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/transport"
+)
+
+const demoSynopsis = "agentauth demo [--server URL] [--threads N] [--requests M] [--background K] [--concurrency C] [--json]"
+
+// Workload bounds: large enough for any demonstration, small enough that a
+// typo cannot exhaust memory (one latency sample per request is kept).
+const (
+	demoMaxThreads     = 100_000
+	demoMaxRequests    = 1_000_000 // also the bound on threads×requests+background
+	demoMaxConcurrency = 1024
+	// demoTimeout bounds the whole run; the default workload takes about a
+	// second.
+	demoTimeout = 60 * time.Second
+	// demoAccountID is the account of the ChatGPT-style login the demo
+	// provisions its identity from.
+	demoAccountID = "acct-demo"
+	// demoMaxEcho bounds how much of a response the demo reads to check
+	// the echo of the reference server.
+	demoMaxEcho = 64 << 10
+)
+
+// errDemoTimeout is the cause of the run's own deadline, told apart from a
+// caller's cancellation.
+var errDemoTimeout = errors.New("demo timed out")
+
+// demoRequestBody is the small JSON body of every resource request.
+var demoRequestBody = []byte(`{"model":"agentauth-demo","input":"ping"}`)
+
+func init() {
+	register(command{
+		name:    "demo",
+		summary: "drive thread and background requests through the transport against the reference server and summarise",
+		run:     runDemo,
+	})
+}
+
+// demoOptions is the validated command line of demo.
+type demoOptions struct {
+	server      string // base URL, "" for the embedded server
+	threads     int
+	requests    int
+	background  int
+	concurrency int
+	json        bool
+}
+
+func (o demoOptions) total() int64 {
+	return int64(o.threads)*int64(o.requests) + int64(o.background)
+}
+
+// demoSummary is what demo prints, as a table or (with --json) as one JSON
+// object. Counts are of this run only.
+type demoSummary struct {
+	ServerURL string `json:"server_url"`
+	Embedded  bool   `json:"embedded"`
+	Planned   int64  `json:"planned"`
+	Requests  struct {
+		Thread     int64 `json:"thread"`
+		Background int64 `json:"background"`
+		Total      int64 `json:"total"`
+		Accepted   int64 `json:"accepted"` // answered 2xx
+	} `json:"requests"`
+	// Modes are the transport's counts of how requests were sent
+	// (replays after a 401 included): AgentAssertion on a thread task or on
+	// the process task, or Bearer while provisioning was unavailable.
+	Modes struct {
+		ThreadTask  uint64 `json:"thread_task"`
+		ProcessTask uint64 `json:"process_task"`
+		Bearer      uint64 `json:"bearer"`
+	} `json:"modes"`
+	Registrations struct {
+		Agent   uint64 `json:"agent"`
+		Thread  uint64 `json:"thread"`
+		Process uint64 `json:"process"`
+	} `json:"registrations"`
+	Signatures      uint64 `json:"signatures"`
+	Failures        int64  `json:"failures"`   // requests that returned an error
+	Rejections      int64  `json:"rejections"` // requests answered non-2xx
+	Canceled        int64  `json:"canceled"`   // requests cut short by interruption or the run's timeout
+	EchoMismatches  int64  `json:"echo_mismatches"`
+	Replays         uint64 `json:"replays"`
+	BearerFallbacks uint64 `json:"bearer_fallbacks"`
+	LatencyMS       struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+	} `json:"latency_ms"`
+	ElapsedMS float64 `json:"elapsed_ms"`
+	// Server holds the embedded server's own counters; nil with --server.
+	Server *demoServerCounts `json:"server,omitempty"`
+}
+
+// demoServerCounts is the embedded reference server's view of the run.
+type demoServerCounts struct {
+	AgentRegistrations   int  `json:"agent_registrations"`
+	ThreadRegistrations  int  `json:"thread_registrations"`
+	ProcessRegistrations int  `json:"process_registrations"`
+	Accepted             int  `json:"accepted"`
+	Rejections           int  `json:"rejections"`
+	Consistent           bool `json:"consistent"` // the server counted what the client did
+}
+
+// runDemo runs the demo workload (SPEC §7) and prints its summary. It exits
+// 1 when any request failed or was rejected, when the server's counters
+// disagree with the client's, or when the run was interrupted.
+func runDemo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("demo")
+	server := fs.String("server", "", "base URL of a server offering agent and task registration and POST /v1/responses (default: start the reference server on loopback); plain http only for loopback hosts")
+	threads := fs.Int("threads", 8, "number of thread keys (thread-1 .. thread-N)")
+	requests := fs.Int("requests", 25, "requests per thread key")
+	background := fs.Int("background", 20, "requests without a thread key (process task); may be 0")
+	concurrency := fs.Int("concurrency", 8, "number of concurrent workers")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object instead of a table")
+	if code, done := parseFlags(fs, demoSynopsis, args, stdout, stderr); done {
+		return code
+	}
+	opts := demoOptions{server: *server, threads: *threads, requests: *requests, background: *background, concurrency: *concurrency, json: *asJSON}
+	if err := opts.validate(); err != nil {
+		return usageError(stderr, fs.Name(), err)
+	}
+
+	ctx, cancel := context.WithTimeoutCause(ctx, demoTimeout, errDemoTimeout)
+	defer cancel()
+	sum, err := runDemoWorkload(ctx, opts, stderr)
+	if err != nil {
+		return failure(stderr, fs.Name(), err)
+	}
+	if opts.json {
+		out, err := json.Marshal(sum)
+		if err != nil {
+			return failure(stderr, fs.Name(), errors.New("encoding the summary failed"))
+		}
+		fmt.Fprintf(stdout, "%s\n", out)
+	} else {
+		printDemoTable(stdout, sum)
+	}
+
+	switch {
+	case sum.Canceled > 0 || sum.Requests.Total < sum.Planned:
+		cause := "interrupted"
+		if context.Cause(ctx) == errDemoTimeout {
+			cause = "timed out after " + demoTimeout.String()
+		}
+		return failure(stderr, fs.Name(), fmt.Errorf("%s: %d of %d requests completed", cause, sum.Requests.Total-sum.Canceled, sum.Planned))
+	case sum.Rejections > 0 || sum.Failures > 0:
+		return failure(stderr, fs.Name(), fmt.Errorf("%d of %d requests did not succeed: %d rejected (non-2xx), %d failed", sum.Rejections+sum.Failures, sum.Requests.Total, sum.Rejections, sum.Failures))
+	case sum.EchoMismatches > 0:
+		return failure(stderr, fs.Name(), fmt.Errorf("%d responses echo a credential other than the expected AgentAssertion", sum.EchoMismatches))
+	case sum.Server != nil && !sum.Server.Consistent:
+		return failure(stderr, fs.Name(), errors.New("the server's counters disagree with the transport's"))
+	}
+	return exitOK
+}
+
+func (o *demoOptions) validate() error {
+	switch {
+	case o.threads < 1 || o.threads > demoMaxThreads:
+		return fmt.Errorf("--threads must be between 1 and %d", demoMaxThreads)
+	case o.requests < 1 || o.requests > demoMaxRequests:
+		return fmt.Errorf("--requests must be between 1 and %d", demoMaxRequests)
+	case o.background < 0 || o.background > demoMaxRequests:
+		return fmt.Errorf("--background must be between 0 and %d", demoMaxRequests)
+	case o.concurrency < 1 || o.concurrency > demoMaxConcurrency:
+		return fmt.Errorf("--concurrency must be between 1 and %d", demoMaxConcurrency)
+	case o.total() > demoMaxRequests:
+		return fmt.Errorf("threads×requests+background is %d; at most %d requests per run", o.total(), demoMaxRequests)
+	}
+	if o.server != "" {
+		base, err := parseServerURL(o.server)
+		if err != nil {
+			return err
+		}
+		o.server = base
+	}
+	return nil
+}
+
+// parseServerURL checks --server and returns it without a trailing "/".
+// Plain http is allowed only for loopback hosts: the demo sends a login
+// token there.
+func parseServerURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		return "", fmt.Errorf("--server %q is not an http(s) URL", truncate(raw))
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("--server must be a base URL without user info, query or fragment")
+	case u.Scheme == "http" && !identity.IsLoopbackBase(raw):
+		return "", fmt.Errorf("--server %q: plain http is allowed only for loopback hosts; use https", truncate(raw))
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// demoJob says what request i of the workload is: background requests are
+// spread evenly among the thread requests (Bresenham), and thread requests
+// go round-robin over the thread keys, so every phase of the run mixes
+// modes and keys. It returns the thread index (0-based) or -1.
+func (o demoOptions) demoJob(i int64) int {
+	total, bg := o.total(), int64(o.background)
+	before := i * bg / total // background jobs among 0..i-1
+	if (i+1)*bg/total != before {
+		return -1
+	}
+	return int((i - before) % int64(o.threads))
+}
+
+// timingKey carries a request's *requestTiming through the transport.
+type timingKey struct{}
+
+// requestTiming accumulates, for one demo request, the time spent in the
+// whole agentauth RoundTrip and the part spent in the base transport (the
+// network and the server); the difference is what the middleware added.
+type requestTiming struct {
+	total atomic.Int64
+	base  atomic.Int64
+}
+
+// timedRoundTripper adds the duration of each RoundTrip to the total or
+// base field of the request's requestTiming.
+type timedRoundTripper struct {
+	next http.RoundTripper
+	base bool
+}
+
+func (t timedRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	tm, _ := req.Context().Value(timingKey{}).(*requestTiming)
+	start := time.Now()
+	resp, err := t.next.RoundTrip(req)
+	if tm != nil {
+		d := int64(time.Since(start))
+		if t.base {
+			tm.base.Add(d)
+		} else {
+			tm.total.Add(d)
+		}
+	}
+	return resp, err
+}
+
+func (t timedRoundTripper) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// runDemoWorkload starts the embedded server unless opts.server is set,
+// provisions an identity from a ChatGPT-style login with the flag on,
+// drives the workload and collects the summary. An error means the demo
+// could not run at all; failed requests are counted, not returned.
+func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*demoSummary, error) {
+	token, err := demoToken()
+	if err != nil {
+		return nil, err
+	}
+	base := opts.server
+	var srv *identitytest.Server
+	if base == "" {
+		srv, err = identitytest.NewServer(identitytest.Options{
+			AccessTokens: []string{token},
+			RequestLog:   -1, // the demo reads counters, not the request log
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting the reference server: %w", err)
+		}
+		defer srv.Close()
+		base = srv.URL()
+	}
+
+	// One connection per worker stays open; the default of two idle
+	// connections per host would make most requests dial.
+	netTransport := http.DefaultTransport.(*http.Transport).Clone()
+	netTransport.MaxIdleConnsPerHost = opts.concurrency + 2
+	defer netTransport.CloseIdleConnections()
+
+	cache := resolver.CacheOptions{}
+	if opts.threads > resolver.DefaultCapacity {
+		// Evicting a live thread would re-register it and skew the counts.
+		cache.Capacity = opts.threads
+	}
+	auth, err := transport.New(timedRoundTripper{next: netTransport, base: true}, transport.Config{
+		Credentials: &credentials.Credentials{
+			Kind:    credentials.KindChatGPT,
+			ChatGPT: &credentials.ChatGPTLogin{AccessToken: token, AccountID: demoAccountID},
+			Source:  "agentauth demo",
+		},
+		Flag: featureflag.New(true),
+		// A fresh store per run: the identity is provisioned against this
+		// run's server and must not be reused against another.
+		IdentityStore:     credentials.NewMemoryStore(),
+		ChatGPTBaseURL:    base,
+		AuthAPIBaseURL:    base,
+		AllowedOrigins:    []string{base},
+		AllowInsecureHTTP: strings.HasPrefix(base, "http://"),
+		ThreadCache:       cache,
+		AgentRegistration: identity.AgentRegistration{HarnessID: "agentauth-demo"},
+		// Registrations bypass the timing wrapper, so the time a request
+		// waits for one counts as latency added by the middleware.
+		RegistrationClient: &http.Client{
+			Transport:     netTransport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the transport: %w", err)
+	}
+	client := &http.Client{
+		Transport:     timedRoundTripper{next: auth},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+
+	total := opts.total()
+	threadCtx := make([]context.Context, opts.threads)
+	threadKeys := make([]string, opts.threads)
+	for i := range threadCtx {
+		threadKeys[i] = "thread-" + strconv.Itoa(i+1)
+		threadCtx[i] = transport.WithThread(ctx, threadKeys[i])
+	}
+	added := make([]time.Duration, total) // -1: no sample (the request failed)
+	var (
+		counts                    progressCounts
+		next                      atomic.Int64
+		threadN, backgroundN, okN atomic.Int64
+		canceledN, mismatchN      atomic.Int64
+		target                    = base + "/v1/responses"
+		wg                        sync.WaitGroup
+	)
+	started := time.Now()
+	prog := startProgress(stderr, total, &counts)
+	for range opts.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= total || ctx.Err() != nil {
+					return
+				}
+				job := opts.demoJob(i)
+				rctx, want := ctx, ""
+				if job >= 0 {
+					rctx, want = threadCtx[job], threadKeys[job]
+					threadN.Add(1)
+				} else {
+					backgroundN.Add(1)
+				}
+				added[i] = -1
+				tm := new(requestTiming)
+				r := demoRequest(context.WithValue(rctx, timingKey{}, tm), client, target, want)
+				switch {
+				case r.canceled:
+					canceledN.Add(1)
+				case r.err:
+					counts.failures.Add(1)
+				case !r.ok:
+					added[i] = time.Duration(tm.total.Load() - tm.base.Load())
+					counts.rejections.Add(1)
+				default:
+					added[i] = time.Duration(tm.total.Load() - tm.base.Load())
+					okN.Add(1)
+					if r.mismatch {
+						mismatchN.Add(1)
+					}
+				}
+				counts.done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	prog.stop()
+	elapsed := time.Since(started)
+	client.CloseIdleConnections()
+
+	st := auth.Stats()
+	sum := &demoSummary{ServerURL: base, Embedded: srv != nil, Planned: total}
+	sum.Requests.Thread = threadN.Load()
+	sum.Requests.Background = backgroundN.Load()
+	sum.Requests.Total = sum.Requests.Thread + sum.Requests.Background
+	sum.Requests.Accepted = okN.Load()
+	sum.Modes.ThreadTask = st.RequestsIn(resolver.ModeThreadTask)
+	sum.Modes.ProcessTask = st.RequestsIn(resolver.ModeProcessTask)
+	sum.Modes.Bearer = st.RequestsIn(resolver.ModeBearer)
+	sum.Registrations.Agent = st.AgentRegistrations
+	sum.Registrations.Thread = st.ThreadRegistrations
+	sum.Registrations.Process = st.ProcessRegistrations
+	sum.Signatures = st.Signatures
+	sum.Failures = counts.failures.Load()
+	sum.Rejections = counts.rejections.Load()
+	sum.Canceled = canceledN.Load()
+	sum.EchoMismatches = mismatchN.Load()
+	sum.Replays = st.Replays
+	sum.BearerFallbacks = st.BearerFallbacks
+	sum.LatencyMS.P50, sum.LatencyMS.P99 = latencyPercentiles(added)
+	sum.ElapsedMS = roundMS(elapsed)
+	if srv != nil {
+		ss := srv.Stats()
+		accepted := 0
+		for _, n := range ss.RequestsByMode {
+			accepted += n
+		}
+		sum.Server = &demoServerCounts{
+			AgentRegistrations:   ss.AgentRegistrations,
+			ThreadRegistrations:  ss.ThreadTaskRegistrations,
+			ProcessRegistrations: ss.ProcessTaskRegistrations,
+			Accepted:             accepted,
+			Rejections:           ss.Rejections,
+		}
+		sum.Server.Consistent = uint64(ss.AgentRegistrations) == st.AgentRegistrations &&
+			uint64(ss.ThreadTaskRegistrations) == st.ThreadRegistrations &&
+			uint64(ss.ProcessTaskRegistrations) == st.ProcessRegistrations &&
+			int64(accepted) == sum.Requests.Accepted
+	}
+	return sum, nil
+}
+
+// demoResult is the outcome of one demo request.
+type demoResult struct {
+	ok       bool // 2xx
+	err      bool // no response
+	canceled bool // no response because the run was interrupted
+	mismatch bool // the server echoed another mode or thread than sent
+}
+
+// demoRequest sends one POST and reads the answer. When the answer is the
+// reference server's echo it also checks that the request was signed with
+// an AgentAssertion on the expected thread (or on the process task).
+func demoRequest(ctx context.Context, client *http.Client, target, thread string) demoResult {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(demoRequestBody))
+	if err != nil {
+		return demoResult{err: true}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return demoResult{canceled: true}
+		}
+		return demoResult{err: true}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, demoMaxEcho))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return demoResult{}
+	}
+	var echo identitytest.Echo
+	if json.Unmarshal(body, &echo) == nil && echo.Mode != "" {
+		if echo.Mode != identitytest.ModeAssertion || echo.ExternalTaskRef != thread || echo.AccountID != demoAccountID {
+			return demoResult{ok: true, mismatch: true}
+		}
+	}
+	return demoResult{ok: true}
+}
+
+// latencyPercentiles returns the nearest-rank p50 and p99 of the samples
+// (negative ones are skipped) in milliseconds with three decimals.
+func latencyPercentiles(samples []time.Duration) (p50, p99 float64) {
+	valid := make([]time.Duration, 0, len(samples))
+	for _, d := range samples {
+		if d >= 0 {
+			valid = append(valid, d)
+		}
+	}
+	if len(valid) == 0 {
+		return 0, 0
+	}
+	slices.Sort(valid)
+	rank := func(p float64) time.Duration {
+		i := int(math.Ceil(p*float64(len(valid)))) - 1
+		return valid[max(i, 0)]
+	}
+	return roundMS(rank(0.50)), roundMS(rank(0.99))
+}
+
+func roundMS(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
+}
+
+// demoToken returns a random login token for this run. It is a secret in
+// the sense that it is never printed.
+func demoToken() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", errors.New("reading randomness failed")
+	}
+	return "demo-" + hex.EncodeToString(b[:]), nil
+}
+
+// printDemoTable prints the summary as an aligned table; the SERVER column
+// appears only with the embedded server, whose counters it shows.
+func printDemoTable(w io.Writer, s *demoSummary) {
+	where := "server " + s.ServerURL
+	if s.Embedded {
+		where = "embedded reference server " + s.ServerURL
+	}
+	fmt.Fprintf(w, "agentauth demo: %d requests against %s in %.3fs\n\n", s.Requests.Total, where, s.ElapsedMS/1000)
+	srv := func(f func(*demoServerCounts) int) string {
+		if s.Server == nil {
+			return ""
+		}
+		return strconv.Itoa(f(s.Server))
+	}
+	rows := []struct{ name, value, server string }{
+		{"requests thread", strconv.FormatInt(s.Requests.Thread, 10), ""},
+		{"requests background", strconv.FormatInt(s.Requests.Background, 10), ""},
+		{"requests total", strconv.FormatInt(s.Requests.Total, 10), ""},
+		{"requests accepted (2xx)", strconv.FormatInt(s.Requests.Accepted, 10), srv(func(c *demoServerCounts) int { return c.Accepted })},
+		{"registrations agent", strconv.FormatUint(s.Registrations.Agent, 10), srv(func(c *demoServerCounts) int { return c.AgentRegistrations })},
+		{"registrations thread", strconv.FormatUint(s.Registrations.Thread, 10), srv(func(c *demoServerCounts) int { return c.ThreadRegistrations })},
+		{"registrations process", strconv.FormatUint(s.Registrations.Process, 10), srv(func(c *demoServerCounts) int { return c.ProcessRegistrations })},
+		{"signatures", strconv.FormatUint(s.Signatures, 10), ""},
+		{"failures", strconv.FormatInt(s.Failures, 10), ""},
+		{"rejections", strconv.FormatInt(s.Rejections, 10), srv(func(c *demoServerCounts) int { return c.Rejections })},
+		{"latency added p50 (ms)", strconv.FormatFloat(s.LatencyMS.P50, 'f', 3, 64), ""},
+		{"latency added p99 (ms)", strconv.FormatFloat(s.LatencyMS.P99, 'f', 3, 64), ""},
+	}
+	if s.Canceled > 0 {
+		rows = append(rows, struct{ name, value, server string }{"canceled", strconv.FormatInt(s.Canceled, 10), ""})
+	}
+	if s.BearerFallbacks > 0 || s.Modes.Bearer > 0 {
+		rows = append(rows, struct{ name, value, server string }{"sent as Bearer (fallback)", strconv.FormatUint(s.Modes.Bearer, 10), ""})
+	}
+	width := len("METRIC")
+	for _, r := range rows {
+		width = max(width, len(r.name))
+	}
+	line := func(name, value, server string) {
+		if s.Server == nil {
+			fmt.Fprintf(w, "%-*s  %10s\n", width, name, value)
+			return
+		}
+		if server == "" {
+			server = "-"
+		}
+		fmt.Fprintf(w, "%-*s  %10s  %10s\n", width, name, value, server)
+	}
+	line("METRIC", "CLIENT", "SERVER")
+	for _, r := range rows {
+		line(r.name, r.value, r.server)
+	}
+	if s.Server != nil {
+		if s.Server.Consistent {
+			fmt.Fprintln(w, "\nserver counters match the transport's")
+		} else {
+			fmt.Fprintln(w, "\nserver counters DISAGREE with the transport's")
+		}
+	}
+}

@@ -44,9 +44,9 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Is(target error) bool { return target == e.kind }
 
 // Temporary reports whether the same request may succeed later: the cause
-// is a 429, a 5xx, a timeout, a connection error or a backoff in progress.
-// Invalid thread keys, permanent rejections and canceled contexts are not
-// temporary.
+// is a 429, a 5xx, a timeout, a connection error, or a backoff in progress
+// after one of those. Invalid thread keys, permanent rejections (and the
+// backoff after one) and canceled contexts are not temporary.
 func (e *Error) Temporary() bool { return IsTemporary(e.Err) }
 
 // IsTemporary reports whether err, or an error it wraps, says it is
@@ -54,6 +54,13 @@ func (e *Error) Temporary() bool { return IsTemporary(e.Err) }
 func IsTemporary(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
+	}
+	// A key backing off after a permanent failure (a 403, a panic) fails
+	// the same way once the wait is over, so only the failure decides;
+	// otherwise a retry policy would spin on the backoff.
+	var be *resolver.BackoffError
+	if errors.As(err, &be) {
+		return IsTemporary(be.Err)
 	}
 	var t interface{ Temporary() bool }
 	for e := err; e != nil; {

@@ -22,10 +22,10 @@ type Transport struct {
 	flag  flagReader
 	stats counters
 
-	apiKeyHeader string         // precomputed "Bearer <key>" for API keys
-	bearer       *bearerSource  // ChatGPT login tokens
-	agent        *agentState    // Agent Identity credentials: built by New
-	provisioner  *provisioner   // ChatGPT login with the flag on
+	apiKeyHeader string        // precomputed "Bearer <key>" for API keys
+	bearer       *bearerSource // ChatGPT login tokens
+	agent        *agentState   // Agent Identity credentials: built by New
+	provisioner  *provisioner  // ChatGPT login with the flag on
 	ids          *identity.Client
 }
 

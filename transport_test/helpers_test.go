@@ -1,0 +1,573 @@
+package transport_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/transport"
+)
+
+// testTimeout bounds every wait in this package so that a bug shows up as a
+// failure, not as a hung test binary.
+const testTimeout = 45 * time.Second
+
+// fakeClock is a settable clock shared by the transport (Config.Now) and the
+// reference server (Options.Now) so that skew checks stay consistent.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock(start time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(start.UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// wholeSecondNow returns the current time truncated to a whole second, so a
+// fake clock started there can add up to 999 ms without changing second.
+func wholeSecondNow() time.Time { return time.Now().Truncate(time.Second) }
+
+// acctSeq makes account ids unique within the test binary: agent
+// provisioning is single-flighted process-wide per account.
+var acctSeq atomic.Int64
+
+func uniqueAccount(prefix string) string {
+	return fmt.Sprintf("acct-%s-%d", prefix, acctSeq.Add(1))
+}
+
+// newIdentityServer starts the reference server and closes it when the test
+// ends.
+func newIdentityServer(t testing.TB, opts identitytest.Options) *identitytest.Server {
+	t.Helper()
+	srv, err := identitytest.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// newRuntime makes a fresh Agent Identity known to srv without minting a JWT
+// (cheaper than srv.NewAgentIdentity, which creates an RSA issuer key).
+func newRuntime(t testing.TB, srv *identitytest.Server, accountID string, fedRAMP bool) identity.Record {
+	t.Helper()
+	key, err := identity.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident := identity.Record{
+		AgentRuntimeID:  fmt.Sprintf("rt-helper-%d", acctSeq.Add(1)),
+		AgentPrivateKey: key.MarshalPrivateKey(),
+		AccountID:       accountID,
+		ChatGPTUserID:   "user-helper",
+		PlanType:        "plus",
+		IsFedRAMP:       fedRAMP,
+	}
+	if err := srv.RegisterRuntime(ident); err != nil {
+		t.Fatal(err)
+	}
+	return ident
+}
+
+// newHTTPBase returns a real base transport with enough idle connections per
+// host for the concurrent tests, closed when the test ends.
+func newHTTPBase(t testing.TB) *http.Transport {
+	t.Helper()
+	base := &http.Transport{
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 128,
+		MaxConnsPerHost:     128,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	t.Cleanup(base.CloseIdleConnections)
+	return base
+}
+
+// newTransport builds a transport and fails the test on a config error.
+func newTransport(t testing.TB, base http.RoundTripper, cfg transport.Config) *transport.Transport {
+	t.Helper()
+	rt, err := transport.New(base, cfg)
+	if err != nil {
+		t.Fatalf("transport.New: %v", err)
+	}
+	return rt
+}
+
+// loopbackConfig is a config whose first-party origin and AuthAPI are srv.
+func loopbackConfig(srv *identitytest.Server, creds *credentials.Credentials) transport.Config {
+	return transport.Config{
+		Credentials:       creds,
+		ChatGPTBaseURL:    srv.URL(),
+		AuthAPIBaseURL:    srv.URL(),
+		AllowInsecureHTTP: true,
+		IdentityStore:     credentials.NewMemoryStore(),
+	}
+}
+
+func agentCreds(ident identity.Record) *credentials.Credentials {
+	return &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &ident}
+}
+
+func chatGPTCreds(token, accountID string, fedRAMP bool) *credentials.Credentials {
+	return &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
+		AccessToken: token, AccountID: accountID, FedRAMP: fedRAMP,
+	}}
+}
+
+func apiKeyCreds(key string) *credentials.Credentials {
+	return &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: key}
+}
+
+// threadCtx tags ctx with thread unless thread is empty.
+func threadCtx(ctx context.Context, thread string) context.Context {
+	if thread == "" {
+		return ctx
+	}
+	return transport.WithThread(ctx, thread)
+}
+
+// newRequest builds a POST with a replayable JSON body.
+func newRequest(t testing.TB, ctx context.Context, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"input":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+// roundTripEcho sends one request for thread ("" for none) through rt and
+// decodes the reference server's echo. It returns an error rather than
+// failing so that it can run on worker goroutines.
+func roundTripEcho(ctx context.Context, rt http.RoundTripper, url, thread string) (int, identitytest.Echo, error) {
+	req, err := http.NewRequestWithContext(threadCtx(ctx, thread), http.MethodPost, url, strings.NewReader(`{}`))
+	if err != nil {
+		return 0, identitytest.Echo{}, err
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return 0, identitytest.Echo{}, err
+	}
+	defer resp.Body.Close()
+	var echo identitytest.Echo
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&echo); err != nil {
+			return resp.StatusCode, echo, fmt.Errorf("decoding echo: %w", err)
+		}
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	return resp.StatusCode, echo, nil
+}
+
+// mustEcho is roundTripEcho that fails the test unless the answer is 200.
+func mustEcho(t testing.TB, ctx context.Context, rt http.RoundTripper, url, thread string) identitytest.Echo {
+	t.Helper()
+	status, echo, err := roundTripEcho(ctx, rt, url, thread)
+	if err != nil {
+		t.Fatalf("round trip (thread %q): %v", thread, err)
+	}
+	if status != http.StatusOK {
+		t.Fatalf("round trip (thread %q): status %d", thread, status)
+	}
+	return echo
+}
+
+// runWorkers runs fn(i) for i in [0, n) on at most workers goroutines and
+// returns the first error. Every goroutine has ended when it returns.
+func runWorkers(n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					errs <- fmt.Errorf("item %d: %w", i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// onlySeen returns the only protected request srv recorded.
+func onlySeen(t testing.TB, srv *identitytest.Server) identitytest.SeenRequest {
+	t.Helper()
+	seen := srv.Requests()
+	if len(seen) != 1 {
+		t.Fatalf("server recorded %d protected requests, want 1", len(seen))
+	}
+	return seen[0]
+}
+
+// taskByID finds a task registered at srv.
+func taskByID(srv *identitytest.Server, id string) (identitytest.Task, bool) {
+	for _, task := range srv.Tasks() {
+		if task.TaskID == id {
+			return task, true
+		}
+	}
+	return identitytest.Task{}, false
+}
+
+// checkAssertion verifies that the Authorization values are one
+// AgentAssertion of runtimeID on a task that srv registered for runtimeID
+// and thread ("" = the process task). It returns the task id.
+func checkAssertion(t testing.TB, srv *identitytest.Server, values []string, runtimeID, thread string) string {
+	t.Helper()
+	if len(values) != 1 {
+		t.Fatalf("got %d Authorization values, want 1 AgentAssertion", len(values))
+	}
+	a, err := identity.ParseAssertion(values[0])
+	if err != nil {
+		t.Fatalf("Authorization is not an AgentAssertion: %v", err)
+	}
+	if a.AgentRuntimeID != runtimeID {
+		t.Fatalf("assertion runtime %q, want %q", a.AgentRuntimeID, runtimeID)
+	}
+	task, ok := taskByID(srv, a.TaskID)
+	if !ok {
+		t.Fatalf("assertion names task %q, which the server never registered", a.TaskID)
+	}
+	if task.RuntimeID != runtimeID || task.ExternalTaskRef != thread {
+		t.Fatalf("assertion task belongs to runtime %q thread %q, want runtime %q thread %q",
+			task.RuntimeID, task.ExternalTaskRef, runtimeID, thread)
+	}
+	return a.TaskID
+}
+
+// checkNoCredential fails if h carries a credential or routing header.
+func checkNoCredential(t testing.TB, h http.Header) {
+	t.Helper()
+	for _, name := range []string{headers.Authorization, headers.ChatGPTAccountID, headers.OpenAIFedRAMP} {
+		if v := h.Values(name); len(v) != 0 {
+			t.Errorf("%s reached a non-first-party origin (%d values)", name, len(v))
+		}
+	}
+}
+
+// checkRouting fails unless h has exactly the routing headers of accountID
+// and fedRAMP (none at all when accountID is empty).
+func checkRouting(t testing.TB, h http.Header, accountID string, fedRAMP bool) {
+	t.Helper()
+	var wantAcct, wantFed []string
+	if accountID != "" {
+		wantAcct = []string{accountID}
+		if fedRAMP {
+			wantFed = []string{"true"}
+		}
+	}
+	if got := h.Values(headers.ChatGPTAccountID); !equalStrings(got, wantAcct) {
+		t.Errorf("ChatGPT-Account-ID = %q, want %q", got, wantAcct)
+	}
+	if got := h.Values(headers.OpenAIFedRAMP); !equalStrings(got, wantFed) {
+		t.Errorf("X-OpenAI-Fedramp = %q, want %q", got, wantFed)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// headerLog is a plain httptest server standing in for an origin outside
+// the allow-list: it answers 200 and keeps the headers it was sent.
+type headerLog struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []http.Header
+}
+
+func newHeaderLog(t testing.TB) *headerLog {
+	t.Helper()
+	l := &headerLog{}
+	l.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		l.mu.Lock()
+		l.got = append(l.got, r.Header.Clone())
+		l.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"mode":"none"}`)
+	}))
+	t.Cleanup(l.srv.Close)
+	return l
+}
+
+func (l *headerLog) URL() string { return l.srv.URL }
+
+func (l *headerLog) headers() []http.Header {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]http.Header(nil), l.got...)
+}
+
+func (l *headerLog) reset() {
+	l.mu.Lock()
+	l.got = nil
+	l.mu.Unlock()
+}
+
+// countingBody is a request body that counts Close calls and signals the
+// first one.
+type countingBody struct {
+	r      io.Reader
+	closes atomic.Int32
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newCountingBody(s string) *countingBody {
+	return &countingBody{r: strings.NewReader(s), closed: make(chan struct{})}
+}
+
+func (b *countingBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *countingBody) Close() error {
+	b.closes.Add(1)
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}
+
+// waitClosed waits until the body was closed at least once. The base
+// transport may close a request body on its write goroutine after
+// RoundTrip returned, so the first close is awaited rather than assumed.
+func (b *countingBody) waitClosed(t testing.TB) {
+	t.Helper()
+	select {
+	case <-b.closed:
+	case <-time.After(testTimeout):
+		t.Fatal("request body never closed")
+	}
+}
+
+// stubBase is a no-network base transport. Registration routes
+// (/v1/agent/...) are served in process by registrar (the reference
+// server's handler, which really verifies them); every other request is
+// answered 200 without looking at its credential, and the assertion it
+// carried is recorded.
+type stubBase struct {
+	registrar http.Handler
+
+	resources     atomic.Int64
+	registrations atomic.Int64
+	closeIdle     atomic.Int64
+
+	mu        sync.Mutex
+	auth      map[string]int            // Authorization value → count
+	taskOf    map[string]map[string]int // thread key → task ids seen
+	lastReq   *http.Request
+	lastError error
+}
+
+func newStubBase(registrar http.Handler) *stubBase {
+	return &stubBase{registrar: registrar, auth: map[string]int{}, taskOf: map[string]map[string]int{}}
+}
+
+func (s *stubBase) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.Contains(req.URL.Path, "/v1/agent/") {
+		s.registrations.Add(1)
+		if s.registrar == nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, errors.New("stubBase: unexpected registration")
+		}
+		w := httptest.NewRecorder()
+		s.registrar.ServeHTTP(w, req)
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		resp := w.Result()
+		resp.Request = req
+		return resp, nil
+	}
+	s.resources.Add(1)
+	if req.Body != nil {
+		io.Copy(io.Discard, req.Body)
+		req.Body.Close()
+	}
+	v := req.Header.Get(headers.Authorization)
+	thread, _ := transport.ThreadFrom(req.Context())
+	var taskID string
+	var perr error
+	if strings.HasPrefix(v, headers.SchemeAgentAssertion+" ") {
+		a, err := identity.ParseAssertion(v)
+		taskID, perr = a.TaskID, err
+	}
+	s.mu.Lock()
+	s.auth[v]++
+	s.lastReq = req
+	if perr != nil && s.lastError == nil {
+		s.lastError = perr
+	}
+	if taskID != "" {
+		m := s.taskOf[thread]
+		if m == nil {
+			m = map[string]int{}
+			s.taskOf[thread] = m
+		}
+		m[taskID]++
+	}
+	s.mu.Unlock()
+	return &http.Response{
+		Status:        "200 OK",
+		StatusCode:    http.StatusOK,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(strings.NewReader(`{}`)),
+		ContentLength: 2,
+		Request:       req,
+	}, nil
+}
+
+func (s *stubBase) CloseIdleConnections() { s.closeIdle.Add(1) }
+
+// distinctAuth returns how many different Authorization values resources saw.
+func (s *stubBase) distinctAuth() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.auth)
+}
+
+// tasksFor returns the task ids the assertions of thread named.
+func (s *stubBase) tasksFor(thread string) map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for id, n := range s.taskOf[thread] {
+		out[id] = n
+	}
+	return out
+}
+
+func (s *stubBase) parseError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastError
+}
+
+func (s *stubBase) last() *http.Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastReq
+}
+
+// stubSend sends one request through rt (whose base is a stubBase) and
+// returns an error for anything but 200.
+func stubSend(ctx context.Context, rt http.RoundTripper, url, thread string) error {
+	req, err := http.NewRequestWithContext(threadCtx(ctx, thread), http.MethodPost, url, strings.NewReader(`{}`))
+	if err != nil {
+		return err
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// taskCounter is a counting fake task-registration endpoint for tests that
+// need thousands of registrations: it checks nothing but the body's shape,
+// hands out sequential task ids and remembers which external_task_ref each
+// belongs to.
+type taskCounter struct {
+	mu    sync.Mutex
+	next  int
+	byRef map[string]int    // external_task_ref → registrations
+	owner map[string]string // task id → external_task_ref
+}
+
+func newTaskCounter() *taskCounter {
+	return &taskCounter{byRef: map[string]int{}, owner: map[string]string{}}
+}
+
+func (c *taskCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Timestamp       string  `json:"timestamp"`
+		Signature       string  `json:"signature"`
+		ExternalTaskRef *string `json:"external_task_ref"`
+	}
+	if !strings.HasSuffix(r.URL.Path, "/task/register") || json.NewDecoder(r.Body).Decode(&body) != nil ||
+		body.Timestamp == "" || body.Signature == "" || (body.ExternalTaskRef != nil && *body.ExternalTaskRef == "") {
+		http.Error(w, `{"error":"bad_request"}`, http.StatusBadRequest)
+		return
+	}
+	ref := ""
+	if body.ExternalTaskRef != nil {
+		ref = *body.ExternalTaskRef
+	}
+	c.mu.Lock()
+	c.next++
+	id := fmt.Sprintf("task-%06d", c.next)
+	c.byRef[ref]++
+	c.owner[id] = ref
+	c.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"task_id":%q}`, id)
+}
+
+func (c *taskCounter) registrations(ref string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byRef[ref]
+}
+
+func (c *taskCounter) ownerOf(taskID string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.owner[taskID]
+}
+
+// agentIdentityRecord returns a fresh Agent Identity record that no server
+// knows, for tests whose registrations go to a fake.
+func agentIdentityRecord(t testing.TB) identity.Record {
+	t.Helper()
+	key, err := identity.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return identity.Record{
+		AgentRuntimeID:  fmt.Sprintf("rt-fake-%d", acctSeq.Add(1)),
+		AgentPrivateKey: key.MarshalPrivateKey(),
+		AccountID:       uniqueAccount("fake"),
+	}
+}

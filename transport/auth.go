@@ -20,6 +20,7 @@ type agentState struct {
 	signer  *resolver.Signer
 	threads *resolver.TaskCache
 	process *processtask.Handle
+	store   resolver.TaskStore // nil: thread tasks are not shared with other processes
 }
 
 func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
@@ -36,14 +37,22 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 		return nil, newError(ErrCredential, resolver.ModeProcessTask, err)
 	}
 	runtimeID := rec.AgentRuntimeID
-	threads, err := resolver.NewTaskCache(func(ctx context.Context, thread string) (string, error) {
+	registerThread := func(ctx context.Context, thread string) (string, error) {
 		id, err := t.ids.RegisterTask(ctx, key, runtimeID, thread)
 		if err == nil {
 			t.stats.threadRegs.Add(1)
 			t.s.Logger.DebugContext(ctx, "agentauth: registered thread task", "runtime", runtimeID, "thread", thread)
 		}
 		return id, err
-	}, t.s.ThreadCache)
+	}
+	resolveThread := registerThread
+	if store := t.s.TaskStore; store != nil {
+		resolveThread = func(ctx context.Context, thread string) (string, error) {
+			return store.Resolve(ctx, resolver.StoreKey{RuntimeID: runtimeID, ExternalRef: thread},
+				func(ctx context.Context) (string, error) { return registerThread(ctx, thread) })
+		}
+	}
+	threads, err := resolver.NewTaskCache(resolveThread, t.s.ThreadCache)
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: thread cache: %w", err)
 	}
@@ -61,7 +70,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 		return nil, fmt.Errorf("agentauth: process task: %w", err)
 	}
 	r := *rec
-	return &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process}, nil
+	return &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process, store: t.s.TaskStore}, nil
 }
 
 // authorize returns the AgentAssertion of the thread's task, or of the
@@ -87,13 +96,17 @@ func (a *agentState) authorize(ctx context.Context, t *Transport, thread string,
 }
 
 // invalidate forgets task after the server rejected it, unless it was
-// already replaced.
-func (a *agentState) invalidate(task *resolver.Task) {
+// already replaced, locally and in the shared store.
+func (a *agentState) invalidate(ctx context.Context, task *resolver.Task) {
 	if task.Key() == "" {
 		a.process.Invalidate(task)
 		return
 	}
-	a.threads.Invalidate(task)
+	if a.threads.Invalidate(task) && a.store != nil {
+		// Best effort: a store that cannot be reached keeps a mapping that
+		// the next replica to be rejected will remove.
+		_ = a.store.Forget(ctx, resolver.StoreKey{RuntimeID: a.record.AgentRuntimeID, ExternalRef: task.Key()}, task.ID())
+	}
 }
 
 // bearerSource turns a ChatGPT token source into Authorization headers,

@@ -79,6 +79,12 @@ type Config struct {
 	// and Rand default to this Config's.
 	ThreadCache resolver.CacheOptions
 
+	// TaskStore shares thread tasks with other processes (replicas) so a
+	// thread served by several of them registers one task, not one per
+	// replica; see the redisstore module. nil means tasks are per process.
+	// The in-process cache (ThreadCache) stays in front of it.
+	TaskStore resolver.TaskStore
+
 	// MaxAssertionAge is how long one signed assertion is reused, in whole
 	// seconds. 0 means one second: exactly what signing every request sends.
 	MaxAssertionAge time.Duration
@@ -87,6 +93,11 @@ type Config struct {
 	// after agent provisioning was unavailable (429, 5xx, timeout or a
 	// connection error after 3 attempts). 0 means DefaultProvisioningCooldown.
 	ProvisioningCooldown time.Duration
+
+	// AgentTimeout bounds each agent-registration attempt (SPEC §3.4); a
+	// provisioning makes up to three. 0 means identity.DefaultAgentTimeout
+	// (15 s); negative is rejected by New.
+	AgentTimeout time.Duration
 
 	// AgentRegistration supplies the abom fields sent when provisioning an
 	// identity (AgentVersion, HarnessID, RunningLocation); empty fields take
@@ -148,6 +159,9 @@ func (c Config) resolve() (*settings, error) {
 	}
 	if s.ProvisioningCooldown < 0 {
 		return nil, errors.New("agentauth: ProvisioningCooldown is negative")
+	}
+	if s.AgentTimeout < 0 {
+		return nil, errors.New("agentauth: AgentTimeout is negative")
 	}
 	if s.MaxAssertionAge < 0 || (s.MaxAssertionAge > 0 && s.MaxAssertionAge < time.Second) {
 		return nil, fmt.Errorf("agentauth: MaxAssertionAge %v must be 0 or at least one second", s.MaxAssertionAge)

@@ -62,7 +62,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	t.ids = &identity.Client{HTTPClient: client, AuthAPIBase: s.authAPIBase, Now: s.Now}
+	t.ids = &identity.Client{HTTPClient: client, AuthAPIBase: s.authAPIBase, Now: s.Now, AgentTimeout: s.AgentTimeout}
 
 	creds := s.Credentials
 	switch {
@@ -197,7 +197,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	var err error
 	switch {
 	case a.mode.IsAssertion():
-		a.agent.invalidate(a.task)
+		a.agent.invalidate(ctx, a.task)
 		next, err = a.agent.authorize(ctx, t, thread, hasThread)
 	default:
 		var ok bool

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/agentauth/agentauth/identity"
 )
@@ -175,7 +177,9 @@ func parseTime(name string, raw json.RawMessage) (*time.Time, error) {
 		return nil, err
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	// Marshal writes the time in UTC; an offset that moves it out of the
+	// four-digit years would write a file this parser rejects.
+	if y := t.UTC().Year(); err != nil || y < 0 || y > 9999 {
 		return nil, fieldError(name, "not an RFC 3339 timestamp")
 	}
 	return &t, nil
@@ -247,7 +251,7 @@ func parseObject(data []byte, where string) ([]field, error) {
 			full = where + "." + name
 		}
 		if seen[name] {
-			return nil, fieldError(full, "duplicate member")
+			return nil, fieldError(memberName(full), "duplicate member")
 		}
 		seen[name] = true
 		out = append(out, field{name: name, value: raw})
@@ -261,6 +265,23 @@ func parseObject(data []byte, where string) ([]field, error) {
 		}
 	}
 	return out, nil
+}
+
+// memberName bounds a member name taken from the input for an error
+// message: a made-up name can be arbitrarily long and hold control
+// characters. It keeps at most 64 characters and replaces controls.
+func memberName(s string) string {
+	const max = 64
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	return string([]rune(s)[:max]) + "..."
 }
 
 func syntaxError(where string, dec *json.Decoder, err error) error {

@@ -43,14 +43,20 @@ func ParseTimestamp(s string) (time.Time, error) {
 // It is a pure function: Ed25519 is deterministic, so the same inputs in the
 // same second give a byte-identical header. The envelope is compact JSON
 // with keys in the order agent_runtime_id, signature, task_id, timestamp and
-// strings escaped exactly as serde_json does. Ids must be valid UTF-8. The
-// result is a secret.
+// strings escaped exactly as serde_json does. Ids must be valid UTF-8 and at
+// must fall in the years 0000-9999 that an RFC 3339 timestamp can carry.
+// The result is a secret.
 func SignAssertion(k *PrivateKey, runtimeID, taskID string, at time.Time) (string, error) {
 	if k == nil {
 		return "", fmt.Errorf("%w: nil key", ErrInvalidKey)
 	}
 	if !utf8.ValidString(runtimeID) || !utf8.ValidString(taskID) {
 		return "", fmt.Errorf("%w: runtime and task ids must be valid UTF-8", ErrInvalidAssertion)
+	}
+	// RFC 3339 has four-digit years; outside them the header would be one
+	// that ParseTimestamp, and so every verifier, rejects.
+	if y := at.UTC().Year(); y < 0 || y > 9999 {
+		return "", fmt.Errorf("%w: time is outside the years 0000-9999 of RFC 3339", ErrInvalidAssertion)
 	}
 	ts := FormatTimestamp(at)
 	sig := base64.StdEncoding.EncodeToString(k.Sign([]byte(runtimeID + ":" + taskID + ":" + ts)))

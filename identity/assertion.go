@@ -1,11 +1,13 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -136,9 +138,9 @@ func ParseAssertion(header string) (Assertion, error) {
 	if err != nil {
 		return a, fmt.Errorf("%w: token is not unpadded base64url", ErrInvalidAssertion)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(env, &fields); err != nil {
-		return a, fmt.Errorf("%w: envelope is not a JSON object", ErrInvalidAssertion)
+	fields, err := uniqueMembers(env)
+	if err != nil {
+		return a, err
 	}
 	want := map[string]*string{
 		"agent_runtime_id": &a.AgentRuntimeID,
@@ -229,4 +231,39 @@ func truncateForError(s string) string {
 		return s
 	}
 	return s[:max] + "..."
+}
+
+// uniqueMembers decodes a JSON object into its members, rejecting a repeated
+// member: encoding/json would keep the last one, while serde (the Codex
+// side) rejects the envelope, and two parsers must not read one header
+// differently.
+func uniqueMembers(env []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(env))
+	notObject := fmt.Errorf("%w: envelope is not a JSON object", ErrInvalidAssertion)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, notObject
+	}
+	fields := make(map[string]json.RawMessage, 4)
+	for dec.More() {
+		tok, err := dec.Token()
+		name, ok := tok.(string)
+		if err != nil || !ok {
+			return nil, notObject
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, notObject
+		}
+		if _, dup := fields[name]; dup {
+			return nil, fmt.Errorf("%w: envelope repeats a member", ErrInvalidAssertion)
+		}
+		fields[name] = raw
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, notObject
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, notObject
+	}
+	return fields, nil
 }

@@ -145,8 +145,8 @@ func VerifyAgentIdentityJWT(token string, keys *JWKS, now time.Time) (*Record, e
 	if keys == nil || len(keys.set.Keys) == 0 {
 		return nil, fmt.Errorf("%w: no JWKS to verify against", ErrInvalidJWT)
 	}
-	if len(token) > maxJWTBytes {
-		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidJWT, maxJWTBytes)
+	if err := checkCompactJWT(token); err != nil {
+		return nil, err
 	}
 	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
@@ -210,8 +210,8 @@ func VerifyAgentIdentityJWT(token string, keys *JWKS, now time.Time) (*Record, e
 // record claims, and the record must pass [Record.Validate]. Errors wrap
 // [ErrInvalidJWT] and never contain the token.
 func DecodeAgentIdentityJWTUnverified(token string) (*Record, error) {
-	if len(token) > maxJWTBytes {
-		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidJWT, maxJWTBytes)
+	if err := checkCompactJWT(token); err != nil {
+		return nil, err
 	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
@@ -285,3 +285,20 @@ type joinedError struct {
 
 func (e *joinedError) Error() string   { return e.msg }
 func (e *joinedError) Unwrap() []error { return e.errs }
+
+// checkCompactJWT bounds the token and admits only the characters of the
+// compact serialisation (base64url and dots). Base64 decoders skip CR and
+// LF, so without this a valid token with line breaks inserted would verify
+// as a different byte string than the one that was signed.
+func checkCompactJWT(token string) error {
+	if len(token) > maxJWTBytes {
+		return fmt.Errorf("%w: token longer than %d bytes", ErrInvalidJWT, maxJWTBytes)
+	}
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("%w: byte %d is not base64url or '.'", ErrInvalidJWT, i)
+		}
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -163,5 +164,18 @@ func TestRecordNeverPrintsKey(t *testing.T) {
 		if !strings.Contains(s, vecRuntime) {
 			t.Errorf("record output lost the runtime id: %s", s)
 		}
+	}
+}
+
+func TestParseAssertionRejectsRepeatedMember(t *testing.T) {
+	env := `{"agent_runtime_id":"agent-123","signature":"x","task_id":"task-evil","task_id":"task-123","timestamp":"2026-04-23T00:00:00Z"}`
+	h := AssertionScheme + " " + base64.RawURLEncoding.EncodeToString([]byte(env))
+	if _, err := ParseAssertion(h); !errors.Is(err, ErrInvalidAssertion) {
+		t.Fatalf("repeated task_id accepted: %v", err)
+	}
+	trailing := `{"agent_runtime_id":"a","signature":"s","task_id":"t","timestamp":"x"} {}`
+	h = AssertionScheme + " " + base64.RawURLEncoding.EncodeToString([]byte(trailing))
+	if _, err := ParseAssertion(h); !errors.Is(err, ErrInvalidAssertion) {
+		t.Fatalf("trailing data accepted: %v", err)
 	}
 }

@@ -169,7 +169,7 @@ func TestVerifyAgentIdentityJWTRejects(t *testing.T) {
 		{name: "signature truncated", want: "signature does not verify", token: parts[0] + "." + parts[1] + "." + parts[2][:len(parts[2])-4]},
 		{name: "two parts", want: "not a compact JWS", token: parts[0] + "." + parts[1]},
 		{name: "garbage", want: "not a compact JWS", token: "not-a-token"},
-		{name: "line break in signature", want: "is not base64url", token: "aaa.bbb.cc\r\ndd"},
+		{name: "line break in signature", want: "is not base64url", token: parts[0] + "." + parts[1] + "." + parts[2][:10] + "\r\n" + parts[2][10:]},
 		{name: "empty", want: "not a compact JWS", token: ""},
 		{name: "too long", want: "longer than", token: strings.Repeat("a", 70<<10)},
 		{name: "record key invalid", want: "invalid agent identity key", token: mint(t, iss, badKeyRec, identitytest.MintOptions{}), is: []error{identity.ErrInvalidKey}},

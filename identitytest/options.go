@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -77,6 +78,20 @@ type Options struct {
 	// keeps, oldest dropped first. Zero means DefaultRequestLog; negative
 	// keeps none.
 	RequestLog int
+
+	// WebSocket, when set, serves WebSocket upgrades at protected
+	// resources. A GET with "Connection: upgrade" and "Upgrade: websocket"
+	// to any path under /v1/ is authenticated exactly like every other
+	// protected request (401, and no upgrade, when that fails), then
+	// recorded in [Server.Requests] with Status 101, counted, and handed to
+	// WebSocket with what the server verified. From then on the function
+	// owns the exchange: it upgrades the connection (for example with
+	// github.com/coder/websocket's Accept; identitytest itself imports no
+	// WebSocket library) and serves it. r's context is also cancelled when
+	// the Server closes, and the function must return soon after, because
+	// [Server.Close] waits for it. Default: nil, upgrade requests get the
+	// plain JSON [Echo] like any other request.
+	WebSocket func(w http.ResponseWriter, r *http.Request, echo Echo)
 }
 
 // validate rejects settings that cannot work. Errors never quote a token.

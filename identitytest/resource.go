@@ -32,6 +32,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		Status: http.StatusOK,
 		Echo:   echo,
 	}
+	upgrade := reason == "" && s.webSocket != nil && isWebSocketUpgrade(r)
+	if upgrade {
+		seen.Status = http.StatusSwitchingProtocols
+	}
 	if reason != "" {
 		seen.Status, seen.Reason = status, reason
 		seen.Echo = Echo{Mode: ModeNone, Path: r.URL.Path}
@@ -54,7 +58,11 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Debug("identitytest: resource", "method", r.Method, "path", r.URL.Path, "mode", echo.Mode,
 		"agent_runtime_id", echo.AgentRuntimeID, "task_id", echo.TaskID)
-	writeJSON(w, http.StatusOK, echo)
+	if upgrade {
+		s.serveWebSocket(w, r, echo)
+		return
+	}
+	s.writeAnswer(w, r, body, echo)
 }
 
 // authenticate verifies the request's credential, fills in echo and

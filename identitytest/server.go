@@ -32,6 +32,7 @@ type Server struct {
 	anonymous    bool
 	encrypt      bool
 	requestLog   int
+	webSocket    func(http.ResponseWriter, *http.Request, Echo)
 
 	issuerOnce sync.Once
 	issuer     *JWTIssuer
@@ -86,7 +87,10 @@ type runtimeEntry struct {
 //     answers 200 with an [Echo] for a configured Bearer token or a
 //     verified AgentAssertion (right runtime key, task of that runtime, not
 //     revoked, timestamp within MaxSkew), and 401 otherwise; a FedRAMP
-//     header other than "true" is 400.
+//     header other than "true" is 400. POST [ResponsesPath] and
+//     [ChatCompletionsPath] answer with an OpenAI-shaped superset of the
+//     Echo that SDKs parse; a verified WebSocket upgrade goes to
+//     Options.WebSocket when set.
 //
 // Every 4xx body is {"error": "<reason>"}, where reason is a fixed
 // identifier (see [Stats.RejectionsByReason]) and never request data.
@@ -134,6 +138,7 @@ func newServer(opts Options) (*Server, error) {
 		anonymous:    opts.AllowAnonymous,
 		encrypt:      opts.EncryptTaskIDs,
 		requestLog:   opts.RequestLog,
+		webSocket:    opts.WebSocket,
 		serveDone:    make(chan struct{}),
 		closing:      make(chan struct{}),
 		runtimes:     map[string]*runtimeEntry{},

@@ -3,7 +3,9 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 
 	"github.com/agentauth/agentauth/credentials"
@@ -315,4 +317,28 @@ func (t *Transport) Stats() Stats {
 		s.CachedThreads = agent.threads.Len()
 	}
 	return s
+}
+
+// String describes the transport by its credential kind only. The
+// transport holds credentials (an API key's header, a token source, agent
+// keys) that Go's default struct formatting would print.
+func (t *Transport) String() string {
+	if t == nil {
+		return "agentauth.Transport(nil)"
+	}
+	return "agentauth.Transport{kind: " + t.kind.String() + "}"
+}
+
+// GoString is [Transport.String], so %#v redacts too.
+func (t *Transport) GoString() string { return t.String() }
+
+// Format makes every fmt verb print [Transport.String].
+func (t *Transport) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) }
+
+// LogValue logs the credential kind only.
+func (t *Transport) LogValue() slog.Value {
+	if t == nil {
+		return slog.StringValue("agentauth.Transport(nil)")
+	}
+	return slog.GroupValue(slog.String("kind", t.kind.String()))
 }

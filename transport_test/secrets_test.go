@@ -1,0 +1,222 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/transport"
+)
+
+// fltTokenSourceFunc adapts a function to credentials.TokenSource.
+type fltTokenSourceFunc func(context.Context) (*credentials.Token, error)
+
+func (f fltTokenSourceFunc) Token(ctx context.Context) (*credentials.Token, error) { return f(ctx) }
+
+// TestFltSecretsNeverLeak drives every error path reachable from outside —
+// invalid thread key, task registration 403/500/malformed/oversized, agent
+// registration 403 and unavailable (Bearer fallback), 401 recovery that
+// works and that fails (assertion and Bearer), credentials New rejects,
+// token sources that fail — with debug logging to a text and a JSON
+// handler, and checks that no private key (PKCS#8 base64 or seed hex),
+// access token, API key, assertion header or registration signature
+// appears in any error (%v, %+v, %#v, %s), in the logs, or in the fmt and
+// slog output of the transports themselves.
+func TestFltSecretsNeverLeak(t *testing.T) {
+	clk := fltNewClock()
+	const (
+		token       = "at-flt-SECRET-login-token-0001"
+		tokenRefuse = "at-flt-SECRET-refused-token-0002"
+		apiKey      = "sk-flt-SECRET-apikey-0003"
+	)
+	srv, err := identitytest.NewServer(identitytest.Options{
+		AccessTokens: []string{token}, APIKeys: []string{apiKey}, Now: clk.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rec := fltNewRecorder(t, nil)
+	logger, text, js := fltLoggers()
+	url := srv.URL() + "/v1/responses"
+	ctx, cancel := context.WithTimeout(context.Background(), fltWait)
+	defer cancel()
+
+	agent, secrets := fltAgent(t, srv, 0x71)
+	_, provisioned := fltKeySecrets(t, 0x72)
+	secrets = append(secrets, provisioned...)
+	secrets = append(secrets, token, tokenRefuse, apiKey)
+
+	base := func(creds *credentials.Credentials) transport.Config {
+		return transport.Config{
+			Credentials: creds, ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true,
+			IdentityStore: credentials.NewMemoryStore(), Logger: logger, Now: clk.Now,
+			KeyRand: fltConstReader(0x72), AgentTimeout: fltWait,
+		}
+	}
+	var transports []*transport.Transport
+	build := func(cfg transport.Config) *transport.Transport {
+		t.Helper()
+		rt, err := transport.New(rec, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rt.CloseIdleConnections)
+		transports = append(transports, rt)
+		return rt
+	}
+	var errs []error
+	var statuses []int
+	send := func(rt http.RoundTripper, thread string) fltResult {
+		r := fltDo(ctx, rt, url, thread)
+		if r.err != nil {
+			errs = append(errs, r.err)
+		} else {
+			statuses = append(statuses, r.status)
+		}
+		return r
+	}
+	mustFail := func(what string, r fltResult, kind error) {
+		t.Helper()
+		if !errors.Is(r.err, kind) {
+			t.Fatalf("%s: got status %d / error %v, want an error matching %v", what, r.status, r.err, kind)
+		}
+	}
+
+	// Agent Identity: a bad thread key, then failing task registrations.
+	rtAgent := build(base(&credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &agent}))
+	mustFail("bad thread key", send(rtAgent, "flt\r\nAuthorization: x"), transport.ErrInvalidThreadKey)
+	for i, f := range []identitytest.Fault{
+		{Status: 403}, {Status: 500}, {Body: []byte(`{"task_id":`)},
+		{OversizeBytes: identity.DefaultMaxResponseBytes + 1},
+	} {
+		f.Times = 1
+		srv.InjectFault(identitytest.RouteTaskRegister, f)
+		mustFail(fmt.Sprintf("task fault %d", i), send(rtAgent, fmt.Sprintf("flt-secret-fault-%d", i)), transport.ErrRegistration)
+	}
+
+	// 401 on an assertion: recovered by re-registering, then not recovered
+	// because the re-registration fails.
+	first := send(rtAgent, "flt-secret-revoke")
+	srv.RevokeTask(first.echo.TaskID)
+	if r := send(rtAgent, "flt-secret-revoke"); r.status != http.StatusOK || rtAgent.Stats().Replays != 1 {
+		t.Fatalf("401 recovery: status %d, %d replays", r.status, rtAgent.Stats().Replays)
+	}
+	srv.RevokeTask(srv.Tasks()[len(srv.Tasks())-1].TaskID)
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: 500, Times: 1})
+	if r := send(rtAgent, "flt-secret-revoke"); r.status != http.StatusUnauthorized {
+		t.Fatalf("failed 401 recovery: status %d, err %v; want the 401", r.status, r.err)
+	}
+
+	// ChatGPT login with the flag on: agent registration 403, then
+	// unavailable (Bearer fallback, logged as a warning with its cause).
+	on := base(&credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
+		AccessToken: token, AccountID: fltUnique("acct-secret"),
+	}})
+	on.Flag = featureflag.New(true)
+	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 403, Times: 1})
+	mustFail("agent registration 403", send(build(on), "flt-secret-agent"), transport.ErrProvisioning)
+	on.Credentials = &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
+		AccessToken: token, AccountID: fltUnique("acct-secret"),
+	}}
+	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 503, RetryAfter: "0", Times: identity.DefaultAgentAttempts})
+	rtFallback := build(on)
+	if r := send(rtFallback, "flt-secret-fallback"); r.echo.Mode != identitytest.ModeBearer {
+		t.Fatalf("fallback: status %d mode %q err %v", r.status, r.echo.Mode, r.err)
+	}
+	// With the fault gone and the cooldown over, the same login provisions
+	// (KeyRand seed 0x72) and signs.
+	clk.Advance(transport.DefaultProvisioningCooldown + 1)
+	if r := send(rtFallback, "flt-secret-fallback"); r.echo.Mode != identitytest.ModeAssertion {
+		t.Fatalf("after the cooldown: status %d mode %q err %v", r.status, r.echo.Mode, r.err)
+	}
+
+	// Bearer 401: the file token source cannot offer a fresh token.
+	dir := t.TempDir()
+	authPath := filepath.Join(dir, credentials.AuthFileName)
+	if err := os.WriteFile(authPath, []byte(`{"auth_mode":"chatgpt","tokens":{"access_token":"`+tokenRefuse+`","account_id":"acct-flt"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileCfg := base(&credentials.Credentials{Kind: credentials.KindChatGPT})
+	fileCfg.TokenSource = credentials.NewFileTokenSource(authPath)
+	if r := send(build(fileCfg), "flt-secret-bearer-401"); r.status != http.StatusUnauthorized {
+		t.Fatalf("Bearer 401: status %d err %v", r.status, r.err)
+	}
+
+	// Token sources that fail: an auth.json whose token cannot be sent, a
+	// missing file, and a source whose own error is opaque.
+	badPath := filepath.Join(dir, "bad-auth.json")
+	if err := os.WriteFile(badPath, []byte(`{"tokens":{"access_token":"`+tokenRefuse+`\n","account_id":"acct-flt"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []credentials.TokenSource{
+		credentials.NewFileTokenSource(badPath),
+		credentials.NewFileTokenSource(filepath.Join(dir, "missing.json")),
+		fltTokenSourceFunc(func(context.Context) (*credentials.Token, error) { return nil, errors.New("token endpoint down") }),
+	} {
+		cfg := base(&credentials.Credentials{Kind: credentials.KindChatGPT})
+		cfg.TokenSource = src
+		mustFail("token source", send(build(cfg), "flt-secret-source"), transport.ErrCredential)
+	}
+
+	// API key: requests work; bad keys are rejected by New.
+	if r := send(build(base(&credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: apiKey})), "flt-secret-apikey"); r.echo.Mode != identitytest.ModeBearer {
+		t.Fatalf("API key: status %d mode %q err %v", r.status, r.echo.Mode, r.err)
+	}
+	badKey := secrets[0][:len(secrets[0])-6] + "@@@@=="
+	secrets = append(secrets, badKey)
+	for _, creds := range []*credentials.Credentials{
+		{Kind: credentials.KindAPIKey, APIKey: apiKey + "\r\n"},
+		{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
+			AgentRuntimeID: "rt-flt-garbled", AgentPrivateKey: badKey, AccountID: "acct-flt", ChatGPTUserID: "u",
+		}},
+	} {
+		cfg := base(creds)
+		_, err := transport.New(rec, cfg)
+		if err == nil {
+			t.Fatal("New accepted an unusable credential")
+		}
+		errs = append(errs, err)
+	}
+
+	// Everything the test saw over the wire is a secret too.
+	secrets = append(secrets, rec.Secrets()...)
+	for _, seen := range srv.Requests() {
+		if v := seen.Header.Get("Authorization"); v != "" {
+			secrets = append(secrets, v)
+		}
+	}
+	if len(errs) < 11 || len(rec.Secrets()) < 10 {
+		t.Fatalf("only %d errors and %d wire credentials collected; the scenario did not run", len(errs), len(rec.Secrets()))
+	}
+
+	// Callers log errors and transports; that must not leak either.
+	for _, err := range errs {
+		logger.Error("flt: request failed", "err", err)
+		for _, s := range fltErrTexts(err) {
+			fltNoSecret(t, "error", s, secrets)
+		}
+	}
+	for i, rt := range transports {
+		logger.Info("flt: transport", "transport", rt, "stats", rt.Stats())
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			fltNoSecret(t, fmt.Sprintf("transport %d formatted with %s", i, verb), fmt.Sprintf(verb, rt), secrets)
+		}
+	}
+	fltNoSecret(t, "text log", text.String(), secrets)
+	fltNoSecret(t, "JSON log", js.String(), secrets)
+	for _, want := range []string{"401 recovery failed", "agent provisioning unavailable", "request not authenticated"} {
+		if !strings.Contains(text.String(), want) || !strings.Contains(js.String(), want) {
+			t.Errorf("the logs lack %q; the secret scan did not see that path", want)
+		}
+	}
+}

@@ -1,0 +1,372 @@
+package transport_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/transport"
+)
+
+// fltFaultHeader tells fltFaulty how to fail a resource request: "conn"
+// for a connection error, "503" for a 503 answer. The worker that builds
+// the request decides, from a seeded random source, so a run is
+// reproducible request by request.
+const fltFaultHeader = "X-Flt-Fault"
+
+// fltInjected is the connection error fltFaulty returns.
+var fltInjected = errors.New("flt: injected connection reset")
+
+// fltNetHeader marks a resource request that must go over the network;
+// the others are served in process (see fltFaulty).
+const fltNetHeader = "X-Flt-Net"
+
+// fltFaulty is a base transport that fails the resource requests marked
+// with fltFaultHeader. Registrations and resource requests marked with
+// fltNetHeader go to next (real HTTP); other resource requests are served
+// by local, the reference server's handler, in process: under -race a
+// loopback HTTP exchange costs more than everything the test checks, and
+// the server verifies the credential the same way either way.
+type fltFaulty struct {
+	next  http.RoundTripper
+	local http.Handler
+}
+
+func (f *fltFaulty) RoundTrip(req *http.Request) (*http.Response, error) {
+	mode := req.Header.Get(fltFaultHeader)
+	if mode == "" {
+		if f.local == nil || req.Header.Get(fltNetHeader) != "" || strings.Contains(req.URL.Path, "/v1/agent/") {
+			return f.next.RoundTrip(req)
+		}
+		w := httptest.NewRecorder()
+		f.local.ServeHTTP(w, req)
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		resp := w.Result()
+		resp.Request = req
+		return resp, nil
+	}
+	if req.Body != nil {
+		io.Copy(io.Discard, req.Body)
+		req.Body.Close()
+	}
+	if mode == "conn" {
+		return nil, fltInjected
+	}
+	return &http.Response{
+		Status: "503 Service Unavailable", StatusCode: http.StatusServiceUnavailable,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Retry-After": {"1"}}, Body: http.NoBody, Request: req,
+	}, nil
+}
+
+func (f *fltFaulty) CloseIdleConnections() {
+	if c, ok := f.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// fltOffsetClock is real time plus an offset the test can move forward,
+// so that every backoff can be ended at once without sleeping.
+type fltOffsetClock struct{ off atomic.Int64 }
+
+func (c *fltOffsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *fltOffsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// fltSoakTally counts the outcomes of the soak's requests.
+type fltSoakTally struct {
+	bearer, assertion, background, injected, authErrs, violations atomic.Int64
+	mu                                                            sync.Mutex
+	firstViolation                                                string
+}
+
+func (s *fltSoakTally) violation(format string, args ...any) {
+	if s.violations.Add(1) == 1 {
+		s.mu.Lock()
+		s.firstViolation = fmt.Sprintf(format, args...)
+		s.mu.Unlock()
+	}
+}
+
+// TestFltSoak drives 20,000 requests over 2,000 thread keys (plus
+// background requests) from 32 goroutines against the reference server,
+// while the use_agent_identity flag flips every 2 ms (so requests
+// alternate between Bearer and AgentAssertion), 5 % of resource requests
+// fail at the base transport (connection error or 503) and task
+// registration fails in bursts. The server's echo proves that no request
+// ever carried another thread's task or another runtime; every failure is
+// one of the injected ones or a typed, temporary registration error; after
+// the faults stop and the backoffs have passed, every key works and was
+// registered exactly once; goroutines and heap return to their baseline.
+func TestFltSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("soak test: skipped with -short")
+	}
+	const (
+		requests = 20_000
+		keys     = 2_000
+		workers  = 32
+		seed     = 0x5eed_f417
+	)
+	runtime.GC()
+	baseGoroutines := runtime.NumGoroutine()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	baseHeap := ms.HeapAlloc
+	start := time.Now()
+
+	token := fltUnique("at-flt-SECRET-soak")
+	account := fltUnique("acct-soak")
+	srv, err := identitytest.NewServer(identitytest.Options{AccessTokens: []string{token}, RequestLog: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	httpBase := &http.Transport{MaxIdleConns: 2 * workers, MaxIdleConnsPerHost: 2 * workers}
+	defer httpBase.CloseIdleConnections()
+	flag := featureflag.New(false)
+	clk := &fltOffsetClock{}
+	rt, err := transport.New(&fltFaulty{next: httpBase, local: srv.Handler()}, transport.Config{
+		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
+			AccessToken: token, AccountID: account,
+		}},
+		Flag:              flag,
+		IdentityStore:     credentials.NewMemoryStore(),
+		ChatGPTBaseURL:    srv.URL(),
+		AuthAPIBaseURL:    srv.URL(),
+		AllowInsecureHTTP: true,
+		Now:               clk.Now,
+		ThreadCache:       resolver.CacheOptions{BackoffInitial: 2 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.URL() + "/v1/responses"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Chaos: the flag flips every few ms (on for 6 ms, off for 2 ms: a
+	// request on a new key takes longer with the flag on, so an even duty
+	// cycle would leave few assertion requests) until the workers are done, and
+	// (below) every 200th request starts a burst of two failing task
+	// registrations — counted in requests, not time, so a slow machine
+	// does not get more of them.
+	done := make(chan struct{})
+	var chaos sync.WaitGroup
+	chaos.Add(1)
+	go func() {
+		defer chaos.Done()
+		flip := time.NewTicker(2 * time.Millisecond)
+		defer flip.Stop()
+		for tick := range 1_000_000 {
+			select {
+			case <-done:
+				return
+			case <-flip.C:
+				flag.Set(tick%4 != 3)
+			}
+		}
+	}()
+
+	var tally fltSoakTally
+	var runtimeID atomic.Pointer[string]
+	var next atomic.Int64
+	err = fltRun(ctx, workers, requests, func(i int) {
+		next.Add(1)
+		if i%200 == 0 {
+			srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 2})
+		}
+		rng := rand.New(rand.NewPCG(seed, uint64(i)))
+		// Five consecutive requests share a key, so new keys are
+		// also requested concurrently; each key comes back once.
+		key := fmt.Sprintf("flt-soak-%04d", (i/5)%keys)
+		if rng.IntN(20) == 0 { // 5 % background requests
+			key = ""
+		}
+		fault := ""
+		if rng.IntN(20) == 0 { // 5 % faults at the base transport
+			fault = [2]string{"conn", "503"}[rng.IntN(2)]
+		}
+		fltSoakOne(ctx, rt, url, key, fault, i%10 == 0, account, &runtimeID, &tally)
+	})
+	close(done)
+	chaos.Wait()
+	srv.ClearFaults(identitytest.RouteTaskRegister)
+	soakTime := time.Since(start)
+	if err != nil {
+		t.Fatalf("after %v (%d requests started): %v", soakTime, next.Load(), err)
+	}
+
+	if v := tally.violations.Load(); v != 0 {
+		t.Fatalf("%d violations after %v (%d requests started); first: %s", v, soakTime, next.Load(), tally.firstViolation)
+	}
+	total := tally.bearer.Load() + tally.assertion.Load() + tally.injected.Load() + tally.authErrs.Load()
+	if total != requests {
+		t.Fatalf("%d outcomes for %d requests", total, requests)
+	}
+	if tally.bearer.Load() < requests/10 || tally.assertion.Load() < requests/10 || tally.background.Load() == 0 {
+		t.Fatalf("modes not mixed: %d Bearer, %d assertion (%d background)", tally.bearer.Load(), tally.assertion.Load(), tally.background.Load())
+	}
+	if tally.injected.Load() < requests/40 || tally.authErrs.Load() == 0 || tally.authErrs.Load() > requests/5 {
+		t.Fatalf("%d injected faults and %d registration errors: the chaos did not run as designed",
+			tally.injected.Load(), tally.authErrs.Load())
+	}
+
+	// Recovery: with the faults gone and every backoff over, each key works
+	// with its own task and was registered exactly once.
+	flag.Set(true)
+	clk.Advance(time.Minute)
+	err = fltRun(ctx, workers, keys, func(k int) {
+		fltSoakOne(ctx, rt, url, fmt.Sprintf("flt-soak-%04d", k), "", k%10 == 0, account, &runtimeID, &tally)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tally.violations.Load() != 0 || tally.authErrs.Load()+tally.injected.Load()+tally.bearer.Load()+tally.assertion.Load() != requests+keys {
+		t.Fatalf("after recovery: %d violations (first: %s)", tally.violations.Load(), tally.firstViolation)
+	}
+	st := srv.Stats()
+	for k := range keys {
+		if n := st.RegistrationsByExternalRef[fmt.Sprintf("flt-soak-%04d", k)]; n != 1 {
+			t.Fatalf("key %d registered %d times, want exactly 1", k, n)
+		}
+	}
+	if st.AgentRegistrations != 1 || st.ProcessTaskRegistrations != 1 {
+		t.Fatalf("%d agent and %d process registrations, want 1 and 1", st.AgentRegistrations, st.ProcessTaskRegistrations)
+	}
+	t.Logf("soak: %d requests in %v: %d Bearer, %d assertion (%d background), %d injected faults, %d registration errors; transport %+v",
+		requests, soakTime, tally.bearer.Load(), tally.assertion.Load(), tally.background.Load(),
+		tally.injected.Load(), tally.authErrs.Load(), rt.Stats())
+
+	// Goroutines and heap return to their baseline.
+	rt.CloseIdleConnections()
+	srv.Close()
+	deadline := time.Now().Add(fltWait)
+	for runtime.NumGoroutine() > baseGoroutines+2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // goroutine exit has no event to wait on
+	}
+	if n := runtime.NumGoroutine(); n > baseGoroutines+2 {
+		t.Fatalf("%d goroutines after the soak, baseline %d", n, baseGoroutines)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	if ms.HeapAlloc > baseHeap+32<<20 {
+		t.Fatalf("heap %d MiB after the soak, baseline %d MiB", ms.HeapAlloc>>20, baseHeap>>20)
+	}
+	// Speed is measured in bench/, not asserted here; the context above only
+	// keeps a hung soak from running forever.
+	t.Logf("soak: %d requests in %v", requests, time.Since(start))
+}
+
+// fltSoakOne sends one soak request and checks its outcome against the
+// key it was sent for.
+func fltSoakOne(ctx context.Context, rt http.RoundTripper, url, key, fault string, overNet bool, account string, runtimeID *atomic.Pointer[string], tally *fltSoakTally) {
+	rctx := ctx
+	if key != "" {
+		rctx = transport.WithThread(ctx, key)
+	}
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, strings.NewReader(`{"input":"soak"}`))
+	if err != nil {
+		tally.violation("building request: %v", err)
+		return
+	}
+	if fault != "" {
+		req.Header.Set(fltFaultHeader, fault)
+	}
+	if overNet {
+		req.Header.Set(fltNetHeader, "1")
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		var te *transport.Error
+		switch {
+		case errors.Is(err, fltInjected) && fault == "conn":
+			tally.injected.Add(1)
+		case errors.As(err, &te) && errors.Is(err, transport.ErrRegistration) && te.Temporary():
+			tally.authErrs.Add(1)
+		default:
+			tally.violation("key %q: unexpected error %v", key, err)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	if fault == "503" && resp.StatusCode == http.StatusServiceUnavailable {
+		tally.injected.Add(1)
+		return
+	}
+	if fault != "" || resp.StatusCode != http.StatusOK {
+		tally.violation("key %q fault %q: status %d", key, fault, resp.StatusCode)
+		return
+	}
+	var echo identitytest.Echo
+	if err := json.NewDecoder(resp.Body).Decode(&echo); err != nil {
+		tally.violation("key %q: %v", key, err)
+		return
+	}
+	if echo.AccountID != account {
+		tally.violation("key %q: account %q", key, echo.AccountID)
+		return
+	}
+	switch echo.Mode {
+	case identitytest.ModeBearer:
+		tally.bearer.Add(1)
+	case identitytest.ModeAssertion:
+		if echo.ExternalTaskRef != key {
+			tally.violation("key %q carried the task of %q", key, echo.ExternalTaskRef)
+			return
+		}
+		id := echo.AgentRuntimeID
+		if prev := runtimeID.Load(); prev == nil {
+			runtimeID.CompareAndSwap(nil, &id)
+		}
+		if got := *runtimeID.Load(); got != id {
+			tally.violation("key %q carried runtime %q, want %q", key, id, got)
+			return
+		}
+		tally.assertion.Add(1)
+		if key == "" {
+			tally.background.Add(1)
+		}
+	default:
+		tally.violation("key %q: mode %q", key, echo.Mode)
+	}
+}
+
+// fltRun calls fn(i) for i in [0, n) on workers goroutines and returns when
+// all have ended, or ctx's error if it ended first (remaining items are
+// skipped).
+func fltRun(ctx context.Context, workers, n int, fn func(i int)) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}

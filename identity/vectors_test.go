@@ -179,3 +179,39 @@ func TestParseAssertionRejectsRepeatedMember(t *testing.T) {
 		t.Fatalf("trailing data accepted: %v", err)
 	}
 }
+
+// TestAssertionEnvelopeEscaping pins the envelope bytes for ids that Go's
+// encoding/json would write differently from serde_json: no HTML escaping,
+// literal U+2028/U+2029 and non-ASCII, short escapes for \n \t and
+// lowercase \u00xx for other controls, compact, keys in §3.2 order.
+func TestAssertionEnvelopeEscaping(t *testing.T) {
+	k, _ := ParsePrivateKey(vecPKCS8v2)
+	runtimeID := `rt<script>&"quoted"\back`
+	taskID := "tâsk-ü-日本\u2028\u2029\n\t\x01\x1f-🙂"
+	header, err := SignAssertion(k, runtimeID, taskID, vecTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(header, "AgentAssertion "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ParseAssertion(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"agent_runtime_id":"rt<script>&\"quoted\"\\back","signature":"` + a.Signature +
+		`","task_id":"tâsk-ü-日本` + "\u2028\u2029" + `\n\t\u0001\u001f-🙂","timestamp":"2026-04-23T00:00:00Z"}`
+	if string(raw) != want {
+		t.Fatalf("envelope =\n%s\nwant\n%s", raw, want)
+	}
+	if a.AgentRuntimeID != runtimeID || a.TaskID != taskID {
+		t.Fatalf("round trip changed ids: %q %q", a.AgentRuntimeID, a.TaskID)
+	}
+	if err := a.Verify(k.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := SignAssertion(k, "rt", "bad\xff", vecTime); !errors.Is(err, ErrInvalidAssertion) {
+		t.Fatalf("invalid UTF-8 id accepted: %v", err)
+	}
+}

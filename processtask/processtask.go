@@ -11,7 +11,9 @@ package processtask
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
+	"weak"
 
 	"github.com/agentauth/agentauth/resolver"
 )
@@ -37,27 +39,44 @@ type Handle struct {
 	cache *resolver.TaskCache
 }
 
-var registry sync.Map // Identity → *Handle
+var (
+	registryMu sync.Mutex
+	registry   = map[Identity]weak.Pointer[Handle]{}
+)
 
 // Shared returns the process-task handle of id, creating it on first use
 // with register and opts. Later calls for the same identity return the same
 // handle and ignore their own register and opts: the first transport built
 // on an identity decides how its process task is registered (its timeout,
-// backoff and clock). Capacity and idle TTL are fixed: the task is kept for
-// the life of the process.
+// backoff and clock), so register must not hold on to that transport.
+// Capacity and idle TTL are fixed: the task is kept while any transport
+// holds the handle. The registry holds handles weakly, so an identity whose
+// transports are all gone costs nothing.
 func Shared(id Identity, register RegisterFunc, opts resolver.CacheOptions) (*Handle, error) {
 	if id.RuntimeID == "" {
 		return nil, errors.New("processtask: identity has no runtime id")
 	}
-	if h, ok := registry.Load(id); ok {
-		return h.(*Handle), nil
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if h := registry[id].Value(); h != nil {
+		return h, nil
 	}
 	h, err := New(register, opts)
 	if err != nil {
 		return nil, err
 	}
-	actual, _ := registry.LoadOrStore(id, h)
-	return actual.(*Handle), nil
+	registry[id] = weak.Make(h)
+	runtime.AddCleanup(h, forget, id)
+	return h, nil
+}
+
+// forget drops the registry entry of a collected handle.
+func forget(id Identity) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if registry[id].Value() == nil {
+		delete(registry, id)
+	}
 }
 
 // New returns a handle that is not shared with other transports.

@@ -3,6 +3,7 @@ package processtask
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,5 +134,32 @@ func TestFailureIsRetriedAfterBackoff(t *testing.T) {
 	}
 	if h.Stats().Failures != 1 || h.Stats().Registrations != 1 {
 		t.Fatalf("stats %+v", h.Stats())
+	}
+}
+
+// The registry holds handles weakly: once no transport holds an identity's
+// handle, the entry goes away instead of keeping it (and whatever its
+// RegisterFunc captured) alive for the life of the process.
+func TestRegistryDropsUnusedHandles(t *testing.T) {
+	id := Identity{AuthAPIBase: "http://127.0.0.1:1", RuntimeID: t.Name()}
+	func() {
+		h, err := Shared(id, func(context.Context) (string, error) { return "t", nil }, resolver.CacheOptions{})
+		if err != nil || h == nil {
+			t.Fatal(err)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		registryMu.Lock()
+		_, present := registry[id]
+		registryMu.Unlock()
+		if !present {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("registry still holds the identity after its handle became unreachable")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -56,16 +56,18 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: thread cache: %w", err)
 	}
-	processOpts := t.s.ThreadCache
+	// The process task outlives this transport when others share it, so
+	// its RegisterFunc holds a copy of the registration client and the
+	// logger, not the transport.
+	ids, logger := *t.ids, t.s.Logger
 	process, err := processtask.Shared(processtask.Identity{AuthAPIBase: t.s.authAPIBase, RuntimeID: runtimeID},
 		func(ctx context.Context) (string, error) {
-			id, err := t.ids.RegisterTask(ctx, key, runtimeID, "")
+			id, err := ids.RegisterTask(ctx, key, runtimeID, "")
 			if err == nil {
-				t.stats.processRegs.Add(1)
-				t.s.Logger.DebugContext(ctx, "agentauth: registered process task", "runtime", runtimeID)
+				logger.DebugContext(ctx, "agentauth: registered process task", "runtime", runtimeID)
 			}
 			return id, err
-		}, processOpts)
+		}, t.s.ThreadCache)
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: process task: %w", err)
 	}

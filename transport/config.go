@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/resolver"
 )
@@ -28,7 +30,8 @@ const DefaultOpenAIOrigin = "https://api.openai.com"
 // request unchanged (no credential). Each field documents its default.
 type Config struct {
 	// Credentials is what requests are authenticated with. nil or
-	// [credentials.KindNone] passes every request through unchanged.
+	// [credentials.KindNone] passes every request through unchanged, unless
+	// TokenSource is set: a TokenSource alone means a ChatGPT login.
 	Credentials *credentials.Credentials
 
 	// TokenSource supplies the Bearer token of a ChatGPT login. nil means a
@@ -57,6 +60,7 @@ type Config struct {
 	// AuthAPIBaseURL is where agents and tasks are registered. "" means the
 	// value derived from ChatGPTBaseURL and the
 	// CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL environment variable (SPEC §3.6).
+	// It must be https, or http on a loopback host or with AllowInsecureHTTP.
 	AuthAPIBaseURL string
 
 	// AllowedOrigins replaces the first-party allow-list: only requests to
@@ -68,9 +72,9 @@ type Config struct {
 	// ExtraOrigins are added to the allow-list (default or AllowedOrigins).
 	ExtraOrigins []string
 
-	// AllowInsecureHTTP permits plain-http origins in the allow-list. It is
-	// meant for loopback development and tests; without it an http origin is
-	// rejected by New.
+	// AllowInsecureHTTP permits plain-http origins in the allow-list and a
+	// plain-http AuthAPI base on a non-loopback host. It is meant for
+	// development and tests; without it New rejects an http origin.
 	AllowInsecureHTTP bool
 
 	// ThreadCache bounds the per-thread task cache: capacity (default
@@ -154,6 +158,11 @@ func (c Config) resolve() (*settings, error) {
 	if s.authAPIBase == "" {
 		s.authAPIBase = bases.AuthAPI
 	}
+	// Agent registration sends the ChatGPT access token to this base, so it
+	// gets the same scheme rule as the first-party origins.
+	if err := checkBase("AuthAPI base", s.authAPIBase, s.AllowInsecureHTTP); err != nil {
+		return nil, err
+	}
 	if s.ProvisioningCooldown == 0 {
 		s.ProvisioningCooldown = DefaultProvisioningCooldown
 	}
@@ -200,6 +209,16 @@ func (c Config) resolve() (*settings, error) {
 			if c.ChatGPT == nil && s.TokenSource == nil {
 				return nil, errors.New("agentauth: ChatGPT credentials without tokens or a TokenSource")
 			}
+			if s.TokenSource == nil {
+				// A static token that cannot be sent fails here, not on
+				// every request.
+				if _, err := headers.Bearer(c.ChatGPT.AccessToken); err != nil {
+					return nil, fmt.Errorf("agentauth: ChatGPT access token: %w", err)
+				}
+				if err := c.ChatGPT.Routing().Validate(); err != nil {
+					return nil, fmt.Errorf("agentauth: ChatGPT account: %w", err)
+				}
+			}
 		case credentials.KindAgentIdentity:
 			if c.AgentIdentity == nil {
 				return nil, errors.New("agentauth: Agent Identity credentials without a record")
@@ -210,8 +229,28 @@ func (c Config) resolve() (*settings, error) {
 		default:
 			return nil, fmt.Errorf("agentauth: unknown credential kind %v", c.Kind)
 		}
-	} else if s.TokenSource != nil {
-		return nil, errors.New("agentauth: TokenSource set without ChatGPT credentials")
+		if s.TokenSource != nil && c.Kind != credentials.KindChatGPT {
+			return nil, fmt.Errorf("agentauth: TokenSource is only used with ChatGPT credentials, not %v", c.Kind)
+		}
 	}
 	return s, nil
+}
+
+// checkBase requires an https base URL, or http on a loopback host or when
+// insecure http is explicitly allowed.
+func checkBase(what, base string, allowHTTP bool) error {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || u.User != nil {
+		return fmt.Errorf("agentauth: %s %q is not an absolute URL", what, base)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return nil
+	case "http":
+		if allowHTTP || isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("agentauth: %s %s is plain http; set AllowInsecureHTTP to allow it", what, u.Host)
+	}
+	return fmt.Errorf("agentauth: %s %q: scheme must be https or http", what, base)
 }

@@ -11,9 +11,10 @@ type Stats struct {
 	// Requests counts requests by the mode they were sent in, indexed by
 	// resolver.Mode (use Stats.RequestsIn).
 	Requests [resolver.NumModes]uint64
-	// ThreadRegistrations and ProcessRegistrations count successful task
-	// registrations made by this transport.
-	ThreadRegistrations  uint64
+	// ThreadRegistrations counts thread tasks this transport registered.
+	ThreadRegistrations uint64
+	// ProcessRegistrations counts registrations of the identity's process
+	// task, which every transport on that identity in the process shares.
 	ProcessRegistrations uint64
 	// AgentRegistrations counts identities provisioned from a ChatGPT login.
 	AgentRegistrations uint64
@@ -44,7 +45,6 @@ type paddedCounter struct {
 type counters struct {
 	requests        [resolver.NumModes]paddedCounter
 	threadRegs      atomic.Uint64
-	processRegs     atomic.Uint64
 	agentRegs       atomic.Uint64
 	failures        atomic.Uint64
 	replays         atomic.Uint64

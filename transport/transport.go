@@ -64,7 +64,13 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	t.ids = &identity.Client{HTTPClient: client, AuthAPIBase: s.authAPIBase, Now: s.Now, AgentTimeout: s.AgentTimeout}
+	t.ids = &identity.Client{
+		HTTPClient:   client,
+		AuthAPIBase:  s.authAPIBase,
+		Now:          s.Now,
+		AgentTimeout: s.AgentTimeout,
+		TaskTimeout:  s.ThreadCache.Timeout, // one attempt may use the whole per-registration bound
+	}
 
 	creds := s.Credentials
 	switch {
@@ -191,15 +197,23 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, a *authorization
 // recoverUnauthorized implements SPEC §4.6: one invalidation, one
 // re-registration shared with concurrent 401s, at most one replay.
 func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, a *authorization, thread string, hasThread bool) (*http.Response, error) {
-	if !replayable(req) || a.mode == resolver.ModeAPIKey {
+	if a.mode == resolver.ModeAPIKey {
 		return resp, nil
 	}
 	ctx := req.Context()
+	if a.mode.IsAssertion() {
+		// The task is dropped whether or not this request can be replayed,
+		// so the next request registers a fresh one instead of being
+		// rejected on the revoked task until it idles out.
+		a.agent.invalidate(ctx, a.task)
+	}
+	if !replayable(req) {
+		return resp, nil
+	}
 	var next authorization
 	var err error
 	switch {
 	case a.mode.IsAssertion():
-		a.agent.invalidate(ctx, a.task)
 		next, err = a.agent.authorize(ctx, t, thread, hasThread)
 	default:
 		var ok bool
@@ -303,7 +317,6 @@ func (t *Transport) Stats() Stats {
 		s.Requests[i] = t.stats.requests[i].Load()
 	}
 	s.ThreadRegistrations = t.stats.threadRegs.Load()
-	s.ProcessRegistrations = t.stats.processRegs.Load()
 	s.AgentRegistrations = t.stats.agentRegs.Load()
 	s.Failures = t.stats.failures.Load()
 	s.Replays = t.stats.replays.Load()
@@ -315,6 +328,7 @@ func (t *Transport) Stats() Stats {
 	if agent != nil {
 		s.Signatures = agent.signer.Signatures()
 		s.CachedThreads = agent.threads.Len()
+		s.ProcessRegistrations = agent.process.Stats().Registrations
 	}
 	return s
 }

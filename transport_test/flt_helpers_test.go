@@ -39,30 +39,6 @@ const fltBackoff = time.Second
 // client" cases (thread cache Timeout and Config.AgentTimeout).
 const fltTimeout = 150 * time.Millisecond
 
-// fltClock is a fake clock shared by a transport (Config.Now,
-// ThreadCache.Now) and its reference server (Options.Now), so backoffs and
-// cooldowns pass without waiting while skew checks stay consistent.
-type fltClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// fltNewClock starts at the current whole second, within the server's
-// default skew window of real time.
-func fltNewClock() *fltClock { return &fltClock{t: time.Now().Truncate(time.Second)} }
-
-func (c *fltClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fltClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fltConstReader yields the same byte forever: as Config.KeyRand it makes
 // the key of a provisioned identity known to the test (seed = 32 × b), so
 // the test can search outputs for it.
@@ -277,7 +253,7 @@ func fltDo(ctx context.Context, rt http.RoundTripper, url, thread string) fltRes
 type fltEnv struct {
 	t        *testing.T
 	srv      *identitytest.Server
-	clock    *fltClock
+	clock    *fakeClock
 	rec      *fltRecorder
 	text, js *fltLog
 	rt       *transport.Transport
@@ -307,7 +283,7 @@ type fltEnvOptions struct {
 
 func fltNewEnv(t *testing.T, o fltEnvOptions) *fltEnv {
 	t.Helper()
-	e := &fltEnv{t: t, clock: fltNewClock()}
+	e := &fltEnv{t: t, clock: newFakeClock(wholeSecondNow())}
 	token := fltUnique("at-flt-SECRET-access")
 	e.token2 = fltUnique("at-flt-SECRET-sibling")
 	o.server.Now = e.clock.Now

@@ -37,28 +37,6 @@ func recJitter() float64 { return 0.5 }
 
 const recFirstBackoff = 750 * time.Millisecond
 
-// recClock is a fake clock that only moves when told to.
-type recClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// recNewClock starts at the current whole second, so that assertion and
-// registration timestamps stay within the reference server's skew window.
-func recNewClock() *recClock { return &recClock{t: time.Now().Truncate(time.Second)} }
-
-func (c *recClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *recClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // recFront is an HTTP server in front of the reference server's handler.
 // It counts task-registration attempts per external_task_ref ("" for the
 // process task), records every protected-resource request as it arrived
@@ -178,7 +156,7 @@ type recEnv struct {
 	front  *recFront // nil unless recEnvOptions.front
 	base   string    // where resources and registrations are sent
 	agent  identity.Record
-	clock  *recClock
+	clock  *fakeClock
 	rt     *transport.Transport
 	client *http.Client
 }
@@ -196,7 +174,7 @@ func recNewEnv(t *testing.T, o recEnvOptions) *recEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	e := &recEnv{t: t, srv: srv, base: srv.URL(), clock: recNewClock()}
+	e := &recEnv{t: t, srv: srv, base: srv.URL(), clock: newFakeClock(wholeSecondNow())}
 	if o.front {
 		e.front = recNewFront(t, srv)
 		e.base = e.front.URL()
@@ -238,7 +216,7 @@ func recNewAgent(t *testing.T, srv *identitytest.Server) identity.Record {
 
 // recAgentConfig authenticates with rec against base on loopback, with the
 // fake clock and pinned jitter for both the transport and its thread cache.
-func recAgentConfig(base string, rec *identity.Record, clock *recClock) transport.Config {
+func recAgentConfig(base string, rec *identity.Record, clock *fakeClock) transport.Config {
 	cfg := transport.Config{
 		Credentials:       &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: rec},
 		ChatGPTBaseURL:    base,

@@ -32,7 +32,7 @@ func (f fltTokenSourceFunc) Token(ctx context.Context) (*credentials.Token, erro
 // appears in any error (%v, %+v, %#v, %s), in the logs, or in the fmt and
 // slog output of the transports themselves.
 func TestFltSecretsNeverLeak(t *testing.T) {
-	clk := fltNewClock()
+	clk := newFakeClock(wholeSecondNow())
 	const (
 		token       = "at-flt-SECRET-login-token-0001"
 		tokenRefuse = "at-flt-SECRET-refused-token-0002"

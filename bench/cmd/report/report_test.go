@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/xml"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentauth/agentauth/bench/internal/workload"
+)
+
+// synthetic returns a report whose cached modes are fast and scale, so
+// that every check passes, for the tests to perturb.
+func synthetic() *report {
+	rep := &report{
+		Cases: workload.Cases(), CPUs: []int{1, 2}, SweepLevels: []int{1, 2, 4},
+		Micro: map[microKey]figure{}, Sweep: map[string]map[int]figure{}, SweepMaxProcs: 2, ReadPathGoroutines: 4,
+		Stampede: workload.StampedeResult{Requests: 10_000, Latency: 2 * time.Millisecond,
+			Single: 2 * time.Millisecond, Total: 20 * time.Millisecond, Warm: 10 * time.Millisecond,
+			Registrations: 1, Signatures: 1},
+		Memory: workload.MemoryResult{Keys: 100_000, Cached: 100_000, Registrations: 100_000, HeapDelta: 48_000_000},
+		Loopback: workload.LoopbackResult{Paths: map[string]workload.PathResult{
+			workload.PathBare: {RPS: 10_000}, workload.PathWire: {RPS: 9_900}, workload.PathFloor: {RPS: 9_700},
+			workload.PathOurs: {RPS: 9_800}}},
+	}
+	for _, c := range rep.Cases {
+		ns, allocs := 2000.0, int64(10)
+		switch {
+		case c.Name == "bare":
+			ns, allocs = 3, 0
+		case c.Kind == workload.Ours:
+			ns, allocs = 1500, 8
+		}
+		for _, cpu := range rep.CPUs {
+			rep.Micro[microKey{c.Name, cpu, false}] = figure{NsOp: ns, AllocsOp: allocs}
+			rep.Micro[microKey{c.Name, cpu, true}] = figure{NsOp: ns / float64(cpu), AllocsOp: allocs}
+		}
+		rep.Sweep[c.Name] = map[int]figure{}
+		for _, g := range rep.SweepLevels {
+			rep.Sweep[c.Name][g] = figure{NsOp: ns / 2}
+		}
+	}
+	return rep
+}
+
+func failed(cs []check) []string {
+	var out []string
+	for _, c := range cs {
+		if !c.OK {
+			out = append(out, c.Target)
+		}
+	}
+	return out
+}
+
+func TestChecks(t *testing.T) {
+	rep := synthetic()
+	if f := failed(checks(rep)); len(f) != 0 {
+		t.Fatalf("synthetic report fails %v", f)
+	}
+
+	slow := synthetic()
+	slow.Micro[microKey{"thread", 2, true}] = figure{NsOp: 1200, AllocsOp: 8} // 1.2× floor's 1000
+	if f := failed(checks(slow)); len(f) != 2 || !strings.Contains(f[0], "floor") || !strings.Contains(f[1], "oauth2") {
+		t.Errorf("1.2× the floor and the peer: failed %v, want the floor and oauth2 checks", f)
+	}
+
+	allocs := synthetic()
+	allocs.Micro[microKey{"bearer", 1, false}] = figure{NsOp: 1500, AllocsOp: 12}
+	if f := failed(checks(allocs)); len(f) != 1 || !strings.Contains(f[0], "allocs") {
+		t.Errorf("floor+2 allocations: failed %v", f)
+	}
+
+	noScale := synthetic()
+	noScale.Micro[microKey{"process", 2, true}] = figure{NsOp: 1600, AllocsOp: 8} // worse than -cpu 1's 1500
+	if f := failed(checks(noScale)); len(f) != 3 || !strings.Contains(f[2], "-cpu 2") {
+		t.Errorf("no scaling: failed %v", f)
+	}
+
+	other := synthetic()
+	other.Stampede.Signatures = 2
+	other.Memory.HeapDelta = 52_000_000
+	other.Loopback.Paths[workload.PathOurs] = workload.PathResult{RPS: 9_400}
+	other.ReadPathLocks = 2
+	if f := failed(checks(other)); len(f) != 4 {
+		t.Errorf("lock, stampede, memory and loopback misses: failed %v", f)
+	}
+}
+
+func TestRender(t *testing.T) {
+	rep := synthetic()
+	rep.ChartPath = "overhead.svg"
+	md := renderMarkdown(rep)
+	for _, want := range []string{"### Targets", "| thread |", "![per-request overhead versus concurrency](overhead.svg)", "**missed**"} {
+		if want == "**missed**" {
+			if strings.Contains(md, want) {
+				t.Errorf("passing report shows a miss")
+			}
+			continue
+		}
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+	svg := renderSVG(rep)
+	dec := xml.NewDecoder(strings.NewReader(svg))
+	lines := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG is not well-formed XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			lines++
+		}
+	}
+	if want := len(rep.Cases) - 1; lines != want {
+		t.Errorf("%d series in the chart, want %d (every case but bare)", lines, want)
+	}
+}
+
+// TestRunTiny runs the whole report pipeline with tiny settings.
+func TestRunTiny(t *testing.T) {
+	old := flag.Lookup("test.benchtime").Value.String()
+	if err := flag.Set("test.benchtime", "50x"); err != nil {
+		t.Fatal(err)
+	}
+	defer flag.Set("test.benchtime", old)
+	rep, err := run(config{
+		Rounds: 1, StampedeN: 200, StampedeDelay: time.Millisecond, MemoryKeys: 300, MemoryWorkers: 2,
+		Loopback:    workload.LoopbackOptions{Concurrency: 2, Rounds: 1, Round: 20 * time.Millisecond},
+		SweepLevels: []int{1, 4}, CPUs: []int{1, 2}, SweepMaxProcs: 2, LoopbackChecks: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(rep.Micro), 2*2*len(rep.Cases); got != want {
+		t.Errorf("%d per-request figures, want %d", got, want)
+	}
+	if rep.Stampede.Registrations != 1 || rep.Stampede.Signatures != 1 {
+		t.Errorf("stampede: %d registrations, %d signatures", rep.Stampede.Registrations, rep.Stampede.Signatures)
+	}
+	if rep.ReadPathLocks != 0 {
+		t.Errorf("read path: %d contended locks", rep.ReadPathLocks)
+	}
+	if rep.Memory.Cached != 300 {
+		t.Errorf("memory: %d cached, want 300", rep.Memory.Cached)
+	}
+	if !strings.Contains(renderMarkdown(rep), "| flag-off |") {
+		t.Error("rendered report lacks a case")
+	}
+}

@@ -33,6 +33,8 @@ type Error struct {
 	Err  error
 }
 
+// Error describes the failure by kind, mode and cause; it never contains a
+// credential.
 func (e *Error) Error() string {
 	return fmt.Sprintf("%v (%s): %v", e.kind, e.Mode, e.Err)
 }

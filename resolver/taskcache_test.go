@@ -10,7 +10,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -782,29 +781,11 @@ func TestEmptyTaskIDIsAFailure(t *testing.T) {
 	}
 }
 
-// raceEnabled reports whether the test binary was built with -race.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// 100,000 distinct keys through a cache of 1,000 (behaviour 6). Under the
-// race detector a miss costs ~10× more, so it runs 25,000 keys (25 turns of
-// the ring) to stay within a few seconds.
+// 100,000 distinct keys through a cache of 1,000 (behaviour 6), also under
+// the race detector, where it takes a few seconds.
 func TestCapacityBound(t *testing.T) {
 	const capacity = 1000
-	keys := 100_000
-	if raceEnabled() {
-		keys = 25_000
-	}
+	const keys = 100_000
 	reg := &registrar{}
 	opts := testOptions(newClock())
 	opts.Capacity = capacity

@@ -85,3 +85,22 @@ func BenchmarkLoopback(b *testing.B) {
 		b.ReportMetric(r.WireRatio(), "wire/bare")
 	}
 }
+
+// BenchmarkColdThread reports the median latency of the first request of
+// 1,000 new thread keys through a transport without a task store and
+// through one with the Redis store, and their ratio. It skips without a
+// Redis ($AGENTAUTH_REDIS_ADDR or redis-server on PATH).
+func BenchmarkColdThread(b *testing.B) {
+	for b.Loop() {
+		r, err := workload.ColdThread(workload.ColdThreadOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Skipped {
+			b.Skip(r.SkipReason)
+		}
+		b.ReportMetric(float64(r.InMemory.Median.Nanoseconds()), "memory-ns/first")
+		b.ReportMetric(float64(r.Redis.Median.Nanoseconds()), "redis-ns/first")
+		b.ReportMetric(r.Ratio(), "redis/memory")
+	}
+}

@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/agentauth/agentauth v0.0.0
+	github.com/agentauth/agentauth/redisstore v0.0.0
+	github.com/redis/go-redis/v9 v9.23.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/oauth2 v0.38.0
 )
@@ -11,11 +13,15 @@ require (
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/BurntSushi/toml v1.6.0 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
 	github.com/gofrs/flock v0.13.2 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace github.com/agentauth/agentauth => ../
+
+replace github.com/agentauth/agentauth/redisstore => ../redisstore

@@ -41,6 +41,8 @@ func main() {
 		lbRounds  = flag.Int("loopback-rounds", 16, "rounds of each loopback path (bare, wire, floor, ours), in rotating order")
 		lbRound   = flag.Duration("loopback-round", 250*time.Millisecond, "duration of each loopback round")
 		lbConc    = flag.Int("loopback-concurrency", 8, "client goroutines on loopback")
+		coldKeys  = flag.Int("cold-threads", 1000, "new thread keys per path (in-memory, Redis store) in the cold-thread measurement; 0 skips it")
+		redisAddr = flag.String("redis", "", "Redis (host:port) of the cold-thread measurement (default $"+workload.RedisAddrEnv+", else a redis-server from PATH on a free loopback port)")
 	)
 	flag.Parse()
 	if *chart == "" {
@@ -66,6 +68,9 @@ func main() {
 		Progress:       os.Stderr,
 		MemoryWorkers:  runtime.GOMAXPROCS(0),
 		LoopbackChecks: true,
+	}
+	if *coldKeys > 0 {
+		cfg.ColdThread = &workload.ColdThreadOptions{Keys: *coldKeys, RedisAddr: *redisAddr}
 	}
 	start := time.Now()
 	rep, err := run(cfg)
@@ -101,6 +106,8 @@ type config struct {
 	SweepMaxProcs  int   // GOMAXPROCS of the concurrency sweep
 	Progress       io.Writer
 	LoopbackChecks bool
+	// ColdThread configures the cold-thread measurement; nil skips it.
+	ColdThread *workload.ColdThreadOptions
 }
 
 // microKey names one per-request figure.
@@ -139,8 +146,11 @@ type report struct {
 	Stampede           workload.StampedeResult
 	Memory             workload.MemoryResult
 	Loopback           workload.LoopbackResult
-	Elapsed            time.Duration
-	ChartPath          string
+	// ColdThread is the first request of new threads with and without the
+	// Redis store; Skipped when not measured.
+	ColdThread workload.ColdThreadResult
+	Elapsed    time.Duration
+	ChartPath  string
 	// LoadBefore and LoadAfter are the 1-minute load averages when the run
 	// began and ended ("" where unavailable): a figure taken on a busy
 	// machine says so.
@@ -262,6 +272,23 @@ func run(cfg config) (*report, error) {
 	if cfg.LoopbackChecks && (rep.Loopback.Asserted == 0 || rep.Loopback.Unauthenticated == 0) {
 		return nil, fmt.Errorf("loopback: the server saw %d asserted and %d bare requests; both must be non-zero",
 			rep.Loopback.Asserted, rep.Loopback.Unauthenticated)
+	}
+	if cfg.ColdThread == nil {
+		rep.ColdThread = workload.ColdThreadResult{Skipped: true, SkipReason: "not measured (-cold-threads 0)"}
+		return rep, nil
+	}
+	logf("cold thread: first requests of new thread keys, in memory and with the Redis store")
+	if rep.ColdThread, err = workload.ColdThread(*cfg.ColdThread); err != nil {
+		return nil, err
+	}
+	if c := rep.ColdThread; c.Skipped {
+		logf("cold thread: skipped: %s", c.SkipReason)
+	} else if c.InMemory.OnceRegistered != c.Keys || c.Redis.OnceRegistered != c.Keys ||
+		c.InMemory.Registrations != c.Keys || c.Redis.Registrations != c.Keys {
+		// A key registered twice or never means the transport or the store
+		// is wrong, and the latencies measure something else.
+		return nil, fmt.Errorf("cold thread: %d keys per path, but the server registered %d (%d keys once) in memory and %d (%d keys once) with Redis",
+			c.Keys, c.InMemory.Registrations, c.InMemory.OnceRegistered, c.Redis.Registrations, c.Redis.OnceRegistered)
 	}
 	return rep, nil
 }

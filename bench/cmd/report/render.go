@@ -149,6 +149,13 @@ func checks(rep *report) []check {
 			l.Ratio(), ours.RPS, bare.RPS, l.WireRatio(), l.OwnRatio(), l.FloorRatio()),
 		fmt.Sprintf("≥ %.2f×", minLoopbackRatio), l.Ratio() >= minLoopbackRatio,
 	})
+	ct := rep.ColdThread
+	measured := "skipped: " + ct.SkipReason
+	if !ct.Skipped {
+		measured = fmt.Sprintf("%.2f× by median (%v vs %v: %s per new thread)",
+			ct.Ratio(), roundDur(ct.Redis.Median), roundDur(ct.InMemory.Median), signedDur(ct.Added()))
+	}
+	out = append(out, check{"cold thread with the Redis store ÷ in-memory", measured, "reported", true})
 	return out
 }
 
@@ -265,7 +272,26 @@ func renderMarkdown(rep *report) string {
 		}
 	}
 	p(". bare: no credential; wire: the bare transport sending headers of our sizes, set in place; floor: req.Clone + Header.Set; ours: thread assertion |\n")
+	p("%s", coldThreadRow(rep.ColdThread))
 	return b.String()
+}
+
+// coldThreadRow is the cold-thread line of the stampede, memory and
+// loopback table.
+func coldThreadRow(c workload.ColdThreadResult) string {
+	if c.Skipped {
+		return "| cold thread: first request of a new thread key, in memory and with the Redis store | skipped: " + c.SkipReason + " |\n"
+	}
+	origin := "given"
+	if c.RedisStarted {
+		origin = "started by the report"
+	}
+	return fmt.Sprintf("| cold thread: first request of each of %d new thread keys per path, one at a time, %d rounds of alternating order, reference server on 127.0.0.1; Redis %s (%s) | in memory: median %v, mean %v; with the Redis store: median %v, mean %v; added %s per new thread, %.2f× by median (%.2f× by mean); registrations %d (%d keys once) in memory, %d (%d keys once) with Redis; store: %d registrations, %d local fallbacks, %d errors |\n",
+		c.Keys, c.Rounds, c.RedisAddr, origin,
+		roundDur(c.InMemory.Median), roundDur(c.InMemory.Mean), roundDur(c.Redis.Median), roundDur(c.Redis.Mean),
+		signedDur(c.Added()), c.Ratio(), float64(c.Redis.Mean)/float64(c.InMemory.Mean),
+		c.InMemory.Registrations, c.InMemory.OnceRegistered, c.Redis.Registrations, c.Redis.OnceRegistered,
+		c.Store.Registrations, c.Store.LocalFallbacks, c.Store.Errors)
 }
 
 // chartRef is how the Markdown links the chart: by the path it was written
@@ -274,6 +300,14 @@ func renderMarkdown(rep *report) string {
 // command).
 func chartRef(path string) string {
 	return filepath.ToSlash(path)
+}
+
+// signedDur is roundDur with an explicit sign.
+func signedDur(d time.Duration) string {
+	if d < 0 {
+		return "−" + roundDur(-d).String()
+	}
+	return "+" + roundDur(d).String()
 }
 
 // ns formats nanoseconds with precision that suits their size.

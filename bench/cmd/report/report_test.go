@@ -24,6 +24,9 @@ func synthetic() *report {
 		Loopback: workload.LoopbackResult{Paths: map[string]workload.PathResult{
 			workload.PathBare: {RPS: 10_000}, workload.PathWire: {RPS: 9_900}, workload.PathFloor: {RPS: 9_700},
 			workload.PathOurs: {RPS: 9_800}}},
+		ColdThread: workload.ColdThreadResult{Keys: 1000, Rounds: 10, RedisAddr: "127.0.0.1:6379", RedisStarted: true,
+			InMemory: workload.ColdPathResult{Median: 400 * time.Microsecond, Mean: 450 * time.Microsecond, Registrations: 1000, OnceRegistered: 1000},
+			Redis:    workload.ColdPathResult{Median: 500 * time.Microsecond, Mean: 540 * time.Microsecond, Registrations: 1000, OnceRegistered: 1000}},
 	}
 	for _, c := range rep.Cases {
 		ns, allocs := 2000.0, int64(10)
@@ -104,6 +107,28 @@ func TestRender(t *testing.T) {
 			t.Errorf("Markdown lacks %q", want)
 		}
 	}
+	for _, want := range []string{
+		"| cold thread with the Redis store ÷ in-memory | 1.25× by median (500µs vs 400µs: +100µs per new thread) | reported | — |",
+		"Redis 127.0.0.1:6379 (started by the report) | in memory: median 400µs, mean 450µs; with the Redis store: median 500µs, mean 540µs; added +100µs per new thread, 1.25× by median (1.20× by mean)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+	skipped := synthetic()
+	skipped.ColdThread = workload.ColdThreadResult{Skipped: true, SkipReason: "no Redis here"}
+	md = renderMarkdown(skipped)
+	for _, want := range []string{
+		"| cold thread with the Redis store ÷ in-memory | skipped: no Redis here | reported | — |",
+		"| cold thread: first request of a new thread key, in memory and with the Redis store | skipped: no Redis here |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown of a skipped cold thread lacks %q", want)
+		}
+	}
+	if f := failed(checks(skipped)); len(f) != 0 {
+		t.Errorf("a skipped cold thread fails %v", f)
+	}
 	svg := renderSVG(rep)
 	dec := xml.NewDecoder(strings.NewReader(svg))
 	lines := 0
@@ -135,6 +160,7 @@ func TestRunTiny(t *testing.T) {
 		Rounds: 1, StampedeN: 200, StampedeDelay: time.Millisecond, MemoryKeys: 300, MemoryWorkers: 2,
 		Loopback:    workload.LoopbackOptions{Concurrency: 2, Rounds: 1, Round: 20 * time.Millisecond},
 		SweepLevels: []int{1, 4}, CPUs: []int{1, 2}, SweepMaxProcs: 2, LoopbackChecks: true,
+		ColdThread: &workload.ColdThreadOptions{Keys: 10, Rounds: 2},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +177,14 @@ func TestRunTiny(t *testing.T) {
 	if rep.Memory.Cached != 300 {
 		t.Errorf("memory: %d cached, want 300", rep.Memory.Cached)
 	}
-	if !strings.Contains(renderMarkdown(rep), "| flag-off |") {
+	md := renderMarkdown(rep)
+	if !strings.Contains(md, "| flag-off |") {
 		t.Error("rendered report lacks a case")
+	}
+	if c := rep.ColdThread; !c.Skipped && (c.Redis.OnceRegistered != 10 || c.Ratio() <= 0) {
+		t.Errorf("cold thread: %d keys registered once with Redis, ratio %v", c.Redis.OnceRegistered, c.Ratio())
+	}
+	if !strings.Contains(md, "| cold thread with the Redis store ÷ in-memory |") {
+		t.Error("rendered report lacks the cold-thread target")
 	}
 }

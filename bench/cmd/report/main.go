@@ -5,7 +5,7 @@
 //
 // Run it from the bench module:
 //
-//	(cd bench && go run ./cmd/report)                 # table on stdout, chart in bench/overhead.svg
+//	go run -C bench ./cmd/report                 # table on stdout, chart in bench/overhead.svg
 //	(cd bench && go run ./cmd/report -chart /tmp/c.svg -rounds 5)
 //
 // Progress goes to stderr. The per-request figures are medians over

@@ -79,6 +79,12 @@ type Options struct {
 	// keeps none.
 	RequestLog int
 
+	// MaxRegistrations bounds the runtimes plus tasks the server holds, so
+	// a long-running server cannot be grown without limit; once it is
+	// reached, agent and task registrations answer 429 with reason
+	// "capacity". Zero means no limit (tests).
+	MaxRegistrations int
+
 	// WebSocket, when set, serves WebSocket upgrades at protected
 	// resources. A GET with "Connection: upgrade" and "Upgrade: websocket"
 	// to any path under /v1/ is authenticated exactly like every other

@@ -142,6 +142,11 @@ func (s *Server) serveAgentRegister(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
+	if s.fullLocked() {
+		s.mu.Unlock()
+		s.reject(w, r, route, http.StatusTooManyRequests, "capacity")
+		return
+	}
 	id, err := s.newID("rt-", func(id string) bool { return s.runtimes[id] != nil })
 	if err == nil {
 		rt.RuntimeID = id
@@ -252,6 +257,11 @@ func (s *Server) serveTaskRegister(w http.ResponseWriter, r *http.Request, rid s
 	}
 
 	s.mu.Lock()
+	if s.fullLocked() {
+		s.mu.Unlock()
+		s.reject(w, r, route, http.StatusTooManyRequests, "capacity")
+		return
+	}
 	id, err := s.newID("task-", func(id string) bool { return s.tasks[id] != nil })
 	if err == nil {
 		s.tasks[id] = &Task{TaskID: id, RuntimeID: rid, ExternalTaskRef: ref}

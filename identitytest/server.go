@@ -32,6 +32,7 @@ type Server struct {
 	anonymous    bool
 	encrypt      bool
 	requestLog   int
+	maxRegs      int // runtimes + tasks; 0: unlimited
 	webSocket    func(http.ResponseWriter, *http.Request, Echo)
 
 	issuerOnce sync.Once
@@ -138,6 +139,7 @@ func newServer(opts Options) (*Server, error) {
 		anonymous:    opts.AllowAnonymous,
 		encrypt:      opts.EncryptTaskIDs,
 		requestLog:   opts.RequestLog,
+		maxRegs:      opts.MaxRegistrations,
 		webSocket:    opts.WebSocket,
 		serveDone:    make(chan struct{}),
 		closing:      make(chan struct{}),
@@ -329,6 +331,12 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, route Route, sta
 	s.log.Debug("identitytest: rejected", "route", string(route), "method", r.Method, "path", r.URL.Path,
 		"status", status, "reason", reason)
 	writeJSON(w, status, errorBody{Error: reason})
+}
+
+// fullLocked reports whether the server holds MaxRegistrations runtimes and
+// tasks already. s.mu is held.
+func (s *Server) fullLocked() bool {
+	return s.maxRegs > 0 && len(s.runtimes)+len(s.tasks) >= s.maxRegs
 }
 
 // newID returns prefix + 16 hex digits, unique among taken ids even when

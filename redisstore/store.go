@@ -327,9 +327,12 @@ const (
 // Resolve implements [resolver.TaskStore]: it returns the fleet's task for
 // key, registering (with register) and publishing one when the fleet has
 // none. When Redis fails or is slower than OpTimeout it calls register
-// itself and returns that task without sharing it. register's error is
-// returned unchanged; the only other error is an *[Error] with Op "wait",
-// when ctx ends while another replica registers.
+// itself and returns that task without sharing it; so it does when another
+// replica has held the registration lock for two thirds of ctx's time
+// (a holder that died leaves its lock for LockTimeout). register's error
+// is returned unchanged; the only other error is an *[Error] with Op
+// "wait", when ctx ends (without a deadline, or before the two thirds)
+// while another replica registers.
 func (s *Store) Resolve(ctx context.Context, key resolver.StoreKey, register func(context.Context) (string, error)) (string, error) {
 	if register == nil {
 		return "", errors.New("redisstore: nil register function")
@@ -347,6 +350,19 @@ func (s *Store) Resolve(ctx context.Context, key resolver.StoreKey, register fun
 			timer.Stop()
 		}
 	}()
+	// A holder that died, or whose publish failed, leaves its lock for
+	// LockTimeout, longer than one registration attempt. Waiting for it
+	// would fail the attempt, so a waiter stops after two thirds of its
+	// time and registers locally with the rest (availability over
+	// de-duplication, as during an outage).
+	var giveUp <-chan time.Time
+	if deadline, ok := ctx.Deadline(); ok {
+		if d := time.Until(deadline) * 2 / 3; d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			giveUp = t.C
+		}
+	}
 	for {
 		state, id, err := s.acquire(ctx, k, token)
 		if err != nil {
@@ -381,6 +397,10 @@ func (s *Store) Resolve(ctx context.Context, key resolver.StoreKey, register fun
 		select {
 		case <-ctx.Done():
 			return "", &Error{Op: "wait", Err: context.Cause(ctx)}
+		case <-giveUp:
+			s.fallbacks.Add(1)
+			s.log.DebugContext(ctx, "agentauth/redisstore: the registration lock is held too long; registering locally", "runtime", key.RuntimeID)
+			return register(ctx)
 		case <-timer.C:
 		}
 		wait = min(2*wait, s.opts.MaxPollInterval)

@@ -64,7 +64,8 @@ func runAssertion(_ context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	header, err := identity.SignAssertion(key, runtimeID, *taskID, at)
 	if err != nil {
-		return failure(stderr, fs.Name(), errors.New("cannot sign: runtime and task ids must be valid UTF-8"))
+		// SignAssertion's errors name the problem, never the key.
+		return failure(stderr, fs.Name(), fmt.Errorf("cannot sign: %w", err))
 	}
 	if _, err := fmt.Fprintln(stdout, header); err != nil {
 		return failure(stderr, fs.Name(), errors.New("writing the header failed"))
@@ -78,6 +79,10 @@ func parseAt(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("--at %q is not an RFC 3339 time such as 2026-04-23T00:00:00Z", truncate(s))
+	}
+	// The header carries the time in UTC with a four-digit year.
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return time.Time{}, fmt.Errorf("--at %q is outside the years 0000-9999 in UTC", truncate(s))
 	}
 	return t.UTC().Truncate(time.Second), nil
 }

@@ -183,6 +183,7 @@ func TestAssertionErrors(t *testing.T) {
 		{"missing --task-id", good, []string{"--record", "-"}, exitUsage},
 		{"bad --at", good, []string{"--record", "-", "--task-id", "t", "--at", "yesterday"}, exitUsage},
 		{"--at without zone", good, []string{"--record", "-", "--task-id", "t", "--at", "2026-04-23T00:00:00"}, exitUsage},
+		{"--at outside the four-digit years", good, []string{"--record", "-", "--task-id", "t", "--at", "0000-01-01T00:00:00+01:00"}, exitUsage},
 		{"control char in task", good, []string{"--record", "-", "--task-id", "a\x01b"}, exitUsage},
 		{"record not JSON", "agent_private_key=" + specKey, []string{"--record", "-", "--task-id", "t"}, exitFailure},
 		{"truncated JSON", good[:60], []string{"--record", "-", "--task-id", "t"}, exitFailure},

@@ -28,6 +28,10 @@ type flusher interface{ Flush() error }
 // runServe runs identitytest until ctx ends (SIGINT or SIGTERM from main).
 // The first stdout line is the base URL; logs go to stderr and never carry
 // a token.
+// serveMaxRegistrations bounds the runtimes plus tasks `agentauth serve`
+// holds (a few hundred bytes each).
+const serveMaxRegistrations = 1_000_000
+
 func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve")
 	addr := fs.String("addr", "127.0.0.1:8787", "address to listen on")
@@ -55,6 +59,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		EncryptTaskIDs:                      *encrypt,
 		MaxSkew:                             *maxSkew,
 		Logger:                              logger,
+		// Nothing reads the request log here, and a long-running server
+		// must not be grown without bound by whoever can reach it.
+		RequestLog:       -1,
+		MaxRegistrations: serveMaxRegistrations,
 	})
 	if err != nil {
 		return failure(stderr, fs.Name(), err)

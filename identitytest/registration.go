@@ -141,21 +141,12 @@ func (s *Server) serveAgentRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	if s.fullLocked() {
-		s.mu.Unlock()
-		s.reject(w, r, route, http.StatusTooManyRequests, "capacity")
-		return
-	}
-	id, err := s.newID("rt-", func(id string) bool { return s.runtimes[id] != nil })
-	if err == nil {
+	id, ok := s.addRegistration(w, r, route, "rt-", func(id string) bool { return s.runtimes[id] != nil }, func(id string) {
 		rt.RuntimeID = id
 		s.addRuntimeLocked(&runtimeEntry{info: rt, pub: pub})
 		s.stats.AgentRegistrations++
-	}
-	s.mu.Unlock()
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal"})
+	})
+	if !ok {
 		return
 	}
 	s.log.Debug("identitytest: agent registered", "agent_runtime_id", id, "account_id", accountID, "fedramp", fedramp)
@@ -256,14 +247,7 @@ func (s *Server) serveTaskRegister(w http.ResponseWriter, r *http.Request, rid s
 		return
 	}
 
-	s.mu.Lock()
-	if s.fullLocked() {
-		s.mu.Unlock()
-		s.reject(w, r, route, http.StatusTooManyRequests, "capacity")
-		return
-	}
-	id, err := s.newID("task-", func(id string) bool { return s.tasks[id] != nil })
-	if err == nil {
+	id, ok := s.addRegistration(w, r, route, "task-", func(id string) bool { return s.tasks[id] != nil }, func(id string) {
 		s.tasks[id] = &Task{TaskID: id, RuntimeID: rid, ExternalTaskRef: ref}
 		s.tkOrder = append(s.tkOrder, id)
 		s.stats.TaskRegistrations++
@@ -274,10 +258,8 @@ func (s *Server) serveTaskRegister(w http.ResponseWriter, r *http.Request, rid s
 		} else {
 			s.stats.ProcessTaskRegistrations++
 		}
-	}
-	s.mu.Unlock()
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal"})
+	})
+	if !ok {
 		return
 	}
 	s.log.Debug("identitytest: task registered", "agent_runtime_id", rid, "task_id", id, "thread", hasRef)
@@ -306,4 +288,28 @@ func validExternalRef(ref string) bool {
 		}
 	}
 	return true
+}
+
+// addRegistration stores one new runtime or task under s.mu: past
+// MaxRegistrations it answers 429 "capacity", otherwise it picks a fresh id
+// with prefix and hands it to store. When it reports false it has already
+// answered the request.
+func (s *Server) addRegistration(w http.ResponseWriter, r *http.Request, route Route, prefix string,
+	taken func(string) bool, store func(id string)) (string, bool) {
+	s.mu.Lock()
+	if s.fullLocked() {
+		s.mu.Unlock()
+		s.reject(w, r, route, http.StatusTooManyRequests, "capacity")
+		return "", false
+	}
+	id, err := s.newID(prefix, taken)
+	if err == nil {
+		store(id)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal"})
+		return "", false
+	}
+	return id, true
 }

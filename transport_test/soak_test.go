@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -53,14 +52,7 @@ func (f *fltFaulty) RoundTrip(req *http.Request) (*http.Response, error) {
 		if f.local == nil || req.Header.Get(fltNetHeader) != "" || strings.Contains(req.URL.Path, "/v1/agent/") {
 			return f.next.RoundTrip(req)
 		}
-		w := httptest.NewRecorder()
-		f.local.ServeHTTP(w, req)
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		resp := w.Result()
-		resp.Request = req
-		return resp, nil
+		return serveInProcess(f.local, req), nil
 	}
 	if req.Body != nil {
 		io.Copy(io.Discard, req.Body)

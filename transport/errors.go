@@ -64,15 +64,9 @@ func IsTemporary(err error) bool {
 	if errors.As(err, &be) {
 		return IsTemporary(be.Err)
 	}
+	// The outermost error that classifies itself decides.
 	var t interface{ Temporary() bool }
-	for e := err; e != nil; {
-		if te, ok := e.(interface{ Temporary() bool }); ok {
-			t = te
-			break
-		}
-		e = errors.Unwrap(e)
-	}
-	if t != nil {
+	if errors.As(err, &t) {
 		return t.Temporary()
 	}
 	return errors.Is(err, context.DeadlineExceeded)

@@ -33,12 +33,21 @@ var ErrLoginChanged = errors.New("credentials: auth.json no longer holds a ChatG
 // logins (SPEC §3.4), so later processes reuse them instead of registering
 // a new agent. Implementations are safe for concurrent use.
 type IdentityStore interface {
-	// LoadAgentIdentity returns the stored record for the ChatGPT account
-	// accountID, or nil, nil when none matches.
-	LoadAgentIdentity(ctx context.Context, accountID string) (*identity.Record, error)
-	// SaveAgentIdentity stores rec under rec.AccountID, replacing any
-	// record stored for that account.
+	// LoadAgentIdentity returns the stored record of login: one whose
+	// account_id and chatgpt_user_id both equal login's, or nil, nil when
+	// none matches.
+	LoadAgentIdentity(ctx context.Context, login Login) (*identity.Record, error)
+	// SaveAgentIdentity stores rec under its AccountID and ChatGPTUserID,
+	// replacing any record stored for that login.
 	SaveAgentIdentity(ctx context.Context, rec *identity.Record) error
+}
+
+// Login names the ChatGPT login an agent identity belongs to: the account
+// (workspace) and the user within it. Users of one workspace share the
+// account id, so both are needed to tell their identities apart.
+type Login struct {
+	AccountID string
+	UserID    string
 }
 
 // FileStore reads and updates one auth.json file. Reads need no lock
@@ -195,7 +204,7 @@ func syncDir(dir string) error {
 // LoadAgentIdentity returns the file's agent_identity_record when its
 // account_id equals accountID, after validating it; nil, nil otherwise
 // (also when the file is missing).
-func (s *FileStore) LoadAgentIdentity(ctx context.Context, accountID string) (*identity.Record, error) {
+func (s *FileStore) LoadAgentIdentity(ctx context.Context, login Login) (*identity.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -204,7 +213,7 @@ func (s *FileStore) LoadAgentIdentity(ctx context.Context, accountID string) (*i
 		return nil, err
 	}
 	rec := af.AgentIdentityRecord
-	if rec == nil || rec.AccountID != accountID {
+	if rec == nil || rec.AccountID != login.AccountID || rec.ChatGPTUserID != login.UserID {
 		return nil, nil
 	}
 	cp := *rec
@@ -248,22 +257,22 @@ func (s *FileStore) SaveAgentIdentity(ctx context.Context, rec *identity.Record)
 // is ready to use.
 type MemoryStore struct {
 	mu   sync.Mutex
-	recs map[string]identity.Record
+	recs map[Login]identity.Record
 }
 
 // NewMemoryStore returns an empty [MemoryStore]; new(MemoryStore) is
 // equivalent.
 func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
 
-// LoadAgentIdentity returns a copy of the record stored for accountID, or
+// LoadAgentIdentity returns a copy of the record stored for login, or
 // nil, nil.
-func (m *MemoryStore) LoadAgentIdentity(ctx context.Context, accountID string) (*identity.Record, error) {
+func (m *MemoryStore) LoadAgentIdentity(ctx context.Context, login Login) (*identity.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, ok := m.recs[accountID]
+	rec, ok := m.recs[login]
 	if !ok {
 		return nil, nil
 	}
@@ -284,9 +293,9 @@ func (m *MemoryStore) SaveAgentIdentity(ctx context.Context, rec *identity.Recor
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.recs == nil {
-		m.recs = make(map[string]identity.Record)
+		m.recs = make(map[Login]identity.Record)
 	}
-	m.recs[rec.AccountID] = *rec
+	m.recs[Login{AccountID: rec.AccountID, UserID: rec.ChatGPTUserID}] = *rec
 	return nil
 }
 

@@ -325,7 +325,7 @@ func TestFileStoreIdentityStore(t *testing.T) {
 	path := filepath.Join(home, AuthFileName)
 	s := NewFileStore(path)
 
-	if rec, err := s.LoadAgentIdentity(ctx, "acct-claim-123"); rec != nil || err != nil {
+	if rec, err := s.LoadAgentIdentity(ctx, Login{AccountID: "acct-claim-123", UserID: "user-1"}); rec != nil || err != nil {
 		t.Fatalf("empty store: %v, %v", rec, err)
 	}
 	rec := testRecord("acct-claim-123")
@@ -333,11 +333,11 @@ func TestFileStoreIdentityStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.AgentRuntimeID = "mutated-after-save"
-	got, err := s.LoadAgentIdentity(ctx, "acct-claim-123")
+	got, err := s.LoadAgentIdentity(ctx, Login{AccountID: "acct-claim-123", UserID: "user-1"})
 	if err != nil || got == nil || got.AgentRuntimeID != "agent-123" || got.AgentPrivateKey != fixturePrivateKey {
 		t.Fatalf("LoadAgentIdentity = %v, %v", got, err)
 	}
-	if other, err := s.LoadAgentIdentity(ctx, "acct-other"); other != nil || err != nil {
+	if other, err := s.LoadAgentIdentity(ctx, Login{AccountID: "acct-other"}); other != nil || err != nil {
 		t.Errorf("another account got %v, %v", other, err)
 	}
 	// The record is stored beside the login, which stays the credential.
@@ -373,7 +373,7 @@ func TestFileStoreIdentityStore(t *testing.T) {
 	}
 	// A stored record that became invalid is an error, not a silent nil.
 	os.WriteFile(path, []byte(`{"agent_identity_record": {"agent_runtime_id": "r", "agent_private_key": "bm90", "account_id": "a"}}`), 0o600)
-	if _, err := s.LoadAgentIdentity(ctx, "a"); !errors.Is(err, identity.ErrInvalidKey) {
+	if _, err := s.LoadAgentIdentity(ctx, Login{AccountID: "a", UserID: "user-1"}); !errors.Is(err, identity.ErrInvalidKey) {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -381,7 +381,7 @@ func TestFileStoreIdentityStore(t *testing.T) {
 func TestMemoryStore(t *testing.T) {
 	ctx := testCtx(t)
 	m := NewMemoryStore()
-	if rec, err := m.LoadAgentIdentity(ctx, "a"); rec != nil || err != nil {
+	if rec, err := m.LoadAgentIdentity(ctx, Login{AccountID: "a", UserID: "user-1"}); rec != nil || err != nil {
 		t.Fatalf("empty: %v %v", rec, err)
 	}
 	rec := testRecord("a")
@@ -389,15 +389,15 @@ func TestMemoryStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.AgentRuntimeID = "mutated"
-	got, _ := m.LoadAgentIdentity(ctx, "a")
+	got, _ := m.LoadAgentIdentity(ctx, Login{AccountID: "a", UserID: "user-1"})
 	if got == nil || got.AgentRuntimeID != "agent-123" {
 		t.Fatalf("got %v", got)
 	}
 	got.AgentRuntimeID = "mutated-copy"
-	if again, _ := m.LoadAgentIdentity(ctx, "a"); again.AgentRuntimeID != "agent-123" {
+	if again, _ := m.LoadAgentIdentity(ctx, Login{AccountID: "a", UserID: "user-1"}); again.AgentRuntimeID != "agent-123" {
 		t.Error("store shares its record with callers")
 	}
-	if other, _ := m.LoadAgentIdentity(ctx, "b"); other != nil {
+	if other, _ := m.LoadAgentIdentity(ctx, Login{AccountID: "b"}); other != nil {
 		t.Error("wrong account matched")
 	}
 	bad := testRecord("a")
@@ -407,7 +407,7 @@ func TestMemoryStore(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := m.LoadAgentIdentity(cctx, "a"); !errors.Is(err, context.Canceled) {
+	if _, err := m.LoadAgentIdentity(cctx, Login{AccountID: "a", UserID: "user-1"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled ctx: %v", err)
 	}
 
@@ -420,7 +420,7 @@ func TestMemoryStore(t *testing.T) {
 			if err := m.SaveAgentIdentity(ctx, testRecord(acct)); err != nil {
 				t.Error(err)
 			}
-			if r, err := m.LoadAgentIdentity(ctx, acct); err != nil || r == nil || r.AccountID != acct {
+			if r, err := m.LoadAgentIdentity(ctx, Login{AccountID: acct, UserID: "user-1"}); err != nil || r == nil || r.AccountID != acct {
 				t.Errorf("concurrent load: %v %v", r, err)
 			}
 		}()

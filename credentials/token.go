@@ -31,8 +31,16 @@ var ErrNoChatGPTLogin = errors.New("credentials: auth.json holds no ChatGPT logi
 type Token struct {
 	AccessToken string
 	AccountID   string
-	FedRAMP     bool
+	// UserID is the ChatGPT user (claim https://api.openai.com/auth →
+	// chatgpt_user_id) when known. Together with AccountID it names the
+	// login an agent identity is bound to; "" means the user cannot be
+	// established, and then no identity is shared beyond the source.
+	UserID  string
+	FedRAMP bool
 }
+
+// Login names the token's login for agent identity binding.
+func (t Token) Login() Login { return Login{AccountID: t.AccountID, UserID: t.UserID} }
 
 // Routing returns the token's routing headers.
 func (t Token) Routing() headers.Routing {

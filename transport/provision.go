@@ -193,7 +193,7 @@ func (p *provisioner) settle(ctx context.Context, before *provisionState, tok *c
 // up or stored: nothing would tell its identity from another login's.
 func (p *provisioner) provision(ctx context.Context, tok *credentials.Token) (*identity.Record, error) {
 	if tok.AccountID != "" {
-		rec, err := p.store.LoadAgentIdentity(ctx, tok.AccountID)
+		rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())
 		if err != nil {
 			return nil, fmt.Errorf("loading stored agent identity: %w", err)
 		}
@@ -219,6 +219,7 @@ func (p *provisioner) provision(ctx context.Context, tok *credentials.Token) (*i
 		AgentRuntimeID:  runtimeID,
 		AgentPrivateKey: key.MarshalPrivateKey(),
 		AccountID:       tok.AccountID,
+		ChatGPTUserID:   tok.UserID,
 		IsFedRAMP:       tok.FedRAMP,
 	}
 	p.t.s.Logger.DebugContext(ctx, "agentauth: provisioned agent identity", "runtime", runtimeID)
@@ -236,7 +237,7 @@ func (p *provisioner) persist(ctx context.Context, tok *credentials.Token, rec *
 	if tok.AccountID == "" {
 		return
 	}
-	if have, err := p.store.LoadAgentIdentity(ctx, tok.AccountID); err == nil && have != nil && have.AgentRuntimeID == rec.AgentRuntimeID {
+	if have, err := p.store.LoadAgentIdentity(ctx, tok.Login()); err == nil && have != nil && have.AgentRuntimeID == rec.AgentRuntimeID {
 		return
 	}
 	if err := p.store.SaveAgentIdentity(ctx, rec); err != nil {

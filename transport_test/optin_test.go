@@ -78,7 +78,7 @@ func TestOptInRegistersAgentOnce(t *testing.T) {
 	if n := rt1.Stats().AgentRegistrations + rt2.Stats().AgentRegistrations; n != 1 {
 		t.Fatalf("transports counted %d agent registrations, want 1", n)
 	}
-	stored, err := store.LoadAgentIdentity(ctx, account)
+	stored, err := store.LoadAgentIdentity(ctx, credentials.Login{AccountID: account})
 	if err != nil || stored == nil {
 		t.Fatalf("provisioned identity not stored: %v", err)
 	}

@@ -294,7 +294,7 @@ func TestDoCodexHome(t *testing.T) {
 		t.Fatalf("do --codex-home: %+v echo %+v", r, e)
 	}
 	// The provisioned identity was persisted next to the login ...
-	stored, err := credentials.NewFileStore(authPath).LoadAgentIdentity(t.Context(), "acct-home")
+	stored, err := credentials.NewFileStore(authPath).LoadAgentIdentity(t.Context(), credentials.Login{AccountID: "acct-home"})
 	if err != nil || stored == nil || stored.AgentRuntimeID != e.AgentRuntimeID {
 		t.Fatalf("stored identity %v, %v; want runtime %s", stored, err, e.AgentRuntimeID)
 	}

@@ -373,7 +373,7 @@ func TestFileStoreIdentityStore(t *testing.T) {
 	}
 	// A stored record that became invalid is an error, not a silent nil.
 	os.WriteFile(path, []byte(`{"agent_identity_record": {"agent_runtime_id": "r", "agent_private_key": "bm90", "account_id": "a"}}`), 0o600)
-	if _, err := s.LoadAgentIdentity(ctx, Login{AccountID: "a", UserID: "user-1"}); !errors.Is(err, identity.ErrInvalidKey) {
+	if _, err := s.LoadAgentIdentity(ctx, Login{AccountID: "a"}); !errors.Is(err, identity.ErrInvalidKey) {
 		t.Errorf("err = %v", err)
 	}
 }

@@ -30,8 +30,10 @@ type AgentRegistration struct {
 	// AccessToken is the ChatGPT access token, sent as
 	// "Authorization: Bearer <token>". Required.
 	AccessToken string
-	// Routing adds ChatGPT-Account-ID and, for FedRAMP accounts,
-	// X-OpenAI-Fedramp: true.
+	// Routing names the login's account. Only its FedRAMP bit goes on the
+	// wire, as X-OpenAI-Fedramp: true: current Codex sends no
+	// ChatGPT-Account-ID with agent registration (the access token names
+	// the account), and neither does this client.
 	Routing headers.Routing
 	// PublicKey is the new runtime's public key in ssh-ed25519 form
 	// ([PrivateKey.SSHPublicKey]). Required.
@@ -72,6 +74,29 @@ func (r AgentRegistration) LogValue() slog.Value {
 	)
 }
 
+// MarshalJSON encodes the registration without its access token, so
+// json.Marshal and log/slog's JSON handler (which prefers MarshalJSON for
+// nested values) never print it.
+func (r AgentRegistration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		AccessToken     string `json:"access_token"`
+		AccountID       string `json:"account_id"`
+		FedRAMP         bool   `json:"fedramp"`
+		PublicKey       string `json:"public_key"`
+		AgentVersion    string `json:"agent_version,omitempty"`
+		HarnessID       string `json:"harness_id,omitempty"`
+		RunningLocation string `json:"running_location,omitempty"`
+	}{redactedJSON(r.AccessToken), r.Routing.AccountID, r.Routing.FedRAMP, r.PublicKey, r.AgentVersion, r.HarnessID, r.RunningLocation})
+}
+
+// redactedJSON is what a secret string becomes in JSON output.
+func redactedJSON(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "[REDACTED]"
+}
+
 type abom struct {
 	AgentVersion    string `json:"agent_version"`
 	AgentHarnessID  string `json:"agent_harness_id"`
@@ -89,8 +114,9 @@ type agentRegistrationBody struct {
 // RegisterAgent registers a new agent runtime for req.PublicKey on behalf of
 // the ChatGPT login req.AccessToken and returns its agent_runtime_id.
 //
-// It POSTs to <AuthAPIBase>/v1/agent/register with the Bearer token, the
-// routing headers and the body
+// It POSTs to <AuthAPIBase>/v1/agent/register with the Bearer token,
+// X-OpenAI-Fedramp: true for a FedRAMP account (no account header, as
+// current Codex) and the body
 // {"abom":{...},"agent_public_key":"ssh-ed25519 ...","capabilities":["responsesapi"],"ttl":null}.
 // Each attempt is bounded by [Client.AgentTimeout]; temporary failures (429,
 // 5xx, timeouts, connection errors) are retried up to
@@ -143,7 +169,9 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 	}
 	h := http.Header{}
 	h.Set(headers.Authorization, auth)
-	req.Routing.Apply(h)
+	if req.Routing.FedRAMP {
+		h.Set(headers.OpenAIFedRAMP, headers.FedRAMPValue)
+	}
 	x := exchange{
 		op:      OpAgentRegistration,
 		method:  http.MethodPost,
@@ -168,16 +196,8 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 		if n >= attempts || !rerr.Temporary() {
 			return "", rerr
 		}
-		if werr := c.wait(ctx, c.backoff(n, rerr.RetryAfter)); werr != nil {
-			cause := werr
-			if cerr := ctx.Err(); cerr != nil {
-				cause = ensureIs(werr, cerr)
-			}
-			return "", &RegistrationError{
-				Op:       OpAgentRegistration,
-				Attempts: n,
-				Err:      &callerDoneError{fmt.Errorf("stopped waiting to retry (%v): %w", retrySummary(rerr), cause)},
-			}
+		if stop := c.waitToRetry(ctx, n, rerr); stop != nil {
+			return "", stop
 		}
 	}
 }

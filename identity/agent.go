@@ -30,10 +30,8 @@ type AgentRegistration struct {
 	// AccessToken is the ChatGPT access token, sent as
 	// "Authorization: Bearer <token>". Required.
 	AccessToken string
-	// Routing names the login's account. Only its FedRAMP bit goes on the
-	// wire, as X-OpenAI-Fedramp: true: current Codex sends no
-	// ChatGPT-Account-ID with agent registration (the access token names
-	// the account), and neither does this client.
+	// Routing adds ChatGPT-Account-ID and, for FedRAMP accounts,
+	// X-OpenAI-Fedramp: true.
 	Routing headers.Routing
 	// PublicKey is the new runtime's public key in ssh-ed25519 form
 	// ([PrivateKey.SSHPublicKey]). Required.
@@ -114,9 +112,8 @@ type agentRegistrationBody struct {
 // RegisterAgent registers a new agent runtime for req.PublicKey on behalf of
 // the ChatGPT login req.AccessToken and returns its agent_runtime_id.
 //
-// It POSTs to <AuthAPIBase>/v1/agent/register with the Bearer token,
-// X-OpenAI-Fedramp: true for a FedRAMP account (no account header, as
-// current Codex) and the body
+// It POSTs to <AuthAPIBase>/v1/agent/register with the Bearer token, the
+// routing headers and the body
 // {"abom":{...},"agent_public_key":"ssh-ed25519 ...","capabilities":["responsesapi"],"ttl":null}.
 // Each attempt is bounded by [Client.AgentTimeout]; temporary failures (429,
 // 5xx, timeouts, connection errors) are retried up to
@@ -169,9 +166,7 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 	}
 	h := http.Header{}
 	h.Set(headers.Authorization, auth)
-	if req.Routing.FedRAMP {
-		h.Set(headers.OpenAIFedRAMP, headers.FedRAMPValue)
-	}
+	req.Routing.Apply(h)
 	x := exchange{
 		op:      OpAgentRegistration,
 		method:  http.MethodPost,

@@ -108,9 +108,8 @@ func TestRegisterAgentRequest(t *testing.T) {
 			if got := req.header.Get("Authorization"); got != "Bearer "+testAccessToken {
 				t.Errorf("Authorization = %q", got)
 			}
-			// Current Codex sends no account header with agent registration.
-			if v, ok := req.header["Chatgpt-Account-Id"]; ok {
-				t.Errorf("ChatGPT-Account-ID = %q, want none", v)
+			if got := req.header.Get("ChatGPT-Account-ID"); got != "acct-1" {
+				t.Errorf("ChatGPT-Account-ID = %q", got)
 			}
 			fed, ok := req.header["X-Openai-Fedramp"]
 			if tt.req.Routing.FedRAMP && (len(fed) != 1 || fed[0] != "true") {

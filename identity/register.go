@@ -158,7 +158,7 @@ func (c *Client) authAPIBase() (string, error) {
 	return base, nil
 }
 
-// taskRegistrationBody is the wire body of §3.3. Field order is the wire
+// taskRegistrationBody is the wire body of task registration. Field order is the wire
 // order; external_task_ref is absent (not null, not "") for the process
 // task.
 type taskRegistrationBody struct {

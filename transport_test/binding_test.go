@@ -188,6 +188,8 @@ func TestBindingNoSilentBearerWhileProvisioning(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	err := startTogether(50, func(i int) error {
+		// Arrivals spread over the provisioning, as traffic arrives.
+		time.Sleep(time.Duration(i%25) * 5 * time.Millisecond)
 		status, echo, err := roundTripEcho(ctx, rt, srv.URL()+"/v1/responses", "")
 		if err != nil {
 			return err
@@ -212,11 +214,13 @@ func TestBindingPermanentFailureSharedByTheFlight(t *testing.T) {
 	acct := uniqueAccount("forbid")
 	tok := credentials.Token{AccessToken: "tok-" + acct, AccountID: acct, UserID: "u"}
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken}})
-	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 403})
+	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 403, Latency: 20 * time.Millisecond})
 	rt := newTransport(t, newHTTPBase(t), loginConfig(srv, newLoginSource(tok), nil))
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	err := startTogether(200, func(i int) error {
+		// Arrivals spread across the end of the flight.
+		time.Sleep(time.Duration(i%40) * time.Millisecond)
 		_, _, err := roundTripEcho(ctx, rt, srv.URL()+"/v1/responses", "")
 		if !errors.Is(err, transport.ErrProvisioning) {
 			return fmt.Errorf("request %d: %v, want ErrProvisioning", i, err)

@@ -107,6 +107,12 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 		t.bearer = &bearerSource{src: src}
 		t.provisioner = newProvisioner(t)
 		t.authz = t.authorizeChatGPT
+		if creds != nil && creds.ChatGPT != nil && creds.ChatGPT.ExternallyManaged {
+			// Tokens an outside host manages (auth_mode chatgptAuthTokens)
+			// are never provisioned, as in Codex: they stay Bearer whatever
+			// the flag says.
+			t.authz = func(ctx context.Context, _ string, _ bool) (authorization, error) { return t.bearer.authorize(ctx) }
+		}
 	case credentials.KindAgentIdentity:
 		if t.agent, err = t.newAgentState(creds.AgentIdentity); err != nil {
 			return nil, err

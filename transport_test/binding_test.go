@@ -370,3 +370,26 @@ func TestBindingAuthAPIBaseValidated(t *testing.T) {
 		}
 	}
 }
+
+// Externally managed tokens (auth_mode chatgptAuthTokens) are never
+// provisioned, as in Codex: with the flag on they stay Bearer and no agent
+// is registered.
+func TestBindingExternallyManagedTokensNeverProvisioned(t *testing.T) {
+	acct := uniqueAccount("external")
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok-" + acct}})
+	creds := chatGPTCreds("tok-"+acct, acct, false)
+	creds.ChatGPT.ExternallyManaged = true
+	cfg := loopbackConfig(srv, creds)
+	cfg.Flag = featureflag.New(true)
+	rt := newTransport(t, newHTTPBase(t), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	for _, thread := range []string{"", "ext-thread"} {
+		if echo := mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", thread); echo.Mode != identitytest.ModeBearer {
+			t.Fatalf("thread %q: mode %q, want Bearer", thread, echo.Mode)
+		}
+	}
+	if n := srv.Stats().AgentRegistrations; n != 0 {
+		t.Fatalf("%d agent registrations for externally managed tokens, want 0", n)
+	}
+}

@@ -72,6 +72,29 @@ func (r AgentRegistration) LogValue() slog.Value {
 	)
 }
 
+// MarshalJSON encodes the registration without its access token, so
+// json.Marshal and log/slog's JSON handler (which prefers MarshalJSON for
+// nested values) never print it.
+func (r AgentRegistration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		AccessToken     string `json:"access_token"`
+		AccountID       string `json:"account_id"`
+		FedRAMP         bool   `json:"fedramp"`
+		PublicKey       string `json:"public_key"`
+		AgentVersion    string `json:"agent_version,omitempty"`
+		HarnessID       string `json:"harness_id,omitempty"`
+		RunningLocation string `json:"running_location,omitempty"`
+	}{redactedJSON(r.AccessToken), r.Routing.AccountID, r.Routing.FedRAMP, r.PublicKey, r.AgentVersion, r.HarnessID, r.RunningLocation})
+}
+
+// redactedJSON is what a secret string becomes in JSON output.
+func redactedJSON(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "[REDACTED]"
+}
+
 type abom struct {
 	AgentVersion    string `json:"agent_version"`
 	AgentHarnessID  string `json:"agent_harness_id"`
@@ -168,16 +191,8 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 		if n >= attempts || !rerr.Temporary() {
 			return "", rerr
 		}
-		if werr := c.wait(ctx, c.backoff(n, rerr.RetryAfter)); werr != nil {
-			cause := werr
-			if cerr := ctx.Err(); cerr != nil {
-				cause = ensureIs(werr, cerr)
-			}
-			return "", &RegistrationError{
-				Op:       OpAgentRegistration,
-				Attempts: n,
-				Err:      &callerDoneError{fmt.Errorf("stopped waiting to retry (%v): %w", retrySummary(rerr), cause)},
-			}
+		if stop := c.waitToRetry(ctx, n, rerr); stop != nil {
+			return "", stop
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -117,6 +118,27 @@ func (a Assertion) String() string {
 
 // GoString is [Assertion.String]: the signature never reaches %#v output.
 func (a Assertion) GoString() string { return a.String() }
+
+// MarshalJSON encodes the assertion with its signature redacted: beside
+// the runtime, task and timestamp the signature is the whole credential, so
+// json.Marshal and log/slog's JSON handler must never print it.
+func (a Assertion) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		AgentRuntimeID string `json:"agent_runtime_id"`
+		Signature      string `json:"signature"`
+		TaskID         string `json:"task_id"`
+		Timestamp      string `json:"timestamp"`
+	}{a.AgentRuntimeID, redactedJSON(a.Signature), a.TaskID, a.Timestamp})
+}
+
+// LogValue logs the assertion without its signature.
+func (a Assertion) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("agent_runtime_id", a.AgentRuntimeID),
+		slog.String("task_id", a.TaskID),
+		slog.String("timestamp", a.Timestamp),
+	)
+}
 
 // maxAssertionHeader bounds the work ParseAssertion does on hostile input.
 const maxAssertionHeader = 16 << 10

@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -185,6 +186,10 @@ func (k *PrivateKey) Format(f fmt.State, _ rune) { io.WriteString(f, k.String())
 
 // LogValue implements slog.LogValuer without revealing the secret.
 func (k *PrivateKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// MarshalJSON encodes the key as a redacted string, so any struct holding
+// a *PrivateKey is safe to marshal without a method of its own.
+func (k *PrivateKey) MarshalJSON() ([]byte, error) { return json.Marshal(k.String()) }
 
 const sshKeyType = "ssh-ed25519"
 

@@ -25,6 +25,7 @@ const (
 	DefaultJWKSTimeout       = 10 * time.Second
 	DefaultMaxResponseBytes  = 1 << 20
 	DefaultAgentAttempts     = 3
+	DefaultTaskAttempts      = 3
 	DefaultAgentRetryBackoff = 250 * time.Millisecond
 	// MaxRetryWait caps every wait between agent-registration attempts,
 	// including one a server asks for with Retry-After.
@@ -88,8 +89,13 @@ type Client struct {
 	// only temporary failures are retried. 0 means [DefaultAgentAttempts]
 	// (3).
 	AgentAttempts int
+	// TaskAttempts is the maximum number of attempts of one task
+	// registration; only temporary failures are retried, with the same
+	// waits as agent registration, and never beyond the deadline of the
+	// context passed in. 0 means [DefaultTaskAttempts] (3).
+	TaskAttempts int
 	// AgentRetryBackoff is the base of the jittered exponential wait between
-	// agent-registration attempts: attempt n waits a random duration in
+	// agent- and task-registration attempts: attempt n waits a random duration in
 	// [b·2ⁿ⁻¹/2, b·2ⁿ⁻¹], capped at [MaxRetryWait]. A server's Retry-After,
 	// capped at MaxRetryWait, replaces it. 0 means
 	// [DefaultAgentRetryBackoff] (250 ms).
@@ -109,8 +115,8 @@ func (c *Client) validate() error {
 		return fmt.Errorf("%w: negative timeout", errInvalidRequest)
 	case c.MaxResponseBytes < 0:
 		return fmt.Errorf("%w: negative MaxResponseBytes", errInvalidRequest)
-	case c.AgentAttempts < 0:
-		return fmt.Errorf("%w: negative AgentAttempts", errInvalidRequest)
+	case c.AgentAttempts < 0, c.TaskAttempts < 0:
+		return fmt.Errorf("%w: negative attempt count", errInvalidRequest)
 	case c.AgentRetryBackoff < 0:
 		return fmt.Errorf("%w: negative AgentRetryBackoff", errInvalidRequest)
 	}
@@ -152,7 +158,7 @@ func (c *Client) authAPIBase() (string, error) {
 	return base, nil
 }
 
-// taskRegistrationBody is the wire body of §3.3. Field order is the wire
+// taskRegistrationBody is the wire body of task registration. Field order is the wire
 // order; external_task_ref is absent (not null, not "") for the process
 // task.
 type taskRegistrationBody struct {
@@ -176,12 +182,16 @@ func marshalJSON(v any) ([]byte, error) {
 // RegisterTask registers a task for the agent runtime runtimeID and returns
 // its task id.
 //
-// It sends one POST to <AuthAPIBase>/v1/agent/<runtimeID>/task/register
+// It POSTs to <AuthAPIBase>/v1/agent/<runtimeID>/task/register
 // without an Authorization header; the body
 // {"timestamp":T,"signature":S} is signed with key over
 // "<runtimeID>:<T>" at [Client.Now]. A non-empty externalTaskRef (a thread
 // key) is added as "external_task_ref"; for the process task pass "" and the
-// member is absent. The call is bounded by [Client.TaskTimeout] and by ctx.
+// member is absent. Each attempt is bounded by [Client.TaskTimeout];
+// temporary failures (429, 5xx, timeouts, connection errors) are retried
+// up to [Client.TaskAttempts] attempts in all, signed afresh, after the
+// waits of agent registration (Retry-After honoured, capped at
+// [MaxRetryWait]), but never past ctx's deadline.
 //
 // The response is a JSON object; the first non-empty string among task_id,
 // taskId (plaintext), encrypted_task_id and encryptedTaskId (a sealed box
@@ -213,32 +223,79 @@ func (c *Client) RegisterTask(ctx context.Context, key *PrivateKey, runtimeID, e
 		return fail(fmt.Errorf("%w: external task ref must be valid UTF-8", errInvalidRequest))
 	}
 
-	sig, ts := RegistrationSignature(key, runtimeID, c.now())
-	body, err := marshalJSON(taskRegistrationBody{Timestamp: ts, Signature: sig, ExternalTaskRef: externalTaskRef})
-	if err != nil {
-		return fail(fmt.Errorf("%w: encoding body: %v", errInvalidRequest, err))
+	attempts := orDefault(c.TaskAttempts, DefaultTaskAttempts)
+	for n := 1; ; n++ {
+		// Signed per attempt: a retry must carry a fresh timestamp.
+		sig, ts := RegistrationSignature(key, runtimeID, c.now())
+		body, err := marshalJSON(taskRegistrationBody{Timestamp: ts, Signature: sig, ExternalTaskRef: externalTaskRef})
+		if err != nil {
+			return fail(fmt.Errorf("%w: encoding body: %v", errInvalidRequest, err))
+		}
+		data, rerr := c.exchange(ctx, exchange{
+			op:      OpTaskRegistration,
+			method:  http.MethodPost,
+			url:     base + "/v1/agent/" + url.PathEscape(runtimeID) + "/task/register",
+			body:    body,
+			timeout: orDefault(c.TaskTimeout, DefaultTaskTimeout),
+			secrets: []string{sig},
+		})
+		if rerr == nil {
+			id, err := taskIDFromResponse(data, key)
+			if err != nil {
+				return "", &RegistrationError{Op: OpTaskRegistration, Attempts: n, Err: err}
+			}
+			return id, nil
+		}
+		rerr.Attempts = n
+		if n >= attempts || !rerr.Temporary() {
+			return "", rerr
+		}
+		if stop := c.waitToRetry(ctx, n, rerr); stop != nil {
+			return "", stop
+		}
 	}
-	data, rerr := c.exchange(ctx, exchange{
-		op:      OpTaskRegistration,
-		method:  http.MethodPost,
-		url:     base + "/v1/agent/" + url.PathEscape(runtimeID) + "/task/register",
-		body:    body,
-		timeout: orDefault(c.TaskTimeout, DefaultTaskTimeout),
-		secrets: []string{sig},
-	})
-	if rerr != nil {
-		return "", rerr
-	}
-	id, err := taskIDFromResponse(data, key)
-	if err != nil {
-		return fail(err)
-	}
-	return id, nil
 }
 
-// taskIDFromResponse picks the task id out of a registration response:
-// plaintext members first, then encrypted ones; null and "" count as absent.
+// waitToRetry waits before attempt n+1 after rerr. It returns nil to go
+// on, or the error to return: rerr itself when the wait would outlast ctx's
+// deadline (the registration's own bound), or a caller-done error when ctx
+// ended while waiting.
+func (c *Client) waitToRetry(ctx context.Context, n int, rerr *RegistrationError) *RegistrationError {
+	d := c.backoff(n, rerr.RetryAfter)
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
+		return rerr
+	}
+	if werr := c.wait(ctx, d); werr != nil {
+		cause := werr
+		if cerr := ctx.Err(); cerr != nil {
+			cause = ensureIs(werr, cerr)
+		}
+		return &RegistrationError{
+			Op:       rerr.Op,
+			Attempts: n,
+			Err:      &callerDoneError{fmt.Errorf("stopped waiting to retry (%v): %w", retrySummary(rerr), cause)},
+		}
+	}
+	return nil
+}
+
+// MaxTaskIDLen is the longest task id accepted from task registration, in
+// bytes. Task ids are short opaque strings; a larger one would be cached
+// and sent in every AgentAssertion header, so it is a malformed response.
+const MaxTaskIDLen = 512
+
+// taskIDFromResponse picks the task id out of a registration response
+// (plaintext members first, then encrypted ones; null and "" count as
+// absent) and bounds its length.
 func taskIDFromResponse(data []byte, key *PrivateKey) (string, error) {
+	id, err := pickTaskID(data, key)
+	if err == nil && len(id) > MaxTaskIDLen {
+		return "", fmt.Errorf("%w: task id of %d bytes, at most %d allowed", ErrMalformedResponse, len(id), MaxTaskIDLen)
+	}
+	return id, err
+}
+
+func pickTaskID(data []byte, key *PrivateKey) (string, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
 		return "", fmt.Errorf("%w: task registration response is not a JSON object", ErrMalformedResponse)

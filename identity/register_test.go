@@ -256,6 +256,7 @@ func TestRegisterTaskFailures(t *testing.T) {
 			srv := testServer(t, tt.h)
 			c := testClient(srv)
 			c.MaxResponseBytes = tt.maxBytes
+			c.TaskAttempts = 1 // one exchange classified; retries have their own tests
 			id, err := c.RegisterTask(context.Background(), k, vecRuntime, "thread-1")
 			if err == nil {
 				t.Fatalf("RegisterTask = %q, nil error", id)

@@ -14,7 +14,7 @@ import (
 // maxRegistrationBody bounds what a registration route reads.
 const maxRegistrationBody = 64 << 10
 
-// maxExternalTaskRef is the thread-key limit of SPEC §2; the server enforces
+// maxExternalTaskRef is the client's thread-key limit; the server enforces
 // it so that a client that forgets to validate is caught.
 const maxExternalTaskRef = 512
 
@@ -86,7 +86,7 @@ type agentRegisterResponse struct {
 	AgentRuntimeID string `json:"agent_runtime_id"`
 }
 
-// serveAgentRegister implements POST /v1/agent/register (SPEC §3.4).
+// serveAgentRegister implements POST /v1/agent/register.
 func (s *Server) serveAgentRegister(w http.ResponseWriter, r *http.Request) {
 	const route = RouteAgentRegister
 	tok, reason := bearerToken(r.Header)
@@ -182,8 +182,8 @@ type taskRegisterResponse struct {
 	EncryptedTaskID string `json:"encrypted_task_id,omitempty"`
 }
 
-// serveTaskRegister implements POST /v1/agent/{rid}/task/register (SPEC
-// §3.3). Unknown runtime: 404. A body that is not one JSON object with
+// serveTaskRegister implements POST /v1/agent/{rid}/task/register.
+// Unknown runtime: 404. A body that is not one JSON object with
 // string members timestamp and signature and optionally a non-empty
 // string external_task_ref (unknown members included): 400. A request that
 // carries Authorization: 400, since the signature is the only proof and a
@@ -276,7 +276,7 @@ func (s *Server) serveTaskRegister(w http.ResponseWriter, r *http.Request, rid s
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// validExternalRef applies the thread-key rules of SPEC §2: non-empty,
+// validExternalRef applies the client's thread-key rules: non-empty,
 // valid UTF-8, no control characters, at most 512 bytes.
 func validExternalRef(ref string) bool {
 	if ref == "" || len(ref) > maxExternalTaskRef || !utf8.ValidString(ref) {

@@ -5,7 +5,7 @@ import "github.com/agentauth/agentauth/credentials"
 // Mode is how a request is authenticated.
 type Mode uint8
 
-// The modes of the SPEC §2 behaviour matrix.
+// The modes a request can be sent in, by credential kind, flag and thread.
 const (
 	// ModePassThrough sends the request unchanged: no credential, or an
 	// origin outside the first-party allow-list.
@@ -56,7 +56,10 @@ type Input struct {
 	BearerFallback bool
 }
 
-// Decide returns the mode for in, following the SPEC §2 matrix.
+// Decide returns the mode for in: pass-through off the allow-list; an API
+// key as itself; a ChatGPT login as Bearer unless the flag is on and no
+// fallback is in force; an agent identity (or an opted-in login) on the
+// thread task with a thread key, else on the process task.
 func Decide(in Input) Mode {
 	if !in.FirstParty {
 		return ModePassThrough

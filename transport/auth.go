@@ -2,8 +2,11 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
@@ -21,6 +24,44 @@ type agentState struct {
 	threads *resolver.TaskCache
 	process *processtask.Handle
 	store   resolver.TaskStore // nil: thread tasks are not shared with other processes
+	keep    *sharedIdentity    // keeps a shared identity alive while this state uses it
+
+	holdMu sync.Mutex
+	holds  map[string]time.Time // task key → no re-registration after a 401 before then
+}
+
+// maxHolds bounds the keys an identity remembers as refused after a fresh
+// task; beyond it the oldest holds are forgotten (they only save calls).
+const maxHolds = 1024
+
+// held reports whether task's key must not be re-registered after a 401 at
+// now.
+func (a *agentState) held(task *resolver.Task, now time.Time) bool {
+	a.holdMu.Lock()
+	defer a.holdMu.Unlock()
+	until, ok := a.holds[task.Key()]
+	if ok && !now.Before(until) {
+		delete(a.holds, task.Key())
+		return false
+	}
+	return ok
+}
+
+// hold stops 401 re-registrations of task's key for d.
+func (a *agentState) hold(task *resolver.Task, now time.Time, d time.Duration) {
+	a.holdMu.Lock()
+	defer a.holdMu.Unlock()
+	if a.holds == nil {
+		a.holds = map[string]time.Time{}
+	}
+	if len(a.holds) >= maxHolds {
+		for k, until := range a.holds {
+			if !now.Before(until) || len(a.holds) >= maxHolds {
+				delete(a.holds, k)
+			}
+		}
+	}
+	a.holds[task.Key()] = now.Add(d)
 }
 
 func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
@@ -131,6 +172,18 @@ func (b *bearerSource) authorize(ctx context.Context) (authorization, error) {
 		return authorization{}, newError(ErrCredential, resolver.ModeBearer, err)
 	}
 	return b.headerFor(tok)
+}
+
+// token returns the source's current token, for choosing its login.
+func (b *bearerSource) token(ctx context.Context) (*credentials.Token, error) {
+	tok, err := b.src.Token(ctx)
+	if err != nil {
+		return nil, newError(ErrCredential, resolver.ModeProcessTask, err)
+	}
+	if tok == nil {
+		return nil, newError(ErrCredential, resolver.ModeProcessTask, errors.New("token source returned no token"))
+	}
+	return tok, nil
 }
 
 func (b *bearerSource) headerFor(tok *credentials.Token) (authorization, error) {

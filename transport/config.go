@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,8 +60,9 @@ type Config struct {
 
 	// AuthAPIBaseURL is where agents and tasks are registered. "" means the
 	// value derived from ChatGPTBaseURL and the
-	// CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL environment variable (SPEC §3.6).
-	// It must be https, or http on a loopback host or with AllowInsecureHTTP.
+	// CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL environment variable. It must be
+	// https, or http on a loopback host or with AllowInsecureHTTP, and have
+	// no userinfo, query or fragment (a path is fine).
 	AuthAPIBaseURL string
 
 	// AllowedOrigins replaces the first-party allow-list: only requests to
@@ -98,8 +100,8 @@ type Config struct {
 	// connection error after 3 attempts). 0 means DefaultProvisioningCooldown.
 	ProvisioningCooldown time.Duration
 
-	// AgentTimeout bounds each agent-registration attempt (SPEC §3.4); a
-	// provisioning makes up to three. 0 means identity.DefaultAgentTimeout
+	// AgentTimeout bounds each agent-registration attempt; a provisioning
+	// makes up to three. 0 means identity.DefaultAgentTimeout
 	// (15 s); negative is rejected by New.
 	AgentTimeout time.Duration
 
@@ -236,12 +238,30 @@ func (c Config) resolve() (*settings, error) {
 	return s, nil
 }
 
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n <= 65535
+}
+
 // checkBase requires an https base URL, or http on a loopback host or when
 // insecure http is explicitly allowed.
 func checkBase(what, base string, allowHTTP bool) error {
 	u, err := url.Parse(base)
-	if err != nil || u.Host == "" || u.User != nil {
-		return fmt.Errorf("agentauth: %s %q is not an absolute URL", what, base)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("agentauth: %s is not an absolute URL", what)
+	}
+	// Registration paths are appended to the base, so anything after the
+	// path would end up in the middle of every registration URL; userinfo
+	// would be sent to the AuthAPI as credentials.
+	switch {
+	case u.User != nil:
+		return fmt.Errorf("agentauth: %s must not contain userinfo", what)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("agentauth: %s %s must not have a query", what, u.Host)
+	case u.Fragment != "" || strings.Contains(base, "#"):
+		return fmt.Errorf("agentauth: %s %s must not have a fragment", what, u.Host)
+	case u.Port() != "" && !validPort(u.Port()):
+		return fmt.Errorf("agentauth: %s %s has an invalid port", what, u.Host)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":

@@ -72,6 +72,29 @@ func IsTemporary(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded)
 }
 
+// StaleIdentityError is the cause of an [ErrRegistration] when the AuthAPI
+// refuses task registration for an agent runtime it no longer knows (404)
+// or whose signature it will not take (401). For an identity provisioned
+// from a ChatGPT login the transport first provisions a new one; an
+// identity the caller supplied must be replaced by the caller. It is never
+// temporary.
+type StaleIdentityError struct {
+	RuntimeID  string // the rejected agent runtime (not a secret)
+	StatusCode int
+	Err        error
+}
+
+func (e *StaleIdentityError) Error() string {
+	return fmt.Sprintf("agent runtime %q was refused by the AuthAPI (status %d): the identity is unknown or revoked and must be replaced: %v",
+		e.RuntimeID, e.StatusCode, e.Err)
+}
+
+// Unwrap returns the registration failure.
+func (e *StaleIdentityError) Unwrap() error { return e.Err }
+
+// Temporary is false: registering again with the same identity fails again.
+func (e *StaleIdentityError) Temporary() bool { return false }
+
 func newError(kind error, mode resolver.Mode, err error) *Error {
 	return &Error{Mode: mode, kind: kind, Err: err}
 }

@@ -37,7 +37,7 @@ type closeCounter struct {
 
 func (c *closeCounter) Close() error { c.closes.Add(1); return nil }
 
-// threadKeyModel restates SPEC §2: non-empty, valid UTF-8, at most 512
+// threadKeyModel restates the thread-key rule: non-empty, valid UTF-8, at most 512
 // bytes, no C0 control, DEL or C1 control.
 func threadKeyModel(s string) bool {
 	if s == "" || len(s) > 512 || !utf8.ValidString(s) {
@@ -51,7 +51,7 @@ func threadKeyModel(s string) bool {
 	return true
 }
 
-// FuzzValidateThreadKey checks ValidateThreadKey against the SPEC §2 model
+// FuzzValidateThreadKey checks ValidateThreadKey against that model
 // and that RoundTrip enforces it before the network: a request tagged with
 // an invalid key never reaches the base transport (and has its body closed
 // once), a valid key does. An API-key transport is enough, since every

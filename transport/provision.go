@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"golang.org/x/sync/singleflight"
 
@@ -18,49 +21,150 @@ import (
 )
 
 // permanentFailureBackoff keeps a permanently failing provisioning (403, a
-// malformed response) from being retried on every request.
+// malformed response) from being retried on every request, and spaces the
+// re-provisioning of an identity the AuthAPI no longer knows.
 const permanentFailureBackoff = 30 * time.Second
 
-// defaultIdentityStores holds, per AuthAPI base, the in-memory store shared
-// by every transport in the process that has no IdentityStore, so a second
-// transport on the same login reuses the first one's identity. It is keyed
-// by base because a runtime registered at one AuthAPI is unknown to another.
-var defaultIdentityStores sync.Map // string → *credentials.MemoryStore
+// maxLogins bounds the per-login state one transport keeps. A token source
+// normally serves one login; a few more cover a source that alternates
+// between accounts without rebuilding each login's identity and thread
+// tasks on every switch.
+const maxLogins = 8
 
-// provisionFlights de-duplicates provisioning across transports in this
-// process: two transports on one login make one agent registration.
+// maxSharedIdentities bounds the process-wide table of identities that
+// transports without an IdentityStore share.
+const maxSharedIdentities = 4096
+
+// sharedIdentity is an identity provisioned for one token lineage. Every
+// agent state built from it holds it; the process-wide table holds it only
+// weakly, so when no transport uses the identity any more it is collected,
+// private key included, and its table entry removed.
+type sharedIdentity struct {
+	rec identity.Record
+}
+
+var (
+	sharedMu sync.Mutex
+	// shared maps a flight key of the process default scope (AuthAPI base
+	// plus a hash of the access token) to the identity provisioned for it.
+	shared = map[string]weak.Pointer[sharedIdentity]{}
+)
+
+func lookupShared(key string) *sharedIdentity {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	return shared[key].Value()
+}
+
+// publishShared makes si the identity of key unless a live one is already
+// there, and returns the identity to use. When the table is full, si is
+// used without being shared.
+func publishShared(key string, si *sharedIdentity) *sharedIdentity {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if have := shared[key].Value(); have != nil {
+		return have
+	}
+	if len(shared) >= maxSharedIdentities {
+		for k, w := range shared {
+			if w.Value() == nil {
+				delete(shared, k)
+			}
+		}
+		if len(shared) >= maxSharedIdentities {
+			return si
+		}
+	}
+	shared[key] = weak.Make(si)
+	runtime.AddCleanup(si, forgetShared, key)
+	return si
+}
+
+// forgetShared drops the table entry of a collected identity.
+func forgetShared(key string) {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared[key].Value() == nil {
+		delete(shared, key)
+	}
+}
+
+// sharedCount reports the size of the shared table, for tests.
+func sharedCount() int {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	return len(shared)
+}
+
+// provisionFlights de-duplicates provisioning across the transports of
+// this process that may share an identity: those with the same
+// IdentityStore and login, or, without a store, the same access token.
 var provisionFlights singleflight.Group
 
-// provisioner implements the ChatGPT opt-in of SPEC §3.4: with the flag on,
-// a ChatGPT login gets an agent identity once (reused from the store when
-// one exists), and falls back to Bearer for a cooldown when provisioning is
-// unavailable. The state follows the login: when the token source starts
-// returning another account, that account is provisioned in turn.
+// provisioner is the ChatGPT login with the flag on: each login of the
+// token source gets its own agent identity, provisioned once (or loaded
+// from the IdentityStore) and then kept for that login only. When
+// provisioning is unavailable the login uses Bearer for a cooldown.
+//
+// Binding: an identity signs only for the login it was provisioned or
+// loaded for. Within one transport a login is its account and user, so a
+// rotated token of the same user keeps the identity and a switch of account
+// or user never does. Between transports, an explicit IdentityStore is the
+// operator's statement that its logins are trusted: transports sharing one
+// store share the identity of a login (same account and user). Without a
+// store, identities are shared only between transports holding the very
+// same access token, so a token the AuthAPI never accepted cannot ride on
+// another token's identity.
 type provisioner struct {
 	t       *Transport
-	store   credentials.IdentityStore
-	timeout time.Duration // bound of one whole provisioning
-	state   atomic.Pointer[provisionState]
-	mu      sync.Mutex // serialises state transitions after a flight
+	store   credentials.IdentityStore // nil: the process default scope
+	scope   string                    // flight-key prefix naming the sharing scope
+	timeout time.Duration             // bound of one whole provisioning
+
+	last atomic.Pointer[tokenLogin] // fast path: the last token seen and its login
+
+	mu     sync.Mutex
+	logins map[loginKey]*loginState
+	clock  uint64 // recency counter for eviction, under mu
+}
+
+type tokenLogin struct {
+	tok *credentials.Token
+	ls  *loginState
+}
+
+// loginKey names a login inside one transport. A login without an account
+// id is named by its token alone: nothing else tells it apart.
+type loginKey struct {
+	account, user, token string
+}
+
+// loginState is one login's provisioning state.
+type loginState struct {
+	key    loginKey
+	state  atomic.Pointer[provisionState]
+	flight singleflight.Group
+	used   uint64 // recency, under provisioner.mu
 }
 
 // provisionState is immutable; a new one replaces it on each transition.
-// It belongs to the login named by key.
 type provisionState struct {
-	key           string             // flightKey of the login
-	token         *credentials.Token // the token last seen for that login
 	agent         *agentState
 	fallbackUntil time.Time // Bearer until then
 	failUntil     time.Time // return failErr until then
 	failErr       error
+	stale         string    // runtime id the AuthAPI rejected: never loaded again
+	reprovisioned time.Time // when the last stale identity was replaced
+}
+
+// outcome is what one provisioning flight tells every request that waited
+// for it: an agent, a Bearer fallback (both nil) or a permanent error.
+type outcome struct {
+	agent *agentState
+	err   error
 }
 
 func newProvisioner(t *Transport) *provisioner {
-	store := t.s.IdentityStore
-	if store == nil {
-		s, _ := defaultIdentityStores.LoadOrStore(t.s.authAPIBase, credentials.NewMemoryStore())
-		store = s.(*credentials.MemoryStore)
-	}
 	agentTimeout := t.s.AgentTimeout
 	if agentTimeout == 0 {
 		agentTimeout = identity.DefaultAgentTimeout
@@ -69,139 +173,222 @@ func newProvisioner(t *Transport) *provisioner {
 	// plus room for the store: an outage must end in the Bearer fallback,
 	// never in this bound expiring first.
 	timeout := identity.DefaultAgentAttempts*(agentTimeout+identity.MaxRetryWait) + 10*time.Second
-	p := &provisioner{t: t, store: store, timeout: timeout}
-	p.state.Store(&provisionState{})
+	p := &provisioner{t: t, store: t.s.IdentityStore, timeout: timeout, logins: map[loginKey]*loginState{}}
+	switch {
+	case p.store == nil:
+		p.scope = "default"
+	case reflect.ValueOf(p.store).Kind() == reflect.Pointer:
+		// A store is named by its address. An address is reused only after
+		// the store was collected, and a flight keeps its store alive, so a
+		// running flight can never be joined through a reused address.
+		p.scope = fmt.Sprintf("store:%T:%x", p.store, reflect.ValueOf(p.store).Pointer())
+	default:
+		// A store that cannot be told apart by identity shares nothing
+		// between transports except what it stores.
+		p.scope = fmt.Sprintf("transport:%p", p)
+	}
 	return p
 }
 
-func (p *provisioner) current() *agentState { return p.state.Load().agent }
-
-// agent returns the provisioned identity of the current login, nil while
-// falling back to Bearer, or an error for a permanent failure.
-func (p *provisioner) agent(ctx context.Context) (*agentState, error) {
-	tok, err := p.t.bearer.src.Token(ctx)
-	if err != nil {
-		return nil, newError(ErrCredential, resolver.ModeProcessTask, err)
+// current returns the agent of the login last used, if it has one.
+func (p *provisioner) current() *agentState {
+	if c := p.last.Load(); c != nil {
+		return c.ls.state.Load().agent
 	}
-	if tok == nil {
-		return nil, newError(ErrCredential, resolver.ModeProcessTask, errors.New("token source returned no token"))
-	}
-	st := p.state.Load()
-	if st.token != tok {
-		// A new *Token: the same login refreshed, or another login.
-		key := p.flightKey(tok)
-		if key == st.key {
-			next := *st
-			next.token = tok
-			p.state.CompareAndSwap(st, &next)
-		} else {
-			next := &provisionState{key: key, token: tok}
-			if p.state.CompareAndSwap(st, next) && st.agent != nil {
-				p.t.s.Logger.InfoContext(ctx, "agentauth: the ChatGPT login changed; provisioning its own agent identity")
-			}
-		}
-		st = p.state.Load()
-	}
-	if st.agent != nil {
-		return st.agent, nil
-	}
-	now := p.t.s.Now()
-	if now.Before(st.fallbackUntil) {
-		return nil, nil
-	}
-	if now.Before(st.failUntil) {
-		return nil, st.failErr
-	}
-	before := st
-	ch := provisionFlights.DoChan(before.key, func() (v any, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = errors.New("agentauth: agent provisioning panicked")
-			}
-		}()
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
-		defer cancel()
-		return p.provision(fctx, tok)
-	})
-	select {
-	case <-ctx.Done():
-		return nil, newError(ErrProvisioning, resolver.ModeProcessTask, ctx.Err())
-	case r := <-ch:
-		return p.settle(ctx, before, tok, r)
-	}
+	return nil
 }
 
-// flightKey names the login without revealing its token: the account id,
-// or a short hash of the token when the account is unknown.
-func (p *provisioner) flightKey(tok *credentials.Token) string {
-	if tok.AccountID != "" {
-		return p.t.s.authAPIBase + "\x00account:" + tok.AccountID
+// loginFor returns the state of tok's login, creating it (and evicting the
+// least recently used login beyond maxLogins) when it is new.
+func (p *provisioner) loginFor(tok *credentials.Token) *loginState {
+	if c := p.last.Load(); c != nil && c.tok == tok {
+		return c.ls
 	}
-	sum := sha256.Sum256([]byte(tok.AccessToken))
-	return p.t.s.authAPIBase + "\x00token:" + hex.EncodeToString(sum[:8])
-}
-
-// settle turns a flight's result into this transport's state, once per
-// flight: callers that waited on the same flight find it settled and read
-// the outcome instead of counting and logging it again.
-func (p *provisioner) settle(ctx context.Context, before *provisionState, tok *credentials.Token, r singleflight.Result) (*agentState, error) {
+	key := loginKey{account: tok.AccountID, user: tok.UserID}
+	if tok.AccountID == "" {
+		key = loginKey{token: tokenHash(tok.AccessToken)}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if cur := p.state.Load(); cur != before {
-		if cur.agent != nil || cur.key != before.key {
-			return cur.agent, nil
+	p.clock++
+	ls := p.logins[key]
+	if ls == nil {
+		if len(p.logins) >= maxLogins {
+			var victim *loginState
+			for _, l := range p.logins {
+				if victim == nil || l.used < victim.used {
+					victim = l
+				}
+			}
+			delete(p.logins, victim.key)
 		}
-		if cur.failErr != nil {
-			return nil, cur.failErr
-		}
-		return nil, nil // fallback
+		ls = &loginState{key: key}
+		ls.state.Store(&provisionState{})
+		p.logins[key] = ls
 	}
-	now := p.t.s.Now()
-	next := &provisionState{key: before.key, token: before.token}
-	if r.Err == nil {
-		rec := r.Val.(*identity.Record)
-		agent, err := p.t.newAgentState(rec)
-		if err != nil {
-			next.failUntil, next.failErr = now.Add(permanentFailureBackoff), err
-			p.state.Store(next)
-			return nil, err
-		}
-		// The flight may have been led by another transport with another
-		// store; keep the identity in this one too (a no-op for the leader).
-		p.persist(ctx, tok, rec)
-		next.agent = agent
-		p.state.Store(next)
-		return agent, nil
-	}
-	// The whole-provisioning bound expiring is an outage like any other.
-	if IsTemporary(r.Err) || errors.Is(r.Err, context.DeadlineExceeded) {
-		p.t.stats.bearerFallbacks.Add(1)
-		p.t.s.Logger.WarnContext(ctx, "agentauth: agent provisioning unavailable; using Bearer during the cooldown",
-			"cooldown", p.t.s.ProvisioningCooldown.String(), "error", r.Err)
-		next.fallbackUntil = now.Add(p.t.s.ProvisioningCooldown)
-		p.state.Store(next)
-		return nil, nil
-	}
-	err := newError(ErrProvisioning, resolver.ModeProcessTask, r.Err)
-	next.failUntil, next.failErr = now.Add(permanentFailureBackoff), err
-	p.state.Store(next)
-	return nil, err
+	ls.used = p.clock
+	p.last.Store(&tokenLogin{tok: tok, ls: ls})
+	return ls
 }
 
-// provision reuses a stored identity for the login's account or registers
-// a new agent and stores it. A login without an account id is never looked
-// up or stored: nothing would tell its identity from another login's.
-func (p *provisioner) provision(ctx context.Context, tok *credentials.Token) (*identity.Record, error) {
-	if tok.AccountID != "" {
+func tokenHash(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:16])
+}
+
+// agent returns the provisioned identity of the token's login, nil while
+// the login falls back to Bearer, or an error for a permanent failure.
+func (p *provisioner) agent(ctx context.Context, tok *credentials.Token) (*agentState, *loginState, error) {
+	ls := p.loginFor(tok)
+	st := ls.state.Load()
+	if st.agent != nil {
+		return st.agent, ls, nil
+	}
+	if o, ok := p.settled(st); ok {
+		return o.agent, ls, o.err
+	}
+	ch := ls.flight.DoChan("", func() (any, error) { return p.run(ctx, ls, tok), nil })
+	select {
+	case <-ctx.Done():
+		return nil, ls, newError(ErrProvisioning, resolver.ModeProcessTask, ctx.Err())
+	case r := <-ch:
+		o := r.Val.(outcome)
+		return o.agent, ls, o.err
+	}
+}
+
+// settled reports the outcome st already holds: a Bearer fallback or a
+// permanent failure still in force.
+func (p *provisioner) settled(st *provisionState) (outcome, bool) {
+	now := p.t.s.Now()
+	if now.Before(st.fallbackUntil) {
+		return outcome{}, true
+	}
+	if now.Before(st.failUntil) {
+		return outcome{err: st.failErr}, true
+	}
+	return outcome{}, false
+}
+
+// run is one provisioning flight of ls in this transport. It records the
+// result in ls before the flight ends, so a request arriving right after
+// finds it instead of starting another attempt.
+func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.Token) (o outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			o = outcome{err: newError(ErrProvisioning, resolver.ModeProcessTask, errors.New("agentauth: agent provisioning panicked"))}
+		}
+	}()
+	st := ls.state.Load()
+	if st.agent != nil {
+		return outcome{agent: st.agent}
+	}
+	if o, ok := p.settled(st); ok {
+		return o
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+	defer cancel()
+	key := p.flightKey(tok)
+	stale := st.stale
+	v, err, _ := provisionFlights.Do(key+"\x00stale:"+stale, func() (any, error) {
+		return p.provision(fctx, key, tok, stale)
+	})
+
+	next := &provisionState{stale: st.stale, reprovisioned: st.reprovisioned}
+	now := p.t.s.Now()
+	if err == nil {
+		si := v.(*sharedIdentity)
+		agent, aerr := p.t.newAgentState(&si.rec)
+		if aerr == nil {
+			agent.keep = si
+			next.agent = agent
+			ls.state.Store(next)
+			return outcome{agent: agent}
+		}
+		err = aerr
+	} else if IsTemporary(err) || errors.Is(err, context.DeadlineExceeded) {
+		// The whole-provisioning bound expiring is an outage like any other.
+		p.fallback(ctx, ls, next, err)
+		return outcome{}
+	}
+	var ae *Error
+	if !errors.As(err, &ae) {
+		err = newError(ErrProvisioning, resolver.ModeProcessTask, err)
+	}
+	next.failUntil, next.failErr = now.Add(permanentFailureBackoff), err
+	ls.state.Store(next)
+	return outcome{err: err}
+}
+
+// fallback puts the login on Bearer for the cooldown, announced and
+// counted once.
+func (p *provisioner) fallback(ctx context.Context, ls *loginState, next *provisionState, cause error) {
+	p.t.stats.bearerFallbacks.Add(1)
+	p.t.s.Logger.WarnContext(ctx, "agentauth: agent provisioning unavailable; using Bearer during the cooldown",
+		"cooldown", p.t.s.ProvisioningCooldown.String(), "error", cause)
+	next.fallbackUntil = p.t.s.Now().Add(p.t.s.ProvisioningCooldown)
+	ls.state.Store(next)
+}
+
+// markStale drops agent from ls after the AuthAPI said it no longer knows
+// its runtime, so the next request provisions a new identity (the store's
+// record of the old runtime is skipped and then replaced). It reports false
+// when a replacement was already made within permanentFailureBackoff: a
+// login whose identities keep being rejected gets the error, not a stream
+// of registrations.
+func (p *provisioner) markStale(ls *loginState, agent *agentState) bool {
+	for {
+		st := ls.state.Load()
+		if st.agent != agent {
+			return true // already replaced (or being replaced) by another request
+		}
+		now := p.t.s.Now()
+		if !st.reprovisioned.IsZero() && now.Before(st.reprovisioned.Add(permanentFailureBackoff)) {
+			return false
+		}
+		next := &provisionState{stale: agent.record.AgentRuntimeID, reprovisioned: now}
+		if ls.state.CompareAndSwap(st, next) {
+			p.t.s.Logger.WarnContext(context.Background(), "agentauth: the AuthAPI no longer knows the agent runtime; provisioning a new identity",
+				"runtime", agent.record.AgentRuntimeID)
+			return true
+		}
+	}
+}
+
+// flightKey names what may be shared for tok: the sharing scope, the
+// AuthAPI base, and the login (with a store) or the token (without one).
+// It never contains the token itself.
+func (p *provisioner) flightKey(tok *credentials.Token) string {
+	base := p.t.s.authAPIBase
+	if p.store != nil && tok.AccountID != "" {
+		return p.scope + "\x00" + base + "\x00account:" + tok.AccountID + "\x00user:" + tok.UserID
+	}
+	return p.scope + "\x00" + base + "\x00token:" + tokenHash(tok.AccessToken)
+}
+
+// provision loads the login's identity (from the store, or from the
+// process-wide table for this token) or registers a new agent and keeps it.
+// A login without an account id is never looked up in or written to a
+// store: nothing would tell its identity from another login's. stale is a
+// runtime the AuthAPI rejected; it is never reused.
+func (p *provisioner) provision(ctx context.Context, key string, tok *credentials.Token, stale string) (*sharedIdentity, error) {
+	useStore := p.store != nil && tok.AccountID != ""
+	switch {
+	case useStore:
 		rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())
 		if err != nil {
 			return nil, fmt.Errorf("loading stored agent identity: %w", err)
 		}
-		if rec != nil && rec.Validate() == nil {
-			return rec, nil
+		if rec != nil && rec.Validate() == nil && rec.AgentRuntimeID != stale &&
+			rec.AccountID == tok.AccountID && rec.ChatGPTUserID == tok.UserID {
+			return &sharedIdentity{rec: *rec}, nil
+		}
+	case p.store == nil:
+		if si := lookupShared(key); si != nil && si.rec.AgentRuntimeID != stale {
+			return si, nil
 		}
 	}
-	key, err := identity.GenerateKey(p.t.s.KeyRand)
+	k, err := identity.GenerateKey(p.t.s.KeyRand)
 	if err != nil {
 		return nil, err
 	}
@@ -209,38 +396,31 @@ func (p *provisioner) provision(ctx context.Context, tok *credentials.Token) (*i
 	req.AccessToken = tok.AccessToken
 	req.Routing.AccountID = tok.AccountID
 	req.Routing.FedRAMP = tok.FedRAMP
-	req.PublicKey = key.SSHPublicKey()
+	req.PublicKey = k.SSHPublicKey()
 	runtimeID, err := p.t.ids.RegisterAgent(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	p.t.stats.agentRegs.Add(1)
-	rec := &identity.Record{
+	si := &sharedIdentity{rec: identity.Record{
 		AgentRuntimeID:  runtimeID,
-		AgentPrivateKey: key.MarshalPrivateKey(),
+		AgentPrivateKey: k.MarshalPrivateKey(),
 		AccountID:       tok.AccountID,
 		ChatGPTUserID:   tok.UserID,
 		IsFedRAMP:       tok.FedRAMP,
-	}
+	}}
 	p.t.s.Logger.DebugContext(ctx, "agentauth: provisioned agent identity", "runtime", runtimeID)
-	// Stored before the flight ends, so a flight that starts right after
-	// this one (a caller that missed it) finds the identity in the store
-	// instead of registering a second agent.
-	p.persist(ctx, tok, rec)
-	return rec, nil
-}
-
-// persist stores rec unless this transport's store already holds it.
-// Failing to store is logged, not returned: the identity works for this
-// process even if it cannot be kept.
-func (p *provisioner) persist(ctx context.Context, tok *credentials.Token, rec *identity.Record) {
-	if tok.AccountID == "" {
-		return
+	switch {
+	case useStore:
+		// Stored before the flight ends, so a flight that starts right
+		// after this one finds the identity instead of registering again.
+		// Failing to store is logged, not returned: the identity works for
+		// this process even if it cannot be kept.
+		if err := p.store.SaveAgentIdentity(ctx, &si.rec); err != nil {
+			p.t.s.Logger.WarnContext(ctx, "agentauth: could not persist the provisioned agent identity", "error", err)
+		}
+	case p.store == nil:
+		si = publishShared(key, si)
 	}
-	if have, err := p.store.LoadAgentIdentity(ctx, tok.Login()); err == nil && have != nil && have.AgentRuntimeID == rec.AgentRuntimeID {
-		return
-	}
-	if err := p.store.SaveAgentIdentity(ctx, rec); err != nil {
-		p.t.s.Logger.WarnContext(ctx, "agentauth: could not persist the provisioned agent identity", "error", err)
-	}
+	return si, nil
 }

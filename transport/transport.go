@@ -1,12 +1,15 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
@@ -24,10 +27,15 @@ type Transport struct {
 	flag  flagReader
 	stats counters
 
+	// authz is the credential's authorizer, chosen once by New: API key,
+	// Bearer, Agent Identity, or a ChatGPT login that is Bearer with the
+	// flag off and a provisioned identity bound to its login with it on.
+	authz func(ctx context.Context, thread string, hasThread bool) (authorization, error)
+
 	apiKeyHeader string        // precomputed "Bearer <key>" for API keys
 	bearer       *bearerSource // ChatGPT login tokens
 	agent        *agentState   // Agent Identity credentials: built by New
-	provisioner  *provisioner  // ChatGPT login with the flag on
+	provisioner  *provisioner  // ChatGPT login: its provisioned identities
 	ids          *identity.Client
 }
 
@@ -86,6 +94,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 		if t.apiKeyHeader, err = headers.Bearer(creds.APIKey); err != nil {
 			return nil, newError(ErrCredential, resolver.ModeAPIKey, err)
 		}
+		t.authz = t.authorizeAPIKey
 	case credentials.KindChatGPT:
 		src := s.TokenSource
 		if src == nil {
@@ -97,10 +106,18 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 		}
 		t.bearer = &bearerSource{src: src}
 		t.provisioner = newProvisioner(t)
+		t.authz = t.authorizeChatGPT
+		if creds != nil && creds.ChatGPT != nil && creds.ChatGPT.ExternallyManaged {
+			// Tokens an outside host manages (auth_mode chatgptAuthTokens)
+			// are never provisioned, as in Codex: they stay Bearer whatever
+			// the flag says.
+			t.authz = func(ctx context.Context, _ string, _ bool) (authorization, error) { return t.bearer.authorize(ctx) }
+		}
 	case credentials.KindAgentIdentity:
 		if t.agent, err = t.newAgentState(creds.AgentIdentity); err != nil {
 			return nil, err
 		}
+		t.authz = t.authorizeIdentity
 	}
 	return t, nil
 }
@@ -128,7 +145,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.fail(req, newError(ErrInvalidThreadKey, resolver.ModeThreadTask, err))
 		}
 	}
-	a, err := t.authorize(ctx, thread, hasThread)
+	a, err := t.authz(ctx, thread, hasThread)
 	if err != nil {
 		return t.fail(req, err)
 	}
@@ -150,33 +167,76 @@ type authorization struct {
 	token   *credentials.Token // Bearer mode
 }
 
-// authorize selects the mode (resolver.Decide) and obtains the credential.
-func (t *Transport) authorize(ctx context.Context, thread string, hasThread bool) (authorization, error) {
-	flagOn := t.flag.Enabled()
-	agent := t.agent
-	if t.kind == credentials.KindChatGPT && flagOn {
-		var err error
-		// A nil agent without an error means provisioning is cooling down.
-		if agent, err = t.provisioner.agent(ctx); err != nil {
-			return authorization{}, err
+func (t *Transport) authorizeAPIKey(context.Context, string, bool) (authorization, error) {
+	return authorization{mode: resolver.ModeAPIKey, header: t.apiKeyHeader}, nil
+}
+
+// authorizeIdentity signs with the user-given Agent Identity. A runtime
+// the AuthAPI no longer knows is a permanent error naming it: the library
+// cannot replace an identity it did not provision.
+func (t *Transport) authorizeIdentity(ctx context.Context, thread string, hasThread bool) (authorization, error) {
+	a, err := t.agent.authorize(ctx, t, thread, hasThread)
+	if err != nil {
+		if status, ok := staleStatus(err); ok {
+			return authorization{}, newError(ErrRegistration, modeFor(hasThread),
+				&StaleIdentityError{RuntimeID: t.agent.record.AgentRuntimeID, StatusCode: status, Err: err})
 		}
 	}
-	mode := resolver.Decide(resolver.Input{
-		Kind:           t.kind,
-		FlagOn:         flagOn,
-		HasThread:      hasThread,
-		FirstParty:     true, // the origin guard in RoundTrip already passed
-		BearerFallback: agent == nil,
-	})
-	switch mode {
-	case resolver.ModeAPIKey:
-		return authorization{mode: mode, header: t.apiKeyHeader}, nil
-	case resolver.ModeBearer:
+	return a, err
+}
+
+// authorizeChatGPT is Bearer with the flag off. With it on, the request is
+// signed with the identity of the token's own login, provisioned on first
+// use; Bearer goes out only during an announced, counted fallback.
+func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThread bool) (authorization, error) {
+	if !t.flag.Enabled() {
 		return t.bearer.authorize(ctx)
-	case resolver.ModeThreadTask, resolver.ModeProcessTask:
-		return agent.authorize(ctx, t, thread, hasThread)
 	}
-	return authorization{}, newError(ErrCredential, mode, errors.New("no credential for this request"))
+	tok, err := t.bearer.token(ctx)
+	if err != nil {
+		return authorization{}, err
+	}
+	for retried := false; ; retried = true {
+		agent, ls, err := t.provisioner.agent(ctx, tok)
+		if err != nil {
+			return authorization{}, err
+		}
+		if agent == nil {
+			return t.bearer.headerFor(tok)
+		}
+		a, err := agent.authorize(ctx, t, thread, hasThread)
+		if err == nil {
+			return a, nil
+		}
+		if status, ok := staleStatus(err); ok {
+			// The identity was provisioned from this login: replace it once.
+			if !retried && t.provisioner.markStale(ls, agent) {
+				continue
+			}
+			return authorization{}, newError(ErrRegistration, modeFor(hasThread),
+				&StaleIdentityError{RuntimeID: agent.record.AgentRuntimeID, StatusCode: status, Err: err})
+		}
+		return authorization{}, err
+	}
+}
+
+func modeFor(hasThread bool) resolver.Mode {
+	if hasThread {
+		return resolver.ModeThreadTask
+	}
+	return resolver.ModeProcessTask
+}
+
+// staleStatus reports whether err is the AuthAPI saying at task
+// registration that it does not know the runtime (404) or will not take
+// its signature (401), and returns that status.
+func staleStatus(err error) (int, bool) {
+	var re *identity.RegistrationError
+	if errors.As(err, &re) && re.Op == identity.OpTaskRegistration &&
+		(re.StatusCode == http.StatusNotFound || re.StatusCode == http.StatusUnauthorized) {
+		return re.StatusCode, true
+	}
+	return 0, false
 }
 
 // send clones req with the credential and routing headers and sends it with
@@ -185,7 +245,7 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, a *authorization
 	r := new(http.Request)
 	*r = *req
 	r.Body = body
-	r.Header = cloneHeader(req.Header, 3)
+	r.Header = cloneHeader(req.Header, 3, a.mode != resolver.ModeAPIKey)
 	r.Header[headers.Authorization] = []string{a.header}
 	if a.mode != resolver.ModeAPIKey {
 		a.routing.Apply(r.Header)
@@ -194,14 +254,23 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, a *authorization
 	return t.base.RoundTrip(r)
 }
 
-// recoverUnauthorized implements SPEC §4.6: one invalidation, one
-// re-registration shared with concurrent 401s, at most one replay.
+// recoverUnauthorized handles a 401 to an authenticated request: the
+// rejected task is dropped, one re-registration is shared with concurrent
+// 401s, and the request is replayed at most once. The 401 is read and
+// closed before any recovery work, so its connection is free for the
+// registration (which may need the same host); a bounded copy of it is
+// returned when recovery fails. A key whose re-registered task was
+// rejected again at once is not re-registered for the backoff: the
+// resource, not the task, is refusing.
 func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, a *authorization, thread string, hasThread bool) (*http.Response, error) {
 	if a.mode == resolver.ModeAPIKey {
 		return resp, nil
 	}
 	ctx := req.Context()
 	if a.mode.IsAssertion() {
+		if a.agent.held(a.task, t.s.Now()) {
+			return resp, nil
+		}
 		// The task is dropped whether or not this request can be replayed,
 		// so the next request registers a fresh one instead of being
 		// rejected on the revoked task until it idles out.
@@ -210,11 +279,12 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	if !replayable(req) {
 		return resp, nil
 	}
+	resp = buffer(resp)
 	var next authorization
 	var err error
 	switch {
 	case a.mode.IsAssertion():
-		next, err = a.agent.authorize(ctx, t, thread, hasThread)
+		next, err = t.authz(ctx, thread, hasThread)
 	default:
 		var ok bool
 		next, ok, err = t.bearer.refresh(ctx, a.token)
@@ -233,7 +303,43 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	}
 	drain(resp)
 	t.stats.replays.Add(1)
-	return t.send(req, body, &next)
+	out, err := t.send(req, body, &next)
+	if err == nil && out.StatusCode == http.StatusUnauthorized && a.mode.IsAssertion() &&
+		next.mode.IsAssertion() && next.agent == a.agent && next.task != a.task {
+		next.agent.hold(next.task, t.s.Now(), t.holdFor())
+	}
+	return out, err
+}
+
+// holdFor is how long a key whose fresh task was rejected at once is not
+// re-registered after a 401: the thread cache's longest backoff.
+func (t *Transport) holdFor() time.Duration {
+	if d := t.s.ThreadCache.BackoffMax; d > 0 {
+		return d
+	}
+	return max(resolver.DefaultBackoffMax, t.s.ThreadCache.BackoffInitial)
+}
+
+// maxBufferedUnauthorized bounds the copy of a 401 kept while recovering.
+const maxBufferedUnauthorized = 64 << 10
+
+// buffer reads resp's body (up to maxBufferedUnauthorized) and closes it,
+// returning resp with the copy as its body.
+func buffer(resp *http.Response) *http.Response {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxBufferedUnauthorized+1))
+	resp.Body.Close()
+	out := new(http.Response)
+	*out = *resp
+	if len(data) > maxBufferedUnauthorized {
+		data = data[:maxBufferedUnauthorized]
+		out.ContentLength = -1
+		out.Header = resp.Header.Clone()
+		out.Header.Del("Content-Length")
+	} else {
+		out.ContentLength = int64(len(data))
+	}
+	out.Body = io.NopCloser(bytes.NewReader(data))
+	return out
 }
 
 // replayable reports whether req can be sent a second time.
@@ -269,9 +375,13 @@ func (t *Transport) fail(req *http.Request, err error) (*http.Response, error) {
 	return nil, err
 }
 
-// cloneHeader copies h with room for extra more keys. Values are shared
-// slices' contents copied into one backing array, as http.Header.Clone does.
-func cloneHeader(h http.Header, extra int) http.Header {
+// cloneHeader copies h with room for extra more keys, leaving out every
+// spelling of the headers the transport sets (Authorization, and with
+// routing also ChatGPT-Account-ID and X-OpenAI-Fedramp): a caller's
+// "authorization" in lower case would otherwise travel beside the
+// transport's own. Values are copied into one backing array, as
+// http.Header.Clone does.
+func cloneHeader(h http.Header, extra int, routing bool) http.Header {
 	n := 0
 	for _, vv := range h {
 		n += len(vv)
@@ -279,6 +389,9 @@ func cloneHeader(h http.Header, extra int) http.Header {
 	sv := make([]string, n)
 	out := make(http.Header, len(h)+extra)
 	for k, vv := range h {
+		if ownedHeader(k, routing) {
+			continue
+		}
 		if vv == nil {
 			out[k] = nil
 			continue
@@ -288,6 +401,13 @@ func cloneHeader(h http.Header, extra int) http.Header {
 		sv = sv[m:]
 	}
 	return out
+}
+
+func ownedHeader(k string, routing bool) bool {
+	if strings.EqualFold(k, headers.Authorization) {
+		return true
+	}
+	return routing && (strings.EqualFold(k, headers.ChatGPTAccountID) || strings.EqualFold(k, headers.OpenAIFedRAMP))
 }
 
 // WrappedRoundTripper returns the base transport, as client-go's wrappers

@@ -46,12 +46,16 @@ func TestRecFailureSharedThenBackoff(t *testing.T) {
 	e := recNewEnv(t, recEnvOptions{front: true})
 	const key = "thread-failing"
 	gate := recNewGate(t)
-	var failedOnce atomic.Bool
+	// One registration makes identity.DefaultTaskAttempts attempts on a
+	// 503; all of them fail, the first held at the gate.
+	var failed atomic.Int32
 	e.front.setOnRegister(func(w http.ResponseWriter, r *http.Request, ref string) bool {
-		if ref != key || !failedOnce.CompareAndSwap(false, true) {
+		if ref != key || failed.Load() >= identity.DefaultTaskAttempts {
 			return false // later attempts reach the reference server
 		}
-		gate.hold(r)
+		if failed.Add(1) == 1 {
+			gate.hold(r)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, `{"error":"overloaded"}`)
@@ -85,7 +89,7 @@ func TestRecFailureSharedThenBackoff(t *testing.T) {
 			t.Fatalf("error %v is not the shared *resolver.RegistrationError", r.err)
 		}
 	}
-	if got := e.front.Attempts(key); got != 1 {
+	if got := e.front.Attempts(key); got != identity.DefaultTaskAttempts {
 		t.Fatalf("%d registration attempts for %d concurrent callers, want 1", got, n)
 	}
 
@@ -101,7 +105,7 @@ func TestRecFailureSharedThenBackoff(t *testing.T) {
 		t.Fatalf("backoff until %v after %d failures for %q, want until %v after 1 for %q",
 			be.Until, be.Failures, be.Key, want, key)
 	}
-	if got := e.front.Attempts(key); got != 1 {
+	if got := e.front.Attempts(key); got != identity.DefaultTaskAttempts {
 		t.Fatalf("a request inside the backoff made a registration attempt (%d attempts)", got)
 	}
 	// Other keys are unaffected by this key's backoff.
@@ -116,7 +120,7 @@ func TestRecFailureSharedThenBackoff(t *testing.T) {
 		t.Fatalf("request signed with task %q, server registered %+v", r.echo.TaskID, tasks)
 	}
 	e.mustOK(e.get(key), key)
-	if got := e.front.Attempts(key); got != 2 {
+	if got := e.front.Attempts(key); got != identity.DefaultTaskAttempts+1 {
 		t.Fatalf("%d registration attempts after the backoff, want 2", got)
 	}
 	if got := e.front.Attempts("thread-healthy"); got != 1 {
@@ -129,7 +133,7 @@ func TestRecFailureSharedThenBackoff(t *testing.T) {
 func TestRecFailureInjectedFault(t *testing.T) {
 	e := recNewEnv(t, recEnvOptions{})
 	e.srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{
-		Status: http.StatusServiceUnavailable, Latency: 50 * time.Millisecond, Times: 1,
+		Status: http.StatusServiceUnavailable, Latency: 50 * time.Millisecond, Times: identity.DefaultTaskAttempts,
 	})
 	const key, n = "thread-503", 50
 	results := make(chan recResult, n)
@@ -146,8 +150,8 @@ func TestRecFailureInjectedFault(t *testing.T) {
 		}
 	}
 	st := e.srv.Stats()
-	if st.FaultsServed != 1 || st.TaskRegistrations != 0 {
-		t.Fatalf("server served %d faults and %d registrations, want 1 and 0", st.FaultsServed, st.TaskRegistrations)
+	if st.FaultsServed != identity.DefaultTaskAttempts || st.TaskRegistrations != 0 {
+		t.Fatalf("server served %d faults and %d registrations, want %d and 0", st.FaultsServed, st.TaskRegistrations, identity.DefaultTaskAttempts)
 	}
 	// Callers that arrived after the attempt ended saw the backoff, not a
 	// second attempt; with 50 ms of latency almost all of them share it.

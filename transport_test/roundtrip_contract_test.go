@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -168,7 +169,7 @@ func TestContractBodyClosedOnce(t *testing.T) {
 		{
 			name: "registration failure", thread: "fails",
 			setup: func(srv *identitytest.Server) {
-				srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: 500, Times: 1})
+				srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: 500, Times: identity.DefaultTaskAttempts})
 			},
 			check: func(t *testing.T, o outcome) {
 				if !errors.Is(o.err, transport.ErrRegistration) {

@@ -100,6 +100,9 @@ func TestFltSecretsNeverLeak(t *testing.T) {
 		{OversizeBytes: identity.DefaultMaxResponseBytes + 1},
 	} {
 		f.Times = 1
+		if f.Status == 500 {
+			f.Times = identity.DefaultTaskAttempts // retried within the registration
+		}
 		srv.InjectFault(identitytest.RouteTaskRegister, f)
 		mustFail(fmt.Sprintf("task fault %d", i), send(rtAgent, fmt.Sprintf("flt-secret-fault-%d", i)), transport.ErrRegistration)
 	}
@@ -112,7 +115,7 @@ func TestFltSecretsNeverLeak(t *testing.T) {
 		t.Fatalf("401 recovery: status %d, %d replays", r.status, rtAgent.Stats().Replays)
 	}
 	srv.RevokeTask(srv.Tasks()[len(srv.Tasks())-1].TaskID)
-	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: 500, Times: 1})
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: 500, Times: identity.DefaultTaskAttempts})
 	if r := send(rtAgent, "flt-secret-revoke"); r.status != http.StatusUnauthorized {
 		t.Fatalf("failed 401 recovery: status %d, err %v; want the 401", r.status, r.err)
 	}

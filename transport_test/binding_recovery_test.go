@@ -1,0 +1,87 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/transport"
+)
+
+// With MaxConnsPerHost 4, the AuthAPI on the same host and 8 concurrent
+// requests on a revoked task, every request recovers: each 401 is read and
+// closed before the re-registration, so a connection is free for it.
+func TestBindingUnauthorizedDrainedBeforeRecovery(t *testing.T) {
+	srv := newIdentityServer(t, identitytest.Options{})
+	base := &http.Transport{MaxConnsPerHost: 4, MaxIdleConnsPerHost: 4}
+	t.Cleanup(base.CloseIdleConnections)
+	cfg := loopbackConfig(srv, agentCreds(newRuntime(t, srv, uniqueAccount("drain"), false)))
+	cfg.ThreadCache = resolver.CacheOptions{Timeout: 3 * time.Second}
+	rt := newTransport(t, base, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	url := srv.URL() + "/v1/responses"
+	first := mustEcho(t, ctx, rt, url, "drain-thread")
+	srv.RevokeTask(first.TaskID)
+	start := time.Now()
+	err := startTogether(8, func(i int) error {
+		status, _, err := roundTripEcho(ctx, rt, url, "drain-thread")
+		if err != nil || status != http.StatusOK {
+			return fmt.Errorf("request %d: status %d, err %v; want recovered", i, status, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("recovery took %v: the registration waited for a connection", d)
+	}
+}
+
+// An identity provisioned from a ChatGPT login whose runtime the AuthAPI
+// no longer knows (stored, then forgotten by the server) is provisioned
+// again once and replaced in the store; a user-given identity gets a clear
+// permanent error naming its runtime.
+func TestBindingStaleIdentity(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	acct := uniqueAccount("stale")
+	tok := credentials.Token{AccessToken: "tok-" + acct, AccountID: acct, UserID: "user-stale"}
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken}})
+	key, err := identity.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := identity.Record{AgentRuntimeID: "rt-forgotten", AgentPrivateKey: key.MarshalPrivateKey(),
+		AccountID: acct, ChatGPTUserID: tok.UserID}
+	store := credentials.NewMemoryStore()
+	if err := store.SaveAgentIdentity(ctx, &gone); err != nil {
+		t.Fatal(err)
+	}
+	rt := newTransport(t, newHTTPBase(t), loginConfig(srv, newLoginSource(tok), store))
+	echo := mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", "stale-thread")
+	if echo.Mode != identitytest.ModeAssertion || echo.AgentRuntimeID == gone.AgentRuntimeID || srv.Stats().AgentRegistrations != 1 {
+		t.Fatalf("mode %q runtime %q after %d agent registrations; want a new runtime after 1",
+			echo.Mode, echo.AgentRuntimeID, srv.Stats().AgentRegistrations)
+	}
+	stored, err := store.LoadAgentIdentity(ctx, tok.Login())
+	if err != nil || stored == nil || stored.AgentRuntimeID != echo.AgentRuntimeID {
+		t.Fatalf("store holds %v (%v), want the new runtime", stored, err)
+	}
+
+	user := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(gone)))
+	_, _, err = roundTripEcho(ctx, user, srv.URL()+"/v1/responses", "")
+	var se *transport.StaleIdentityError
+	if !errors.As(err, &se) || se.RuntimeID != gone.AgentRuntimeID || se.StatusCode != http.StatusNotFound ||
+		transport.IsTemporary(err) || !errors.Is(err, transport.ErrRegistration) {
+		t.Fatalf("user-given stale identity: %v; want a permanent StaleIdentityError naming %q", err, gone.AgentRuntimeID)
+	}
+}

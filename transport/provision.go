@@ -121,7 +121,7 @@ func (p *provisioner) agent(ctx context.Context) (*agentState, error) {
 		}()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 		defer cancel()
-		return p.provision(fctx, tok)
+		return p.t.obs.provision(fctx, tok, p.provision)
 	})
 	select {
 	case <-ctx.Done():
@@ -171,11 +171,13 @@ func (p *provisioner) settle(ctx context.Context, before *provisionState, tok *c
 		p.persist(ctx, tok, rec)
 		next.agent = agent
 		p.state.Store(next)
+		p.t.obs.fallbackEnd(ctx, before.fallbackUntil, p.t.s.ProvisioningCooldown, now)
 		return agent, nil
 	}
 	// The whole-provisioning bound expiring is an outage like any other.
 	if IsTemporary(r.Err) || errors.Is(r.Err, context.DeadlineExceeded) {
 		p.t.stats.bearerFallbacks.Add(1)
+		p.t.obs.fallbackStart(ctx, p.t.s.ProvisioningCooldown, r.Err)
 		p.t.s.Logger.WarnContext(ctx, "agentauth: agent provisioning unavailable; using Bearer during the cooldown",
 			"cooldown", p.t.s.ProvisioningCooldown.String(), "error", r.Err)
 		next.fallbackUntil = now.Add(p.t.s.ProvisioningCooldown)

@@ -29,6 +29,7 @@ type Transport struct {
 	agent        *agentState   // Agent Identity credentials: built by New
 	provisioner  *provisioner  // ChatGPT login with the flag on
 	ids          *identity.Client
+	obs          *observer // nil without Config.Observer
 }
 
 type flagReader interface{ Enabled() bool }
@@ -53,7 +54,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{base: base, s: s, flag: offFlag{}}
+	t := &Transport{base: base, s: s, flag: offFlag{}, obs: newObserver(s.Observer)}
 	if s.Flag != nil {
 		t.flag = s.Flag
 	}
@@ -95,13 +96,14 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 				FedRAMP:     creds.ChatGPT.FedRAMP,
 			})
 		}
-		t.bearer = &bearerSource{src: src}
+		t.bearer = &bearerSource{src: src, obs: t.obs}
 		t.provisioner = newProvisioner(t)
 	case credentials.KindAgentIdentity:
 		if t.agent, err = t.newAgentState(creds.AgentIdentity); err != nil {
 			return nil, err
 		}
 	}
+	t.obs.attach(t)
 	return t, nil
 }
 
@@ -208,6 +210,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		a.agent.invalidate(ctx, a.task)
 	}
 	if !replayable(req) {
+		t.obs.recovery(ctx, a.mode, RecoveryNotReplayable)
 		return resp, nil
 	}
 	var next authorization
@@ -219,20 +222,24 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		var ok bool
 		next, ok, err = t.bearer.refresh(ctx, a.token)
 		if !ok {
+			t.obs.recovery(ctx, a.mode, RecoveryUnsupported)
 			return resp, nil
 		}
 	}
 	if err != nil {
 		// The 401 says more than a failed recovery would; keep it.
 		t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
+		t.obs.recovery(ctx, a.mode, RecoveryFailed)
 		return resp, nil
 	}
 	body, err := replayBody(req)
 	if err != nil {
+		t.obs.recovery(ctx, a.mode, RecoveryFailed)
 		return resp, nil
 	}
 	drain(resp)
 	t.stats.replays.Add(1)
+	t.obs.recovery(ctx, a.mode, RecoveryReplayed)
 	return t.send(req, body, &next)
 }
 

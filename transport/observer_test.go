@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -335,4 +336,57 @@ func TestObserverBearerFallbackStartAndEnd(t *testing.T) {
 	if len(rec.provs) != 2 || rec.provs[0].Outcome != OutcomeTemporary || rec.provs[1].Outcome != OutcomeSuccess {
 		t.Errorf("provisionings %+v", rec.provs)
 	}
+}
+
+type okBase struct{ resp *http.Response }
+
+func (b okBase) RoundTrip(*http.Request) (*http.Response, error) { return b.resp, nil }
+
+// The cached thread path has no event site: a transport with every
+// observer hook set allocates exactly what one without an observer does.
+func TestObserverCostsNothingOnCachedPath(t *testing.T) {
+	key, err := identity.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := identity.Record{AgentRuntimeID: "rt-observer-allocs", AgentPrivateKey: key.MarshalPrivateKey(), AccountID: "acct-allocs"}
+	registrar := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"task_id":"task-1"}`)) })
+	fixed := time.Unix(1_800_000_000, 0) // one assertion second: no re-signing
+	allocs := func(obs *Observer) float64 {
+		rt, err := New(okBase{&http.Response{StatusCode: http.StatusOK, Body: http.NoBody}}, Config{
+			Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
+			RegistrationClient: &http.Client{Transport: handlerTransport{registrar}},
+			Observer:           obs,
+			Now:                func() time.Time { return fixed },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequestWithContext(WithThread(context.Background(), "thread-hot"), http.MethodGet, "https://chatgpt.com/backend-api/x", nil)
+		if _, err := rt.RoundTrip(req); err != nil { // registers and signs
+			t.Fatal(err)
+		}
+		return testing.AllocsPerRun(200, func() {
+			if _, err := rt.RoundTrip(req); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	var r recorder
+	none, observed := allocs(nil), allocs(r.observer(true))
+	if observed != none {
+		t.Errorf("cached thread request: %v allocs with an observer, %v without", observed, none)
+	}
+	if len(r.registrations()) != 1 || len(r.sigs) != 1 {
+		t.Errorf("observer saw %d registrations and %d signatures, want the warm-up's 1 each", len(r.registrations()), len(r.sigs))
+	}
+}
+
+// handlerTransport serves requests with a handler in process.
+type handlerTransport struct{ h http.Handler }
+
+func (h handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	w := httptest.NewRecorder()
+	h.h.ServeHTTP(w, req)
+	return w.Result(), nil
 }

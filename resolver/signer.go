@@ -27,6 +27,7 @@ type Signer struct {
 	runtimeID  string
 	maxAgeSecs int64
 	signatures atomic.Uint64
+	onSign     func(*Task) // SetObserver
 }
 
 // NewSigner returns a signer for runtimeID. maxAge is the reuse window,
@@ -68,6 +69,7 @@ func (s *Signer) Assertion(task *Task, now time.Time) (string, error) {
 		return "", err
 	}
 	s.signatures.Add(1)
+	s.signed(task)
 	task.assertion.Store(&signedAssertion{second: sec, header: header})
 	return header, nil
 }

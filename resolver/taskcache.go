@@ -97,6 +97,12 @@ type CacheOptions struct {
 	// several goroutines at once. Values outside the range are clamped. nil
 	// means math/rand/v2.Float64.
 	Rand func() float64
+
+	// OnRemove, if set, is called when the cache drops an entry on its own:
+	// evicted to stay within Capacity or expired after IdleTTL (not on
+	// Invalidate). It is called with the cache's lock held, so it must be
+	// quick and must not call the cache.
+	OnRemove func(key string, why RemovalReason)
 }
 
 // CacheStats is a snapshot of a [TaskCache]'s counters. Each counts events
@@ -194,6 +200,8 @@ type TaskCache struct {
 	// after it has joined the key's flight when its context can be canceled
 	// (DoChan), just before joining otherwise (Do).
 	onWait func(key string)
+
+	onRemove func(key string, why RemovalReason) // CacheOptions.OnRemove
 }
 
 // sweepBatch is how many ring entries each insert checks for idle expiry,
@@ -275,6 +283,7 @@ func NewTaskCache(register RegisterFunc, opts CacheOptions) (*TaskCache, error) 
 		capacity: o.Capacity,
 		seed:     maphash.MakeSeed(),
 		failing:  map[string]*backoffState{},
+		onRemove: o.OnRemove,
 	}, nil
 }
 
@@ -414,7 +423,7 @@ func (c *TaskCache) fly(ctx context.Context, key string) (any, error) {
 		failures = b.failures
 	}
 
-	id, err := c.call(ctx, key)
+	id, err := c.call(withAttempt(ctx, failures+1), key)
 	now = c.now()
 	if err != nil {
 		c.failures.Add(1)
@@ -486,6 +495,7 @@ func (c *TaskCache) store(t *Task, b *backoffState, now time.Time) {
 	if ot := c.tasks.Load().find(c.seed, n.key); ot != nil {
 		// A flight replaces a cached task only after seeing it idle-expired.
 		c.expirations.Add(1)
+		c.removed(n.key, RemovalExpired)
 		old = &ot.node
 	} else if ob := c.failing[n.key]; ob != nil {
 		old = &ob.node
@@ -547,6 +557,7 @@ func (c *TaskCache) evict(now uint64) int {
 		if c.expired(n, now) {
 			c.unindex(n)
 			c.expirations.Add(1)
+			c.removed(n.key, RemovalExpired)
 			return i
 		}
 		if v := n.used.Load(); v&1 != 0 {
@@ -556,6 +567,7 @@ func (c *TaskCache) evict(now uint64) int {
 		}
 		c.unindex(n)
 		c.evictions.Add(1)
+		c.removed(n.key, RemovalEvicted)
 		return i
 	}
 	// Two full turns, and every entry was used again behind the hand: the
@@ -565,6 +577,7 @@ func (c *TaskCache) evict(now uint64) int {
 	}
 	i := c.hand
 	c.hand++
+	c.removed(c.ring[i].key, RemovalEvicted)
 	c.unindex(c.ring[i])
 	c.evictions.Add(1)
 	return i
@@ -584,6 +597,7 @@ func (c *TaskCache) sweep(now uint64) {
 			c.scan = 0
 		}
 		if c.expired(c.ring[c.scan], now) {
+			c.removed(c.ring[c.scan].key, RemovalExpired)
 			c.remove(c.scan) // the last entry moves into this slot; check it next
 			c.expirations.Add(1)
 			continue

@@ -77,6 +77,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 	if err != nil {
 		return nil, newError(ErrCredential, resolver.ModeProcessTask, err)
 	}
+	t.obs.watchSigner(signer)
 	runtimeID := rec.AgentRuntimeID
 	registerThread := func(ctx context.Context, thread string) (string, error) {
 		id, err := t.ids.RegisterTask(ctx, key, runtimeID, thread)
@@ -86,6 +87,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 		}
 		return id, err
 	}
+	registerThread = t.obs.registerThread(registerThread)
 	resolveThread := registerThread
 	if store := t.s.TaskStore; store != nil {
 		resolveThread = func(ctx context.Context, thread string) (string, error) {
@@ -93,7 +95,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 				func(ctx context.Context) (string, error) { return registerThread(ctx, thread) })
 		}
 	}
-	threads, err := resolver.NewTaskCache(resolveThread, t.s.ThreadCache)
+	threads, err := resolver.NewTaskCache(resolveThread, t.obs.cacheOptions(t.s.ThreadCache))
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: thread cache: %w", err)
 	}
@@ -102,13 +104,13 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 	// logger, not the transport.
 	ids, logger := *t.ids, t.s.Logger
 	process, err := processtask.Shared(processtask.Identity{AuthAPIBase: t.s.authAPIBase, RuntimeID: runtimeID},
-		func(ctx context.Context) (string, error) {
+		t.obs.registerProcess(func(ctx context.Context) (string, error) {
 			id, err := ids.RegisterTask(ctx, key, runtimeID, "")
 			if err == nil {
 				logger.DebugContext(ctx, "agentauth: registered process task", "runtime", runtimeID)
 			}
 			return id, err
-		}, t.s.ThreadCache)
+		}), t.s.ThreadCache)
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: process task: %w", err)
 	}
@@ -157,6 +159,7 @@ func (a *agentState) invalidate(ctx context.Context, task *resolver.Task) {
 // not concatenate or validate per request.
 type bearerSource struct {
 	src    credentials.TokenSource
+	obs    *observer // reports refreshes after a 401
 	cached atomic.Pointer[bearerHeader]
 }
 
@@ -212,7 +215,7 @@ func (b *bearerSource) refresh(ctx context.Context, rejected *credentials.Token)
 	if !ok {
 		return authorization{}, false, nil
 	}
-	tok, err := r.Refresh(ctx, rejected)
+	tok, err := b.obs.refresh(ctx, r, rejected)
 	if err != nil {
 		return authorization{}, true, newError(ErrCredential, resolver.ModeBearer, err)
 	}

@@ -114,6 +114,11 @@ type Config struct {
 	// http.Client over the base transport that follows no redirects.
 	RegistrationClient *http.Client
 
+	// Observer receives typed events (registrations, refreshes, 401
+	// recoveries, Bearer fallbacks, signatures, cache removals) for metrics
+	// and traces; see the otelauth module. nil means none, at no cost.
+	Observer *Observer
+
 	// Logger receives debug logs; credentials are never logged. nil means
 	// no logging.
 	Logger *slog.Logger

@@ -291,7 +291,9 @@ func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.
 	key := p.flightKey(tok)
 	stale := st.stale
 	v, err, _ := provisionFlights.Do(key+"\x00stale:"+stale, func() (any, error) {
-		return p.provision(fctx, key, tok, stale)
+		return p.t.obs.provision(fctx, func(ctx context.Context) (*sharedIdentity, error) {
+			return p.provision(ctx, key, tok, stale)
+		})
 	})
 
 	next := &provisionState{stale: st.stale, reprovisioned: st.reprovisioned}
@@ -303,6 +305,7 @@ func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.
 			agent.keep = si
 			next.agent = agent
 			ls.state.Store(next)
+			p.t.obs.fallbackEnd(ctx, st.fallbackUntil, p.t.s.ProvisioningCooldown, now)
 			return outcome{agent: agent}
 		}
 		err = aerr
@@ -324,6 +327,7 @@ func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.
 // counted once.
 func (p *provisioner) fallback(ctx context.Context, ls *loginState, next *provisionState, cause error) {
 	p.t.stats.bearerFallbacks.Add(1)
+	p.t.obs.fallbackStart(ctx, p.t.s.ProvisioningCooldown, cause)
 	p.t.s.Logger.WarnContext(ctx, "agentauth: agent provisioning unavailable; using Bearer during the cooldown",
 		"cooldown", p.t.s.ProvisioningCooldown.String(), "error", cause)
 	next.fallbackUntil = p.t.s.Now().Add(p.t.s.ProvisioningCooldown)

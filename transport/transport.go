@@ -37,6 +37,7 @@ type Transport struct {
 	agent        *agentState   // Agent Identity credentials: built by New
 	provisioner  *provisioner  // ChatGPT login: its provisioned identities
 	ids          *identity.Client
+	obs          *observer // nil without Config.Observer
 }
 
 type flagReader interface{ Enabled() bool }
@@ -61,7 +62,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{base: base, s: s, flag: offFlag{}}
+	t := &Transport{base: base, s: s, flag: offFlag{}, obs: newObserver(s.Observer)}
 	if s.Flag != nil {
 		t.flag = s.Flag
 	}
@@ -104,7 +105,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 				FedRAMP:     creds.ChatGPT.FedRAMP,
 			})
 		}
-		t.bearer = &bearerSource{src: src}
+		t.bearer = &bearerSource{src: src, obs: t.obs}
 		t.provisioner = newProvisioner(t)
 		t.authz = t.authorizeChatGPT
 		if creds != nil && creds.ChatGPT != nil && creds.ChatGPT.ExternallyManaged {
@@ -119,6 +120,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 		}
 		t.authz = t.authorizeIdentity
 	}
+	t.obs.attach(t)
 	return t, nil
 }
 
@@ -277,6 +279,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		a.agent.invalidate(ctx, a.task)
 	}
 	if !replayable(req) {
+		t.obs.recovery(ctx, a.mode, RecoveryNotReplayable)
 		return resp, nil
 	}
 	resp = buffer(resp)
@@ -289,20 +292,24 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		var ok bool
 		next, ok, err = t.bearer.refresh(ctx, a.token)
 		if !ok {
+			t.obs.recovery(ctx, a.mode, RecoveryUnsupported)
 			return resp, nil
 		}
 	}
 	if err != nil {
 		// The 401 says more than a failed recovery would; keep it.
 		t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
+		t.obs.recovery(ctx, a.mode, RecoveryFailed)
 		return resp, nil
 	}
 	body, err := replayBody(req)
 	if err != nil {
+		t.obs.recovery(ctx, a.mode, RecoveryFailed)
 		return resp, nil
 	}
 	drain(resp)
 	t.stats.replays.Add(1)
+	t.obs.recovery(ctx, a.mode, RecoveryReplayed)
 	out, err := t.send(req, body, &next)
 	if err == nil && out.StatusCode == http.StatusUnauthorized && a.mode.IsAssertion() &&
 		next.mode.IsAssertion() && next.agent == a.agent && next.task != a.task {

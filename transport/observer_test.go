@@ -159,7 +159,8 @@ func TestObserverCountsAttemptsAndClassifiesFailures(t *testing.T) {
 	srv, creds := agentServer(t, identitytest.Options{Now: clock})
 	var rec recorder
 	_, c := observedTransport(t, srv, Config{Credentials: creds, Observer: rec.observer(false), Now: clock})
-	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 1})
+	// The fault outlasts the registration's own three attempts.
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 3})
 	ctx := WithThread(context.Background(), "thread-retry")
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL()+"/v1/models", nil)
 	if _, err := c.Do(req); err == nil {

@@ -25,11 +25,14 @@ const DefaultRefreshLockTimeout = 30 * time.Second
 // CoordinatorOptions configures a [Coordinator].
 type CoordinatorOptions struct {
 	// Initial is the token set this replica starts from (its auth.json or
-	// configured credentials). It seeds the fleet: the first Load that
-	// finds no token set in Redis stores Initial (unless another replica
-	// stored one first) and returns what Redis then holds. A replica whose
-	// Initial is older than the fleet's simply adopts the fleet's. nil
-	// means Load returns nil, nil until some replica stores a set.
+	// configured credentials). It seeds the fleet: a Load that finds no
+	// token set in Redis stores the newest set this replica has seen,
+	// Initial at first (unless another replica stored one first), and
+	// returns what Redis then holds. A replica whose Initial is older than
+	// the fleet's adopts the fleet's; a fleet set is never replaced by a
+	// seed, so a new login (codex login again) reaches the fleet only once
+	// the old set is deleted from Redis. nil means Load returns nil, nil
+	// until some replica stores a set.
 	Initial *credentials.TokenSet
 
 	// LockTimeout is how long the fleet-wide refresh lock lives when its
@@ -97,12 +100,12 @@ type CoordinatorStats struct {
 // (the Store's OpTimeout) and temporary: see CoordinatorOptions.OutageBound
 // for what happens when they last. A Coordinator is safe for concurrent use.
 type Coordinator struct {
-	s      *Store
-	login  credentials.Login
-	keys   loginKeys
-	opts   CoordinatorOptions
-	local  chan struct{} // in-process lock, capacity 1
-	seeded atomic.Bool
+	s     *Store
+	login credentials.Login
+	keys  loginKeys
+	opts  CoordinatorOptions
+	local chan struct{} // in-process lock, capacity 1
+	token string        // this Coordinator's value of the fleet lock
 
 	mu          sync.Mutex
 	last        *credentials.TokenSet // the newest set this replica saw
@@ -139,7 +142,11 @@ func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOpti
 		cp := *opts.Initial
 		opts.Initial = &cp
 	}
-	c := &Coordinator{s: s, login: login, keys: s.loginKeysFor(login), opts: opts, local: make(chan struct{}, 1)}
+	token, err := s.token()
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{s: s, login: login, keys: s.loginKeysFor(login), opts: opts, local: make(chan struct{}, 1), token: token}
 	c.last = opts.Initial
 	return c, nil
 }
@@ -181,11 +188,7 @@ func (c *Coordinator) Lock(ctx context.Context) (release func(), err error) {
 		return nil, &Error{Op: "lock", Err: context.Cause(ctx)}
 	}
 	unlockLocal := func() { <-c.local }
-	token, err := c.s.token()
-	if err != nil {
-		unlockLocal()
-		return nil, err
-	}
+	token := c.token
 	wait := c.s.opts.PollInterval
 	waited := false
 	var timer *time.Timer
@@ -196,8 +199,9 @@ func (c *Coordinator) Lock(ctx context.Context) (release func(), err error) {
 	}()
 	for {
 		opCtx, cancel := context.WithTimeout(ctx, c.s.opts.OpTimeout)
-		ok, err := c.s.client.SetNX(opCtx, c.keys.tokensLock, token, c.opts.LockTimeout).Result()
+		n, err := lockScript.Run(opCtx, c.s.client, []string{c.keys.tokensLock}, token, c.opts.LockTimeout.Milliseconds()).Int64()
 		cancel()
+		ok := n == 1
 		if err != nil {
 			if ctx.Err() != nil {
 				unlockLocal()
@@ -237,6 +241,22 @@ func (c *Coordinator) Lock(ctx context.Context) (release func(), err error) {
 		wait = min(2*wait, c.s.opts.MaxPollInterval)
 	}
 }
+
+// lockScript takes the refresh lock for ARGV[1], or renews it when it
+// holds ARGV[1] already: a lock this Coordinator set in a call that timed
+// out on the client but still ran on a frozen Redis, or whose release
+// failed. The in-process lock makes this Coordinator's holds exclusive, so
+// finding its own token means no one else holds the lock.
+var lockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+`)
 
 // unlock deletes the fleet lock if it still holds token; a failure leaves
 // it to expire.
@@ -281,10 +301,17 @@ func (c *Coordinator) Load(ctx context.Context) (*credentials.TokenSet, error) {
 	if err := c.publishPending(ctx); err != nil {
 		return c.loadFailed(ctx, err)
 	}
+	// Seed with the newest set this replica saw: Initial at first, and
+	// after Redis lost its data (a restart without persistence) the set
+	// the fleet last had as far as this replica knows, rather than the
+	// possibly long used-up Initial.
+	c.mu.Lock()
+	seed := copySet(c.last)
+	c.mu.Unlock()
 	var digest, sealed string
-	if c.opts.Initial != nil && !c.seeded.Load() {
+	if seed != nil {
 		var err error
-		if digest, sealed, err = c.sealSet(c.opts.Initial); err != nil {
+		if digest, sealed, err = c.sealSet(seed); err != nil {
 			return nil, err
 		}
 	}
@@ -298,9 +325,6 @@ func (c *Coordinator) Load(ctx context.Context) (*credentials.TokenSet, error) {
 		return c.loadFailed(ctx, err)
 	}
 	c.healthy(ctx)
-	if digest != "" {
-		c.seeded.Store(true)
-	}
 	if len(res) != 2 {
 		return nil, &Error{Op: "load", Err: errors.New("unexpected reply from the load script")}
 	}
@@ -358,6 +382,9 @@ func (c *Coordinator) CompareAndSwap(ctx context.Context, prev, next *credential
 	if !errors.As(err, &re) || ctx.Err() != nil {
 		return err
 	}
+	// Decided before next becomes the newest known set: next's token is
+	// fresh, but the refresh that produced it was uncoordinated.
+	uncoordinated := c.uncoordinatedAllowed()
 	c.mu.Lock()
 	if c.pending == nil {
 		c.pendingPrev = copySet(prev)
@@ -365,7 +392,7 @@ func (c *Coordinator) CompareAndSwap(ctx context.Context, prev, next *credential
 	c.pending = copySet(next)
 	c.last = copySet(next)
 	c.mu.Unlock()
-	if c.uncoordinatedAllowed() {
+	if uncoordinated {
 		return nil
 	}
 	return err

@@ -289,3 +289,38 @@ func testTokenSet(name string, n int, life time.Duration) *credentials.TokenSet 
 		LastRefresh:  time.Now().UTC().Truncate(time.Second),
 	}
 }
+
+// Acceptance 5 (first half): after a login's identity is stored and its
+// tokens rotated a few times, SCAN of the whole database with GET or
+// HGETALL of every key finds no token, no private key, and no key name
+// that reveals the account or user.
+func TestRedisHoldsNoSecretInTheClear(t *testing.T) {
+	addr := redisAddr(t)
+	ctx := context.Background()
+	s := newSealedStore(t, addr, newSealer(t, newKey(t)), Options{})
+	rec := testRecord(t, "acct-scan-"+randHex(t), "user-scan-"+randHex(t))
+	login := credentials.Login{AccountID: rec.AccountID, UserID: rec.ChatGPTUserID}
+	if err := s.SaveAgentIdentity(ctx, &rec); err != nil {
+		t.Fatal(err)
+	}
+	c := coordinator(t, s, login, CoordinatorOptions{})
+	secrets := []string{rec.AgentPrivateKey}
+	var prev *credentials.TokenSet
+	for n := range 4 {
+		next := testTokenSet("scan", n, time.Hour)
+		next.AccountID = rec.AccountID
+		release, err := c.Lock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.CompareAndSwap(ctx, prev, next)
+		release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev = next
+		secrets = append(secrets, next.AccessToken, next.RefreshToken, next.IDToken,
+			strings.Split(next.AccessToken, ".")[1]) // the JWT payload alone
+	}
+	scanAll(t, addr, secrets, []string{rec.AccountID, rec.ChatGPTUserID, rec.AgentRuntimeID})
+}

@@ -160,6 +160,9 @@ func (s *Store) LoadAgentIdentity(ctx context.Context, login credentials.Login) 
 			return s.openRecord(k.identity, login, val)
 		case identityLocked:
 			return nil, nil
+		case identityBusy: // another replica provisions: wait below
+		default:
+			return nil, &Error{Op: "load identity", Err: errors.New("unexpected reply from the identity script")}
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)

@@ -262,30 +262,9 @@ func scanAll(t *testing.T, addr string, secrets, names []string) {
 	for iter.Next(ctx) {
 		k := iter.Val()
 		scanned++
-		var values []string
-		typ, err := c.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch typ {
-		case "string":
-			v, err := c.Get(ctx, k).Result()
-			if err != nil && err != redis.Nil {
-				t.Fatal(err)
-			}
-			values = append(values, v)
-		case "hash":
+		values, isHash := readValues(t, c, k)
+		if isHash {
 			hashes++
-			h, err := c.HGetAll(ctx, k).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for f, v := range h {
-				values = append(values, f, v)
-			}
-		case "none": // expired meanwhile
-		default:
-			t.Fatalf("key %q has unexpected type %s", k, typ)
 		}
 		for _, s := range secrets {
 			if s == "" {
@@ -310,4 +289,36 @@ func scanAll(t *testing.T, addr string, secrets, names []string) {
 		t.Fatal(err)
 	}
 	t.Logf("scanned %d keys (%d hashes) against %d secrets: none found", scanned, hashes, len(secrets))
+}
+
+// readValues reads key k whole: its value (GET) for a string, its fields
+// and values (HGETALL) for a hash, nothing when it expired meanwhile.
+func readValues(t *testing.T, c *redis.Client, k string) (values []string, isHash bool) {
+	t.Helper()
+	ctx := context.Background()
+	typ, err := c.Type(ctx, k).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch typ {
+	case "string":
+		v, err := c.Get(ctx, k).Result()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		return []string{v}, false
+	case "hash":
+		h, err := c.HGetAll(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range h {
+			values = append(values, f, v)
+		}
+		return values, true
+	case "none":
+		return nil, false
+	}
+	t.Fatalf("key %q has unexpected type %s", k, typ)
+	return nil, false
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -580,3 +581,14 @@ func copySet(ts *credentials.TokenSet) *credentials.TokenSet {
 	cp := *ts
 	return &cp
 }
+
+// String describes the Coordinator without its tokens.
+func (c *Coordinator) String() string {
+	return "redisstore.Coordinator{key:" + c.keys.tokens + "}"
+}
+
+// GoString is [Coordinator.String].
+func (c *Coordinator) GoString() string { return c.String() }
+
+// Format makes every fmt verb print [Coordinator.String].
+func (c *Coordinator) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }

@@ -324,3 +324,28 @@ func TestRedisHoldsNoSecretInTheClear(t *testing.T) {
 	}
 	scanAll(t, addr, secrets, []string{rec.AccountID, rec.ChatGPTUserID, rec.AgentRuntimeID})
 }
+
+// Printing a Store, a Sealer or a Coordinator with any verb reveals no key
+// and no token.
+func TestPrintingRevealsNoSecret(t *testing.T) {
+	addr := redisAddr(t)
+	k := newKey(t)
+	sealer := newSealer(t, k)
+	s := newSealedStore(t, addr, sealer, Options{})
+	ts := testTokenSet("print", 1, time.Hour)
+	c := coordinator(t, s, credentials.Login{AccountID: ts.AccountID}, CoordinatorOptions{Initial: ts})
+	if _, err := c.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{string(k), base64.StdEncoding.EncodeToString(k), fmt.Sprintf("%x", k), ts.AccessToken, ts.RefreshToken, ts.IDToken}
+	for _, v := range []any{s, sealer, c} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			out := fmt.Sprintf(verb, v)
+			for _, sec := range secrets {
+				if strings.Contains(out, sec) {
+					t.Fatalf("%s of %T reveals a secret: %s", verb, v, out)
+				}
+			}
+		}
+	}
+}

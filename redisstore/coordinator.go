@@ -153,8 +153,8 @@ func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOpti
 }
 
 func checkSet(login credentials.Login, ts *credentials.TokenSet) error {
-	if ts.AccessToken == "" || ts.RefreshToken == "" {
-		return errors.New("token set without an access or refresh token")
+	if ts.AccessToken == "" {
+		return errors.New("token set without an access token")
 	}
 	if login.AccountID != "" && ts.AccountID != "" && ts.AccountID != login.AccountID {
 		return errors.New("token set of another account")

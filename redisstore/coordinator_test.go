@@ -390,8 +390,8 @@ func TestCoordinatorOptionsValidated(t *testing.T) {
 			t.Fatalf("%+v accepted", o)
 		}
 	}
-	if _, err := s.RefreshCoordinator(login, CoordinatorOptions{Initial: &credentials.TokenSet{AccessToken: "a"}}); err == nil {
-		t.Fatal("an Initial without a refresh token was accepted")
+	if _, err := s.RefreshCoordinator(login, CoordinatorOptions{Initial: &credentials.TokenSet{RefreshToken: "r"}}); err == nil {
+		t.Fatal("an Initial without an access token was accepted")
 	}
 }
 

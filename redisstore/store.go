@@ -58,8 +58,10 @@ type Options struct {
 	// (resolver.CacheOptions.Timeout, default 30 s); a shorter lock lets a
 	// slow registration be duplicated. A lock can also be left by a call
 	// that timed out on the client but still ran on a frozen Redis; it too
-	// expires after LockTimeout. 0 means DefaultLockTimeout (35 s); it must
-	// exceed OpTimeout.
+	// expires after LockTimeout. It is also how long a replica's
+	// reservation to provision a login's agent identity lasts when it
+	// never saves one (see Store.LoadAgentIdentity). 0 means
+	// DefaultLockTimeout (35 s); it must exceed OpTimeout.
 	LockTimeout time.Duration
 
 	// PollInterval is the first wait of a replica that found another

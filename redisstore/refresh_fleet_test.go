@@ -318,10 +318,11 @@ func TestFleetRefreshOncePerExpiry(t *testing.T) {
 		replicas, life, took.Round(time.Millisecond), ts.requests, adopted, requests)
 }
 
-// Acceptance 1 with the lifecycle's refreshing token source: the same
-// fleet, with transport.Config{TokenSource: <refreshing source on this
-// Coordinator>} against identitytest's token endpoint. It needs that
-// source; the model refresher above proves the coordination meanwhile.
+// Acceptance 1 with the lifecycle's refreshing token source is
+// TestFleetRefreshingSourceOncePerExpiry in refresh_source_test.go, built
+// with -tags agentauth_refreshing_source once credentials has
+// NewRefreshingTokenSource and identitytest a token endpoint. Until then
+// the model refresher above proves the coordination.
 func TestFleetRefreshingTokenSource(t *testing.T) {
-	t.Skip("needs the refreshing token source")
+	t.Skip("needs the refreshing token source: go test -tags agentauth_refreshing_source")
 }

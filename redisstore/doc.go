@@ -1,17 +1,46 @@
-// Package redisstore shares thread tasks across the replicas of a service
-// through Redis, so that a conversation thread served by a whole fleet costs
-// one task registration instead of one per replica: it implements
-// resolver.TaskStore for transport.Config.TaskStore. A replica that misses
-// its in-process cache looks the thread up in Redis; on a fleet-wide miss
-// the first replica takes a short lock (SET NX PX with a random token),
-// registers, publishes the task id and releases the lock with a
-// compare-and-delete script, while the others wait for the published id
-// instead of registering. A lock whose holder died expires after
-// Options.LockTimeout and another replica takes over. Redis only ever holds
-// task ids and lock tokens under keys derived from a SHA-256 hash of the
-// runtime id and thread key, never a credential. The store prefers
-// availability over de-duplication: when Redis is unreachable or slower than
-// Options.OpTimeout, a replica registers locally and keeps serving, counts
-// it in Stats and logs the outage once, until the next successful Redis
-// operation ends it.
+// Package redisstore lets the replicas of a service share, through Redis
+// (or Valkey), what would otherwise be duplicated per process:
+//
+//   - Thread tasks ([Store] is a resolver.TaskStore for
+//     transport.Config.TaskStore): a conversation thread served by a whole
+//     fleet costs one task registration instead of one per replica. A
+//     replica that misses its in-process cache looks the thread up in
+//     Redis; on a fleet-wide miss the first replica takes a short lock (SET
+//     NX PX with a random token), registers, publishes the task id and
+//     releases the lock with a compare-and-delete script, while the others
+//     wait for the published id instead of registering. A lock whose holder
+//     died expires after Options.LockTimeout and another replica takes
+//     over.
+//   - The agent identity of a ChatGPT login ([Store] is a
+//     credentials.IdentityStore for transport.Config.IdentityStore): with
+//     use_agent_identity on, the fleet provisions one identity per login and
+//     every replica signs with it. Provisioning is single-flight
+//     fleet-wide: the first replica to miss reserves the login and
+//     registers, the others wait for its identity; the first identity
+//     stored wins.
+//   - The refresh of a ChatGPT login ([Coordinator] is a
+//     credentials.RefreshCoordinator): refresh tokens are single-use, so
+//     replicas refresh one at a time under a fleet-wide lock per login, the
+//     current token set is published for the others, and a Lua
+//     compare-and-swap keeps a stale replica from overwriting a newer
+//     rotation.
+//
+// Secrets (tokens, private keys) are sealed with AES-256-GCM under an
+// operator's key ([Sealer], [SealingKeyEnv]) and bound to their key name;
+// without a key they are refused ([ErrNoSealingKey]). Key names are
+// SHA-256 hashes of the runtime id and thread key or of the account and
+// user ids, never a credential or an id in the clear.
+//
+// The store prefers availability: when Redis is unreachable or slower than
+// Options.OpTimeout, a replica registers thread tasks locally, and refresh
+// coordination fails fast with a temporary error so a replica keeps using
+// its still-valid token; only with CoordinatorOptions.OutageBound set, and
+// once its token has expired, does it refresh on its own. Outages are
+// counted in Stats and logged once, until the next successful Redis call
+// ends them.
+//
+// Only commands of Redis 6.2 and earlier are used (GET, SET with NX/PX,
+// DEL, EXISTS, PEXPIRE, HSET, HGET, HMGET, EVALSHA/EVAL), so Valkey works
+// unchanged; keys of one thread or one login share a Redis Cluster hash
+// tag.
 package redisstore

@@ -2,11 +2,13 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
 
 	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/redisstore"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
@@ -62,4 +64,91 @@ func ExampleStore_Resolve_unavailable() {
 	// Output:
 	// task-registered-locally <nil>
 	// local fallbacks: 1 outages: 1 down: true
+}
+
+// A fleet on one ChatGPT login: every replica shares the login's agent
+// identity (IdentityStore) and thread tasks (TaskStore) through one Store,
+// and serialises refreshes of the login's single-use refresh token through
+// its Coordinator. The sealing key, base64 of 32 random bytes
+// (openssl rand -base64 32), comes from AGENTAUTH_REDIS_SEALING_KEY; list
+// the previous key after a comma while rotating.
+func Example_fleet() {
+	client := redis.NewClient(&redis.Options{
+		Addr:                  "redis.internal:6379",
+		ContextTimeoutEnabled: true,
+		DialerRetries:         1,
+	})
+	defer client.Close()
+	store, err := redisstore.New(client, redisstore.Options{}) // sealing key from the environment
+	if err != nil {
+		log.Fatal(err)
+	}
+	creds, err := credentials.Load(credentials.LoadOptions{})
+	if err != nil || creds.ChatGPT == nil {
+		log.Fatal("no ChatGPT login: ", err)
+	}
+	login := creds.ChatGPT
+	coord, err := store.RefreshCoordinator(credentials.Login{AccountID: login.AccountID}, redisstore.CoordinatorOptions{
+		// Seeds the fleet if no replica did yet; otherwise the fleet's
+		// newer set wins.
+		Initial: &credentials.TokenSet{IDToken: login.IDToken, AccessToken: login.AccessToken,
+			RefreshToken: login.RefreshToken, AccountID: login.AccountID, LastRefresh: login.LastRefresh},
+	})
+	if err != nil {
+		log.Fatal(err) // redisstore.ErrNoSealingKey without a key
+	}
+	_ = coord // the refreshing token source's RefreshCoordinator
+	rt, err := transport.New(nil, transport.Config{
+		Credentials:   creds,
+		Flag:          featureflag.New(true),
+		IdentityStore: store, // one agent identity per login, fleet-wide
+		TaskStore:     store, // one task per thread, fleet-wide
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = &http.Client{Transport: rt}
+}
+
+// Redis never holds a secret in the clear: without a sealing key, storing
+// an identity or coordinating a login's tokens is refused, while thread
+// tasks (which are not secrets) are still shared.
+func ExampleErrNoSealingKey() {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true, DialerRetries: 1})
+	defer client.Close()
+	store, err := redisstore.New(client, redisstore.Options{Getenv: func(string) string { return "" }})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = store.RefreshCoordinator(credentials.Login{AccountID: "acct-1"}, redisstore.CoordinatorOptions{})
+	fmt.Println(errors.Is(err, redisstore.ErrNoSealingKey))
+	// Output:
+	// true
+}
+
+// With Redis unreachable, Lock and Load fail fast with a temporary error,
+// so a refresher keeps using its still-valid token instead of refreshing
+// on its own; the outage is counted.
+func ExampleCoordinator_Lock_unavailable() {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true, DialerRetries: 1})
+	defer client.Close()
+	sealer, err := redisstore.NewSealer(make([]byte, redisstore.SealingKeySize)) // a real key is random
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := redisstore.New(client, redisstore.Options{Sealer: sealer})
+	if err != nil {
+		log.Fatal(err)
+	}
+	coord, err := store.RefreshCoordinator(credentials.Login{AccountID: "acct-1"}, redisstore.CoordinatorOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = coord.Lock(context.Background())
+	fmt.Println("temporary:", transport.IsTemporary(err))
+	st := coord.Stats()
+	fmt.Println("outages:", st.Outages, "down:", st.Down)
+	// Output:
+	// temporary: true
+	// outages: 1 down: true
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/resolver"
-	"github.com/redis/go-redis/v9"
 )
 
 // The fleet tests run each replica in its own process: the test binary
@@ -426,15 +425,14 @@ func scanForSecrets(t *testing.T, addr string, srv *identitytest.Server, rec ide
 	for iter.Next(ctx) {
 		k := iter.Val()
 		scanned++
-		v, err := c.Get(ctx, k).Result()
-		if err != nil && err != redis.Nil {
-			t.Fatalf("key %q is not a string: %v", k, err)
-		}
+		// Other tests' keys may be hashes (sealed token sets).
+		values, _ := readValues(t, c, k)
 		for _, s := range secrets {
-			if strings.Contains(k, s) || strings.Contains(v, s) {
+			if strings.Contains(k, s) || strings.Contains(strings.Join(values, "\x00"), s) {
 				t.Fatalf("Redis key %q or its value holds a secret", k)
 			}
 		}
+		v := strings.Join(values, "")
 		if strings.Contains(k, "thread-") || strings.Contains(k, rec.AgentRuntimeID) {
 			t.Fatalf("key %q names the thread or runtime in clear", k)
 		}

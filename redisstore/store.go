@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 // Defaults of [Options].
 const (
 	DefaultPrefix          = "agentauth:task:"
+	DefaultLoginPrefix     = "agentauth:login:"
 	DefaultTTL             = 24 * time.Hour
 	DefaultLockTimeout     = 35 * time.Second
 	DefaultPollInterval    = 20 * time.Millisecond
@@ -56,8 +58,10 @@ type Options struct {
 	// (resolver.CacheOptions.Timeout, default 30 s); a shorter lock lets a
 	// slow registration be duplicated. A lock can also be left by a call
 	// that timed out on the client but still ran on a frozen Redis; it too
-	// expires after LockTimeout. 0 means DefaultLockTimeout (35 s); it must
-	// exceed OpTimeout.
+	// expires after LockTimeout. It is also how long a replica's
+	// reservation to provision a login's agent identity lasts when it
+	// never saves one (see Store.LoadAgentIdentity). 0 means
+	// DefaultLockTimeout (35 s); it must exceed OpTimeout.
 	LockTimeout time.Duration
 
 	// PollInterval is the first wait of a replica that found another
@@ -92,6 +96,24 @@ type Options struct {
 
 	// Rand is the entropy for lock tokens. nil means crypto/rand.
 	Rand io.Reader
+
+	// Sealer encrypts every secret the store keeps in Redis: the token sets
+	// of [Store.RefreshCoordinator] and the agent identities of
+	// [Store.LoadAgentIdentity]. nil means the keys in the environment
+	// variable SealingKeyEnv, if it is set (New fails when it is malformed);
+	// without either, thread tasks are shared as usual and every call that
+	// would store or read a secret fails with ErrNoSealingKey.
+	Sealer *Sealer
+
+	// LoginPrefix starts the keys of per-login state: the agent identity
+	// and the refresh token set of one ChatGPT login live under LoginPrefix
+	// + "{" + hex(SHA-256(account id, user id)) + "}" + a suffix. Like
+	// Prefix it must not contain a brace. "" means DefaultLoginPrefix
+	// ("agentauth:login:").
+	LoginPrefix string
+
+	// Getenv reads SealingKeyEnv. nil means os.Getenv.
+	Getenv func(string) string
 }
 
 // Stats is a snapshot of a Store's counters.
@@ -150,6 +172,10 @@ type Store struct {
 	client redis.UniversalClient
 	opts   Options
 	log    *slog.Logger
+	sealer *Sealer
+	// instance is this Store's token in the identity provisioning locks, so
+	// that its own LoadAgentIdentity calls do not wait for themselves.
+	instance string
 
 	randMu sync.Mutex
 
@@ -211,8 +237,26 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
+	if o.LoginPrefix == "" {
+		o.LoginPrefix = DefaultLoginPrefix
+	}
 	if strings.ContainsAny(o.Prefix, "{}") {
 		return nil, fmt.Errorf("redisstore: Options.Prefix %q contains a brace, which would break the Redis Cluster hash tag", o.Prefix)
+	}
+	if strings.ContainsAny(o.LoginPrefix, "{}") {
+		return nil, fmt.Errorf("redisstore: Options.LoginPrefix %q contains a brace, which would break the Redis Cluster hash tag", o.LoginPrefix)
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	sealer := o.Sealer
+	if sealer == nil {
+		if v := o.Getenv(SealingKeyEnv); v != "" {
+			var err error
+			if sealer, err = ParseSealingKeys(v); err != nil {
+				return nil, fmt.Errorf("redisstore: %s: %w", SealingKeyEnv, err)
+			}
+		}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -224,7 +268,13 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{client: client, opts: o, log: log}, nil
+	st := &Store{client: client, opts: o, log: log, sealer: sealer}
+	tok, err := st.token()
+	if err != nil {
+		return nil, err
+	}
+	st.instance = tok
+	return st, nil
 }
 
 func checkContextTimeouts(client redis.UniversalClient) error {

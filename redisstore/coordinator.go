@@ -1,0 +1,594 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultRefreshLockTimeout is the default of
+// [CoordinatorOptions.LockTimeout].
+const DefaultRefreshLockTimeout = 30 * time.Second
+
+// CoordinatorOptions configures a [Coordinator].
+type CoordinatorOptions struct {
+	// Initial is the token set this replica starts from (its auth.json or
+	// configured credentials). It seeds the fleet: a Load that finds no
+	// token set in Redis stores the newest set this replica has seen,
+	// Initial at first (unless another replica stored one first), and
+	// returns what Redis then holds. A replica whose Initial is older than
+	// the fleet's adopts the fleet's; a fleet set is never replaced by a
+	// seed, so a new login (codex login again) reaches the fleet only once
+	// the old set is deleted from Redis. nil means Load returns nil, nil
+	// until some replica stores a set.
+	Initial *credentials.TokenSet
+
+	// LockTimeout is how long the fleet-wide refresh lock lives when its
+	// holder neither releases it nor swaps (it crashed or froze): after
+	// that another replica takes over. It must cover one refresh (the
+	// token request and the swap); a shorter lock lets a slow refresh be
+	// duplicated, and the second use of the refresh token is then
+	// rejected. 0 means DefaultRefreshLockTimeout (30 s); it must exceed
+	// the Store's OpTimeout.
+	LockTimeout time.Duration
+
+	// OutageBound is how long Redis must have been failing (as this
+	// replica saw it) before the coordinator lets this replica refresh on
+	// its own, and then only while the access token of the last token set
+	// it saw has expired (an access token whose expiry cannot be read
+	// counts as expired). Until then Lock and Load fail at once with a
+	// temporary error, so a refresher keeps using its still-valid token.
+	//
+	// This is a trade-off between two ways of losing service. Refreshing
+	// without the fleet lock risks two replicas presenting the same
+	// single-use refresh token; the second gets refresh_token_reused and
+	// the login may be revoked for the whole fleet. Never refreshing means
+	// every replica fails once its token expires, until Redis returns. A
+	// set refreshed during the outage is published when Redis answers
+	// again, if the fleet's set is still the one this replica had. 0 (the
+	// default) never refreshes without the fleet: the login is never put
+	// at risk, at the price of the outage becoming total when the token
+	// expires. Negative is an error.
+	OutageBound time.Duration
+}
+
+// CoordinatorStats is a snapshot of a Coordinator's counters.
+type CoordinatorStats struct {
+	// Locks counts fleet-wide locks taken; Waits those taken after waiting
+	// for another holder (a release, or a dead holder's lock expiring).
+	Locks, Waits uint64
+	// Swaps counts token sets stored by CompareAndSwap (seeds included);
+	// Conflicts counts swaps refused because the fleet's set had changed.
+	Swaps, Conflicts uint64
+	// Uncoordinated counts locks granted without Redis because the outage
+	// outlasted OutageBound and the token had expired.
+	Uncoordinated uint64
+	// Pending reports a token set that reached this replica but not Redis
+	// yet; it is published at the next successful Redis call.
+	Pending bool
+	// Outages counts periods of Redis failure, each logged once; Errors
+	// counts failed Redis calls; Down reports an outage in progress.
+	Outages, Errors uint64
+	Down            bool
+}
+
+// Coordinator is a [credentials.RefreshCoordinator] for one ChatGPT login
+// on Redis, shared by every replica that uses the login. It holds:
+//
+//   - the fleet-wide refresh lock: SET NX PX with a random token, released
+//     by a compare-and-delete script, so only its holder frees it, and
+//     expiring after LockTimeout when the holder died;
+//   - the login's current token set, sealed, with a digest of its access
+//     and refresh tokens beside it, which CompareAndSwap compares in a Lua
+//     script so that a replica that read an older set never overwrites a
+//     newer rotation.
+//
+// Goroutines of one process first serialise on an in-process lock, so a
+// process holds at most one fleet lock per login. Redis failures are fast
+// (the Store's OpTimeout) and temporary: see CoordinatorOptions.OutageBound
+// for what happens when they last. A Coordinator is safe for concurrent use.
+type Coordinator struct {
+	s     *Store
+	login credentials.Login
+	keys  loginKeys
+	opts  CoordinatorOptions
+	local chan struct{} // in-process lock, capacity 1
+	token string        // this Coordinator's value of the fleet lock
+
+	mu          sync.Mutex
+	last        *credentials.TokenSet // the newest set this replica saw
+	pendingPrev *credentials.TokenSet // the fleet's set pending replaces (nil: none stored)
+	pending     *credentials.TokenSet // a set that did not reach Redis yet
+	down        bool
+	outageStart time.Time
+
+	locks, waits, swaps, conflicts, uncoordinated, outages, errs atomic.Uint64
+}
+
+var _ credentials.RefreshCoordinator = (*Coordinator)(nil)
+
+// RefreshCoordinator returns the [Coordinator] of login. It needs a
+// sealing key (it fails with [ErrNoSealingKey] otherwise). Create one per
+// login per process and share it: the in-process lock is per Coordinator.
+func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOptions) (*Coordinator, error) {
+	if s.sealer == nil {
+		return nil, ErrNoSealingKey
+	}
+	switch {
+	case opts.LockTimeout < 0 || opts.OutageBound < 0:
+		return nil, errors.New("redisstore: CoordinatorOptions.LockTimeout and OutageBound must not be negative")
+	case opts.LockTimeout == 0:
+		opts.LockTimeout = DefaultRefreshLockTimeout
+	}
+	if opts.LockTimeout < time.Millisecond || opts.LockTimeout <= s.opts.OpTimeout {
+		return nil, fmt.Errorf("redisstore: CoordinatorOptions.LockTimeout %v must exceed the Store's OpTimeout %v", opts.LockTimeout, s.opts.OpTimeout)
+	}
+	if opts.Initial != nil {
+		if err := checkSet(login, opts.Initial); err != nil {
+			return nil, fmt.Errorf("redisstore: CoordinatorOptions.Initial: %w", err)
+		}
+		cp := *opts.Initial
+		opts.Initial = &cp
+	}
+	token, err := s.token()
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{s: s, login: login, keys: s.loginKeysFor(login), opts: opts, local: make(chan struct{}, 1), token: token}
+	c.last = opts.Initial
+	return c, nil
+}
+
+func checkSet(login credentials.Login, ts *credentials.TokenSet) error {
+	if ts.AccessToken == "" {
+		return errors.New("token set without an access token")
+	}
+	if login.AccountID != "" && ts.AccountID != "" && ts.AccountID != login.AccountID {
+		return errors.New("token set of another account")
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Coordinator) Stats() CoordinatorStats {
+	c.mu.Lock()
+	pending, down := c.pending != nil, c.down
+	c.mu.Unlock()
+	return CoordinatorStats{
+		Locks: c.locks.Load(), Waits: c.waits.Load(),
+		Swaps: c.swaps.Load(), Conflicts: c.conflicts.Load(),
+		Uncoordinated: c.uncoordinated.Load(), Pending: pending,
+		Outages: c.outages.Load(), Errors: c.errs.Load(), Down: down,
+	}
+}
+
+// Lock implements [credentials.RefreshCoordinator]: it takes the login's
+// in-process lock and then the fleet-wide one, polling while another
+// replica holds it, until ctx ends (an *[Error] with Op "lock"). A Redis
+// failure returns at once with a temporary *[Error], unless the outage has
+// outlasted OutageBound and the token has expired: then only the
+// in-process lock is held. release frees the fleet lock only if this
+// replica still holds it, and is safe to call more than once.
+func (c *Coordinator) Lock(ctx context.Context) (release func(), err error) {
+	select {
+	case c.local <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &Error{Op: "lock", Err: context.Cause(ctx)}
+	}
+	unlockLocal := func() { <-c.local }
+	token := c.token
+	wait := c.s.opts.PollInterval
+	waited := false
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		opCtx, cancel := context.WithTimeout(ctx, c.s.opts.OpTimeout)
+		n, err := lockScript.Run(opCtx, c.s.client, []string{c.keys.tokensLock}, token, c.opts.LockTimeout.Milliseconds()).Int64()
+		cancel()
+		ok := n == 1
+		if err != nil {
+			if ctx.Err() != nil {
+				unlockLocal()
+				return nil, &Error{Op: "lock", Err: context.Cause(ctx)}
+			}
+			c.failed(err)
+			if c.uncoordinatedAllowed() {
+				c.uncoordinated.Add(1)
+				c.s.log.WarnContext(ctx, "agentauth/redisstore: Redis has been unavailable past the outage bound and the token expired; refreshing without the fleet lock")
+				var once sync.Once
+				return func() { once.Do(unlockLocal) }, nil
+			}
+			unlockLocal()
+			return nil, &Error{Op: "lock", Err: err}
+		}
+		c.healthy(ctx)
+		if ok {
+			c.locks.Add(1)
+			if waited {
+				c.waits.Add(1)
+			}
+			var once sync.Once
+			return func() { once.Do(func() { c.unlock(ctx, token); unlockLocal() }) }, nil
+		}
+		waited = true
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			unlockLocal()
+			return nil, &Error{Op: "lock", Err: context.Cause(ctx)}
+		case <-timer.C:
+		}
+		wait = min(2*wait, c.s.opts.MaxPollInterval)
+	}
+}
+
+// lockScript takes the refresh lock for ARGV[1], or renews it when it
+// holds ARGV[1] already: a lock this Coordinator set in a call that timed
+// out on the client but still ran on a frozen Redis, or whose release
+// failed. The in-process lock makes this Coordinator's holds exclusive, so
+// finding its own token means no one else holds the lock.
+var lockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+`)
+
+// unlock deletes the fleet lock if it still holds token; a failure leaves
+// it to expire.
+func (c *Coordinator) unlock(ctx context.Context, token string) {
+	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.opts.OpTimeout)
+	defer cancel()
+	if err := compareAndDelete.Run(opCtx, c.s.client, []string{c.keys.tokensLock}, token).Err(); err != nil {
+		c.failed(err)
+		return
+	}
+	c.healthy(ctx)
+}
+
+// loadScript seeds the login with ARGV[1..2] (digest, sealed set) when it
+// has no token set and a seed is given, and returns {digest, sealed}.
+var loadScript = redis.NewScript(`
+if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'd', ARGV[1], 's', ARGV[2])
+end
+return redis.call('HMGET', KEYS[1], 'd', 's')
+`)
+
+// casScript stores {ARGV[2], ARGV[3]} when the stored digest equals ARGV[1]
+// ("" meaning no set stored) and returns 1, or 0 when it does not.
+var casScript = redis.NewScript(`
+local d = redis.call('HGET', KEYS[1], 'd')
+if (ARGV[1] == '' and not d) or d == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'd', ARGV[2], 's', ARGV[3])
+  return 1
+end
+return 0
+`)
+
+// Load implements [credentials.RefreshCoordinator]: it returns the login's
+// token set from Redis, seeding it with CoordinatorOptions.Initial the
+// first time. A Redis failure returns at once with a temporary *[Error]
+// (Op "load"), unless the outage has outlasted OutageBound and the token
+// has expired: then it returns the newest set this replica saw. A set that
+// does not open with the configured keys is an error wrapping
+// [ErrUnknownSealingKey] or [ErrSealedValueInvalid].
+func (c *Coordinator) Load(ctx context.Context) (*credentials.TokenSet, error) {
+	if err := c.publishPending(ctx); err != nil {
+		return c.loadFailed(ctx, err)
+	}
+	// Seed with the newest set this replica saw: Initial at first, and
+	// after Redis lost its data (a restart without persistence) the set
+	// the fleet last had as far as this replica knows, rather than the
+	// possibly long used-up Initial.
+	c.mu.Lock()
+	seed := copySet(c.last)
+	c.mu.Unlock()
+	var digest, sealed string
+	if seed != nil {
+		var err error
+		if digest, sealed, err = c.sealSet(seed); err != nil {
+			return nil, err
+		}
+	}
+	opCtx, cancel := context.WithTimeout(ctx, c.s.opts.OpTimeout)
+	res, err := loadScript.Run(opCtx, c.s.client, []string{c.keys.tokens}, digest, sealed).Slice()
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			c.failed(err)
+		}
+		return c.loadFailed(ctx, err)
+	}
+	c.healthy(ctx)
+	if len(res) != 2 {
+		return nil, &Error{Op: "load", Err: errors.New("unexpected reply from the load script")}
+	}
+	storedSealed, _ := res[1].(string)
+	if storedSealed == "" {
+		return nil, nil
+	}
+	ts, err := c.openSet(storedSealed)
+	if err != nil {
+		return nil, err
+	}
+	if d, _ := res[0].(string); d != setDigest(ts) {
+		return nil, fmt.Errorf("redisstore: the stored token set does not match its digest: %w", ErrSealedValueInvalid)
+	}
+	c.mu.Lock()
+	c.last = copySet(ts)
+	c.mu.Unlock()
+	return ts, nil
+}
+
+// loadFailed answers a Load whose Redis call failed with err.
+func (c *Coordinator) loadFailed(ctx context.Context, err error) (*credentials.TokenSet, error) {
+	if ctx.Err() != nil {
+		return nil, &Error{Op: "load", Err: context.Cause(ctx)}
+	}
+	if c.uncoordinatedAllowed() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return copySet(c.last), nil
+	}
+	return nil, &Error{Op: "load", Err: err}
+}
+
+// CompareAndSwap implements [credentials.RefreshCoordinator]: it stores
+// next if the fleet's set still has prev's access and refresh tokens (prev
+// nil: if the login has no set yet), atomically in Redis, and returns
+// [credentials.ErrTokenSetChanged] otherwise. When Redis fails, next is
+// kept and published at this replica's next successful Redis call (if the
+// fleet's set is then still prev), because the refresh that produced it
+// has used up the fleet's refresh token; the error is a temporary
+// *[Error] (Op "swap"), or nil when the outage has outlasted OutageBound
+// and the token had expired (the refresh was uncoordinated anyway).
+func (c *Coordinator) CompareAndSwap(ctx context.Context, prev, next *credentials.TokenSet) error {
+	if next == nil {
+		return errors.New("redisstore: CompareAndSwap: nil next token set")
+	}
+	if err := checkSet(c.login, next); err != nil {
+		return fmt.Errorf("redisstore: CompareAndSwap: %w", err)
+	}
+	err := c.swap(ctx, prev, next)
+	if err == nil || errors.Is(err, credentials.ErrTokenSetChanged) {
+		return err
+	}
+	var re *Error
+	if !errors.As(err, &re) || ctx.Err() != nil {
+		return err
+	}
+	// Decided before next becomes the newest known set: next's token is
+	// fresh, but the refresh that produced it was uncoordinated.
+	uncoordinated := c.uncoordinatedAllowed()
+	c.mu.Lock()
+	if c.pending == nil {
+		c.pendingPrev = copySet(prev)
+	}
+	c.pending = copySet(next)
+	c.last = copySet(next)
+	c.mu.Unlock()
+	if uncoordinated {
+		return nil
+	}
+	return err
+}
+
+func (c *Coordinator) swap(ctx context.Context, prev, next *credentials.TokenSet) error {
+	prevDigest := ""
+	if prev != nil {
+		prevDigest = setDigest(prev)
+	}
+	digest, sealed, err := c.sealSet(next)
+	if err != nil {
+		return err
+	}
+	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.opts.OpTimeout)
+	defer cancel()
+	n, err := casScript.Run(opCtx, c.s.client, []string{c.keys.tokens}, prevDigest, digest, sealed).Int64()
+	if err != nil {
+		c.failed(err)
+		return &Error{Op: "swap", Err: err}
+	}
+	c.healthy(ctx)
+	if n == 0 {
+		c.conflicts.Add(1)
+		return credentials.ErrTokenSetChanged
+	}
+	c.swaps.Add(1)
+	c.mu.Lock()
+	c.last = copySet(next)
+	c.mu.Unlock()
+	return nil
+}
+
+// publishPending stores a set that did not reach Redis, if the fleet's
+// set is still the one it replaces; otherwise the fleet's newer set wins
+// and the pending one is dropped. It returns the Redis error that keeps
+// it pending.
+func (c *Coordinator) publishPending(ctx context.Context) error {
+	c.mu.Lock()
+	prev, next := c.pendingPrev, c.pending
+	c.mu.Unlock()
+	if next == nil {
+		return nil
+	}
+	err := c.swap(ctx, prev, next)
+	var re *Error
+	if errors.As(err, &re) {
+		return re.Err // still failing: keep it
+	}
+	c.mu.Lock()
+	if c.pending == next {
+		c.pending, c.pendingPrev = nil, nil
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.s.log.WarnContext(ctx, "agentauth/redisstore: a token set refreshed while Redis was unavailable was not published: the fleet rotated the login meanwhile")
+	}
+	return nil
+}
+
+func (c *Coordinator) failed(err error) {
+	c.errs.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down {
+		return
+	}
+	c.down = true
+	c.outageStart = c.s.opts.Now()
+	c.outages.Add(1)
+	c.s.log.Warn("agentauth/redisstore: Redis unavailable; refresh coordination paused, tokens that are still valid stay in use",
+		"err", err.Error(), "outage_bound", c.opts.OutageBound.String())
+}
+
+func (c *Coordinator) healthy(ctx context.Context) {
+	c.mu.Lock()
+	if !c.down {
+		c.mu.Unlock()
+		return
+	}
+	c.down = false
+	took := c.s.opts.Now().Sub(c.outageStart)
+	c.mu.Unlock()
+	c.s.log.InfoContext(ctx, "agentauth/redisstore: Redis answers again; refresh coordination resumes",
+		"outage", took.Round(time.Millisecond).String())
+}
+
+// uncoordinatedAllowed reports whether the outage in progress has
+// outlasted OutageBound while the newest known access token has expired.
+func (c *Coordinator) uncoordinatedAllowed() bool {
+	if c.opts.OutageBound <= 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.s.opts.Now()
+	if !c.down || now.Sub(c.outageStart) < c.opts.OutageBound {
+		return false
+	}
+	if c.last == nil {
+		return true
+	}
+	exp, ok := accessTokenExpiry(c.last.AccessToken)
+	return !ok || !now.Before(exp)
+}
+
+// accessTokenExpiry reads the exp claim of a JWT access token without
+// verifying it: only to decide whether this replica's own token has run
+// out.
+func accessTokenExpiry(tok string) (time.Time, bool) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
+		return time.Time{}, false
+	}
+	f, err := claims.Exp.Float64()
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
+}
+
+// storedSet is the sealed form of a TokenSet.
+type storedSet struct {
+	IDToken      string    `json:"id_token"`
+	AccessToken  string    `json:"access_token"`
+	RefreshToken string    `json:"refresh_token"`
+	AccountID    string    `json:"account_id,omitempty"`
+	LastRefresh  time.Time `json:"last_refresh"`
+}
+
+// setDigest identifies a set by its access and refresh tokens, the two
+// that CompareAndSwap compares. A SHA-256 of high-entropy tokens reveals
+// nothing about them.
+func setDigest(ts *credentials.TokenSet) string {
+	h := sha256.New()
+	h.Write([]byte("agentauth/redisstore token set\x00"))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(ts.AccessToken)))
+	h.Write(n[:])
+	h.Write([]byte(ts.AccessToken))
+	h.Write([]byte(ts.RefreshToken))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (c *Coordinator) sealSet(ts *credentials.TokenSet) (digest, sealed string, err error) {
+	pt, err := json.Marshal(storedSet{IDToken: ts.IDToken, AccessToken: ts.AccessToken,
+		RefreshToken: ts.RefreshToken, AccountID: ts.AccountID, LastRefresh: ts.LastRefresh})
+	if err != nil {
+		return "", "", fmt.Errorf("redisstore: encoding the token set: %w", err)
+	}
+	b, err := c.s.sealer.seal(c.keys.tokens, pt)
+	if err != nil {
+		return "", "", err
+	}
+	return setDigest(ts), string(b), nil
+}
+
+func (c *Coordinator) openSet(sealed string) (*credentials.TokenSet, error) {
+	pt, err := c.s.sealer.open(c.keys.tokens, []byte(sealed))
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: opening the stored token set: %w", err)
+	}
+	var ss storedSet
+	if err := json.Unmarshal(pt, &ss); err != nil {
+		return nil, fmt.Errorf("redisstore: the stored token set is not a token set: %w", ErrSealedValueInvalid)
+	}
+	return &credentials.TokenSet{IDToken: ss.IDToken, AccessToken: ss.AccessToken,
+		RefreshToken: ss.RefreshToken, AccountID: ss.AccountID, LastRefresh: ss.LastRefresh}, nil
+}
+
+func copySet(ts *credentials.TokenSet) *credentials.TokenSet {
+	if ts == nil {
+		return nil
+	}
+	cp := *ts
+	return &cp
+}
+
+// String describes the Coordinator without its tokens.
+func (c *Coordinator) String() string {
+	return "redisstore.Coordinator{key:" + c.keys.tokens + "}"
+}
+
+// GoString is [Coordinator.String].
+func (c *Coordinator) GoString() string { return c.String() }
+
+// Format makes every fmt verb print [Coordinator.String].
+func (c *Coordinator) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }

@@ -100,8 +100,14 @@ func (l ChatGPTLogin) LogValue() slog.Value {
 // are secrets and are redacted in fmt, log/slog and encoding/json output.
 type Credentials struct {
 	Kind Kind
-	// APIKey is the key sent as "Bearer <APIKey>".
+	// APIKey is the key sent as "Bearer <APIKey>": an API key, or a
+	// personal access token when PersonalAccessToken is set.
 	APIKey string
+	// PersonalAccessToken says that APIKey is a ChatGPT personal access
+	// token ("at-..." from env CODEX_ACCESS_TOKEN or auth.json
+	// personal_access_token). Codex sends it as a Bearer token, like an
+	// API key.
+	PersonalAccessToken bool
 	// ChatGPT is the ChatGPT login.
 	ChatGPT *ChatGPTLogin
 	// AgentIdentity is the Agent Identity record, already parsed and
@@ -140,7 +146,11 @@ func (c Credentials) String() string {
 	b.WriteString("credentials.Credentials{Kind:" + c.Kind.String())
 	b.WriteString(" Source:" + strconv.Quote(c.Source))
 	if c.APIKey != "" {
-		b.WriteString(" APIKey:" + redactedMark)
+		if c.PersonalAccessToken {
+			b.WriteString(" PersonalAccessToken:" + redactedMark)
+		} else {
+			b.WriteString(" APIKey:" + redactedMark)
+		}
 	}
 	if c.ChatGPT != nil {
 		b.WriteString(" ChatGPT:" + c.ChatGPT.String())
@@ -173,6 +183,9 @@ func (c Credentials) LogValue() slog.Value {
 		slog.String("source", c.Source),
 		slog.String("account_id", r.AccountID),
 		slog.Bool("fedramp", r.FedRAMP),
+	}
+	if c.PersonalAccessToken {
+		attrs = append(attrs, slog.Bool("personal_access_token", true))
 	}
 	if c.AgentIdentity != nil {
 		attrs = append(attrs, slog.String("agent_runtime_id", c.AgentIdentity.AgentRuntimeID))

@@ -59,7 +59,7 @@ func TestFileStoreUpdateCreatesDirAndFile(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Name() != AuthFileName && e.Name() != AuthFileName+".lock" {
+		if e.Name() != AuthFileName && e.Name() != AuthStorageLockFileName {
 			t.Errorf("stray file %s", e.Name())
 		}
 	}

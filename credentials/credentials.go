@@ -37,6 +37,10 @@ type ChatGPTLogin struct {
 	// AccountID is tokens.account_id, or the id-token claim
 	// https://api.openai.com/auth → chatgpt_account_id when that is empty.
 	AccountID string
+	// UserID is the ChatGPT user: claim https://api.openai.com/auth →
+	// chatgpt_user_id of the id token, else of the access token; "" when
+	// neither says.
+	UserID string
 	// FedRAMP is the id-token claim chatgpt_account_is_fedramp.
 	FedRAMP bool
 	// ExternallyManaged is set for auth_mode "chatgptAuthTokens": an outside

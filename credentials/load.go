@@ -392,6 +392,10 @@ func chatGPTLogin(af *AuthFile) (*ChatGPTLogin, error) {
 			login.AccountID = claims.AccountID
 		}
 		login.FedRAMP = claims.FedRAMP
+		login.UserID = claims.UserID
+	}
+	if login.UserID == "" {
+		login.UserID = accessTokenClaims(t.AccessToken).UserID
 	}
 	if err := login.Routing().Validate(); err != nil {
 		return nil, &LoadError{Field: keyTokens + ".account_id", Err: err}

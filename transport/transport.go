@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -201,6 +202,9 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		return resp, nil
 	}
 	ctx := req.Context()
+	if a.mode == resolver.ModeBearer {
+		return t.recoverBearer(req, resp, a)
+	}
 	if a.mode.IsAssertion() {
 		// The task is dropped whether or not this request can be replayed,
 		// so the next request registers a fresh one instead of being
@@ -210,18 +214,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	if !replayable(req) {
 		return resp, nil
 	}
-	var next authorization
-	var err error
-	switch {
-	case a.mode.IsAssertion():
-		next, err = a.agent.authorize(ctx, t, thread, hasThread)
-	default:
-		var ok bool
-		next, ok, err = t.bearer.refresh(ctx, a.token)
-		if !ok {
-			return resp, nil
-		}
-	}
+	next, err := a.agent.authorize(ctx, t, thread, hasThread)
 	if err != nil {
 		// The 401 says more than a failed recovery would; keep it.
 		t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
@@ -234,6 +227,54 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	drain(resp)
 	t.stats.replays.Add(1)
 	return t.send(req, body, &next)
+}
+
+// recoverBearer answers a 401 to a ChatGPT Bearer request: it asks a
+// refreshing token source for another token (a reload of the stored
+// login first) and replays; if that is rejected too it asks again (now a
+// network refresh) and replays once more; then the 401 is returned. Each
+// 401 body is read into memory (at most 64 KiB) and its connection
+// released before any recovery work, so the token endpoint or the store
+// never waits for a connection the 401 holds. A request that cannot be
+// replayed still triggers one refresh, for the requests after it.
+func (t *Transport) recoverBearer(req *http.Request, resp *http.Response, a *authorization) (*http.Response, error) {
+	ctx := req.Context()
+	bufferBody(resp)
+	rejected := a.token
+	for attempt := 0; attempt < 2; attempt++ {
+		next, ok, err := t.bearer.refresh(ctx, rejected)
+		if !ok {
+			return resp, nil
+		}
+		if err != nil {
+			// The 401 says more than a failed recovery would; keep it.
+			t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
+			return resp, nil
+		}
+		if !replayable(req) {
+			return resp, nil
+		}
+		body, err := replayBody(req)
+		if err != nil {
+			return resp, nil
+		}
+		t.stats.replays.Add(1)
+		r, err := t.send(req, body, &next)
+		if err != nil || r.StatusCode != http.StatusUnauthorized || attempt == 1 {
+			return r, err
+		}
+		bufferBody(r)
+		resp, rejected = r, next.token
+	}
+	return resp, nil
+}
+
+// bufferBody reads a response body into memory (at most 64 KiB), closes
+// the original so its connection is released, and puts the bytes back.
+func bufferBody(resp *http.Response) {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(data))
 }
 
 // replayable reports whether req can be sent a second time.

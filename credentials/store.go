@@ -121,6 +121,27 @@ func (s *FileStore) Update(ctx context.Context, fn func(*AuthFile) error) error 
 // updateLocked is Update's read-modify-write; the caller holds the auth
 // storage lock.
 func (s *FileStore) updateLocked(fn func(*AuthFile) error) error {
+	// A writer that ignores the lock (an older Codex) can replace the file
+	// between our read and our rename. The file is compared with what was
+	// read just before the rename, and the update redone on a change, so
+	// such a rotation is not rolled back (the window shrinks to a read and
+	// a rename).
+	var err error
+	for range maxUpdateAttempts {
+		if err = s.updateOnce(fn); !errors.Is(err, errFileChanged) {
+			return err
+		}
+	}
+	return fmt.Errorf("credentials: %s kept changing during the update: %w", s.path, ErrTokenSetChanged)
+}
+
+// maxUpdateAttempts bounds how often an update is redone because the file
+// changed under it.
+const maxUpdateAttempts = 8
+
+var errFileChanged = errors.New("credentials: auth.json changed during the update")
+
+func (s *FileStore) updateOnce(fn func(*AuthFile) error) error {
 	target := writeTarget(s.path)
 	var old []byte
 	af := &AuthFile{}
@@ -156,10 +177,19 @@ func (s *FileStore) updateLocked(fn func(*AuthFile) error) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 		return &LoadError{Path: s.path, Err: err}
 	}
-	return s.writeAtomic(target, out)
+	return s.writeAtomic(target, out, func() bool {
+		cur, _, err := readAuthBytes(target)
+		if old == nil {
+			return errors.Is(err, fs.ErrNotExist)
+		}
+		return err == nil && bytes.Equal(cur, old)
+	})
 }
 
-func (s *FileStore) writeAtomic(target string, data []byte) (err error) {
+// writeAtomic writes data to a temp file next to target, syncs it, and
+// renames it over target if unchanged (checked last) still reports true;
+// otherwise it removes the temp file and returns errFileChanged.
+func (s *FileStore) writeAtomic(target string, data []byte, unchanged func() bool) (err error) {
 	dir := filepath.Dir(target)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
@@ -184,6 +214,10 @@ func (s *FileStore) writeAtomic(target string, data []byte) (err error) {
 	}
 	if err = tmp.Close(); err != nil {
 		return &LoadError{Path: s.path, Err: err}
+	}
+	if unchanged != nil && !unchanged() {
+		os.Remove(tmp.Name())
+		return errFileChanged
 	}
 	if err = s.rename(tmp.Name(), target); err != nil {
 		return &LoadError{Path: s.path, Err: err}

@@ -284,11 +284,13 @@ func NewRefreshingTokenSource(opts RefreshOptions) (*RefreshingTokenSource, erro
 	return s, nil
 }
 
-// Close cancels a refresh in flight and waits for it to end. The source
-// keeps serving its current token afterwards but refreshes no more.
+// Close cancels a refresh in flight, waits for it to end and closes the
+// HTTP client's idle connections. The source keeps serving its current
+// token afterwards but refreshes no more.
 func (s *RefreshingTokenSource) Close() {
 	s.cancel()
 	s.wg.Wait()
+	s.client.CloseIdleConnections()
 }
 
 // TokenRequests returns how many token requests the source has sent.

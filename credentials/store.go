@@ -28,7 +28,7 @@ const lockRetryDelay = 5 * time.Millisecond
 var ErrLoginChanged = errors.New("credentials: auth.json no longer holds a ChatGPT login for this account")
 
 // IdentityStore persists Agent Identity records provisioned from ChatGPT
-// logins (SPEC §3.4), so later processes reuse them instead of registering
+// logins (agent registration), so later processes reuse them instead of registering
 // a new agent. Implementations are safe for concurrent use.
 type IdentityStore interface {
 	// LoadAgentIdentity returns the stored record of login: one whose

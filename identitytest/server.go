@@ -73,14 +73,14 @@ type runtimeEntry struct {
 // before /agent-identities/jwks is tolerated, so an AuthAPI base such as
 // URL+"/api/accounts" or a ChatGPT base such as URL+"/backend-api" works):
 //
-//   - POST /v1/agent/register (SPEC §3.4): needs "Bearer <token>" with a
+//   - POST /v1/agent/register (agent registration): needs "Bearer <token>" with a
 //     token from Options.AccessTokens (or any token with
 //     AcceptAnyBearerForAgentRegistration), else 401; a body of exactly
 //     abom {agent_version, agent_harness_id, running_location},
 //     agent_public_key (ssh-ed25519), capabilities (array of strings) and
 //     an optional null-or-number ttl, else 400. Records the key and the
 //     routing headers and answers {"agent_runtime_id": "rt-..."}.
-//   - POST /v1/agent/{rid}/task/register (SPEC §3.3): unknown rid 404; an
+//   - POST /v1/agent/{rid}/task/register (task registration): unknown rid 404; an
 //     Authorization header, a body that is not one JSON object of string
 //     timestamp, string signature and optional non-empty external_task_ref
 //     (thread-key rules: valid UTF-8, no control characters, at most 512
@@ -88,7 +88,7 @@ type runtimeEntry struct {
 //     a malformed timestamp, a signature that does not verify with the
 //     runtime's key, or a timestamp more than MaxSkew from Now: 401.
 //     Answers {"task_id": ...} or, with EncryptTaskIDs, {"encrypted_task_id": ...}.
-//   - GET .../agent-identities/jwks (SPEC §3.5): the JWKS of [Server.Issuer].
+//   - GET .../agent-identities/jwks (Agent Identity JWT keys): the JWKS of [Server.Issuer].
 //   - POST .../oauth/token: the ChatGPT token endpoint for logins made with
 //     [Server.IssueLogin] (see serveToken in token.go: single-use rotating
 //     refresh tokens, Codex's error shapes); the access tokens it issues

@@ -195,8 +195,9 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, a *authorization
 	return t.base.RoundTrip(r)
 }
 
-// recoverUnauthorized implements SPEC §4.6: one invalidation, one
-// re-registration shared with concurrent 401s, at most one replay.
+// recoverUnauthorized answers a 401. For an AgentAssertion: one
+// invalidation, one re-registration shared with concurrent 401s, at most
+// one replay. For a ChatGPT Bearer token: see recoverBearer.
 func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, a *authorization, thread string, hasThread bool) (*http.Response, error) {
 	if a.mode == resolver.ModeAPIKey {
 		return resp, nil

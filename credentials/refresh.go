@@ -16,7 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 )
 
 // The ChatGPT token endpoint, as the Codex CLI uses it.
@@ -639,14 +638,16 @@ func refreshErrorCode(body []byte) string {
 	return ""
 }
 
-// safeCode keeps an error code printable: at most 64 characters of
-// letters, digits, '_', '-' and '.'; anything else yields "".
+// safeCode keeps an error code only when it looks like one: at most 64
+// lower-case letters and underscores ("invalid_grant", "server_error").
+// Anything else yields "": a server that echoes the request could put a
+// token there, and tokens carry digits or other characters.
 func safeCode(code string) string {
 	if len(code) > 64 {
 		return ""
 	}
 	for _, r := range code {
-		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '-' || r == '.') {
+		if (r < 'a' || r > 'z') && r != '_' {
 			return ""
 		}
 	}

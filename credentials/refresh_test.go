@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -329,5 +331,26 @@ func TestRefreshKeepsUnknownMembers(t *testing.T) {
 	}
 	if af.Tokens.AccountID != "acct-r" {
 		t.Errorf("account_id = %q, want it re-derived from the new id token", af.Tokens.AccountID)
+	}
+}
+
+// A token endpoint that echoes the request never gets a token into an
+// error, and the source prints no token.
+func TestRefreshErrorsHoldNoSecret(t *testing.T) {
+	e := newRefreshEnv(t, identitytest.Options{})
+	echoed := []byte(`{"error":{"code":"` + e.login.RefreshToken + `","message":"` + e.login.AccessToken + `"}}`)
+	e.srv.InjectFault(identitytest.RouteToken, identitytest.Fault{Status: 500, Body: echoed})
+	e.clock.Advance(61 * time.Minute)
+	s := e.source()
+	_, err := s.Token(testCtx(t))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, out := range []string{err.Error(), fmt.Sprintf("%v %+v %s", err, s, s)} {
+		for _, secret := range []string{e.login.RefreshToken, e.login.AccessToken, e.login.IDToken} {
+			if strings.Contains(out, secret) || strings.Contains(out, strings.ToLower(secret)) {
+				t.Fatalf("secret in %q", out)
+			}
+		}
 	}
 }

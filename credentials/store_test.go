@@ -251,7 +251,7 @@ func TestFileStoreConcurrentWriters(t *testing.T) {
 
 func TestFileStoreUpdateHonoursContextWhileLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), AuthFileName)
-	holder := flock.New(path + ".lock")
+	holder := flock.New(filepath.Join(filepath.Dir(path), AuthStorageLockFileName))
 	if ok, err := holder.TryLock(); !ok || err != nil {
 		t.Fatalf("lock: %v %v", ok, err)
 	}

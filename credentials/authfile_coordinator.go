@@ -32,7 +32,9 @@ func (c *AuthFileCoordinator) Lock(ctx context.Context) (func(), error) {
 }
 
 // Load returns the ChatGPT tokens of auth.json, or nil, nil when the file
-// is missing or holds no ChatGPT login. A read that catches the file being
+// is missing or holds no ChatGPT login this library may refresh (tokens
+// with auth_mode chatgptAuthTokens belong to an outside host; follow them
+// with [NewFileTokenSource]). A read that catches the file being
 // rewritten is retried.
 func (c *AuthFileCoordinator) Load(ctx context.Context) (*TokenSet, error) {
 	if err := ctx.Err(); err != nil {
@@ -48,9 +50,12 @@ func (c *AuthFileCoordinator) Load(ctx context.Context) (*TokenSet, error) {
 	return tokenSetOf(af), nil
 }
 
+// tokenSetOf returns the refreshable ChatGPT login of af. Tokens an
+// outside host owns and refreshes (auth_mode chatgptAuthTokens) are not
+// one: refreshing them would burn the host's refresh token.
 func tokenSetOf(af *AuthFile) *TokenSet {
 	switch af.AuthMode {
-	case "", AuthModeChatGPT, AuthModeChatGPTAuthTokens:
+	case "", AuthModeChatGPT:
 	default:
 		return nil
 	}

@@ -24,7 +24,7 @@ const AuthStorageLockFileName = ".auth-storage.lock"
 // ErrKeyringStorage is wrapped by the error [Load] returns when there is
 // no auth.json because config.toml keeps Codex's credentials in the OS
 // keyring, which agentauth does not read.
-var ErrKeyringStorage = errors.New("Codex keeps its credentials in the OS keyring, which agentauth does not read")
+var ErrKeyringStorage = errors.New("the Codex credentials are kept in the OS keyring, which agentauth does not read")
 
 // lockAuthStorage takes Codex's auth storage lock for the auth.json at
 // path, creating the directory (0700) when missing, and waits until ctx

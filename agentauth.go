@@ -43,7 +43,9 @@ type Options struct {
 	// Default: env CODEX_HOME, else ~/.codex.
 	CodexHome string
 
-	// Getenv reads environment variables. Default: os.Getenv.
+	// Getenv reads environment variables, for the credential, the flag,
+	// the refresh overrides and (unless Config.Getenv is set) the base-URL
+	// overrides. Default: os.Getenv.
 	Getenv func(string) string
 
 	// UseAgentIdentity, when non-nil, sets the use_agent_identity flag;
@@ -125,6 +127,9 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 		client = &http.Client{}
 	}
 	cfg := opts.Config
+	if cfg.Getenv == nil {
+		cfg.Getenv = getenv
+	}
 	s := &Setup{CodexHome: home}
 
 	creds := cfg.Credentials

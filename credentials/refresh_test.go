@@ -354,3 +354,39 @@ func TestRefreshErrorsHoldNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// Two sources on one auth.json in one process (two transports), 20
+// goroutines each, an expired token: one token request in all.
+func TestOneRefreshAcrossSourcesInProcess(t *testing.T) {
+	e := newRefreshEnv(t, identitytest.Options{})
+	e.srv.InjectFault(identitytest.RouteToken, identitytest.Fault{Latency: 50 * time.Millisecond, Times: 1})
+	e.clock.Advance(61 * time.Minute)
+	a, b := e.source(), e.source()
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := s.Token(testCtx(t))
+			if err == nil && tok.AccessToken == e.login.AccessToken {
+				err = errors.New("an expired token was returned")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := e.srv.Stats(); st.TokenRefreshes != 1 || st.Rejections != 0 || a.TokenRequests()+b.TokenRequests() != 1 {
+		t.Fatalf("refreshes %d, rejections %v, requests %d+%d", st.TokenRefreshes, st.RejectionsByReason, a.TokenRequests(), b.TokenRequests())
+	}
+}

@@ -22,12 +22,15 @@ import (
 // into memory whole.
 const MaxAuthFileSize = 1 << 20
 
-// The auth.json auth_mode values (SPEC §2).
+// The auth.json auth_mode values.
 const (
 	AuthModeAPIKey            = "apikey"
 	AuthModeChatGPT           = "chatgpt"
 	AuthModeChatGPTAuthTokens = "chatgptAuthTokens"
 	AuthModeAgentIdentity     = "agentIdentity"
+	// AuthModePersonalAccessToken is Codex's mode for a personal access
+	// token; Codex usually leaves auth_mode out and infers it.
+	AuthModePersonalAccessToken = "personalAccessToken"
 )
 
 // Top-level auth.json keys that AuthFile models; every other key is kept
@@ -38,6 +41,10 @@ const (
 	keyTokens              = "tokens"
 	keyLastRefresh         = "last_refresh"
 	keyAgentIdentity       = "agent_identity"
+	keyPersonalAccessToken = "personal_access_token"
+	// keyAgentIdentityRecord is where agentauth versions before the record
+	// form of agent_identity stored a provisioned identity. It is still
+	// read, and dropped on the next write (migrated into agent_identity).
 	keyAgentIdentityRecord = "agent_identity_record"
 )
 
@@ -65,19 +72,19 @@ type Tokens struct {
 
 // AuthFile is the content of $CODEX_HOME/auth.json. Parse it with
 // [ParseAuthFile] and write it with [AuthFile.Marshal]; top-level members
-// it does not model (and unknown members inside "tokens") survive the
-// round trip in their original order, after the modelled ones. The zero
-// value is an empty file. Secrets are redacted in fmt, log/slog and
-// encoding/json output (json.Marshal gives a summary; the file format comes
-// only from Marshal).
+// it does not model (and unknown members inside "tokens" and inside a
+// record "agent_identity") survive the round trip in their original order,
+// after the modelled ones. The zero value is an empty file. Secrets are
+// redacted in fmt, log/slog and encoding/json output (json.Marshal gives a
+// summary; the file format comes only from Marshal).
 //
-// AgentIdentityRecord is an agentauth extension of the Codex format: an
-// Agent Identity provisioned from a ChatGPT login (SPEC §3.4) is a plain
-// record, not a JWT, so it cannot go into "agent_identity"; it is stored
-// under "agent_identity_record" next to the login it was provisioned from.
-// Codex ignores the member (and drops it when Codex itself rewrites the
-// file, which only costs one re-provisioning). Unknown members inside the
-// record are not preserved.
+// "agent_identity" holds either an Agent Identity JWT (AgentIdentity) or,
+// as current Codex writes after provisioning an identity from a ChatGPT
+// login, a record object (AgentIdentityRecord and AgentIdentityTaskID).
+// Files written by earlier agentauth versions kept a provisioned record
+// under "agent_identity_record"; it is read into AgentIdentityRecord when
+// "agent_identity" holds no record, and Marshal writes it in Codex's place,
+// so the CLI and the library share one runtime.
 type AuthFile struct {
 	// AuthMode is "auth_mode": "", "apikey", "chatgpt",
 	// "chatgptAuthTokens" or "agentIdentity". Omitted on write when empty.
@@ -89,12 +96,21 @@ type AuthFile struct {
 	Tokens *Tokens
 	// LastRefresh is "last_refresh" (RFC 3339), nil when absent or null.
 	LastRefresh *time.Time
-	// AgentIdentity is "agent_identity": an Agent Identity JWT.
+	// AgentIdentity is "agent_identity" when it is a string: an Agent
+	// Identity JWT.
 	AgentIdentity string
-	// AgentIdentityRecord is "agent_identity_record" (see the type doc).
+	// AgentIdentityRecord is "agent_identity" when it is a record object
+	// (or the legacy "agent_identity_record", see the type doc).
 	AgentIdentityRecord *identity.Record
+	// AgentIdentityTaskID is the record's optional "task_id": the process
+	// task Codex registered for it. Written only with a record.
+	AgentIdentityTaskID string
+	// PersonalAccessToken is "personal_access_token" (a value starting
+	// "at-"), sent as a Bearer token.
+	PersonalAccessToken string
 
-	extra []field
+	recordExtra []field // unknown members of the record object
+	extra       []field
 }
 
 // ParseAuthFile parses auth.json content. It rejects input over
@@ -112,6 +128,7 @@ func ParseAuthFile(data []byte) (*AuthFile, error) {
 		return nil, err
 	}
 	a := &AuthFile{}
+	var legacy *field
 	for _, m := range members {
 		switch m.name {
 		case keyAuthMode:
@@ -128,14 +145,33 @@ func ParseAuthFile(data []byte) (*AuthFile, error) {
 		case keyLastRefresh:
 			a.LastRefresh, err = parseTime(m.name, m.value)
 		case keyAgentIdentity:
-			a.AgentIdentity, _, err = decodeString(m.name, m.value)
+			switch jsonKind(m.value) {
+			case "an object":
+				a.AgentIdentityRecord, a.AgentIdentityTaskID, a.recordExtra, err = parseRecord(keyAgentIdentity, m.value)
+			default:
+				a.AgentIdentity, _, err = decodeString(m.name, m.value)
+				if err != nil {
+					err = fieldError(keyAgentIdentity, "want a string (a JWT) or a record object, got %s", jsonKind(m.value))
+				}
+			}
 		case keyAgentIdentityRecord:
-			a.AgentIdentityRecord, err = parseRecord(m.value)
+			legacy = &m
+		case keyPersonalAccessToken:
+			a.PersonalAccessToken, _, err = decodeString(m.name, m.value)
 		default:
 			a.extra = append(a.extra, m)
 		}
 		if err != nil {
 			return nil, err
+		}
+	}
+	if legacy != nil {
+		rec, task, extra, err := parseRecord(keyAgentIdentityRecord, legacy.value)
+		if err != nil {
+			return nil, err
+		}
+		if a.AgentIdentityRecord == nil {
+			a.AgentIdentityRecord, a.AgentIdentityTaskID, a.recordExtra = rec, task, extra
 		}
 	}
 	return a, nil
@@ -185,37 +221,57 @@ func parseTime(name string, raw json.RawMessage) (*time.Time, error) {
 	return &t, nil
 }
 
-func parseRecord(raw json.RawMessage) (*identity.Record, error) {
+// parseRecord decodes an agent identity record object (name is the member
+// it came from, for errors): Codex's fields, the optional task_id, and the
+// unknown members, kept for the next write. null yields no record.
+func parseRecord(name string, raw json.RawMessage) (*identity.Record, string, []field, error) {
 	switch k := jsonKind(raw); k {
 	case "null":
-		return nil, nil
+		return nil, "", nil, nil
 	case "an object":
 	default:
-		return nil, fieldError(keyAgentIdentityRecord, "want an object, got %s", k)
+		return nil, "", nil, fieldError(name, "want an object, got %s", k)
 	}
-	var rec recordJSON
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			// te names the member and the JSON kind, never the value.
-			return nil, fieldError(keyAgentIdentityRecord+"."+te.Field, "want %s, got %s", te.Type, te.Value)
+	members, err := parseObject(raw, name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	rec := &identity.Record{}
+	var task string
+	var extra []field
+	for _, m := range members {
+		full := name + "." + m.name
+		switch m.name {
+		case "agent_runtime_id":
+			rec.AgentRuntimeID, _, err = decodeString(full, m.value)
+		case "agent_private_key":
+			rec.AgentPrivateKey, _, err = decodeString(full, m.value)
+		case "account_id":
+			rec.AccountID, _, err = decodeString(full, m.value)
+		case "chatgpt_user_id":
+			rec.ChatGPTUserID, _, err = decodeString(full, m.value)
+		case "email":
+			rec.Email, _, err = decodeString(full, m.value)
+		case "plan_type":
+			rec.PlanType, _, err = decodeString(full, m.value)
+		case "task_id":
+			task, _, err = decodeString(full, m.value)
+		case "chatgpt_account_is_fedramp":
+			switch jsonKind(m.value) {
+			case "a boolean":
+				rec.IsFedRAMP = string(m.value) == "true"
+			case "null":
+			default:
+				err = fieldError(full, "want a boolean, got %s", jsonKind(m.value))
+			}
+		default:
+			extra = append(extra, m)
 		}
-		return nil, fieldError(keyAgentIdentityRecord, "not a valid agent identity record")
+		if err != nil {
+			return nil, "", nil, err
+		}
 	}
-	r := identity.Record(rec)
-	return &r, nil
-}
-
-// recordJSON is the on-disk form of an identity.Record: the same fields and
-// JSON names, without any methods, so encoding always writes the key.
-type recordJSON struct {
-	AgentRuntimeID  string `json:"agent_runtime_id"`
-	AgentPrivateKey string `json:"agent_private_key"`
-	AccountID       string `json:"account_id"`
-	ChatGPTUserID   string `json:"chatgpt_user_id"`
-	Email           string `json:"email,omitempty"`
-	PlanType        string `json:"plan_type"`
-	IsFedRAMP       bool   `json:"chatgpt_account_is_fedramp"`
+	return rec, task, extra, nil
 }
 
 // parseObject splits one JSON object into its members, in order. where
@@ -334,8 +390,11 @@ func fieldError(name, format string, args ...any) error {
 // Marshal encodes the file as Codex writes it: a JSON object indented by
 // two spaces, with a trailing newline. Modelled members come first, in
 // Codex's order (auth_mode, OPENAI_API_KEY, tokens, last_refresh,
-// agent_identity, then agent_identity_record), followed by the preserved
-// unknown members in their original order. HTML characters are not
+// agent_identity, personal_access_token), followed by the preserved
+// unknown members in their original order. agent_identity is the JWT when
+// there is one, else the record in Codex's record form (email written as
+// "" when empty, task_id only when set); a record beside a JWT is kept
+// under the legacy agent_identity_record rather than lost. HTML characters are not
 // escaped, so values round-trip unchanged.
 func (a *AuthFile) Marshal() ([]byte, error) {
 	compact, err := a.marshalCompact()
@@ -378,13 +437,17 @@ func (a *AuthFile) marshalCompact() ([]byte, error) {
 	if a.LastRefresh != nil {
 		b.member(keyLastRefresh, a.LastRefresh.UTC().Format(time.RFC3339Nano))
 	}
-	if a.AgentIdentity != "" {
+	switch {
+	case a.AgentIdentity != "":
 		b.member(keyAgentIdentity, a.AgentIdentity)
+		if a.AgentIdentityRecord != nil {
+			b.raw(keyAgentIdentityRecord, a.recordBytes(&b))
+		}
+	case a.AgentIdentityRecord != nil:
+		b.raw(keyAgentIdentity, a.recordBytes(&b))
 	}
-	if a.AgentIdentityRecord != nil {
-		// Through a local type: identity.Record may one day redact itself in
-		// json.Marshal, and the file must hold the real key.
-		b.member(keyAgentIdentityRecord, recordJSON(*a.AgentIdentityRecord))
+	if a.PersonalAccessToken != "" {
+		b.member(keyPersonalAccessToken, a.PersonalAccessToken)
 	}
 	for _, f := range a.extra {
 		b.raw(f.name, f.value)
@@ -393,6 +456,31 @@ func (a *AuthFile) marshalCompact() ([]byte, error) {
 		return nil, fmt.Errorf("credentials: encoding auth.json: %w", b.err)
 	}
 	return b.bytes(), nil
+}
+
+// recordBytes encodes the record object member by member (identity.Record
+// may redact itself in json.Marshal, and the file must hold the real key).
+// Encoding errors are recorded in parent.
+func (a *AuthFile) recordBytes(parent *objectWriter) []byte {
+	r := a.AgentIdentityRecord
+	var w objectWriter
+	w.member("agent_runtime_id", r.AgentRuntimeID)
+	w.member("agent_private_key", r.AgentPrivateKey)
+	w.member("account_id", r.AccountID)
+	w.member("chatgpt_user_id", r.ChatGPTUserID)
+	w.member("email", r.Email)
+	w.member("plan_type", r.PlanType)
+	w.member("chatgpt_account_is_fedramp", r.IsFedRAMP)
+	if a.AgentIdentityTaskID != "" {
+		w.member("task_id", a.AgentIdentityTaskID)
+	}
+	for _, f := range a.recordExtra {
+		w.raw(f.name, f.value)
+	}
+	if w.err != nil && parent.err == nil {
+		parent.err = w.err
+	}
+	return w.bytes()
 }
 
 // objectWriter builds a compact JSON object member by member, keeping the
@@ -453,7 +541,7 @@ func (a AuthFile) MarshalJSON() ([]byte, error) { return logValueJSON(a.LogValue
 // isModelledKey reports whether name is a top-level member AuthFile models.
 func isModelledKey(name string) bool {
 	switch name {
-	case keyAuthMode, keyOpenAIAPIKey, keyTokens, keyLastRefresh, keyAgentIdentity, keyAgentIdentityRecord:
+	case keyAuthMode, keyOpenAIAPIKey, keyTokens, keyLastRefresh, keyAgentIdentity, keyAgentIdentityRecord, keyPersonalAccessToken:
 		return true
 	}
 	return false
@@ -550,6 +638,9 @@ func (a AuthFile) String() string {
 	if a.AgentIdentityRecord != nil {
 		b.WriteString(" AgentIdentityRecord:" + a.AgentIdentityRecord.String())
 	}
+	if a.PersonalAccessToken != "" {
+		b.WriteString(" PersonalAccessToken:" + redactedMark)
+	}
 	if len(a.extra) > 0 {
 		names := make([]string, len(a.extra))
 		for i, f := range a.extra {
@@ -575,6 +666,7 @@ func (a AuthFile) LogValue() slog.Value {
 		slog.Bool("has_tokens", a.Tokens != nil),
 		slog.Bool("has_agent_identity", a.AgentIdentity != ""),
 		slog.Bool("has_agent_identity_record", a.AgentIdentityRecord != nil),
+		slog.Bool("has_personal_access_token", a.PersonalAccessToken != ""),
 		slog.Int("extra_members", len(a.extra)),
 	}
 	if a.Tokens != nil {

@@ -41,6 +41,7 @@ type RefreshCoordinator interface {
 	Load(ctx context.Context) (*TokenSet, error)
 	// CompareAndSwap stores next if the stored set still has prev's
 	// access and refresh tokens, and returns [ErrTokenSetChanged]
-	// otherwise, writing nothing.
+	// otherwise, writing nothing. It is called while the caller holds
+	// Lock (implementations may rely on that and not take it again).
 	CompareAndSwap(ctx context.Context, prev, next *TokenSet) error
 }

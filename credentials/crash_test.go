@@ -153,7 +153,7 @@ func TestFltCrashBetweenWriteAndRename(t *testing.T) {
 	if err != nil || af.Tokens.AccessToken != "at-flt-before-crash" {
 		t.Fatalf("auth.json after the crash: %v", err)
 	}
-	if _, err := os.Stat(path + ".lock"); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, AuthStorageLockFileName)); err != nil {
 		t.Fatalf("the lock file of the dead writer is gone (%v); the test did not cover a stale lock", err)
 	}
 

@@ -37,6 +37,10 @@ type ChatGPTLogin struct {
 	// AccountID is tokens.account_id, or the id-token claim
 	// https://api.openai.com/auth → chatgpt_account_id when that is empty.
 	AccountID string
+	// UserID is the ChatGPT user: claim https://api.openai.com/auth →
+	// chatgpt_user_id of the id token, else of the access token; "" when
+	// neither says.
+	UserID string
 	// FedRAMP is the id-token claim chatgpt_account_is_fedramp.
 	FedRAMP bool
 	// ExternallyManaged is set for auth_mode "chatgptAuthTokens": an outside
@@ -100,8 +104,14 @@ func (l ChatGPTLogin) LogValue() slog.Value {
 // are secrets and are redacted in fmt, log/slog and encoding/json output.
 type Credentials struct {
 	Kind Kind
-	// APIKey is the key sent as "Bearer <APIKey>".
+	// APIKey is the key sent as "Bearer <APIKey>": an API key, or a
+	// personal access token when PersonalAccessToken is set.
 	APIKey string
+	// PersonalAccessToken says that APIKey is a ChatGPT personal access
+	// token ("at-..." from env CODEX_ACCESS_TOKEN or auth.json
+	// personal_access_token). Codex sends it as a Bearer token, like an
+	// API key.
+	PersonalAccessToken bool
 	// ChatGPT is the ChatGPT login.
 	ChatGPT *ChatGPTLogin
 	// AgentIdentity is the Agent Identity record, already parsed and
@@ -140,7 +150,11 @@ func (c Credentials) String() string {
 	b.WriteString("credentials.Credentials{Kind:" + c.Kind.String())
 	b.WriteString(" Source:" + strconv.Quote(c.Source))
 	if c.APIKey != "" {
-		b.WriteString(" APIKey:" + redactedMark)
+		if c.PersonalAccessToken {
+			b.WriteString(" PersonalAccessToken:" + redactedMark)
+		} else {
+			b.WriteString(" APIKey:" + redactedMark)
+		}
 	}
 	if c.ChatGPT != nil {
 		b.WriteString(" ChatGPT:" + c.ChatGPT.String())
@@ -173,6 +187,9 @@ func (c Credentials) LogValue() slog.Value {
 		slog.String("source", c.Source),
 		slog.String("account_id", r.AccountID),
 		slog.Bool("fedramp", r.FedRAMP),
+	}
+	if c.PersonalAccessToken {
+		attrs = append(attrs, slog.Bool("personal_access_token", true))
 	}
 	if c.AgentIdentity != nil {
 		attrs = append(attrs, slog.String("agent_runtime_id", c.AgentIdentity.AgentRuntimeID))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 )
 
 // openAIAuthClaim is the id-token claim that carries the ChatGPT account.
@@ -13,7 +14,11 @@ const openAIAuthClaim = "https://api.openai.com/auth"
 // idTokenClaims is what agentauth reads from a ChatGPT id token.
 type idTokenClaims struct {
 	AccountID string // chatgpt_account_id
+	UserID    string // chatgpt_user_id
+	PlanType  string // chatgpt_plan_type
 	FedRAMP   bool   // chatgpt_account_is_fedramp
+	// Expiry is the top-level exp claim; zero when absent or unreadable.
+	Expiry time.Time
 }
 
 // parseIDToken decodes the payload of a ChatGPT id token without verifying
@@ -34,15 +39,26 @@ func parseIDToken(tok string) (idTokenClaims, error) {
 	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
 		return idTokenClaims{}, errors.New("JWT payload is not a JSON object")
 	}
+	var c idTokenClaims
+	if exp, ok := claims["exp"]; ok {
+		var n json.Number
+		if json.Unmarshal(exp, &n) == nil {
+			if f, err := n.Float64(); err == nil && f > 0 && f < 1e11 {
+				c.Expiry = time.Unix(int64(f), 0)
+			}
+		}
+	}
 	raw, ok := claims[openAIAuthClaim]
 	if !ok || jsonKind(raw) == "null" {
-		return idTokenClaims{}, nil
+		return c, nil
 	}
 	if jsonKind(raw) != "an object" {
 		return idTokenClaims{}, errors.New("claim " + openAIAuthClaim + " is not an object")
 	}
 	var auth struct {
 		AccountID *string `json:"chatgpt_account_id"`
+		UserID    *string `json:"chatgpt_user_id"`
+		PlanType  *string `json:"chatgpt_plan_type"`
 		FedRAMP   *bool   `json:"chatgpt_account_is_fedramp"`
 	}
 	if err := json.Unmarshal(raw, &auth); err != nil {
@@ -52,7 +68,12 @@ func parseIDToken(tok string) (idTokenClaims, error) {
 		}
 		return idTokenClaims{}, errors.New("claim " + openAIAuthClaim + " is malformed")
 	}
-	var c idTokenClaims
+	if auth.UserID != nil {
+		c.UserID = *auth.UserID
+	}
+	if auth.PlanType != nil {
+		c.PlanType = *auth.PlanType
+	}
 	if auth.AccountID != nil {
 		c.AccountID = *auth.AccountID
 	}
@@ -60,4 +81,16 @@ func parseIDToken(tok string) (idTokenClaims, error) {
 		c.FedRAMP = *auth.FedRAMP
 	}
 	return c, nil
+}
+
+// accessTokenClaims reads what the access token itself says (it is a JWT
+// for ChatGPT logins): its expiry and the user/account claims. An access
+// token that is not a readable JWT yields zero claims, never an error: its
+// expiry is then unknown and last_refresh decides when to refresh.
+func accessTokenClaims(tok string) idTokenClaims {
+	c, err := parseIDToken(tok)
+	if err != nil {
+		return idTokenClaims{}
+	}
+	return c
 }

@@ -6,7 +6,7 @@ import "strconv"
 // [KindNone].
 type Kind int
 
-// The credential kinds of SPEC §2.
+// The credential kinds agentauth knows.
 const (
 	KindNone          Kind = iota // no credential: requests get no Authorization header
 	KindAPIKey                    // an API key, always sent as Bearer

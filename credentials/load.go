@@ -16,6 +16,7 @@ import (
 // Environment variables [Load] reads.
 const (
 	EnvCodexAPIKey        = "CODEX_API_KEY"        // an API key; wins over everything
+	EnvCodexAccessToken   = "CODEX_ACCESS_TOKEN"   // "at-..." a personal access token, else an Agent Identity JWT
 	EnvCodexAgentIdentity = "CODEX_AGENT_IDENTITY" // an Agent Identity JWT
 	EnvOpenAIAPIKey       = "OPENAI_API_KEY"       // an API key, used only when auth.json holds no credential
 	EnvCodexHome          = "CODEX_HOME"           // the directory holding auth.json (default ~/.codex)
@@ -28,6 +29,7 @@ const AuthFileName = "auth.json"
 // A credential from auth.json reports the file's path.
 const (
 	SourceEnvCodexAPIKey        = "env " + EnvCodexAPIKey
+	SourceEnvCodexAccessToken   = "env " + EnvCodexAccessToken
 	SourceEnvCodexAgentIdentity = "env " + EnvCodexAgentIdentity
 	SourceEnvOpenAIAPIKey       = "env " + EnvOpenAIAPIKey
 )
@@ -59,7 +61,13 @@ type LoadError struct {
 	// Err is the cause; it wraps a sentinel of this package, a
 	// headers.ErrInvalidValue, an identity error, or an fs error.
 	Err error
+
+	temporary bool
 }
+
+// Temporary reports whether the same read may succeed soon: the file could
+// not be parsed while another process was rewriting it.
+func (e *LoadError) Temporary() bool { return e.temporary }
 
 // Error implements error.
 func (e *LoadError) Error() string {
@@ -131,21 +139,30 @@ func DefaultCodexHome(getenv func(string) string) (string, error) {
 // rule that yields a credential wins:
 //
 //  1. env CODEX_API_KEY → [KindAPIKey];
-//  2. env CODEX_AGENT_IDENTITY (a JWT, decoded by
-//     opts.DecodeAgentIdentityJWT) → [KindAgentIdentity];
-//  3. $CODEX_HOME/auth.json, when it exists. A present auth_mode decides:
+//  2. env CODEX_ACCESS_TOKEN, as current Codex reads it: a value starting
+//     "at-" is a personal access token ([KindAPIKey] with
+//     Credentials.PersonalAccessToken set: sent as Bearer), any other value
+//     an Agent Identity JWT (decoded by opts.DecodeAgentIdentityJWT) →
+//     [KindAgentIdentity];
+//  3. env CODEX_AGENT_IDENTITY (a JWT) → [KindAgentIdentity];
+//  4. $CODEX_HOME/auth.json, when it exists. A present auth_mode decides:
 //     "apikey" → OPENAI_API_KEY; "chatgpt" → tokens; "chatgptAuthTokens" →
 //     tokens with ChatGPTLogin.ExternallyManaged set; "agentIdentity" →
-//     the agent_identity JWT, else agent_identity_record; the member the
-//     mode needs must be present, and any other mode is an error wrapping
-//     [ErrUnknownAuthMode]. Without auth_mode: agent_identity (JWT), else
-//     tokens (ChatGPT; files written by older Codex logins hold both tokens
-//     and an exchanged OPENAI_API_KEY, and the login is what the user
-//     chose), else a non-empty OPENAI_API_KEY. An agent_identity_record on
-//     its own is not a credential without auth_mode "agentIdentity": it
-//     belongs to the ChatGPT login it was provisioned from;
-//  4. env OPENAI_API_KEY → [KindAPIKey];
-//  5. otherwise [KindNone] with a nil error.
+//     agent_identity (a JWT or a record object); "personalAccessToken" →
+//     personal_access_token; the member the mode needs must be present,
+//     and any other mode is an error wrapping [ErrUnknownAuthMode].
+//     Without auth_mode: an agent_identity JWT, else personal_access_token
+//     (Codex writes it without auth_mode), else tokens (ChatGPT; files
+//     written by older Codex logins hold both tokens and an exchanged
+//     OPENAI_API_KEY, and the login is what the user chose), else a
+//     non-empty OPENAI_API_KEY. A record agent_identity on its own is not
+//     a credential without auth_mode "agentIdentity": it belongs to the
+//     ChatGPT login it was provisioned from;
+//  5. env OPENAI_API_KEY → [KindAPIKey];
+//  6. otherwise [KindNone] with a nil error, or, when config.toml keeps
+//     Codex's credentials in the OS keyring (cli_auth_credentials_store
+//     "keyring" or "auto") and there is no auth.json, an error wrapping
+//     [ErrKeyringStorage] that says how to switch Codex to file storage.
 //
 // Environment values are trimmed of surrounding space and count only when
 // non-empty. A missing auth.json (or a dangling symlink) is not an error;
@@ -172,6 +189,19 @@ func Load(opts LoadOptions) (*Credentials, error) {
 		}
 		return &Credentials{Kind: KindAPIKey, APIKey: key, Source: SourceEnvCodexAPIKey}, nil
 	}
+	if tok := strings.TrimSpace(getenv(EnvCodexAccessToken)); tok != "" {
+		if IsPersonalAccessToken(tok) {
+			if err := headers.ValidateValue(headers.Authorization, tok); err != nil {
+				return nil, &LoadError{Field: SourceEnvCodexAccessToken, Err: err}
+			}
+			return &Credentials{Kind: KindAPIKey, APIKey: tok, PersonalAccessToken: true, Source: SourceEnvCodexAccessToken}, nil
+		}
+		rec, err := decodeAgentIdentityJWT(opts.DecodeAgentIdentityJWT, tok)
+		if err != nil {
+			return nil, &LoadError{Field: SourceEnvCodexAccessToken, Err: err}
+		}
+		return &Credentials{Kind: KindAgentIdentity, AgentIdentity: rec, AgentIdentityJWT: tok, Source: SourceEnvCodexAccessToken}, nil
+	}
 	if jwt := strings.TrimSpace(getenv(EnvCodexAgentIdentity)); jwt != "" {
 		rec, err := decodeAgentIdentityJWT(opts.DecodeAgentIdentityJWT, jwt)
 		if err != nil {
@@ -188,9 +218,11 @@ func Load(opts LoadOptions) (*Credentials, error) {
 		}
 	}
 	path := filepath.Join(home, AuthFileName)
-	af, _, err := readAuthFile(path)
+	af, _, err := readAuthFileRetrying(path)
+	missing := false
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		missing = true
 	case err != nil:
 		return nil, err
 	default:
@@ -210,8 +242,21 @@ func Load(opts LoadOptions) (*Credentials, error) {
 		}
 		return &Credentials{Kind: KindAPIKey, APIKey: key, Source: SourceEnvOpenAIAPIKey}, nil
 	}
+	if missing {
+		if err := keyringStorageError(home); err != nil {
+			return nil, err
+		}
+	}
 	return &Credentials{Kind: KindNone}, nil
 }
+
+// PersonalAccessTokenPrefix starts every personal access token; Codex tells
+// one from an Agent Identity JWT in CODEX_ACCESS_TOKEN by it.
+const PersonalAccessTokenPrefix = "at-"
+
+// IsPersonalAccessToken reports whether tok is a personal access token
+// rather than an Agent Identity JWT.
+func IsPersonalAccessToken(tok string) bool { return strings.HasPrefix(tok, PersonalAccessTokenPrefix) }
 
 // credentialsFromAuthFile applies rule 3 of [Load]. It returns nil, nil
 // when the file holds no credential. Errors are *LoadError without a path.
@@ -221,6 +266,8 @@ func credentialsFromAuthFile(af *AuthFile, decode func(string) (*identity.Record
 		switch {
 		case af.AgentIdentity != "":
 			return agentIdentityFromJWT(af.AgentIdentity, decode)
+		case af.PersonalAccessToken != "":
+			return patFromAuthFile(af)
 		case af.Tokens != nil:
 			return chatGPTFromAuthFile(af, false)
 		case af.OpenAIAPIKey != nil && *af.OpenAIAPIKey != "":
@@ -244,11 +291,16 @@ func credentialsFromAuthFile(af *AuthFile, decode func(string) (*identity.Record
 		case af.AgentIdentityRecord != nil:
 			rec := *af.AgentIdentityRecord
 			if err := validateRecord(&rec); err != nil {
-				return nil, &LoadError{Field: keyAgentIdentityRecord, Err: err}
+				return nil, &LoadError{Field: keyAgentIdentity, Err: err}
 			}
 			return &Credentials{Kind: KindAgentIdentity, AgentIdentity: &rec}, nil
 		}
-		return nil, fieldError(keyAgentIdentity, "auth_mode %q needs this member (or %s)", AuthModeAgentIdentity, keyAgentIdentityRecord)
+		return nil, fieldError(keyAgentIdentity, "auth_mode %q needs this member", AuthModeAgentIdentity)
+	case AuthModePersonalAccessToken:
+		if af.PersonalAccessToken == "" {
+			return nil, fieldError(keyPersonalAccessToken, "auth_mode %q needs this member", AuthModePersonalAccessToken)
+		}
+		return patFromAuthFile(af)
 	}
 	// Mode names are not secret, so the value is quoted to help the user.
 	return nil, &LoadError{Field: keyAuthMode, Err: fmt.Errorf("%w: %w %q", ErrInvalidAuthFile, ErrUnknownAuthMode, af.AuthMode)}
@@ -259,6 +311,13 @@ func apiKeyFromAuthFile(af *AuthFile) (*Credentials, error) {
 		return nil, &LoadError{Field: keyOpenAIAPIKey, Err: err}
 	}
 	return &Credentials{Kind: KindAPIKey, APIKey: *af.OpenAIAPIKey}, nil
+}
+
+func patFromAuthFile(af *AuthFile) (*Credentials, error) {
+	if err := headers.ValidateValue(headers.Authorization, af.PersonalAccessToken); err != nil {
+		return nil, &LoadError{Field: keyPersonalAccessToken, Err: err}
+	}
+	return &Credentials{Kind: KindAPIKey, APIKey: af.PersonalAccessToken, PersonalAccessToken: true}, nil
 }
 
 func agentIdentityFromJWT(jwt string, decode func(string) (*identity.Record, error)) (*Credentials, error) {
@@ -333,6 +392,10 @@ func chatGPTLogin(af *AuthFile) (*ChatGPTLogin, error) {
 			login.AccountID = claims.AccountID
 		}
 		login.FedRAMP = claims.FedRAMP
+		login.UserID = claims.UserID
+	}
+	if login.UserID == "" {
+		login.UserID = accessTokenClaims(t.AccessToken).UserID
 	}
 	if err := login.Routing().Validate(); err != nil {
 		return nil, &LoadError{Field: keyTokens + ".account_id", Err: err}

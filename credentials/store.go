@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofrs/flock"
-
 	"github.com/agentauth/agentauth/identity"
 )
 
@@ -30,7 +28,7 @@ const lockRetryDelay = 5 * time.Millisecond
 var ErrLoginChanged = errors.New("credentials: auth.json no longer holds a ChatGPT login for this account")
 
 // IdentityStore persists Agent Identity records provisioned from ChatGPT
-// logins (SPEC §3.4), so later processes reuse them instead of registering
+// logins (agent registration), so later processes reuse them instead of registering
 // a new agent. Implementations are safe for concurrent use.
 type IdentityStore interface {
 	// LoadAgentIdentity returns the stored record of login: one whose
@@ -50,18 +48,20 @@ type Login struct {
 	UserID    string
 }
 
-// FileStore reads and updates one auth.json file. Reads need no lock
-// because every write replaces the file atomically; writers serialise on
-// an exclusive lock on the sibling file path+".lock" (flock(2) on Unix,
-// LockFileEx on Windows), which coordinates goroutines, FileStores and
-// processes that use agentauth. The Codex CLI does not take that lock; its
-// own writes are atomic too, so a concurrent Codex write can be lost but
-// the file is never torn. A FileStore is safe for concurrent use;
-// create it with [NewFileStore].
+// FileStore reads and updates one auth.json file, sharing it with the
+// Codex CLI. Reads need no lock because every write replaces the file
+// atomically (and a read that catches an older Codex rewriting the file in
+// place is retried). Writers take Codex's own lock, an exclusive lock on
+// [AuthStorageLockFileName] in the file's directory (flock(2) on Unix,
+// LockFileEx on Windows), which serialises them with goroutines, other
+// FileStores, other processes using agentauth and the Codex CLI. Under
+// the lock a writer re-reads the file and changes only its own members,
+// so a token rotation Codex wrote meanwhile is never rolled back. A
+// FileStore is safe for concurrent use; create it with [NewFileStore].
 //
 // When auth.json is a symlink, reads follow it and writes replace the
-// target file (the link is kept); a target that is not a regular file is
-// refused.
+// file the link points to, also when that file does not exist yet (the
+// link is kept); a target that is not a regular file is refused.
 type FileStore struct {
 	path string
 	sem  chan struct{} // serialises this store's writers before the file lock
@@ -90,10 +90,10 @@ func (s *FileStore) Load() (*AuthFile, error) {
 	return af, err
 }
 
-// Update applies fn to the current content of the file under an exclusive
-// lock and writes the result atomically. It creates the directory (mode
-// 0700) when missing, takes the lock (waiting until ctx ends), re-reads
-// the file under the lock (missing → empty AuthFile), calls fn, and, if
+// Update applies fn to the current content of the file under Codex's
+// auth storage lock and writes the result atomically. It creates the
+// directory (mode 0700) when missing, takes the lock (waiting until ctx
+// ends), re-reads the file under the lock (missing → empty AuthFile), calls fn, and, if
 // fn returns nil and the encoding changed, writes a temp file (mode 0600)
 // in the same directory, fsyncs it, renames it over auth.json and fsyncs
 // the directory. Members AuthFile does not model are preserved. When fn
@@ -110,23 +110,39 @@ func (s *FileStore) Update(ctx context.Context, fn func(*AuthFile) error) error 
 	}
 	defer func() { <-s.sem }()
 
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return &LoadError{Path: s.path, Err: err}
+	release, err := lockAuthStorage(ctx, s.path)
+	if err != nil {
+		return err
 	}
-	lock := flock.New(s.path + ".lock")
-	ok, err := lock.TryLockContext(ctx, lockRetryDelay)
-	if err != nil || !ok {
-		if err == nil {
-			err = errors.New("lock not acquired")
-		}
-		return fmt.Errorf("credentials: locking %s: %w", s.path, err)
-	}
-	defer lock.Unlock()
+	defer release()
+	return s.updateLocked(fn)
+}
 
-	target := s.path
-	if resolved, err := filepath.EvalSymlinks(s.path); err == nil {
-		target = resolved
+// updateLocked is Update's read-modify-write; the caller holds the auth
+// storage lock.
+func (s *FileStore) updateLocked(fn func(*AuthFile) error) error {
+	// A writer that ignores the lock (an older Codex) can replace the file
+	// between our read and our rename. The file is compared with what was
+	// read just before the rename, and the update redone on a change, so
+	// such a rotation is not rolled back (the window shrinks to a read and
+	// a rename).
+	var err error
+	for range maxUpdateAttempts {
+		if err = s.updateOnce(fn); !errors.Is(err, errFileChanged) {
+			return err
+		}
 	}
+	return fmt.Errorf("credentials: %s kept changing during the update: %w", s.path, ErrTokenSetChanged)
+}
+
+// maxUpdateAttempts bounds how often an update is redone because the file
+// changed under it.
+const maxUpdateAttempts = 8
+
+var errFileChanged = errors.New("credentials: auth.json changed during the update")
+
+func (s *FileStore) updateOnce(fn func(*AuthFile) error) error {
+	target := writeTarget(s.path)
 	var old []byte
 	af := &AuthFile{}
 	data, _, err := readAuthBytes(target)
@@ -136,6 +152,14 @@ func (s *FileStore) Update(ctx context.Context, fn func(*AuthFile) error) error 
 		return withPath(err, s.path)
 	default:
 		if af, err = ParseAuthFile(data); err != nil {
+			// Under the lock only a writer that ignores it (an older Codex
+			// rewriting in place) can be mid-write; read once more.
+			if a2, _, err2 := readAuthFileRetrying(target); err2 == nil {
+				af, err = a2, nil
+				data, _, _ = readAuthBytes(target)
+			}
+		}
+		if err != nil {
 			return withPath(err, s.path)
 		}
 		old = data
@@ -150,10 +174,22 @@ func (s *FileStore) Update(ctx context.Context, fn func(*AuthFile) error) error 
 	if old != nil && bytes.Equal(out, old) {
 		return nil // nothing changed: keep the mtime, so readers need not reload
 	}
-	return s.writeAtomic(target, out)
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		return &LoadError{Path: s.path, Err: err}
+	}
+	return s.writeAtomic(target, out, func() bool {
+		cur, _, err := readAuthBytes(target)
+		if old == nil {
+			return errors.Is(err, fs.ErrNotExist)
+		}
+		return err == nil && bytes.Equal(cur, old)
+	})
 }
 
-func (s *FileStore) writeAtomic(target string, data []byte) (err error) {
+// writeAtomic writes data to a temp file next to target, syncs it, and
+// renames it over target if unchanged (checked last) still reports true;
+// otherwise it removes the temp file and returns errFileChanged.
+func (s *FileStore) writeAtomic(target string, data []byte, unchanged func() bool) (err error) {
 	dir := filepath.Dir(target)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
@@ -179,6 +215,10 @@ func (s *FileStore) writeAtomic(target string, data []byte) (err error) {
 	if err = tmp.Close(); err != nil {
 		return &LoadError{Path: s.path, Err: err}
 	}
+	if unchanged != nil && !unchanged() {
+		os.Remove(tmp.Name())
+		return errFileChanged
+	}
 	if err = s.rename(tmp.Name(), target); err != nil {
 		return &LoadError{Path: s.path, Err: err}
 	}
@@ -201,14 +241,18 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// LoadAgentIdentity returns the file's agent_identity_record when its
-// account_id equals accountID, after validating it; nil, nil otherwise
-// (also when the file is missing).
+// LoadAgentIdentity returns the file's record agent_identity (or the
+// legacy agent_identity_record) when its account_id and chatgpt_user_id
+// equal login's, after validating it; nil, nil otherwise (also when the
+// file is missing).
 func (s *FileStore) LoadAgentIdentity(ctx context.Context, login Login) (*identity.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	af, err := s.Load()
+	af, _, err := readAuthFileRetrying(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -218,16 +262,21 @@ func (s *FileStore) LoadAgentIdentity(ctx context.Context, login Login) (*identi
 	}
 	cp := *rec
 	if err := validateRecord(&cp); err != nil {
-		return nil, &LoadError{Path: s.path, Field: keyAgentIdentityRecord, Err: err}
+		return nil, &LoadError{Path: s.path, Field: keyAgentIdentity, Err: err}
 	}
 	return &cp, nil
 }
 
-// SaveAgentIdentity validates rec and stores it as agent_identity_record,
-// but only while auth.json still holds a ChatGPT login (tokens) whose
-// account id equals rec.AccountID; otherwise it writes nothing and returns
-// [ErrLoginChanged]. The check runs under the file lock, so a logout or
-// account switch that happened during provisioning is never overwritten.
+// SaveAgentIdentity validates rec and stores it in agent_identity in the
+// record form current Codex reads (so the CLI reuses the runtime), but only
+// while auth.json still holds a ChatGPT login (tokens) whose account id
+// equals rec.AccountID; otherwise it writes nothing and returns
+// [ErrLoginChanged]. The check runs under Codex's lock on a fresh read, so
+// a logout, an account switch or a token rotation that happened during
+// provisioning is never overwritten. A legacy agent_identity_record is
+// migrated by the write; an Agent Identity JWT in agent_identity is left
+// in place (the record then goes to the legacy member). A task_id stored
+// with a record of the same runtime is kept.
 func (s *FileStore) SaveAgentIdentity(ctx context.Context, rec *identity.Record) error {
 	if rec == nil {
 		return errors.New("credentials: SaveAgentIdentity: nil record")
@@ -246,6 +295,10 @@ func (s *FileStore) SaveAgentIdentity(ctx context.Context, rec *identity.Record)
 		}
 		if login.AccountID != cp.AccountID {
 			return ErrLoginChanged
+		}
+		if prev := af.AgentIdentityRecord; prev == nil || prev.AgentRuntimeID != cp.AgentRuntimeID {
+			af.AgentIdentityTaskID = ""
+			af.recordExtra = nil
 		}
 		af.AgentIdentityRecord = &cp
 		return nil

@@ -59,7 +59,7 @@ func TestFileStoreUpdateCreatesDirAndFile(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Name() != AuthFileName && e.Name() != AuthFileName+".lock" {
+		if e.Name() != AuthFileName && e.Name() != AuthStorageLockFileName {
 			t.Errorf("stray file %s", e.Name())
 		}
 	}
@@ -251,7 +251,7 @@ func TestFileStoreConcurrentWriters(t *testing.T) {
 
 func TestFileStoreUpdateHonoursContextWhileLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), AuthFileName)
-	holder := flock.New(path + ".lock")
+	holder := flock.New(filepath.Join(filepath.Dir(path), AuthStorageLockFileName))
 	if ok, err := holder.TryLock(); !ok || err != nil {
 		t.Fatalf("lock: %v %v", ok, err)
 	}

@@ -133,7 +133,9 @@ func (s *staticSource) Token(ctx context.Context) (*Token, error) {
 // auth.json at path (which the Codex CLI rewrites when it refreshes the
 // login) and re-reads it only when the file changed: each call stats the
 // file and compares file identity, size and modification time with the
-// version it last read. The returned source also implements [Refresher]:
+// version it last read. A read that fails to parse (the file caught while
+// another process rewrites it) is retried, and after that the last token
+// read is kept. The returned source also implements [Refresher]:
 // Refresh re-reads the file unconditionally and fails with
 // [ErrTokenUnchanged] if it still holds the rejected token. Errors are
 // *[LoadError] (a missing file wraps fs.ErrNotExist; a file without a
@@ -206,8 +208,13 @@ func (s *fileTokenSource) Refresh(ctx context.Context, rejected *Token) (*Token,
 
 // reload reads the file and caches its token; s.mu must be held.
 func (s *fileTokenSource) reload() (*fileSnapshot, error) {
-	af, fi, err := readAuthFile(s.path)
+	af, fi, err := readAuthFileRetrying(s.path)
 	if err != nil {
+		// A file caught mid-rewrite must not turn a working login into a
+		// credential error: keep serving the last token read.
+		if last := s.cur.Load(); last != nil && errors.Is(err, ErrInvalidAuthFile) {
+			return last, nil
+		}
 		return nil, withPath(err, s.path)
 	}
 	switch af.AuthMode {
@@ -223,7 +230,7 @@ func (s *fileTokenSource) reload() (*fileSnapshot, error) {
 		return nil, withPath(err, s.path)
 	}
 	snap := &fileSnapshot{
-		tok: Token{AccessToken: login.AccessToken, AccountID: login.AccountID, FedRAMP: login.FedRAMP},
+		tok: Token{AccessToken: login.AccessToken, AccountID: login.AccountID, UserID: login.UserID, FedRAMP: login.FedRAMP},
 		fi:  fi,
 	}
 	s.cur.Store(snap)

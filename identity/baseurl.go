@@ -22,6 +22,11 @@ const (
 // Environment variables that override the derived bases, as in the Codex
 // CLI. Values are trimmed, trailing "/" removed, and ignored when empty.
 const (
+	// EnvCodexAuthAPIBase is the AuthAPI base override current Codex reads
+	// first.
+	EnvCodexAuthAPIBase = "CODEX_AUTHAPI_BASE_URL"
+	// EnvAuthAPIBase is the older name, read when EnvCodexAuthAPIBase is
+	// empty.
 	EnvAuthAPIBase = "CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL"
 	EnvJWKSBase    = "CODEX_AGENT_IDENTITY_JWKS_BASE_URL"
 )
@@ -87,8 +92,8 @@ func IsLoopbackBase(base string) bool {
 type BaseURLs struct {
 	// ChatGPT is the ChatGPT backend base (default [DefaultChatGPTBase]).
 	ChatGPT string
-	// AuthAPI is where agents and tasks are registered: [EnvAuthAPIBase] if
-	// set, else [AuthAPIBaseFor] of ChatGPT.
+	// AuthAPI is where agents and tasks are registered: [EnvCodexAuthAPIBase]
+	// if set, else [EnvAuthAPIBase] if set, else [AuthAPIBaseFor] of ChatGPT.
 	AuthAPI string
 	// JWKS is the base the JWKS is served under: [EnvJWKSBase] if set, else
 	// ChatGPT. Pass it to [JWKSURL] for the key-set URL.
@@ -96,8 +101,8 @@ type BaseURLs struct {
 }
 
 // ResolveBaseURLs derives the service bases from a ChatGPT backend base
-// (empty means [DefaultChatGPTBase]) and applies the [EnvAuthAPIBase] and
-// [EnvJWKSBase] overrides read through getenv (nil means [os.Getenv]).
+// (empty means [DefaultChatGPTBase]) and applies the [EnvCodexAuthAPIBase]
+// (then [EnvAuthAPIBase]) and [EnvJWKSBase] overrides read through getenv (nil means [os.Getenv]).
 // Override values are trimmed, lose trailing "/", and are ignored when
 // empty.
 func ResolveBaseURLs(getenv func(string) string, chatgptBase string) BaseURLs {
@@ -109,7 +114,9 @@ func ResolveBaseURLs(getenv func(string) string, chatgptBase string) BaseURLs {
 		b.ChatGPT = DefaultChatGPTBase
 	}
 	b.AuthAPI = AuthAPIBaseFor(b.ChatGPT)
-	if v := normalizeBase(getenv(EnvAuthAPIBase)); v != "" {
+	if v := normalizeBase(getenv(EnvCodexAuthAPIBase)); v != "" {
+		b.AuthAPI = v
+	} else if v := normalizeBase(getenv(EnvAuthAPIBase)); v != "" {
 		b.AuthAPI = v
 	}
 	b.JWKS = b.ChatGPT

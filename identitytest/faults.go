@@ -28,7 +28,7 @@ const (
 
 func (r Route) valid() bool {
 	switch r {
-	case RouteAgentRegister, RouteTaskRegister, RouteResource, RouteJWKS:
+	case RouteAgentRegister, RouteTaskRegister, RouteResource, RouteJWKS, RouteToken:
 		return true
 	}
 	return false

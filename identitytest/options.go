@@ -98,6 +98,16 @@ type Options struct {
 	// [Server.Close] waits for it. Default: nil, upgrade requests get the
 	// plain JSON [Echo] like any other request.
 	WebSocket func(w http.ResponseWriter, r *http.Request, echo Echo)
+
+	// TokenLifetime is the lifetime of the access tokens the token
+	// endpoint issues (by Now). Default: DefaultTokenLifetime (1 h).
+	TokenLifetime time.Duration
+	// RefreshTokenLifetime makes refresh tokens older than this fail with
+	// refresh_token_expired. Default: zero, they do not expire.
+	RefreshTokenLifetime time.Duration
+	// OAuthClientID is the client id the token endpoint accepts. Default:
+	// DefaultOAuthClientID, the Codex CLI's.
+	OAuthClientID string
 }
 
 // validate rejects settings that cannot work. Errors never quote a token.

@@ -90,7 +90,7 @@ type agentRegisterResponse struct {
 func (s *Server) serveAgentRegister(w http.ResponseWriter, r *http.Request) {
 	const route = RouteAgentRegister
 	tok, reason := bearerToken(r.Header)
-	if reason == "" && !s.acceptAny && !s.accessTokens[tok] {
+	if reason == "" && !s.acceptAny && !s.knownAccessToken(tok) {
 		reason = "unknown_bearer"
 	}
 	if reason != "" {

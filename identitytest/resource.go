@@ -82,7 +82,7 @@ func (s *Server) authenticate(h http.Header, echo *Echo) string {
 	}
 	v := vals[0]
 	if tok, ok := strings.CutPrefix(v, headers.SchemeBearer+" "); ok {
-		if tok == "" || !(s.accessTokens[tok] || s.apiKeys[tok]) {
+		if tok == "" || !(s.knownAccessToken(tok) || s.apiKeys[tok]) {
 			return "unknown_bearer"
 		}
 		echo.Mode = ModeBearer

@@ -35,6 +35,11 @@ type Server struct {
 	maxRegs      int // runtimes + tasks; 0: unlimited
 	webSocket    func(http.ResponseWriter, *http.Request, Echo)
 
+	tokenLifetime   time.Duration
+	refreshLifetime time.Duration
+	oauthClientID   string
+	tok             tokenState
+
 	issuerOnce sync.Once
 	issuer     *JWTIssuer
 	issuerErr  error
@@ -68,14 +73,14 @@ type runtimeEntry struct {
 // before /agent-identities/jwks is tolerated, so an AuthAPI base such as
 // URL+"/api/accounts" or a ChatGPT base such as URL+"/backend-api" works):
 //
-//   - POST /v1/agent/register (SPEC §3.4): needs "Bearer <token>" with a
+//   - POST /v1/agent/register (agent registration): needs "Bearer <token>" with a
 //     token from Options.AccessTokens (or any token with
 //     AcceptAnyBearerForAgentRegistration), else 401; a body of exactly
 //     abom {agent_version, agent_harness_id, running_location},
 //     agent_public_key (ssh-ed25519), capabilities (array of strings) and
 //     an optional null-or-number ttl, else 400. Records the key and the
 //     routing headers and answers {"agent_runtime_id": "rt-..."}.
-//   - POST /v1/agent/{rid}/task/register (SPEC §3.3): unknown rid 404; an
+//   - POST /v1/agent/{rid}/task/register (task registration): unknown rid 404; an
 //     Authorization header, a body that is not one JSON object of string
 //     timestamp, string signature and optional non-empty external_task_ref
 //     (thread-key rules: valid UTF-8, no control characters, at most 512
@@ -83,7 +88,11 @@ type runtimeEntry struct {
 //     a malformed timestamp, a signature that does not verify with the
 //     runtime's key, or a timestamp more than MaxSkew from Now: 401.
 //     Answers {"task_id": ...} or, with EncryptTaskIDs, {"encrypted_task_id": ...}.
-//   - GET .../agent-identities/jwks (SPEC §3.5): the JWKS of [Server.Issuer].
+//   - GET .../agent-identities/jwks (Agent Identity JWT keys): the JWKS of [Server.Issuer].
+//   - POST .../oauth/token: the ChatGPT token endpoint for logins made with
+//     [Server.IssueLogin] (see serveToken in token.go: single-use rotating
+//     refresh tokens, Codex's error shapes); the access tokens it issues
+//     are accepted like Options.AccessTokens until they expire.
 //   - any other path under /v1/, any method: a protected resource that
 //     answers 200 with an [Echo] for a configured Bearer token or a
 //     verified AgentAssertion (right runtime key, task of that runtime, not
@@ -141,12 +150,16 @@ func newServer(opts Options) (*Server, error) {
 		requestLog:   opts.RequestLog,
 		maxRegs:      opts.MaxRegistrations,
 		webSocket:    opts.WebSocket,
-		serveDone:    make(chan struct{}),
-		closing:      make(chan struct{}),
-		runtimes:     map[string]*runtimeEntry{},
-		tasks:        map[string]*Task{},
-		faults:       map[Route]*faultState{},
-		stats:        newStats(),
+
+		tokenLifetime:   opts.TokenLifetime,
+		refreshLifetime: opts.RefreshTokenLifetime,
+		oauthClientID:   opts.OAuthClientID,
+		serveDone:       make(chan struct{}),
+		closing:         make(chan struct{}),
+		runtimes:        map[string]*runtimeEntry{},
+		tasks:           map[string]*Task{},
+		faults:          map[Route]*faultState{},
+		stats:           newStats(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -156,6 +169,12 @@ func newServer(opts Options) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.tokenLifetime <= 0 {
+		s.tokenLifetime = DefaultTokenLifetime
+	}
+	if s.oauthClientID == "" {
+		s.oauthClientID = DefaultOAuthClientID
 	}
 	if s.requestLog == 0 {
 		s.requestLog = DefaultRequestLog
@@ -281,6 +300,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case RouteResource:
 		s.serveResource(w, r)
+	case RouteToken:
+		s.serveToken(w, r)
 	}
 }
 
@@ -291,6 +312,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 func classify(path string) (route Route, runtimeID string) {
 	if strings.HasSuffix(path, "/agent-identities/jwks") {
 		return RouteJWKS, ""
+	}
+	if strings.HasSuffix(path, TokenPath) {
+		return RouteToken, ""
 	}
 	if i := strings.Index(path, "/v1/agent/"); i >= 0 {
 		rest := path[i+len("/v1/agent/"):]

@@ -57,6 +57,10 @@ type Stats struct {
 	FaultsServed int
 	// JWKSRequests counts JWKS documents served.
 	JWKSRequests int
+	// TokenRefreshes counts successful refresh-token exchanges at the
+	// token endpoint; its rejections count in Rejections under their
+	// error code (refresh_token_reused, ...).
+	TokenRefreshes int
 }
 
 func newStats() Stats {

@@ -102,6 +102,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 			src = credentials.StaticTokenSource(credentials.Token{
 				AccessToken: creds.ChatGPT.AccessToken,
 				AccountID:   creds.ChatGPT.AccountID,
+				UserID:      creds.ChatGPT.UserID,
 				FedRAMP:     creds.ChatGPT.FedRAMP,
 			})
 		}
@@ -263,12 +264,16 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, a *authorization
 // registration (which may need the same host); a bounded copy of it is
 // returned when recovery fails. A key whose re-registered task was
 // rejected again at once is not re-registered for the backoff: the
-// resource, not the task, is refusing.
+// resource, not the task, is refusing. A 401 to a ChatGPT Bearer request
+// is answered by recoverBearer.
 func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, a *authorization, thread string, hasThread bool) (*http.Response, error) {
 	if a.mode == resolver.ModeAPIKey {
 		return resp, nil
 	}
 	ctx := req.Context()
+	if a.mode == resolver.ModeBearer {
+		return t.recoverBearer(req, resp, a)
+	}
 	if a.mode.IsAssertion() {
 		if a.agent.held(a.task, t.s.Now()) {
 			return resp, nil
@@ -283,19 +288,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		return resp, nil
 	}
 	resp = buffer(resp)
-	var next authorization
-	var err error
-	switch {
-	case a.mode.IsAssertion():
-		next, err = t.authz(ctx, thread, hasThread)
-	default:
-		var ok bool
-		next, ok, err = t.bearer.refresh(ctx, a.token)
-		if !ok {
-			t.obs.recovery(ctx, a.mode, RecoveryUnsupported)
-			return resp, nil
-		}
-	}
+	next, err := t.authz(ctx, thread, hasThread)
 	if err != nil {
 		// The 401 says more than a failed recovery would; keep it.
 		t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
@@ -347,6 +340,50 @@ func buffer(resp *http.Response) *http.Response {
 	}
 	out.Body = io.NopCloser(bytes.NewReader(data))
 	return out
+}
+
+// recoverBearer answers a 401 to a ChatGPT Bearer request: it asks a
+// refreshing token source for another token (a reload of the stored
+// login first) and replays; if that is rejected too it asks again (now a
+// network refresh) and replays once more; then the 401 is returned. Each
+// 401 body is read into memory (at most 64 KiB) and its connection
+// released before any recovery work, so the token endpoint or the store
+// never waits for a connection the 401 holds. A request that cannot be
+// replayed still triggers one refresh, for the requests after it.
+func (t *Transport) recoverBearer(req *http.Request, resp *http.Response, a *authorization) (*http.Response, error) {
+	ctx := req.Context()
+	resp = buffer(resp)
+	rejected := a.token
+	for attempt := 0; attempt < 2; attempt++ {
+		next, ok, err := t.bearer.refresh(ctx, rejected)
+		if !ok {
+			t.obs.recovery(ctx, a.mode, RecoveryUnsupported)
+			return resp, nil
+		}
+		if err != nil {
+			// The 401 says more than a failed recovery would; keep it.
+			t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
+			t.obs.recovery(ctx, a.mode, RecoveryFailed)
+			return resp, nil
+		}
+		if !replayable(req) {
+			t.obs.recovery(ctx, a.mode, RecoveryNotReplayable)
+			return resp, nil
+		}
+		body, err := replayBody(req)
+		if err != nil {
+			t.obs.recovery(ctx, a.mode, RecoveryFailed)
+			return resp, nil
+		}
+		t.stats.replays.Add(1)
+		t.obs.recovery(ctx, a.mode, RecoveryReplayed)
+		r, err := t.send(req, body, &next)
+		if err != nil || r.StatusCode != http.StatusUnauthorized || attempt == 1 {
+			return r, err
+		}
+		resp, rejected = buffer(r), next.token
+	}
+	return resp, nil
 }
 
 // replayable reports whether req can be sent a second time.

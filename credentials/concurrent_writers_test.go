@@ -1,0 +1,130 @@
+package credentials
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/agentauth/agentauth/identity"
+)
+
+// rotationNumber reads the N of an access token "at-rot-N".
+func rotationNumber(af *AuthFile) int {
+	if af == nil || af.Tokens == nil {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(af.Tokens.AccessToken, "at-rot-"))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func writeRotation(t *testing.T, dir, path string, n int) {
+	data := fmt.Sprintf(`{"OPENAI_API_KEY":null,"tokens":{"id_token":"","access_token":"at-rot-%d","refresh_token":"rt-rot-%d","account_id":"acct-1"},"codex_member":%d}`, n, n, n)
+	tmp := filepath.Join(dir, fmt.Sprintf(".codex-tmp-%d", n))
+	if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
+		t.Error(err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Error(err)
+	}
+}
+
+// SaveAgentIdentity never rolls back a token rotation written meanwhile,
+// even by a writer that ignores the lock (issue #12, item 15): the update
+// is checked against the file just before its rename and redone.
+func TestSaveAgentIdentityNeverRollsBackRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, AuthFileName)
+	writeRotation(t, dir, path, 0)
+	const saves = 300
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var last atomic.Int64
+	wg.Add(1)
+	go func() { // the unlocked rotation writer
+		defer wg.Done()
+		for n := 1; !stop.Load() && n < 1_000_000; n++ {
+			writeRotation(t, dir, path, n)
+			last.Store(int64(n))
+		}
+	}()
+	rollbacks := 0
+	store := NewFileStore(path)
+	for i := range saves {
+		rec := &identity.Record{AgentRuntimeID: fmt.Sprintf("rt-%d", i), AgentPrivateKey: fixturePrivateKey, AccountID: "acct-1"}
+		before := last.Load()
+		err := store.SaveAgentIdentity(testCtx(t), rec)
+		if err != nil && !errors.Is(err, ErrTokenSetChanged) {
+			t.Fatal(err)
+		}
+		af, err := store.Load()
+		if err != nil {
+			t.Fatalf("torn or invalid file: %v", err)
+		}
+		if n := rotationNumber(af); n >= 0 && int64(n) < before {
+			rollbacks++
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if rollbacks > 0 {
+		t.Fatalf("%d of %d saves rolled back a rotation", rollbacks, saves)
+	}
+}
+
+// A reader of a file rewritten in place (truncate and write, as older
+// Codex versions did) keeps the last good token instead of failing
+// (issue #12, first suspicion).
+func TestFileTokenSourceToleratesInPlaceRewrites(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, AuthFileName)
+	doc := func(n int) []byte {
+		return []byte(fmt.Sprintf(`{"OPENAI_API_KEY":null,"tokens":{"id_token":"","access_token":"at-inplace-%d","refresh_token":"rt","account_id":"acct-1"},"padding":"%s"}`,
+			n%2, strings.Repeat("p", 16<<10)))
+	}
+	if err := os.WriteFile(path, doc(0), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := NewFileTokenSource(path)
+	if _, err := src.Token(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 1; !stop.Load() && n < 1_000_000; n++ {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			d := doc(n)
+			f.Write(d[:len(d)/2])
+			f.Write(d[len(d)/2:])
+			f.Close()
+		}
+	}()
+	failures := 0
+	for range 2000 {
+		if _, err := src.Token(testCtx(t)); err != nil {
+			failures++
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if failures > 0 {
+		t.Fatalf("%d of 2000 reads failed while the file was rewritten in place", failures)
+	}
+}

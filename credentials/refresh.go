@@ -1,0 +1,730 @@
+package credentials
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The ChatGPT token endpoint, as the Codex CLI uses it.
+const (
+	// DefaultTokenURL is where a ChatGPT refresh token is exchanged.
+	DefaultTokenURL = "https://auth.openai.com/oauth/token"
+	// DefaultClientID is the OAuth client id of the Codex CLI.
+	DefaultClientID = "app_EMoamEEZ73f0CkXaXp7hrann"
+	// EnvRefreshTokenURL overrides DefaultTokenURL.
+	EnvRefreshTokenURL = "CODEX_REFRESH_TOKEN_URL_OVERRIDE"
+	// EnvClientID overrides DefaultClientID.
+	EnvClientID = "CODEX_APP_SERVER_LOGIN_CLIENT_ID"
+)
+
+// When a ChatGPT access token is refreshed.
+const (
+	// RefreshWindow: a token whose JWT exp is this close is refreshed.
+	RefreshWindow = 5 * time.Minute
+	// StaleAfter: a token without a readable exp is refreshed when
+	// last_refresh is this old (or absent).
+	StaleAfter = 8 * 24 * time.Hour
+	// DefaultRefreshTimeout bounds one refresh: waiting for the lock,
+	// reading the store and the token request.
+	DefaultRefreshTimeout = 30 * time.Second
+)
+
+// Backoff after a temporary refresh failure: full jitter in [d/2, d], d
+// doubling from refreshBackoffBase to refreshBackoffMax.
+const (
+	refreshBackoffBase = time.Second
+	refreshBackoffMax  = time.Minute
+)
+
+// maxTokenResponse bounds how much of a token endpoint response is read.
+const maxTokenResponse = 1 << 20
+
+// ErrLoginExpired is matched (errors.Is) by every permanent refresh
+// failure: the login cannot be refreshed any more and the user must log in
+// again. The *[RefreshError] says why.
+var ErrLoginExpired = errors.New("credentials: the ChatGPT login can no longer be refreshed; log in again (codex login)")
+
+// Reasons of a permanent [RefreshError].
+const (
+	ReasonRefreshTokenExpired     = "refresh_token_expired"
+	ReasonRefreshTokenReused      = "refresh_token_reused"
+	ReasonRefreshTokenInvalidated = "refresh_token_invalidated"
+	ReasonUnauthorized            = "unauthorized"     // 401 with another or no code
+	ReasonInvalidGrant            = "invalid_grant"    // 400 invalid_grant (RFC 6749)
+	ReasonAccountChanged          = "account_changed"  // the store now holds another account
+	ReasonNoRefreshToken          = "no_refresh_token" // the login has no refresh token
+	ReasonNoLogin                 = "no_login"         // the store holds no ChatGPT login
+)
+
+// RefreshError is a failed ChatGPT token refresh. It never holds a token or
+// the response body, only the status and the error code the endpoint gave.
+type RefreshError struct {
+	// Permanent is set when refreshing again cannot help (see
+	// [ErrLoginExpired]); otherwise the failure is temporary and the
+	// source retries after a jittered backoff.
+	Permanent bool
+	// Reason is one of the Reason constants for a permanent failure, or
+	// the lower-cased error code of the response ("" when none).
+	Reason string
+	// Status is the HTTP status of the token endpoint, 0 when there was no
+	// response.
+	Status int
+	// Err is the cause (a network error, for example), or nil.
+	Err error
+}
+
+// Error explains the failure; a permanent one tells the user to log in
+// again and names the cause.
+func (e *RefreshError) Error() string {
+	if e.Permanent {
+		why := map[string]string{
+			ReasonRefreshTokenExpired:     "the refresh token has expired",
+			ReasonRefreshTokenReused:      "the refresh token was already used",
+			ReasonRefreshTokenInvalidated: "the refresh token was revoked",
+			ReasonUnauthorized:            "the token endpoint rejected the refresh token",
+			ReasonInvalidGrant:            "the token endpoint rejected the refresh token (invalid_grant)",
+			ReasonAccountChanged:          "auth.json now holds a different ChatGPT account (logged out or signed in to another account)",
+			ReasonNoRefreshToken:          "the login has no refresh token",
+			ReasonNoLogin:                 "there is no ChatGPT login any more",
+		}[e.Reason]
+		if why == "" {
+			why = "the token endpoint answered " + strconv.Quote(e.Reason)
+		}
+		return "credentials: the ChatGPT login can no longer be refreshed: " + why + "; log in again (codex login)"
+	}
+	var b strings.Builder
+	b.WriteString("credentials: refreshing the ChatGPT token failed")
+	if e.Status != 0 {
+		b.WriteString(" (HTTP " + strconv.Itoa(e.Status))
+		if e.Reason != "" {
+			b.WriteString(", " + strconv.Quote(e.Reason))
+		}
+		b.WriteString(")")
+	}
+	if e.Err != nil {
+		b.WriteString(": " + truncate(e.Err.Error(), maxQuotedError))
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *RefreshError) Unwrap() error { return e.Err }
+
+// Is matches [ErrLoginExpired] for a permanent failure.
+func (e *RefreshError) Is(target error) bool { return e.Permanent && target == ErrLoginExpired }
+
+// Temporary reports whether a later refresh may succeed.
+func (e *RefreshError) Temporary() bool { return !e.Permanent }
+
+// RefreshOptions configures [NewRefreshingTokenSource]. Only Coordinator
+// is required.
+type RefreshOptions struct {
+	// Coordinator stores the login and serialises its refreshes: the
+	// auth.json one of [NewAuthFileCoordinator], or a shared store.
+	Coordinator RefreshCoordinator
+	// TokenURL is the token endpoint. Default: env
+	// CODEX_REFRESH_TOKEN_URL_OVERRIDE (read through Getenv), else
+	// [DefaultTokenURL].
+	TokenURL string
+	// ClientID is the OAuth client id sent with every refresh. Default:
+	// env CODEX_APP_SERVER_LOGIN_CLIENT_ID, else [DefaultClientID].
+	ClientID string
+	// HTTPClient sends the token requests. Default: a client on
+	// http.DefaultTransport. Each request is bounded by Timeout anyway.
+	HTTPClient *http.Client
+	// Getenv reads the environment overrides. Default: os.Getenv.
+	Getenv func(string) string
+	// Timeout bounds one refresh (lock wait, store read, token request).
+	// Default: [DefaultRefreshTimeout].
+	Timeout time.Duration
+	// Logger receives debug records of refreshes (never a token).
+	// Default: discard.
+	Logger *slog.Logger
+	// Now is the clock deciding when a token is due. Default: time.Now.
+	Now func() time.Time
+
+	// jitter maps a backoff to the wait actually used; tests replace it.
+	jitter func(time.Duration) time.Duration
+}
+
+// RefreshingTokenSource is a [TokenSource] and [Refresher] that keeps a
+// ChatGPT login alive by refreshing its access token as the Codex CLI
+// does, and better where the CLI is weak:
+//
+//   - A token is due when its JWT exp is within [RefreshWindow], or, when
+//     exp cannot be read, when last_refresh is older than [StaleAfter].
+//   - A due token that is still valid is refreshed ahead in the
+//     background, in one flight, while every request keeps using it. Only
+//     an expired token (or one whose expiry is unknown and that is stale)
+//     makes requests wait, each bounded by its own context; a token known
+//     to be expired is never returned.
+//   - One refresh per login at a time, across every source of the
+//     process, other processes and the Codex CLI: under the
+//     coordinator's lock the store is read first, and when it already
+//     holds a newer token for the same account that token is used with no
+//     network call. Only the fields the endpoint returned are stored, with
+//     the account re-derived from a new id token and last_refresh set.
+//   - A permanent failure (401, or error code refresh_token_expired,
+//     refresh_token_reused, refresh_token_invalidated, or 400
+//     invalid_grant) is a *[RefreshError] matching [ErrLoginExpired],
+//     remembered until the store changes, with no network call meanwhile.
+//     Anything else is temporary and retried after a jittered backoff.
+//
+// A source is bound to the account it first loaded; a store that later
+// holds another account is a permanent "account changed" failure. Create
+// it with [NewRefreshingTokenSource]; Close stops a refresh in flight.
+type RefreshingTokenSource struct {
+	coord    RefreshCoordinator
+	tokenURL string
+	clientID string
+	client   *http.Client
+	timeout  time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	jitter   func(time.Duration) time.Duration
+
+	cache atomic.Pointer[refreshSnap]
+
+	ctx    context.Context // parent of every flight; cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	loadMu sync.Mutex // one initial load at a time
+
+	mu      sync.Mutex
+	flight  *refreshFlight
+	perm    *permanentFailure
+	retryAt time.Time
+	backoff time.Duration
+	lastErr error // the last temporary failure, served during the backoff
+
+	// requests counts token requests sent (for tests and diagnostics).
+	requests atomic.Int64
+}
+
+type refreshSnap struct {
+	set TokenSet
+	tok *Token
+	exp time.Time // the access token's exp; zero when unknown
+}
+
+type refreshFlight struct {
+	done chan struct{}
+	snap *refreshSnap
+	err  error
+}
+
+type permanentFailure struct {
+	err *RefreshError
+	fp  string // the store's tokens when it happened
+}
+
+// NewRefreshingTokenSource returns a refreshing source over
+// opts.Coordinator. Nothing is read until the first Token call.
+func NewRefreshingTokenSource(opts RefreshOptions) (*RefreshingTokenSource, error) {
+	if opts.Coordinator == nil {
+		return nil, errors.New("credentials: NewRefreshingTokenSource: RefreshOptions.Coordinator is required")
+	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	s := &RefreshingTokenSource{
+		coord:    opts.Coordinator,
+		tokenURL: strings.TrimSpace(opts.TokenURL),
+		clientID: strings.TrimSpace(opts.ClientID),
+		client:   opts.HTTPClient,
+		timeout:  opts.Timeout,
+		log:      opts.Logger,
+		now:      opts.Now,
+		jitter:   opts.jitter,
+	}
+	if s.tokenURL == "" {
+		s.tokenURL = strings.TrimSpace(getenv(EnvRefreshTokenURL))
+	}
+	if s.tokenURL == "" {
+		s.tokenURL = DefaultTokenURL
+	}
+	if s.clientID == "" {
+		s.clientID = strings.TrimSpace(getenv(EnvClientID))
+	}
+	if s.clientID == "" {
+		s.clientID = DefaultClientID
+	}
+	if s.client == nil {
+		s.client = &http.Client{}
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultRefreshTimeout
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.jitter == nil {
+		s.jitter = func(d time.Duration) time.Duration { return d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) }
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Close cancels a refresh in flight, waits for it to end and closes the
+// HTTP client's idle connections. The source keeps serving its current
+// token afterwards but refreshes no more.
+func (s *RefreshingTokenSource) Close() {
+	s.cancel()
+	s.wg.Wait()
+	s.client.CloseIdleConnections()
+}
+
+// TokenRequests returns how many token requests the source has sent.
+func (s *RefreshingTokenSource) TokenRequests() int64 { return s.requests.Load() }
+
+// Token returns the current token, refreshing it as the type doc says.
+func (s *RefreshingTokenSource) Token(ctx context.Context) (*Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	snap := s.cache.Load()
+	if snap == nil {
+		var err error
+		if snap, err = s.initial(ctx); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	if !snap.due(now) {
+		return snap.tok, nil
+	}
+	if !snap.mustWait(now) {
+		// Refresh ahead; a failure here is retried after the backoff and
+		// the valid token is used meanwhile.
+		_, _ = s.start(snap, nil, false)
+		return snap.tok, nil
+	}
+	f, err := s.start(snap, nil, false)
+	if err == nil {
+		select {
+		case <-f.done:
+			err = f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if err == nil {
+			return f.snap.tok, nil
+		}
+	}
+	if !snap.expired(now) && !isPermanent(err) {
+		// Stale by last_refresh but not known to be expired: still usable.
+		return snap.tok, nil
+	}
+	return nil, err
+}
+
+// Refresh implements [Refresher] for a token the server rejected with 401:
+// it reads the store first and returns a different token found there for
+// the same account (no network call); only when the store still holds the
+// rejected token does it refresh over the network. A store holding another
+// account is a permanent "account changed" error.
+func (s *RefreshingTokenSource) Refresh(ctx context.Context, rejected *Token) (*Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	snap := s.cache.Load()
+	if snap == nil {
+		var err error
+		if snap, err = s.initial(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if rejected == nil {
+		rejected = snap.tok
+	}
+	set, err := s.coord.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if set == nil {
+		return nil, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
+	}
+	cur := newRefreshSnap(*set)
+	if !sameAccount(snap, cur) {
+		return nil, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
+	}
+	if cur.tok.AccessToken != rejected.AccessToken && !cur.expired(s.now()) {
+		s.adopt(cur)
+		return cur.tok, nil
+	}
+	f, err := s.start(snap, rejected, true)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	if f.snap.tok.AccessToken == rejected.AccessToken {
+		return nil, ErrTokenUnchanged
+	}
+	return f.snap.tok, nil
+}
+
+// initial loads the login the source is bound to.
+func (s *RefreshingTokenSource) initial(ctx context.Context) (*refreshSnap, error) {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	if snap := s.cache.Load(); snap != nil {
+		return snap, nil
+	}
+	set, err := s.coord.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if set == nil {
+		return nil, &LoadError{Err: ErrNoChatGPTLogin}
+	}
+	snap := newRefreshSnap(*set)
+	if err := validateToken(snap.tok); err != nil {
+		return nil, err
+	}
+	s.cache.Store(snap)
+	return snap, nil
+}
+
+// adopt makes snap current unless a newer one is there already.
+func (s *RefreshingTokenSource) adopt(snap *refreshSnap) {
+	if validateToken(snap.tok) != nil {
+		return
+	}
+	s.cache.Store(snap)
+}
+
+// start joins the refresh in flight or starts one. held is the snapshot the
+// caller saw; rejected, when set, is a token the server refused (the
+// refresh then ignores the due rules). It fails at once, without a
+// flight, with a remembered permanent failure (unless the store changed
+// since) or, unless forced, with the last temporary failure during its
+// backoff.
+func (s *RefreshingTokenSource) start(held *refreshSnap, rejected *Token, force bool) (*refreshFlight, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.flight != nil {
+		return s.flight, nil
+	}
+	if s.ctx.Err() != nil {
+		return nil, &RefreshError{Err: errors.New("token source closed")}
+	}
+	if s.perm != nil {
+		set, err := s.coord.Load(s.ctx)
+		if err != nil || set == nil || fingerprint(set) == s.perm.fp {
+			return nil, s.perm.err
+		}
+		// The store changed (a new login, a refresh by someone else):
+		// forget the failure and look again.
+		s.perm = nil
+		s.retryAt, s.backoff, s.lastErr = time.Time{}, 0, nil
+		cur := newRefreshSnap(*set)
+		if !sameAccount(held, cur) {
+			err := &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
+			s.perm = &permanentFailure{err: err, fp: fingerprint(set)}
+			return nil, err
+		}
+		if !cur.due(s.now()) {
+			s.adopt(cur)
+			f := &refreshFlight{done: make(chan struct{}), snap: cur}
+			close(f.done)
+			return f, nil
+		}
+	}
+	if !force && s.now().Before(s.retryAt) && s.lastErr != nil {
+		return nil, s.lastErr
+	}
+	f := &refreshFlight{done: make(chan struct{})}
+	s.flight = f
+	s.wg.Add(1)
+	go s.run(f, held, rejected)
+	return f, nil
+}
+
+// run is one refresh flight, on a context detached from every caller.
+func (s *RefreshingTokenSource) run(f *refreshFlight, held *refreshSnap, rejected *Token) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+	defer cancel()
+	snap, set, err := s.refreshLocked(ctx, held, rejected)
+
+	s.mu.Lock()
+	var re *RefreshError
+	switch {
+	case err == nil:
+		s.retryAt, s.backoff, s.lastErr = time.Time{}, 0, nil
+		s.adopt(snap)
+	case errors.As(err, &re) && re.Permanent:
+		s.perm = &permanentFailure{err: re, fp: fingerprint(set)}
+	default:
+		if !errors.As(err, &re) {
+			err = &RefreshError{Err: err}
+		}
+		s.backoff = min(max(s.backoff*2, refreshBackoffBase), refreshBackoffMax)
+		s.retryAt = s.now().Add(s.jitter(s.backoff))
+		s.lastErr = err
+	}
+	f.snap, f.err = snap, err
+	s.flight = nil
+	s.mu.Unlock()
+	close(f.done)
+	if err != nil {
+		s.log.Debug("credentials: ChatGPT token refresh failed", "error", err)
+	}
+}
+
+// refreshLocked takes the lock, re-reads the store, and either adopts a
+// newer token found there or refreshes over the network and stores the
+// result. set is what the store held (for remembering a failure).
+func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refreshSnap, rejected *Token) (_ *refreshSnap, set *TokenSet, _ error) {
+	release, err := s.coord.Lock(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
+	set, err = s.coord.Load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if set == nil {
+		return nil, nil, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
+	}
+	cur := newRefreshSnap(*set)
+	if !sameAccount(held, cur) {
+		return nil, set, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
+	}
+	target := held.tok.AccessToken
+	if rejected != nil {
+		target = rejected.AccessToken
+	}
+	if cur.tok.AccessToken != target && !cur.due(s.now()) {
+		return cur, set, nil // someone else refreshed: no network call
+	}
+	if set.RefreshToken == "" {
+		return nil, set, &RefreshError{Permanent: true, Reason: ReasonNoRefreshToken}
+	}
+	resp, err := s.exchange(ctx, set.RefreshToken)
+	if err != nil {
+		return nil, set, err
+	}
+	next := *set
+	if resp.IDToken != "" {
+		next.IDToken = resp.IDToken
+		if c, err := parseIDToken(resp.IDToken); err == nil && c.AccountID != "" {
+			next.AccountID = c.AccountID
+		}
+	}
+	if resp.AccessToken != "" {
+		next.AccessToken = resp.AccessToken
+	}
+	if resp.RefreshToken != "" {
+		next.RefreshToken = resp.RefreshToken
+	}
+	next.LastRefresh = s.now().UTC().Truncate(time.Second)
+	if err := s.coord.CompareAndSwap(ctx, set, &next); err != nil {
+		// The endpoint already rotated the tokens; the new ones are valid
+		// even though the store could not take them.
+		s.log.Debug("credentials: storing refreshed ChatGPT tokens failed", "error", err)
+	}
+	ns := newRefreshSnap(next)
+	if resp.AccessToken == "" {
+		return nil, &next, &RefreshError{Err: errors.New("the token response carried no access_token")}
+	}
+	if err := validateToken(ns.tok); err != nil {
+		return nil, &next, &RefreshError{Err: err}
+	}
+	return ns, &next, nil
+}
+
+type tokenResponse struct {
+	IDToken      string `json:"id_token"`
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// exchange sends one refresh request.
+func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken string) (*tokenResponse, error) {
+	body, _ := json.Marshal(struct {
+		ClientID     string `json:"client_id"`
+		GrantType    string `json:"grant_type"`
+		RefreshToken string `json:"refresh_token"`
+	}{s.clientID, "refresh_token", refreshToken})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.tokenURL, bytes.NewReader(body))
+	if err != nil {
+		return nil, &RefreshError{Err: errors.New("invalid token endpoint URL")}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	s.requests.Add(1)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, &RefreshError{Err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse))
+	if err != nil {
+		return nil, &RefreshError{Status: resp.StatusCode, Err: errors.New("reading the token response failed")}
+	}
+	if resp.StatusCode/100 == 2 {
+		var tr tokenResponse
+		if err := json.Unmarshal(data, &tr); err != nil {
+			return nil, &RefreshError{Status: resp.StatusCode, Err: errors.New("the token response is not valid JSON")}
+		}
+		return &tr, nil
+	}
+	code := strings.ToLower(refreshErrorCode(data))
+	e := &RefreshError{Status: resp.StatusCode, Reason: safeCode(code)}
+	switch {
+	case code == ReasonRefreshTokenExpired || code == ReasonRefreshTokenReused || code == ReasonRefreshTokenInvalidated:
+		e.Permanent = true
+	case resp.StatusCode == http.StatusBadRequest && code == ReasonInvalidGrant:
+		e.Permanent = true
+	case resp.StatusCode == http.StatusUnauthorized:
+		e.Permanent = true
+		if e.Reason == "" {
+			e.Reason = ReasonUnauthorized
+		}
+	}
+	return nil, e
+}
+
+// refreshErrorCode finds the error code of a token endpoint error body:
+// error.code, a string error, or a top-level code.
+func refreshErrorCode(body []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return ""
+	}
+	if raw, ok := m["error"]; ok {
+		var obj struct {
+			Code *string `json:"code"`
+		}
+		var str string
+		switch {
+		case json.Unmarshal(raw, &str) == nil:
+			return str
+		case json.Unmarshal(raw, &obj) == nil && obj.Code != nil:
+			return *obj.Code
+		}
+	}
+	var code string
+	if raw, ok := m["code"]; ok && json.Unmarshal(raw, &code) == nil {
+		return code
+	}
+	return ""
+}
+
+// safeCode keeps an error code only when it looks like one: at most 64
+// lower-case letters and underscores ("invalid_grant", "server_error").
+// Anything else yields "": a server that echoes the request could put a
+// token there, and tokens carry digits or other characters.
+func safeCode(code string) string {
+	if len(code) > 64 {
+		return ""
+	}
+	for _, r := range code {
+		if (r < 'a' || r > 'z') && r != '_' {
+			return ""
+		}
+	}
+	return code
+}
+
+func (s *RefreshingTokenSource) remember(err *RefreshError, set *TokenSet) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.perm = &permanentFailure{err: err, fp: fingerprint(set)}
+	return err
+}
+
+func isPermanent(err error) bool {
+	var re *RefreshError
+	return errors.As(err, &re) && re.Permanent
+}
+
+// fingerprint identifies a stored token set by its tokens, so a remembered
+// failure ends when the store changes. It is kept in memory only.
+func fingerprint(set *TokenSet) string {
+	if set == nil {
+		return ""
+	}
+	return set.AccessToken + "\x00" + set.RefreshToken + "\x00" + set.IDToken
+}
+
+func sameAccount(a, b *refreshSnap) bool {
+	return a.tok.AccountID == "" || b.tok.AccountID == "" || a.tok.AccountID == b.tok.AccountID
+}
+
+// newRefreshSnap derives the token, routing and expiry of a token set: the
+// account is the stored account_id, else the id token's (then the access
+// token's) chatgpt_account_id; user and FedRAMP come from the id token,
+// the user falling back to the access token's claim.
+func newRefreshSnap(set TokenSet) *refreshSnap {
+	id, _ := parseIDToken(set.IDToken)
+	at := accessTokenClaims(set.AccessToken)
+	tok := &Token{AccessToken: set.AccessToken, AccountID: set.AccountID, UserID: id.UserID, FedRAMP: id.FedRAMP}
+	if tok.AccountID == "" {
+		tok.AccountID = id.AccountID
+	}
+	if tok.AccountID == "" {
+		tok.AccountID = at.AccountID
+	}
+	if tok.UserID == "" {
+		tok.UserID = at.UserID
+	}
+	if set.IDToken == "" {
+		tok.FedRAMP = at.FedRAMP
+	}
+	return &refreshSnap{set: set, tok: tok, exp: at.Expiry}
+}
+
+func (r *refreshSnap) due(now time.Time) bool {
+	if !r.exp.IsZero() {
+		return !now.Before(r.exp.Add(-RefreshWindow))
+	}
+	return r.set.LastRefresh.IsZero() || now.Sub(r.set.LastRefresh) >= StaleAfter
+}
+
+func (r *refreshSnap) expired(now time.Time) bool {
+	return !r.exp.IsZero() && !now.Before(r.exp)
+}
+
+// mustWait: the token cannot be used before the refresh ends (expired, or
+// stale with an unknown expiry).
+func (r *refreshSnap) mustWait(now time.Time) bool {
+	return r.expired(now) || (r.exp.IsZero() && r.due(now))
+}
+
+// String describes the source without its tokens.
+func (s *RefreshingTokenSource) String() string {
+	return fmt.Sprintf("credentials.RefreshingTokenSource{TokenURL:%q}", s.tokenURL)
+}
+
+var (
+	_ TokenSource = (*RefreshingTokenSource)(nil)
+	_ Refresher   = (*RefreshingTokenSource)(nil)
+)

@@ -1,12 +1,15 @@
 // Command agentauth is the command-line face of the agentauth module: it
 // runs the reference server, mints keys and AgentAssertion headers, and
-// drives the transport (SPEC §7). Run "agentauth -h" for the list of
-// subcommands and "agentauth COMMAND -h" for each one's flags.
+// drives the transport. Run "agentauth -h" for the list of subcommands,
+// "agentauth COMMAND -h" for each one's flags and "agentauth version" for
+// the build. docs/protocol.md describes what the commands speak.
 //
 // Every subcommand lives in its own file and registers itself with
-// [register] from an init function; main only dispatches. Bad input exits 2
-// with a single line on stderr, runtime failures exit 1, and no output
-// carries a secret the command was not asked to produce.
+// [register] from an init function; main only dispatches. Bad input (flags,
+// arguments, and files or standard input named on the command line that
+// cannot be read or parsed) exits 2 with a single line on stderr, runtime
+// failures exit 1, and no output carries a secret the command was not asked
+// to produce.
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -68,6 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return exitOK
+	case "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -118,9 +124,21 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 		err = fmt.Errorf("unexpected argument %q", truncate(fs.Arg(0)))
 	}
 	if err != nil {
-		return usageError(stderr, fs.Name(), err), true
+		return usageError(stderr, fs.Name(), flagError(err)), true
 	}
 	return 0, false
+}
+
+// flagErrorName matches the flag name the flag package quotes in its
+// errors ("flag provided but not defined: -nope", "invalid value ... for
+// flag -threads: ...").
+var flagErrorName = regexp.MustCompile(`(defined: |flag )-([A-Za-z][A-Za-z0-9-]+)`)
+
+// flagError rewrites the flag package's single-dash spelling of long flags
+// into the "--name" spelling that help texts and this package's own errors
+// use; one-letter flags (-X, -d, -H, -v) keep one dash, as in curl.
+func flagError(err error) error {
+	return errors.New(flagErrorName.ReplaceAllString(err.Error(), "${1}--${2}"))
 }
 
 // usageError prints "agentauth CMD: message (run 'agentauth CMD -h')" and

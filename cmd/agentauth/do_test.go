@@ -645,3 +645,24 @@ func TestDoDataFromStdinAndDoubleDash(t *testing.T) {
 		t.Fatalf("do -d @-: %+v request %v", r, q)
 	}
 }
+
+func TestDoExplainsARejectionAfterLeavingTheFirstPartyOrigins(t *testing.T) {
+	// The redirect target is another loopback origin: not first-party, so
+	// it gets no credential and answers 401. do says why.
+	other := newTestServer(t, identitytest.Options{APIKeys: []string{doAPIKey}})
+	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL()+"/v1/responses", http.StatusFound)
+	}))
+	defer first.Close()
+	r := runCmd(t, "", "do", "--api-key", doAPIKey, first.URL+"/start")
+	want := "agentauth do: server answered 401 Unauthorized (1 hop(s) went to an origin that is not first-party and carried no credential; see --allow-origin)\n"
+	if r.code != exitFailure || r.stderr != want {
+		t.Errorf("exit %d stderr %q, want %q", r.code, r.stderr, want)
+	}
+	// Named with --allow-origin, the hop carries the key and succeeds.
+	r = runCmd(t, "", "do", "--api-key", doAPIKey, "--allow-origin", other.URL(), first.URL+"/start")
+	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer {
+		t.Errorf("with --allow-origin: %+v", r)
+	}
+	assertNoSecret(t, r, doAPIKey)
+}

@@ -313,6 +313,21 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+func TestHelpSpellsLongFlagsWithTwoDashes(t *testing.T) {
+	for _, c := range []string{"demo", "do", "serve", "keygen", "assertion", "version"} {
+		r := runCmd(t, "", c, "-h")
+		if r.code != 0 || regexp.MustCompile(`(?m)^  -[a-z]{2}`).MatchString(r.stdout) {
+			t.Errorf("%s -h lists a long flag with one dash:\n%s", c, r.stdout)
+		}
+	}
+	r := runCmd(t, "", "do", "-h")
+	for _, want := range []string{"\n  --timeout duration\n", "(default 2m0s)", "\n  -d string\n", "\n  --api-key-stdin\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("do -h lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
 func TestFlagErrorsSpellLongFlagsWithTwoDashes(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

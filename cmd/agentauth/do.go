@@ -541,9 +541,7 @@ func parseInterspersed(fs *flag.FlagSet, synopsis string, args []string, stdout,
 		err := fs.Parse(rest)
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, "usage: %s\n\nflags:\n", synopsis)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			fs.SetOutput(io.Discard)
+			printFlags(stdout, fs)
 			return nil, exitOK, true
 		}
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -115,9 +116,7 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(stdout, "usage: %s\n\nflags:\n", synopsis)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		printFlags(stdout, fs)
 		return exitOK, true
 	}
 	if err == nil && fs.NArg() > 0 {
@@ -127,6 +126,31 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 		return usageError(stderr, fs.Name(), flagError(err)), true
 	}
 	return 0, false
+}
+
+// printFlags lists fs's flags as flag.PrintDefaults does, but spells long
+// flags "--name" as the synopses and error messages do; one-letter flags
+// keep one dash.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		kind, usage := flag.UnquoteUsage(f)
+		line := "  " + dash + f.Name
+		if kind != "" {
+			line += " " + kind
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if d := f.DefValue; d != "" && d != "false" && d != "0" && !strings.HasSuffix(d, " value(s)") {
+			if kind == "string" {
+				d = strconv.Quote(d)
+			}
+			line += " (default " + d + ")"
+		}
+		fmt.Fprintln(w, line)
+	})
 }
 
 // flagErrorName matches the flag name the flag package quotes in its

@@ -468,7 +468,7 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 					canceledN.Add(1)
 				case r.err != nil:
 					counts.failures.Add(1)
-					errs.add(demoErrorKindOf(r.err), r.err.Error())
+					errs.add(demoErrorKindOf(r.err), describeDoError(r.err, base))
 				case !r.ok:
 					added[i] = time.Duration(tm.total.Load() - tm.base.Load())
 					counts.rejections.Add(1)
@@ -653,7 +653,11 @@ func demoErrorKindOf(err error) string {
 	case errors.Is(err, transport.ErrProvisioning):
 		return "failed: agent provisioning"
 	case errors.Is(err, transport.ErrRegistration):
-		return "failed: task registration"
+		var te *transport.Error
+		if errors.As(err, &te) && te.Mode == resolver.ModeThreadTask {
+			return "failed: thread-task registration"
+		}
+		return "failed: process-task registration"
 	case errors.Is(err, transport.ErrCredential):
 		return "failed: credential"
 	case errors.Is(err, context.DeadlineExceeded):

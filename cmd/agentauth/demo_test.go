@@ -247,6 +247,18 @@ func TestDemoRegistrationFailureExitsNonZero(t *testing.T) {
 	if !strings.HasSuffix(r.stderr, "5 of 5 requests did not succeed: 0 rejected (non-2xx), 5 failed\n") {
 		t.Errorf("stderr %q", r.stderr)
 	}
+	// Why, in words: what was being registered where, and the answer.
+	for _, want := range []string{
+		"4× failed: thread-task registration, first: registering the thread's task at " + srv.URL() + " failed: the server answered 400 Bad Request",
+		"1× failed: process-task registration, first: registering the process task (the task of requests without a thread key) at ",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, `key "`) || strings.Contains(r.stderr, "resolver:") {
+		t.Errorf("stderr names internal keys:\n%s", r.stderr)
+	}
 }
 
 func TestDemoInterrupted(t *testing.T) {

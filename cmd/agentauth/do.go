@@ -781,7 +781,8 @@ func (h *doLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *doLogHandler) WithGroup(string) slog.Handler { return h }
 
-// describeDoError words a failed request for the person who ran do: what
+// describeDoError words a failed request for the person who ran do (or
+// demo): what
 // the transport was doing (provisioning, registering the thread's task or
 // the process task, and where) and the root cause (a status and the
 // server's words, or the network error), instead of the chain of package
@@ -800,9 +801,9 @@ func describeDoError(err error, authAPI string) string {
 	case errors.Is(err, transport.ErrProvisioning):
 		what = "provisioning an Agent Identity from the ChatGPT login at " + authAPI
 	case errors.Is(err, transport.ErrRegistration) && te.Mode == resolver.ModeThreadTask:
-		what = "registering the task of --thread at " + authAPI
+		what = "registering the thread's task at " + authAPI
 	case errors.Is(err, transport.ErrRegistration):
-		what = "registering the process task (the task of requests without --thread) at " + authAPI
+		what = "registering the process task (the task of requests without a thread key) at " + authAPI
 	case errors.Is(err, transport.ErrInvalidThreadKey):
 		what = "checking the thread key"
 	default:

@@ -493,8 +493,8 @@ func TestDoRegistrationErrorIsWordedForPeople(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "agentauth do: registering the process task (the task of requests without --thread) at " + srv.URL() + " failed: the server answered 403 Forbidden"},
-		{[]string{"--thread", "th-w"}, "agentauth do: registering the task of --thread at " + srv.URL() + " failed: the server answered 403 Forbidden"},
+		{nil, "agentauth do: registering the process task (the task of requests without a thread key) at " + srv.URL() + " failed: the server answered 403 Forbidden"},
+		{[]string{"--thread", "th-w"}, "agentauth do: registering the thread's task at " + srv.URL() + " failed: the server answered 403 Forbidden"},
 	} {
 		r := runCmd(t, "", append(append([]string{"do", "--record", path}, tc.args...), srv.URL()+"/v1/responses")...)
 		assertOneLineError(t, r, exitFailure, rec.AgentPrivateKey)

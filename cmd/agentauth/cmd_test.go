@@ -321,7 +321,7 @@ func TestHelpSpellsLongFlagsWithTwoDashes(t *testing.T) {
 		}
 	}
 	r := runCmd(t, "", "do", "-h")
-	for _, want := range []string{"\n  --timeout duration\n", "(default 2m0s)", "\n  -d string\n", "\n  --api-key-stdin\n"} {
+	for _, want := range []string{"\n  --timeout duration\n", "(default 2m0s)", "\n  -d string\n", "\n  --api-key-stdin\n", "Credentials go only to first-party origins"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("do -h lacks %q:\n%s", want, r.stdout)
 		}

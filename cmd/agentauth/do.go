@@ -48,6 +48,15 @@ const (
 	envDoAccessToken = "AGENTAUTH_ACCESS_TOKEN"
 )
 
+// doHelp is the part of do -h that flags cannot say.
+const doHelp = `Credentials go only to first-party origins: https://chatgpt.com, https://api.openai.com,
+the AuthAPI origin, the URL's origin when the URL is a loopback host, and each --allow-origin.
+A URL outside that list is refused; a redirect that leaves it is followed without credentials.
+A loopback URL is also where its agent and task registrations go, unless --authapi or
+$CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL names another AuthAPI. Without a credential flag, do
+reads $AGENTAUTH_API_KEY or $AGENTAUTH_ACCESS_TOKEN, else the Codex login (--codex-home).
+`
+
 // doDefaultOrigins are the first-party origins of every do run: the
 // library's default allow-list (the ChatGPT backend and the API).
 var doDefaultOrigins = []string{"https://chatgpt.com", transport.DefaultOpenAIOrigin}
@@ -106,11 +115,11 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	thread := fs.String("thread", "", "tag the request with this thread key (its own task); without it the process task is used")
 	authAPI := fs.String("authapi", "", "AuthAPI base URL where agents and tasks are registered; its origin is first-party (default: the URL's origin when the URL is a loopback host, else derived from the ChatGPT backend; $"+identity.EnvAuthAPIBase+" overrides both)")
 	var extraOrigins stringsFlag
-	fs.Var(&extraOrigins, "allow-origin", "also send credentials to this origin, scheme://host[:port] (repeatable); plain http only for loopback hosts")
+	fs.Var(&extraOrigins, "allow-origin", "also send credentials to this `origin`, scheme://host[:port] (repeatable); plain http only for loopback hosts")
 	method := fs.String("X", "", "request method (default GET, or POST with -d)")
 	data := fs.String("d", "", "request body; @FILE reads a file and @- stdin; sets Content-Type: application/json unless -H sets one")
 	var hdrs stringsFlag
-	fs.Var(&hdrs, "H", "extra request header 'Name: value' (repeatable)")
+	fs.Var(&hdrs, "H", "extra request `header` 'Name: value' (repeatable)")
 	verbose := fs.Bool("v", false, "print every hop as sent (registration attempts and redirects included), its response status and headers or its error, and the transport's debug log to stderr, credentials redacted")
 	timeout := fs.Duration("timeout", doDefaultTimeout, "give up after this long")
 
@@ -540,7 +549,7 @@ func parseInterspersed(fs *flag.FlagSet, synopsis string, args []string, stdout,
 	for {
 		err := fs.Parse(rest)
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, "usage: %s\n\nflags:\n", synopsis)
+			fmt.Fprintf(stdout, "usage: %s\n\n%s\nflags:\n", synopsis, doHelp)
 			printFlags(stdout, fs)
 			return nil, exitOK, true
 		}

@@ -42,10 +42,10 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs := newFlagSet("serve")
 	addr := fs.String("addr", "127.0.0.1:8787", "address to listen on")
 	var accessTokens, apiKeys stringsFlag
-	fs.Var(&accessTokens, "access-token", "ChatGPT access token accepted as Bearer at agent registration and resources (repeatable; without any, agent registration accepts every Bearer token)")
-	fs.Var(&apiKeys, "api-key", "API key accepted as Bearer at resources (repeatable)")
+	fs.Var(&accessTokens, "access-token", "ChatGPT access `token` accepted as Bearer at agent registration and resources (repeatable; without any, agent registration accepts every Bearer token)")
+	fs.Var(&apiKeys, "api-key", "API `key` accepted as Bearer at resources (repeatable)")
 	var trusted stringsFlag
-	fs.Var(&trusted, "trust-record", "keygen JSON or Agent Identity record whose runtime id and public key the server knows from the start (repeatable; - reads stdin); only the public key is kept")
+	fs.Var(&trusted, "trust-record", "keygen JSON or Agent Identity record `file` whose runtime id and public key the server knows from the start (repeatable; - reads stdin); only the public key is kept")
 	encrypt := fs.Bool("encrypt-task-ids", false, "answer task registrations with encrypted_task_id (a sealed box) instead of task_id")
 	maxSkew := fs.Duration("max-skew", identitytest.DefaultMaxSkew, "largest accepted distance between a signed timestamp and the server clock")
 	if code, done := parseFlags(fs, serveSynopsis, args, stdout, stderr); done {

@@ -12,8 +12,9 @@ import (
 // maxResourceBody bounds how much of a resource request body is kept.
 const maxResourceBody = 1 << 20
 
-// serveResource implements every protected resource under /v1/ (SPEC §8):
-// it authenticates the request, records it and echoes what it verified.
+// serveResource implements every protected resource under /v1/ (any path
+// that is not a registration route): it authenticates the request, records
+// it and echoes what it verified, marked with [EchoHeader].
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxResourceBody))
 	echo := Echo{Mode: ModeNone, Path: r.URL.Path}
@@ -58,6 +59,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Debug("identitytest: resource", "method", r.Method, "path", r.URL.Path, "mode", echo.Mode,
 		"agent_runtime_id", echo.AgentRuntimeID, "task_id", echo.TaskID)
+	w.Header().Set(EchoHeader, "identitytest")
 	if upgrade {
 		s.serveWebSocket(w, r, echo)
 		return

@@ -54,13 +54,15 @@ func runAssertion(_ context.Context, args []string, stdin io.Reader, stdout, std
 		at = t
 	}
 
+	// A record named on the command line that cannot be read or used is
+	// bad input (exit 2), as in do and serve.
 	data, err := readRecord(*recordPath, stdin)
 	if err != nil {
-		return failure(stderr, fs.Name(), err)
+		return usageError(stderr, fs.Name(), err)
 	}
 	runtimeID, key, err := parseRecord(data)
 	if err != nil {
-		return failure(stderr, fs.Name(), err)
+		return usageError(stderr, fs.Name(), err)
 	}
 	header, err := identity.SignAssertion(key, runtimeID, *taskID, at)
 	if err != nil {

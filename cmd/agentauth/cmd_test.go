@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +19,8 @@ import (
 	"github.com/agentauth/agentauth/identity"
 )
 
-// SPEC §5 vectors.
+// The published test vectors of the protocol (docs/protocol.md): seed
+// 32×0x07, runtime agent-123, task task-123, 2026-04-23T00:00:00Z.
 const (
 	specKey    = "MFECAQEwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHgSEA6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw="
 	specPub    = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"
@@ -142,7 +145,7 @@ func TestAssertionSpecVector(t *testing.T) {
 	for _, at := range []string{"2026-04-23T00:00:00.9+00:00", "2026-04-23T00:00:00Z", "2026-04-23T02:00:00.999999999+02:00", "2026-04-22T19:00:00-05:00"} {
 		r := runCmd(t, "", "assertion", "--record", path, "--task-id", "task-123", "--at", at)
 		if r.code != 0 || r.stdout != specHeader+"\n" || r.stderr != "" {
-			t.Errorf("--at %s: got %+v, want the SPEC §5 header", at, r)
+			t.Errorf("--at %s: got %+v, want the test-vector header", at, r)
 		}
 	}
 	// A keygen-shaped record with the matching public key works too.
@@ -185,14 +188,14 @@ func TestAssertionErrors(t *testing.T) {
 		{"--at without zone", good, []string{"--record", "-", "--task-id", "t", "--at", "2026-04-23T00:00:00"}, exitUsage},
 		{"--at outside the four-digit years", good, []string{"--record", "-", "--task-id", "t", "--at", "0000-01-01T00:00:00+01:00"}, exitUsage},
 		{"control char in task", good, []string{"--record", "-", "--task-id", "a\x01b"}, exitUsage},
-		{"record not JSON", "agent_private_key=" + specKey, []string{"--record", "-", "--task-id", "t"}, exitFailure},
-		{"truncated JSON", good[:60], []string{"--record", "-", "--task-id", "t"}, exitFailure},
-		{"key not a string", `{"agent_runtime_id":"a","agent_private_key":["` + specKey + `"]}`, []string{"--record", "-", "--task-id", "t"}, exitFailure},
-		{"no runtime id", `{"agent_private_key":"` + specKey + `"}`, []string{"--record", "-", "--task-id", "t"}, exitFailure},
-		{"no key", `{"agent_runtime_id":"a"}`, []string{"--record", "-", "--task-id", "t"}, exitFailure},
-		{"bad key", `{"agent_runtime_id":"a","agent_private_key":"` + specKey[:40] + `"}`, []string{"--record", "-", "--task-id", "t"}, exitFailure},
-		{"mismatched public key", `{"agent_runtime_id":"a","agent_private_key":"` + specKey + `","public_key_ssh":"` + otherKey.SSHPublicKey() + `"}`, []string{"--record", "-", "--task-id", "t"}, exitFailure},
-		{"missing file", "", []string{"--record", filepath.Join(t.TempDir(), "nope.json"), "--task-id", "t"}, exitFailure},
+		{"record not JSON", "agent_private_key=" + specKey, []string{"--record", "-", "--task-id", "t"}, exitUsage},
+		{"truncated JSON", good[:60], []string{"--record", "-", "--task-id", "t"}, exitUsage},
+		{"key not a string", `{"agent_runtime_id":"a","agent_private_key":["` + specKey + `"]}`, []string{"--record", "-", "--task-id", "t"}, exitUsage},
+		{"no runtime id", `{"agent_private_key":"` + specKey + `"}`, []string{"--record", "-", "--task-id", "t"}, exitUsage},
+		{"no key", `{"agent_runtime_id":"a"}`, []string{"--record", "-", "--task-id", "t"}, exitUsage},
+		{"bad key", `{"agent_runtime_id":"a","agent_private_key":"` + specKey[:40] + `"}`, []string{"--record", "-", "--task-id", "t"}, exitUsage},
+		{"mismatched public key", `{"agent_runtime_id":"a","agent_private_key":"` + specKey + `","public_key_ssh":"` + otherKey.SSHPublicKey() + `"}`, []string{"--record", "-", "--task-id", "t"}, exitUsage},
+		{"missing file", "", []string{"--record", filepath.Join(t.TempDir(), "nope.json"), "--task-id", "t"}, exitUsage},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -288,4 +291,157 @@ func TestServe(t *testing.T) {
 func TestServeListenError(t *testing.T) {
 	r := runCmd(t, "", "serve", "--addr", "127.0.0.1:notaport", "--access-token", "tok-secret-1234567890")
 	assertOneLineError(t, r, exitFailure, "tok-secret-1234567890")
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}} {
+		r := runCmd(t, "", args...)
+		if r.code != 0 || r.stderr != "" || !regexp.MustCompile(`^agentauth \S+( \([0-9a-f]+(, modified)?\))? go\S+ \w+/\w+\n$`).MatchString(r.stdout) {
+			t.Errorf("%v: %+v", args, r)
+		}
+	}
+	assertOneLineError(t, runCmd(t, "", "version", "extra"), exitUsage)
+	line := versionLine(func() (*debug.BuildInfo, bool) {
+		return &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}}, true
+	})
+	if !strings.HasPrefix(line, "agentauth v1.2.3 (0123456789ab, modified) go") {
+		t.Errorf("versionLine %q", line)
+	}
+	if line := versionLine(func() (*debug.BuildInfo, bool) { return nil, false }); !strings.HasPrefix(line, "agentauth (unknown) go") {
+		t.Errorf("no build info: %q", line)
+	}
+}
+
+func TestHelpSpellsLongFlagsWithTwoDashes(t *testing.T) {
+	for _, c := range []string{"demo", "do", "serve", "keygen", "assertion", "version"} {
+		r := runCmd(t, "", c, "-h")
+		if r.code != 0 || regexp.MustCompile(`(?m)^  -[a-z]{2}`).MatchString(r.stdout) {
+			t.Errorf("%s -h lists a long flag with one dash:\n%s", c, r.stdout)
+		}
+	}
+	r := runCmd(t, "", "do", "-h")
+	for _, want := range []string{"\n  --timeout duration\n", "(default 2m0s)", "\n  -d string\n", "\n  --api-key-stdin\n", "Credentials go only to first-party origins"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("do -h lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestFlagErrorsSpellLongFlagsWithTwoDashes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"demo", "--threads", "many"}, `agentauth demo: invalid value "many" for flag --threads: parse error`},
+		{[]string{"demo", "-threads", "many"}, `agentauth demo: invalid value "many" for flag --threads: parse error`},
+		{[]string{"do", "--nope", "http://127.0.0.1:1/"}, "agentauth do: flag provided but not defined: --nope"},
+		{[]string{"do", "--timeout", "soon", "http://127.0.0.1:1/"}, `agentauth do: invalid value "soon" for flag --timeout`},
+		{[]string{"do", "-X"}, "agentauth do: flag needs an argument: -X"},
+		{[]string{"serve", "--max-skew", "soon"}, `agentauth serve: invalid value "soon" for flag --max-skew`},
+	} {
+		r := runCmd(t, "", tc.args...)
+		assertOneLineError(t, r, exitUsage)
+		if !strings.HasPrefix(r.stderr, tc.want) {
+			t.Errorf("%v: stderr %q, want prefix %q", tc.args, r.stderr, tc.want)
+		}
+	}
+}
+
+// startServe runs serve in process and returns its first stdout line.
+func startServe(t *testing.T, stdin string, args ...string) (url string, stderr *syncBuffer, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	stderr = new(syncBuffer)
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, append([]string{"serve"}, args...), strings.NewReader(stdin), pw, stderr)
+		pw.Close()
+		done <- code
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		cancel()
+		<-done
+		t.Fatalf("reading the URL line: %v (stderr %s)", err, stderr.String())
+	}
+	go io.Copy(io.Discard, pr)
+	var once sync.Once
+	exit := -1
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case exit = <-done:
+			case <-time.After(5 * time.Second):
+				t.Error("serve did not stop")
+			}
+		})
+		return exit
+	}
+	t.Cleanup(func() { stop() })
+	return strings.TrimSuffix(line, "\n"), stderr, stop
+}
+
+func TestServeTrustsKeygenRecords(t *testing.T) {
+	t.Setenv(identity.EnvAuthAPIBase, "")
+	kg := runCmd(t, "", "keygen")
+	kg2 := runCmd(t, "", "keygen", "--runtime-id", "rt-public-only")
+	var k2 keygenRecord
+	if err := json.Unmarshal([]byte(kg2.stdout), &k2); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, kg.stdout)
+	// The second record without its private key: a public key is enough.
+	pubOnly := writeFile(t, `{"agent_runtime_id":"rt-public-only","public_key_ssh":"`+k2.PublicKeySSH+`"}`)
+	url, logs, stop := startServe(t, "", "--addr", "127.0.0.1:0", "--trust-record", path, "--trust-record", pubOnly)
+
+	r := runCmd(t, "", "do", "--record", path, "--thread", "thread-1", "-d", "{}", url+"/v1/responses")
+	e := decodeEcho(t, r.stdout)
+	var k keygenRecord
+	if err := json.Unmarshal([]byte(kg.stdout), &k); err != nil {
+		t.Fatal(err)
+	}
+	if r.code != 0 || e.Mode != "assertion" || e.AgentRuntimeID != k.AgentRuntimeID || e.ExternalTaskRef != "thread-1" {
+		t.Fatalf("do --record against serve --trust-record: %+v", r)
+	}
+	r = runCmd(t, kg2.stdout, "do", "--record", "-", url+"/v1/responses")
+	if e := decodeEcho(t, r.stdout); r.code != 0 || e.AgentRuntimeID != "rt-public-only" {
+		t.Fatalf("public-key-only record: %+v", r)
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("serve exited %d", code)
+	}
+	if l := logs.String(); !strings.Contains(l, "trusted_runtimes=2") || strings.Contains(l, k.AgentPrivateKey) {
+		t.Errorf("logs %q", l)
+	}
+
+	for _, bad := range []string{writeFile(t, "{}"), writeFile(t, `{"agent_runtime_id":"x","public_key_ssh":"ssh-ed25519 !!"}`), filepath.Join(t.TempDir(), "missing")} {
+		r := runCmd(t, "", "serve", "--addr", "127.0.0.1:0", "--trust-record", bad)
+		assertOneLineError(t, r, exitUsage)
+	}
+}
+
+func TestServeWildcardWarnsAndPrintsALoopbackURL(t *testing.T) {
+	url, logs, stop := startServe(t, "", "--addr", "0.0.0.0:0")
+	if !regexp.MustCompile(`^http://127\.0\.0\.1:\d+$`).MatchString(url) || strings.HasSuffix(url, ":0") {
+		t.Errorf("URL line %q, want http://127.0.0.1:PORT", url)
+	}
+	resp, err := http.Get(url + "/v1/responses")
+	if err != nil {
+		t.Fatalf("the printed URL does not work: %v", err)
+	}
+	resp.Body.Close()
+	stop()
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "every interface") || !strings.Contains(l, "agent registration is open") {
+		t.Errorf("no warning about an open server on every interface: %s", l)
+	}
+	// Loopback: no warning.
+	_, logs, stop = startServe(t, "", "--addr", "127.0.0.1:0", "--access-token", "tok-1234567890")
+	stop()
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("warning on loopback: %s", logs.String())
+	}
 }

@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +19,7 @@ import (
 )
 
 // decodeDemoJSON checks that stdout is exactly one JSON object with the
-// members SPEC §7 requires and decodes it.
+// members the demo's --json contract promises and decodes it.
 func decodeDemoJSON(t *testing.T, stdout string) demoSummary {
 	t.Helper()
 	if strings.Count(stdout, "\n") != 1 || !strings.HasSuffix(stdout, "\n") {
@@ -75,12 +79,16 @@ func TestDemoDefaultsJSON(t *testing.T) {
 		t.Errorf("modes %+v, want 200 thread-task and 20 process-task requests", s.Modes)
 	}
 	// At least one signature per task; at most one per task per second
-	// (SPEC §4.4) over a run that must take less than 15 s.
+	// (assertions are reused within their second) over a run that must
+	// take less than 15 s.
 	if s.Signatures < 9 || s.Signatures > 9*16 {
 		t.Errorf("signatures %d, want between 9 and %d", s.Signatures, 9*16)
 	}
-	if s.LatencyMS.P50 < 0 || s.LatencyMS.P99 < s.LatencyMS.P50 {
+	if s.LatencyMS.P50 == nil || s.LatencyMS.P99 == nil || *s.LatencyMS.P50 < 0 || *s.LatencyMS.P99 < *s.LatencyMS.P50 {
 		t.Errorf("latency %+v: want 0 <= p50 <= p99", s.LatencyMS)
+	}
+	if !s.EchoChecked || s.Expected != s.Registrations || len(s.Errors) != 0 || len(s.Warnings) != 0 {
+		t.Errorf("summary %+v: want checked echoes, the expected registrations and no error", s)
 	}
 	if !s.Embedded || s.Server == nil || !s.Server.Consistent ||
 		s.Server.AgentRegistrations != 1 || s.Server.ThreadRegistrations != 8 || s.Server.ProcessRegistrations != 1 ||
@@ -239,6 +247,18 @@ func TestDemoRegistrationFailureExitsNonZero(t *testing.T) {
 	if !strings.HasSuffix(r.stderr, "5 of 5 requests did not succeed: 0 rejected (non-2xx), 5 failed\n") {
 		t.Errorf("stderr %q", r.stderr)
 	}
+	// Why, in words: what was being registered where, and the answer.
+	for _, want := range []string{
+		"4× failed: thread-task registration, first: registering the thread's task at " + srv.URL() + " failed: the server answered 400 Bad Request",
+		"1× failed: process-task registration, first: registering the process task (the task of requests without a thread key) at ",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, `key "`) || strings.Contains(r.stderr, "resolver:") {
+		t.Errorf("stderr names internal keys:\n%s", r.stderr)
+	}
 }
 
 func TestDemoInterrupted(t *testing.T) {
@@ -259,8 +279,175 @@ func TestDemoInterrupted(t *testing.T) {
 	if s.Requests.Accepted != 0 || s.Canceled+(s.Planned-s.Requests.Total) == 0 {
 		t.Errorf("summary %+v: want canceled or unsent requests", s)
 	}
-	if !regexp.MustCompile(`agentauth demo: interrupted: 0 of 4 requests completed\n$`).MatchString(errb.String()) {
+	if !regexp.MustCompile(`agentauth demo: interrupted: 0 of 4 requests completed, \d canceled in flight, \d never sent\n$`).MatchString(errb.String()) {
 		t.Errorf("stderr %q", errb.String())
+	}
+	// No request got a response: no latency sample, not a 0 ms one.
+	if s.LatencyMS.P50 != nil || s.LatencyMS.P99 != nil {
+		t.Errorf("latency %v/%v from requests that got no response", s.LatencyMS.P50, s.LatencyMS.P99)
+	}
+}
+
+func TestDemoInterruptedAgainstTheEmbeddedServerIsNotADisagreement(t *testing.T) {
+	// The embedded server answers; the run is cut short by its own
+	// timeout while requests are in flight. The server may have answered
+	// some canceled requests: that is said, not reported as DISAGREE.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--threads", "50", "--requests", "2000", "--background", "0", "--concurrency", "16"}, nil, &out, &errb)
+	}()
+	// Cancel once some requests are done, whenever that is.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(errb.String(), "requests done") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	code := <-done
+	if code != exitFailure {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if strings.Contains(out.String(), "DISAGREE") {
+		t.Errorf("an interrupted run reports a disagreement:\n%s", out.String())
+	}
+	if !regexp.MustCompile(`(?m)^server counters match the transport's`).MatchString(out.String()) {
+		t.Errorf("table lacks the comparison:\n%s", out.String())
+	}
+	if !regexp.MustCompile(`agentauth demo: interrupted: \d+ of 100000 requests completed, \d+ canceled in flight, \d+ never sent\n$`).MatchString(errb.String()) {
+		t.Errorf("stderr ends %q", tail(errb.String()))
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 300 {
+		return s[len(s)-300:]
+	}
+	return s
+}
+
+func TestDemoTimeoutFlag(t *testing.T) {
+	srv := newTestServer(t, identitytest.Options{AcceptAnyBearerForAgentRegistration: true})
+	srv.InjectFault(identitytest.RouteResource, identitytest.Fault{Hang: true})
+	r := runCmd(t, "", "demo", "--server", srv.URL(), "--threads", "1", "--requests", "2", "--background", "0", "--timeout", "200ms", "--json")
+	if r.code != exitFailure || !regexp.MustCompile(`agentauth demo: timed out after --timeout 200ms: 0 of 2 requests completed, \d canceled in flight, \d never sent\n$`).MatchString(r.stderr) {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// foreignEchoServer verifies every request with identitytest but answers in
+// its own words: another JSON body and no echo header.
+// With revokeOnce, each thread task is revoked after its first accepted
+// request, so the transport re-registers it once (and replays).
+func foreignEchoServer(t *testing.T, revokeOnce bool) (*identitytest.Server, *httptest.Server) {
+	t.Helper()
+	id := newTestServer(t, identitytest.Options{AcceptAnyBearerForAgentRegistration: true})
+	var mu sync.Mutex
+	revoked := map[string]bool{}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		id.Handler().ServeHTTP(rec, r)
+		var echo identitytest.Echo
+		if revokeOnce && json.Unmarshal(rec.Body.Bytes(), &echo) == nil && echo.ExternalTaskRef != "" {
+			mu.Lock()
+			if !revoked[echo.ExternalTaskRef] {
+				revoked[echo.ExternalTaskRef] = true
+				id.RevokeTask(echo.TaskID)
+			}
+			mu.Unlock()
+		}
+		if rec.Header().Get(identitytest.EchoHeader) == "" {
+			// Registrations (and rejections) pass through unchanged.
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		w.Write([]byte(`{"mode":"verified","id":"resp_1","status":"completed"}`))
+	}))
+	t.Cleanup(front.Close)
+	return id, front
+}
+
+func TestDemoJudgesAForeignServerByStatusAndRegistrations(t *testing.T) {
+	id, front := foreignEchoServer(t, false)
+	r := runCmd(t, "", "demo", "--server", front.URL, "--threads", "4", "--requests", "5", "--background", "3", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	s := decodeDemoJSON(t, r.stdout)
+	if s.EchoChecked || s.EchoMismatches != 0 || s.Requests.Accepted != 23 || s.Registrations != s.Expected ||
+		s.Expected.Agent != 1 || s.Expected.Thread != 4 || s.Expected.Process != 1 {
+		t.Errorf("summary %+v", s)
+	}
+	if st := id.Stats(); st.RequestsByMode[identitytest.ModeAssertion] != 23 {
+		t.Errorf("the server verified %v", st.RequestsByMode)
+	}
+	r = runCmd(t, "", "demo", "--server", front.URL, "--threads", "2", "--requests", "2", "--background", "0")
+	if r.code != 0 || !strings.Contains(r.stdout, "judged by status code") {
+		t.Errorf("table run: %+v", r)
+	}
+	// Against the reference server itself the echo is still checked.
+	r = runCmd(t, "", "demo", "--server", id.URL(), "--threads", "2", "--requests", "2", "--background", "1", "--json")
+	if s := decodeDemoJSON(t, r.stdout); r.code != 0 || !s.EchoChecked {
+		t.Errorf("reference server via --server: exit %d, %+v", r.code, s)
+	}
+}
+
+func TestDemoFailsWhenRegistrationsAreNotTheWorkloads(t *testing.T) {
+	// Every request is accepted in the end, but each thread's task was
+	// registered twice: the demo's contract is one per thread.
+	_, front := foreignEchoServer(t, true)
+	r := runCmd(t, "", "demo", "--server", front.URL, "--threads", "3", "--requests", "4", "--background", "0", "--concurrency", "1")
+	if r.code != exitFailure || !strings.HasSuffix(r.stderr, "agentauth demo: registrations agent 1, thread 6, process 0; the workload needs exactly 1, 3, 0\n") {
+		t.Errorf("exit %d stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestDemoSaysWhyRequestsFailed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	r := runCmd(t, "", "demo", "--server", dead, "--threads", "2", "--requests", "2", "--background", "1")
+	if r.code != exitFailure {
+		t.Fatalf("exit %d", r.code)
+	}
+	for _, want := range []string{
+		"agentauth demo: transport warning (1×): agentauth: agent provisioning unavailable; using Bearer during the cooldown: ",
+		"connection refused",
+		"agentauth demo: 5× failed: network (dial), first: ",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+
+	// A 401 at agent registration is a hard provisioning failure: named.
+	srv := newTestServer(t, identitytest.Options{AccessTokens: []string{"only-this-token"}})
+	r = runCmd(t, "", "demo", "--server", srv.URL(), "--threads", "1", "--requests", "2", "--background", "0", "--json")
+	s := decodeDemoJSON(t, r.stdout)
+	if r.code != exitFailure || len(s.Errors) != 1 || s.Errors[0].Kind != "failed: agent provisioning" || s.Errors[0].Count != 2 ||
+		!strings.Contains(s.Errors[0].First, "401") {
+		t.Errorf("exit %d errors %+v", r.code, s.Errors)
+	}
+	if !strings.Contains(r.stderr, "2× failed: agent provisioning, first: ") || strings.Contains(r.stdout+r.stderr, "demo-") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+
+	// Rejections carry their status and the start of the body.
+	srv = newTestServer(t, identitytest.Options{AcceptAnyBearerForAgentRegistration: true})
+	srv.InjectFault(identitytest.RouteResource, identitytest.Fault{Status: 429})
+	r = runCmd(t, "", "demo", "--server", srv.URL(), "--threads", "1", "--requests", "2", "--background", "0")
+	if !strings.Contains(r.stderr, "agentauth demo: 2× rejected with HTTP 429, first: 429 Too Many Requests: ") {
+		t.Errorf("stderr %q", r.stderr)
 	}
 }
 
@@ -273,6 +460,9 @@ func TestDemoBadFlags(t *testing.T) {
 		{"--background", "-1"},
 		{"--concurrency", "0"},
 		{"--threads", "1000", "--requests", "10000"},
+		{"--threads", "20000"},
+		{"--timeout", "0s"},
+		{"--timeout", "2h"},
 		{"--server", "ftp://127.0.0.1/"},
 		{"--server", "127.0.0.1:8787"},
 		{"--server", "http://example.com"},
@@ -338,12 +528,32 @@ func TestLatencyPercentiles(t *testing.T) {
 	for i := 100; i >= 1; i-- {
 		samples = append(samples, time.Duration(i)*time.Millisecond+1500*time.Nanosecond, -1)
 	}
-	p50, p99 := latencyPercentiles(samples)
-	if p50 != 50.002 || p99 != 99.002 {
+	p50, p99, ok := latencyPercentiles(samples)
+	if p50 != 50.002 || p99 != 99.002 || !ok {
 		t.Errorf("p50 %v p99 %v, want 50.002 and 99.002", p50, p99)
 	}
-	if p50, p99 := latencyPercentiles([]time.Duration{-1}); p50 != 0 || p99 != 0 {
+	if p50, p99, ok := latencyPercentiles([]time.Duration{-1}); ok {
 		t.Errorf("no samples: %v %v", p50, p99)
+	}
+}
+
+func TestDemoLimitsAreStated(t *testing.T) {
+	r := runCmd(t, "", "demo", "--threads", "1000", "--requests", "1000")
+	assertOneLineError(t, r, exitUsage)
+	want := "agentauth demo: --threads 1000 × --requests 1000 + --background 20 (the default) = 1000020 requests; a run is limited to 100000 requests"
+	if !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("stderr %q, want prefix %q", r.stderr, want)
+	}
+	h := runCmd(t, "", "demo", "-h")
+	for _, want := range []string{"1 to 10000", "at most 100000", "counts toward the total", "-timeout", "(default 1m0s)"} {
+		if !strings.Contains(h.stdout, want) {
+			t.Errorf("demo -h lacks %q:\n%s", want, h.stdout)
+		}
+	}
+	// The largest workload within the limits is accepted.
+	o := demoOptions{threads: 1000, requests: 99, background: 1000, concurrency: 8, timeout: time.Minute}
+	if err := o.validate(map[string]bool{}); err != nil {
+		t.Errorf("%+v: %v", o, err)
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,17 +24,42 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
 
-const doSynopsis = "agentauth do [--codex-home DIR [--insecure-unverified-jwt] | --record FILE | --api-key KEY | --access-token TOKEN --account-id ID [--fedramp]] [--use-agent-identity] [--thread ID] [--authapi URL] [-X METHOD] [-d DATA] [-H 'K: V']... [-v] URL"
+const doSynopsis = "agentauth do [--codex-home DIR [--insecure-unverified-jwt] | --record FILE | --api-key KEY | --api-key-stdin | --access-token TOKEN | --access-token-stdin] [--account-id ID [--fedramp]] [--use-agent-identity] [--thread ID] [--authapi URL] [--allow-origin ORIGIN]... [-X METHOD] [-d DATA] [-H 'K: V']... [-v] [--timeout 2m] URL"
 
 // Limits on what do reads from files or stdin for -d.
 const doMaxData = 64 << 20
 
+// doMaxSecret bounds a credential read from standard input.
+const doMaxSecret = 64 << 10
+
 // doDefaultTimeout bounds one do run (registrations, redirects and the
 // response body included).
 const doDefaultTimeout = 2 * time.Minute
+
+// Environment variables do reads a credential from when no credential flag
+// is given, so that it need not appear on the command line (where ps shows
+// it).
+const (
+	envDoAPIKey      = "AGENTAUTH_API_KEY"
+	envDoAccessToken = "AGENTAUTH_ACCESS_TOKEN"
+)
+
+// doHelp is the part of do -h that flags cannot say.
+const doHelp = `Credentials go only to first-party origins: https://chatgpt.com, https://api.openai.com,
+the AuthAPI origin, the URL's origin when the URL is a loopback host, and each --allow-origin.
+A URL outside that list is refused; a redirect that leaves it is followed without credentials.
+A loopback URL is also where its agent and task registrations go, unless --authapi or
+$CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL names another AuthAPI. Without a credential flag, do
+reads $AGENTAUTH_API_KEY or $AGENTAUTH_ACCESS_TOKEN, else the Codex login (--codex-home).
+`
+
+// doDefaultOrigins are the first-party origins of every do run: the
+// library's default allow-list (the ChatGPT backend and the API).
+var doDefaultOrigins = []string{"https://chatgpt.com", transport.DefaultOpenAIOrigin}
 
 func init() {
 	register(command{
@@ -44,43 +71,56 @@ func init() {
 
 // doRequest is the validated command line of do.
 type doRequest struct {
-	target   *url.URL
-	method   string
-	body     []byte // nil: no body
-	header   http.Header
-	host     string // -H 'Host: ...'
-	thread   string
-	hasThr   bool
-	authAPI  string // "" means the transport's default
-	verbose  bool
-	timeout  time.Duration
-	origins  []string
-	insecure bool // some first-party origin is plain http (loopback only)
+	target      *url.URL
+	method      string
+	body        []byte // nil: no body
+	header      http.Header
+	host        string // -H 'Host: ...'
+	thread      string
+	hasThr      bool
+	chatgptBase string // "" means the transport's default
+	authAPI     string // the AuthAPI base registrations go to
+	verbose     bool
+	timeout     time.Duration
+	origins     []string
+	insecure    bool // some first-party origin is plain http (loopback only)
 }
 
 // runDo sends one request through the agentauth transport and copies the
 // response body to stdout. With -v, every request the transport sends (the
-// resource request, its redirects and any registration) and every
-// response's status and headers go to stderr with credentials redacted.
-// A transport error, or a response with status 400 or above (after its body
-// is printed), exits 1 with one line on stderr that never holds a secret.
+// resource request, its redirects and any registration, each attempt of a
+// retried one) and every response's status and headers, or the error of a
+// hop that got none, go to stderr with credentials redacted, together with
+// the transport's debug log. A transport error, or a response with status
+// 400 or above (after its body is printed), exits 1 with one line on stderr
+// that never holds a secret; warnings (such as a fallback to Bearer and its
+// cause) come before it.
+//
+// Credentials go only to first-party origins: https://chatgpt.com,
+// https://api.openai.com, the --authapi origin, the URL's origin when it is
+// a loopback host, and each --allow-origin. A URL outside that list is
+// refused, so a typo cannot send a login to a stranger.
 func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("do")
 	codexHome := fs.String("codex-home", "", "read credentials as the Codex CLI does from DIR/auth.json and the environment (the default source; DIR defaults to $CODEX_HOME, else ~/.codex); an identity provisioned from its ChatGPT login is persisted there")
 	insecureJWT := fs.Bool("insecure-unverified-jwt", false, "accept an agent_identity JWT from --codex-home WITHOUT verifying it (default: verify it against the JWKS of the ChatGPT backend, or of $CODEX_AGENT_IDENTITY_JWKS_BASE_URL)")
 	recordPath := fs.String("record", "", "Agent Identity record or keygen JSON (- reads stdin)")
-	apiKey := fs.String("api-key", "", "API key, always sent as Bearer")
-	accessToken := fs.String("access-token", "", "ChatGPT access token (with --account-id); an identity provisioned from it lives for this run only")
-	accountID := fs.String("account-id", "", "ChatGPT account id sent as ChatGPT-Account-ID (with --access-token)")
-	fedramp := fs.Bool("fedramp", false, "the --access-token account is a FedRAMP account (sends X-OpenAI-Fedramp: true)")
+	apiKey := fs.String("api-key", "", "API key, always sent as Bearer (visible to ps; prefer --api-key-stdin or $"+envDoAPIKey+")")
+	apiKeyStdin := fs.Bool("api-key-stdin", false, "read the API key from the first line of standard input")
+	accessToken := fs.String("access-token", "", "ChatGPT access token (with --account-id); an identity provisioned from it lives for this run only (visible to ps; prefer --access-token-stdin or $"+envDoAccessToken+")")
+	accessTokenStdin := fs.Bool("access-token-stdin", false, "read the ChatGPT access token from the first line of standard input")
+	accountID := fs.String("account-id", "", "ChatGPT account id sent as ChatGPT-Account-ID (with an access token)")
+	fedramp := fs.Bool("fedramp", false, "the access token's account is a FedRAMP account (sends X-OpenAI-Fedramp: true)")
 	useAgent := fs.Bool("use-agent-identity", false, "turn use_agent_identity on: a ChatGPT login is provisioned an Agent Identity and signs with AgentAssertion")
 	thread := fs.String("thread", "", "tag the request with this thread key (its own task); without it the process task is used")
-	authAPI := fs.String("authapi", "", "AuthAPI base URL where agents and tasks are registered (default: derived from the ChatGPT backend and $CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL); its origin is first-party")
+	authAPI := fs.String("authapi", "", "AuthAPI base URL where agents and tasks are registered; its origin is first-party (default: the URL's origin when the URL is a loopback host, else derived from the ChatGPT backend; $"+identity.EnvAuthAPIBase+" overrides both)")
+	var extraOrigins stringsFlag
+	fs.Var(&extraOrigins, "allow-origin", "also send credentials to this `origin`, scheme://host[:port] (repeatable); plain http only for loopback hosts")
 	method := fs.String("X", "", "request method (default GET, or POST with -d)")
 	data := fs.String("d", "", "request body; @FILE reads a file and @- stdin; sets Content-Type: application/json unless -H sets one")
 	var hdrs stringsFlag
-	fs.Var(&hdrs, "H", "extra request header 'Name: value' (repeatable)")
-	verbose := fs.Bool("v", false, "print the requests as sent and the response status and headers to stderr, credentials redacted")
+	fs.Var(&hdrs, "H", "extra request `header` 'Name: value' (repeatable)")
+	verbose := fs.Bool("v", false, "print every hop as sent (registration attempts and redirects included), its response status and headers or its error, and the transport's debug log to stderr, credentials redacted")
 	timeout := fs.Duration("timeout", doDefaultTimeout, "give up after this long")
 
 	positional, code, done := parseInterspersed(fs, doSynopsis, args, stdout, stderr)
@@ -89,14 +129,72 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	// Where the credential comes from, by the name the user gave it.
+	var sources []string
+	for _, n := range []string{"codex-home", "record", "api-key", "api-key-stdin", "access-token", "access-token-stdin"} {
+		if set[n] {
+			sources = append(sources, "--"+n)
+		}
+	}
+	if len(sources) > 1 {
+		return usageError(stderr, fs.Name(), fmt.Errorf("%s are exclusive: give one credential source", strings.Join(sources, " and ")))
+	}
+	stdinUse := ""
+	takeStdin := func(by string) error {
+		if stdinUse != "" {
+			return fmt.Errorf("%s and %s cannot both read standard input", stdinUse, by)
+		}
+		stdinUse = by
+		return nil
+	}
+	switch {
+	case *apiKeyStdin || *accessTokenStdin:
+		name := "--api-key-stdin"
+		if *accessTokenStdin {
+			name = "--access-token-stdin"
+		}
+		if err := takeStdin(name); err != nil {
+			return usageError(stderr, fs.Name(), err)
+		}
+		v, err := readSecretLine(stdin)
+		if err != nil {
+			return usageError(stderr, fs.Name(), fmt.Errorf("%s: %w", name, err))
+		}
+		if *apiKeyStdin {
+			*apiKey, set["api-key"] = v, true
+		} else {
+			*accessToken, set["access-token"] = v, true
+		}
+		sources = []string{name}
+	case len(sources) == 0:
+		key, tok := os.Getenv(envDoAPIKey), os.Getenv(envDoAccessToken)
+		switch {
+		case key != "" && tok != "":
+			return usageError(stderr, fs.Name(), fmt.Errorf("$%s and $%s are both set: unset one or give a credential flag", envDoAPIKey, envDoAccessToken))
+		case key != "":
+			*apiKey, set["api-key"], sources = key, true, []string{"$" + envDoAPIKey}
+		case tok != "":
+			*accessToken, set["access-token"], sources = tok, true, []string{"$" + envDoAccessToken}
+		}
+	}
+	if set["record"] && *recordPath == "-" {
+		if err := takeStdin("--record -"); err != nil {
+			return usageError(stderr, fs.Name(), err)
+		}
+	}
+	source := "--codex-home"
+	if len(sources) == 1 {
+		source = sources[0]
+	}
 	// Every value the user gave that is a credential; scrub removes them
 	// from anything printed, as a second line of defence.
 	secrets := []string{*apiKey, *accessToken}
 
 	req, err := parseDoRequest(positional, set, doFlags{
-		insecureJWT: *insecureJWT, useAgent: *useAgent, apiKey: *apiKey, accessToken: *accessToken,
-		accountID: *accountID, recordPath: *recordPath, thread: *thread, authAPI: *authAPI,
-		method: *method, data: *data, headers: hdrs, verbose: *verbose, timeout: *timeout,
+		source: source, insecureJWT: *insecureJWT, useAgent: *useAgent, apiKey: *apiKey, accessToken: *accessToken,
+		accountID: *accountID, recordPath: *recordPath, thread: *thread, authAPI: *authAPI, origins: extraOrigins,
+		method: *method, data: *data, headers: hdrs, verbose: *verbose, timeout: *timeout, stdinUse: stdinUse,
 	}, stdin)
 	if err != nil {
 		return usageError(stderr, fs.Name(), errors.New(scrub(err.Error(), secrets)))
@@ -112,15 +210,17 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	)
 	switch {
 	case set["api-key"]:
-		creds = &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: *apiKey, Source: "--api-key"}
+		creds = &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: *apiKey, Source: source}
 	case set["access-token"]:
-		creds = &credentials.Credentials{Kind: credentials.KindChatGPT, Source: "--access-token",
+		creds = &credentials.Credentials{Kind: credentials.KindChatGPT, Source: source,
 			ChatGPT: &credentials.ChatGPTLogin{AccessToken: *accessToken, AccountID: *accountID, FedRAMP: *fedramp}}
 		store = credentials.NewMemoryStore()
 	case set["record"]:
 		rec, err := loadDoRecord(*recordPath, stdin)
 		if err != nil {
-			return failure(stderr, fs.Name(), err)
+			// A file named on the command line that cannot be used is bad
+			// input, like -d @FILE.
+			return usageError(stderr, fs.Name(), fmt.Errorf("--record: %w", err))
 		}
 		secrets = append(secrets, rec.AgentPrivateKey)
 		creds = &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: rec, Source: "--record"}
@@ -136,16 +236,20 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 
 	var base http.RoundTripper = http.DefaultTransport
+	outMu := new(sync.Mutex)
 	if req.verbose {
-		base = &verboseRoundTripper{next: base, w: stderr, secrets: secrets}
+		base = &verboseRoundTripper{next: base, w: stderr, secrets: secrets, mu: outMu}
 	}
+	logs := &doLogHandler{w: stderr, verbose: req.verbose, secrets: secrets, mu: outMu}
 	auth, err := transport.New(base, transport.Config{
 		Credentials:       creds,
 		Flag:              featureflag.New(*useAgent),
 		IdentityStore:     store,
+		ChatGPTBaseURL:    req.chatgptBase,
 		AuthAPIBaseURL:    req.authAPI,
 		AllowedOrigins:    req.origins,
 		AllowInsecureHTTP: req.insecure,
+		Logger:            slog.New(logs),
 	})
 	if err != nil {
 		return failure(stderr, fs.Name(), errors.New(scrub(err.Error(), secrets)))
@@ -171,52 +275,73 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 	resp, err := client.Do(hreq)
 	if err != nil {
-		return failure(stderr, fs.Name(), errors.New(scrub(err.Error(), secrets)))
+		msg := describeDoError(err, req.authAPI)
+		if ctx.Err() == context.DeadlineExceeded {
+			msg = fmt.Sprintf("gave up after --timeout %s: %s", req.timeout, msg)
+		}
+		return failure(stderr, fs.Name(), errors.New(scrub(msg, secrets)))
 	}
 	defer resp.Body.Close()
-	if auth.Stats().BearerFallbacks > 0 {
-		// The flag asked for an AgentAssertion; say why Bearer went out.
-		fmt.Fprintln(stderr, "agentauth do: warning: agent provisioning is unavailable; the request was sent with the Bearer token")
-	}
 	if _, err := io.Copy(stdout, resp.Body); err != nil {
 		return failure(stderr, fs.Name(), errors.New(scrub("reading the response failed: "+err.Error(), secrets)))
 	}
 	if resp.StatusCode >= 400 {
-		return failure(stderr, fs.Name(), fmt.Errorf("server answered %s", resp.Status))
+		msg := "server answered " + resp.Status
+		if n := auth.Stats().RequestsIn(resolver.ModePassThrough); n > 0 {
+			// A redirect left the first-party origins: that hop went out
+			// without a credential, which is often why it was refused.
+			msg += fmt.Sprintf(" (%d hop(s) went to an origin that is not first-party and carried no credential; see --allow-origin)", n)
+		}
+		return failure(stderr, fs.Name(), errors.New(msg))
 	}
 	return exitOK
 }
 
+// readSecretLine reads one credential from the first line of r, without
+// its line ending and surrounding space.
+func readSecretLine(r io.Reader) (string, error) {
+	if r == nil {
+		return "", errors.New("no standard input")
+	}
+	b, err := io.ReadAll(io.LimitReader(r, doMaxSecret+1))
+	if err != nil {
+		return "", errors.New("reading standard input failed")
+	}
+	if len(b) > doMaxSecret {
+		return "", fmt.Errorf("standard input is larger than %d bytes", doMaxSecret)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return "", errors.New("standard input is empty")
+	}
+	return line, nil
+}
+
 // doFlags carries the raw flag values into parseDoRequest.
 type doFlags struct {
-	insecureJWT, useAgent, verbose                                            bool
-	apiKey, accessToken, accountID, recordPath, thread, authAPI, method, data string
-	headers                                                                   []string
-	timeout                                                                   time.Duration
+	insecureJWT, useAgent, verbose                                                    bool
+	source, apiKey, accessToken, accountID, recordPath, thread, authAPI, method, data string
+	stdinUse                                                                          string // who reads stdin already ("" nobody)
+	headers, origins                                                                  []string
+	timeout                                                                           time.Duration
 }
 
 // parseDoRequest checks the command line and builds the request plan.
 // Errors name flags, never the value of a credential.
 func parseDoRequest(positional []string, set map[string]bool, f doFlags, stdin io.Reader) (*doRequest, error) {
-	var sources []string
-	for _, n := range []string{"codex-home", "record", "api-key", "access-token"} {
-		if set[n] {
-			sources = append(sources, "--"+n)
-		}
-	}
+	token := set["access-token"]
 	switch {
-	case len(sources) > 1:
-		return nil, fmt.Errorf("%s are exclusive: give one credential source", strings.Join(sources, " and "))
-	case set["account-id"] && !set["access-token"]:
-		return nil, errors.New("--account-id goes with --access-token")
-	case set["fedramp"] && !set["access-token"]:
-		return nil, errors.New("--fedramp goes with --access-token")
-	case set["access-token"] && !set["account-id"]:
-		return nil, errors.New("--access-token needs --account-id")
-	case set["insecure-unverified-jwt"] && len(sources) == 1 && sources[0] != "--codex-home":
+	case set["account-id"] && !token:
+		return nil, errors.New("--account-id goes with an access token (--access-token, --access-token-stdin or $" + envDoAccessToken + ")")
+	case set["fedramp"] && !token:
+		return nil, errors.New("--fedramp goes with an access token (--access-token, --access-token-stdin or $" + envDoAccessToken + ")")
+	case token && !set["account-id"]:
+		return nil, fmt.Errorf("%s needs --account-id", f.source)
+	case set["insecure-unverified-jwt"] && f.source != "--codex-home":
 		return nil, errors.New("--insecure-unverified-jwt applies only to --codex-home credentials")
 	case set["use-agent-identity"] && f.useAgent && set["api-key"]:
-		return nil, errors.New("--use-agent-identity does not apply to --api-key: an API key is always sent as Bearer")
+		return nil, fmt.Errorf("--use-agent-identity does not apply to an API key (%s): an API key is always sent as Bearer", f.source)
 	case set["record"] && f.recordPath == "":
 		return nil, errors.New("--record needs a file name or -")
 	case f.timeout <= 0:
@@ -227,12 +352,12 @@ func parseDoRequest(positional []string, set map[string]bool, f doFlags, stdin i
 		return nil, fmt.Errorf("unexpected argument %q after the URL", truncate(positional[1]))
 	}
 	if set["api-key"] {
-		if err := validateSecret("--api-key", f.apiKey); err != nil {
+		if err := validateSecret(f.source, f.apiKey); err != nil {
 			return nil, err
 		}
 	}
-	if set["access-token"] {
-		if err := validateSecret("--access-token", f.accessToken); err != nil {
+	if token {
+		if err := validateSecret(f.source, f.accessToken); err != nil {
 			return nil, err
 		}
 		if err := validateID("--account-id", f.accountID); err != nil {
@@ -246,18 +371,48 @@ func parseDoRequest(positional []string, set map[string]bool, f doFlags, stdin i
 		return nil, err
 	}
 	r.target = target
-	r.origins = []string{originOf(target)}
-	r.insecure = target.Scheme == "http"
+	r.origins = slices.Clone(doDefaultOrigins)
+	addOrigin := func(u *url.URL) {
+		if o := originOf(u); !slices.Contains(r.origins, o) {
+			r.origins = append(r.origins, o)
+		}
+		r.insecure = r.insecure || u.Scheme == "http"
+	}
+	if identity.IsLoopbackBase(target.String()) {
+		// A local server (agentauth serve, a test server) is where both
+		// the request and its registrations belong: registering at the
+		// production AuthAPI would send a login there for a local test.
+		// The environment override still wins, as in the library.
+		r.chatgptBase = originOf(target)
+		addOrigin(target)
+	}
 	if set["authapi"] {
 		u, err := parseHTTPURL("--authapi", f.authAPI, false)
 		if err != nil {
 			return nil, err
 		}
 		r.authAPI = strings.TrimRight(u.String(), "/")
-		if o := originOf(u); !slices.Contains(r.origins, o) {
-			r.origins = append(r.origins, o)
+		addOrigin(u)
+	} else {
+		r.authAPI = identity.ResolveBaseURLs(nil, r.chatgptBase).AuthAPI
+		if u, err := parseHTTPURL("$"+identity.EnvAuthAPIBase, r.authAPI, false); err != nil {
+			return nil, err
+		} else {
+			addOrigin(u)
 		}
-		r.insecure = r.insecure || u.Scheme == "http"
+	}
+	for _, o := range f.origins {
+		u, err := parseHTTPURL("--allow-origin", o, false)
+		if err != nil {
+			return nil, err
+		}
+		if u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("--allow-origin %q must be scheme://host[:port] without a path", truncate(o))
+		}
+		addOrigin(u)
+	}
+	if !slices.Contains(r.origins, originOf(target)) {
+		return nil, fmt.Errorf("%s is not a first-party origin, so no credential would be sent there; credentials go only to %s; add --allow-origin %s to send them there", originOf(target), strings.Join(r.origins, ", "), originOf(target))
 	}
 	if set["thread"] {
 		if err := transport.ValidateThreadKey(f.thread); err != nil {
@@ -267,7 +422,7 @@ func parseDoRequest(positional []string, set map[string]bool, f doFlags, stdin i
 	}
 
 	if set["d"] {
-		body, err := readData(f.data, stdin, set["record"] && f.recordPath == "-")
+		body, err := readData(f.data, stdin, f.stdinUse)
 		if err != nil {
 			return nil, err
 		}
@@ -352,17 +507,17 @@ func isToken(s string) bool {
 	return true
 }
 
-// readData resolves -d: literal data, @FILE or @- (stdin, unless the record
-// already comes from there).
-func readData(data string, stdin io.Reader, stdinTaken bool) ([]byte, error) {
+// readData resolves -d: literal data, @FILE or @- (stdin, unless stdinUse
+// names another flag that reads it).
+func readData(data string, stdin io.Reader, stdinUse string) ([]byte, error) {
 	name, ok := strings.CutPrefix(data, "@")
 	if !ok {
 		return []byte(data), nil
 	}
 	var r io.Reader
 	switch {
-	case name == "-" && stdinTaken:
-		return nil, errors.New("-d @- and --record - cannot both read stdin")
+	case name == "-" && stdinUse != "":
+		return nil, fmt.Errorf("-d @- and %s cannot both read standard input", stdinUse)
 	case name == "-":
 		if stdin == nil {
 			return nil, errors.New("-d @-: no standard input")
@@ -394,14 +549,12 @@ func parseInterspersed(fs *flag.FlagSet, synopsis string, args []string, stdout,
 	for {
 		err := fs.Parse(rest)
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, "usage: %s\n\nflags:\n", synopsis)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			fs.SetOutput(io.Discard)
+			fmt.Fprintf(stdout, "usage: %s\n\n%s\nflags:\n", synopsis, doHelp)
+			printFlags(stdout, fs)
 			return nil, exitOK, true
 		}
 		if err != nil {
-			return nil, usageError(stderr, fs.Name(), err), true
+			return nil, usageError(stderr, fs.Name(), flagError(err)), true
 		}
 		left := fs.Args()
 		if len(left) == 0 {
@@ -525,7 +678,7 @@ type verboseRoundTripper struct {
 	next    http.RoundTripper
 	w       io.Writer
 	secrets []string
-	mu      sync.Mutex // registrations may run on another goroutine
+	mu      *sync.Mutex // registrations may run on another goroutine; shared with the log handler
 }
 
 func (v *verboseRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -543,6 +696,9 @@ func (v *verboseRoundTripper) RoundTrip(req *http.Request) (*http.Response, erro
 
 	resp, err := v.next.RoundTrip(req)
 	if err != nil {
+		// A hop that got no answer is shown too, so a retried
+		// registration reads as attempts, not as silence.
+		v.print(fmt.Sprintf("< no response from %s %s: %s\n<\n", req.Method, req.URL.Redacted(), scrub(oneLine(err.Error()), v.secrets)))
 		return resp, err
 	}
 	b.Reset()
@@ -573,4 +729,123 @@ func (v *verboseRoundTripper) CloseIdleConnections() {
 	if c, ok := v.next.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+}
+
+// doLogHandler turns the transport's slog records into do's stderr lines:
+// warnings always ("agentauth do: warning: ..."), and with -v every debug
+// record as a "* ..." line between the hops. Values pass through scrub.
+type doLogHandler struct {
+	w       io.Writer
+	verbose bool
+	secrets []string
+	attrs   []slog.Attr
+	mu      *sync.Mutex // shared by the handlers WithAttrs derives
+}
+
+func (h *doLogHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return h.verbose || l >= slog.LevelWarn
+}
+
+func (h *doLogHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	msg := strings.TrimPrefix(r.Message, "agentauth: ")
+	warn := r.Level >= slog.LevelWarn
+	if warn {
+		b.WriteString("agentauth do: warning: " + msg)
+	} else {
+		b.WriteString("* " + msg)
+	}
+	var cause string
+	write := func(a slog.Attr) bool {
+		v := a.Value.Resolve()
+		switch {
+		case a.Key == "error":
+			cause = v.String()
+		case !warn: // a warning says what and why; details are for -v
+			fmt.Fprintf(&b, " %s=%s", a.Key, v.String())
+		}
+		return true
+	}
+	for _, a := range h.attrs {
+		write(a)
+	}
+	r.Attrs(write)
+	if cause != "" {
+		b.WriteString(": " + cause)
+	}
+	line := oneLine(scrub(b.String(), h.secrets)) + "\n"
+	if h.mu != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+	}
+	_, err := io.WriteString(h.w, line)
+	return err
+}
+
+func (h *doLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(slices.Clip(h.attrs), as...)
+	return &c
+}
+
+func (h *doLogHandler) WithGroup(string) slog.Handler { return h }
+
+// describeDoError words a failed request for the person who ran do (or
+// demo): what
+// the transport was doing (provisioning, registering the thread's task or
+// the process task, and where) and the root cause (a status and the
+// server's words, or the network error), instead of the chain of package
+// prefixes and internal keys.
+func describeDoError(err error, authAPI string) string {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Sprintf("sending %s %s failed: %s", strings.ToUpper(ue.Op), ue.URL, rootCause(ue.Err))
+		}
+		return err.Error()
+	}
+	var what string
+	switch {
+	case errors.Is(err, transport.ErrProvisioning):
+		what = "provisioning an Agent Identity from the ChatGPT login at " + authAPI
+	case errors.Is(err, transport.ErrRegistration) && te.Mode == resolver.ModeThreadTask:
+		what = "registering the thread's task at " + authAPI
+	case errors.Is(err, transport.ErrRegistration):
+		what = "registering the process task (the task of requests without a thread key) at " + authAPI
+	case errors.Is(err, transport.ErrInvalidThreadKey):
+		what = "checking the thread key"
+	default:
+		what = "authenticating the request"
+	}
+	msg := what + " failed: " + rootCause(te.Err)
+	if te.Temporary() {
+		msg += " (temporary; a later run may succeed)"
+	}
+	return msg
+}
+
+// rootCause describes the innermost useful error: a registration's status
+// and body, a network operation's error, or a timeout.
+func rootCause(err error) string {
+	var reg *identity.RegistrationError
+	if errors.As(err, &reg) && reg.StatusCode != 0 {
+		s := fmt.Sprintf("the server answered %d %s", reg.StatusCode, http.StatusText(reg.StatusCode))
+		if reg.Body != "" {
+			s += ": " + reg.Body
+		}
+		return s
+	}
+	var op *net.OpError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.As(err, &op):
+		return op.Op + " " + op.Addr.String() + ": " + op.Err.Error()
+	case reg != nil && reg.Err != nil:
+		return reg.Err.Error()
+	}
+	return err.Error()
 }

@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identity"
@@ -379,7 +381,6 @@ func TestDoErrors(t *testing.T) {
 	}{
 		{"connection refused", []string{"--api-key", doAPIKey, deadURL}},
 		{"provisioning refused", []string{"--access-token", doToken, "--account-id", "acct-e", "--use-agent-identity", "--authapi", closedSrv.URL(), closedSrv.URL() + "/v1/responses"}},
-		{"missing record", []string{"--record", filepath.Join(t.TempDir(), "none.json"), closedSrv.URL()}},
 		{"empty codex home", []string{"--codex-home", t.TempDir(), closedSrv.URL()}},
 	}
 	for _, tc := range cases {
@@ -411,13 +412,181 @@ func TestDoProvisioningUnavailableFallsBackToBearer(t *testing.T) {
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
 	// Agent registration cannot connect (temporary, retried 3 times): the
-	// login falls back to Bearer (SPEC §2) and do says so.
+	// login falls back to Bearer and do says so, with the cause.
 	r := runCmd(t, "", "do", "--access-token", doToken, "--account-id", "acct-fb", "--use-agent-identity", "--authapi", dead, srv.URL()+"/v1/responses")
 	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer ||
-		r.stderr != "agentauth do: warning: agent provisioning is unavailable; the request was sent with the Bearer token\n" {
+		!strings.HasPrefix(r.stderr, "agentauth do: warning: agent provisioning unavailable; using Bearer during the cooldown: ") ||
+		!strings.HasSuffix(r.stderr, "connection refused\n") || strings.Count(r.stderr, "\n") != 1 {
 		t.Fatalf("fallback: %+v", r)
 	}
 	assertNoSecret(t, r, doToken)
+}
+
+func TestDoVerboseShowsFailedHopsAndAFallbackThatFails(t *testing.T) {
+	// The resource server knows no token: the Bearer fallback is refused.
+	srv := newTestServer(t, identitytest.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	r := runCmd(t, "", "do", "-v", "--access-token", doToken, "--account-id", "acct-fb", "--use-agent-identity", "--authapi", dead, srv.URL()+"/v1/responses")
+	if r.code != exitFailure {
+		t.Fatalf("exit %d, want 1: %+v", r.code, r)
+	}
+	// Every attempt of the retried registration, with its error.
+	if n := strings.Count(r.stderr, "< no response from POST "+dead+"/v1/agent/register: "); n != 3 {
+		t.Errorf("%d failed registration hops shown, want 3:\n%s", n, r.stderr)
+	}
+	if n := strings.Count(r.stderr, "> POST "+dead+"/v1/agent/register\n"); n != 3 {
+		t.Errorf("%d registration attempts shown, want 3:\n%s", n, r.stderr)
+	}
+	// The fallback is announced with its cause although the request then
+	// fails, and the failure is the last line.
+	warn := strings.Index(r.stderr, "agentauth do: warning: agent provisioning unavailable; using Bearer during the cooldown: ")
+	if warn < 0 || !strings.HasSuffix(r.stderr, "agentauth do: server answered 401 Unauthorized\n") {
+		t.Errorf("stderr lacks the fallback warning or the final error:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "> Authorization: Bearer [REDACTED]\n") || !strings.Contains(r.stderr, "< HTTP/1.1 401 Unauthorized\n") {
+		t.Errorf("-v lacks the Bearer hop:\n%s", r.stderr)
+	}
+	assertNoSecret(t, r, doToken)
+}
+
+func TestDoLoopbackURLRegistersAtItsOwnOrigin(t *testing.T) {
+	t.Setenv(identity.EnvAuthAPIBase, "")
+	srv := newTestServer(t, identitytest.Options{AccessTokens: []string{doToken}})
+	// No --authapi: a loopback URL is its own AuthAPI.
+	r := runCmd(t, "", "do", "--access-token", doToken, "--account-id", "acct-lo", "--use-agent-identity", "--thread", "th-lo", srv.URL()+"/v1/responses")
+	if e := decodeEcho(t, r.stdout); r.code != 0 || r.stderr != "" || e.Mode != identitytest.ModeAssertion || e.ExternalTaskRef != "th-lo" {
+		t.Fatalf("do without --authapi: %+v", r)
+	}
+	if st := srv.Stats(); st.AgentRegistrations != 1 || st.ThreadTaskRegistrations != 1 {
+		t.Errorf("registrations did not reach the URL's server: %+v", st)
+	}
+	// The environment override still decides where registrations go.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	t.Setenv(identity.EnvAuthAPIBase, dead)
+	r = runCmd(t, "", "do", "--access-token", doToken, "--account-id", "acct-lo", "--use-agent-identity", srv.URL()+"/v1/responses")
+	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer || !strings.Contains(r.stderr, dead+"/v1/agent/register") {
+		t.Fatalf("with $%s: %+v", identity.EnvAuthAPIBase, r)
+	}
+}
+
+func TestDoRegistrationErrorIsWordedForPeople(t *testing.T) {
+	t.Setenv(identity.EnvAuthAPIBase, "")
+	srv := newTestServer(t, identitytest.Options{})
+	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: "acct-w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(map[string]any{"agent_runtime_id": rec.AgentRuntimeID, "agent_private_key": rec.AgentPrivateKey})
+	path := writeFile(t, string(data))
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: 403})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "agentauth do: registering the process task (the task of requests without a thread key) at " + srv.URL() + " failed: the server answered 403 Forbidden"},
+		{[]string{"--thread", "th-w"}, "agentauth do: registering the thread's task at " + srv.URL() + " failed: the server answered 403 Forbidden"},
+	} {
+		r := runCmd(t, "", append(append([]string{"do", "--record", path}, tc.args...), srv.URL()+"/v1/responses")...)
+		assertOneLineError(t, r, exitFailure, rec.AgentPrivateKey)
+		if !strings.HasPrefix(r.stderr, tc.want) || strings.Contains(r.stderr, `key ""`) || strings.Contains(r.stderr, "resolver:") {
+			t.Errorf("stderr %q, want it to start with %q", r.stderr, tc.want)
+		}
+	}
+}
+
+func TestDoSendsCredentialsOnlyToFirstPartyOrigins(t *testing.T) {
+	t.Setenv(identity.EnvAuthAPIBase, "")
+	parse := func(args ...string) (*doRequest, error) {
+		set := map[string]bool{"api-key": true}
+		f := doFlags{source: "--api-key", apiKey: doAPIKey, timeout: time.Second}
+		for i := 0; i+1 < len(args); i += 2 {
+			if args[i] == "--allow-origin" {
+				f.origins = append(f.origins, args[i+1])
+			}
+		}
+		return parseDoRequest(args[len(args)-1:], set, f, nil)
+	}
+	for _, u := range []string{"https://chatgpt.com/backend-api/wham/tasks", "https://api.openai.com/v1/responses", "http://127.0.0.1:9/v1/x", "http://localhost:9/"} {
+		if _, err := parse(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	_, err := parse("https://example.com/")
+	if err == nil || !strings.Contains(err.Error(), "https://example.com is not a first-party origin") || !strings.Contains(err.Error(), "--allow-origin https://example.com") {
+		t.Errorf("https://example.com: %v", err)
+	}
+	r, err := parse("--allow-origin", "https://example.com", "https://example.com/v1/x")
+	if err != nil || !slices.Contains(r.origins, "https://example.com") || r.insecure {
+		t.Errorf("--allow-origin: %+v %v", r, err)
+	}
+	for _, bad := range []string{"http://example.com", "https://example.com/path", "example.com"} {
+		if _, err := parse("--allow-origin", bad, "https://example.com/"); err == nil {
+			t.Errorf("--allow-origin %s accepted", bad)
+		}
+	}
+	// In process: refused with exit 2 before anything is sent.
+	res := runCmd(t, "", "do", "--api-key", doAPIKey, "https://example.com/")
+	assertOneLineError(t, res, exitUsage, doAPIKey)
+}
+
+func TestDoSecretsFromStdinAndEnvironment(t *testing.T) {
+	srv := newTestServer(t, identitytest.Options{APIKeys: []string{doAPIKey}, AccessTokens: []string{doToken}})
+	target := srv.URL() + "/v1/responses"
+	t.Setenv(envDoAPIKey, "")
+	t.Setenv(envDoAccessToken, "")
+	for _, tc := range []struct {
+		name, stdin string
+		env         [2]string
+		args        []string
+		wantAuth    string
+	}{
+		{"api key on stdin", doAPIKey + "\n", [2]string{}, []string{"--api-key-stdin"}, "Bearer " + doAPIKey},
+		{"access token on stdin", doToken + "\r\n", [2]string{}, []string{"--access-token-stdin", "--account-id", "acct-s"}, "Bearer " + doToken},
+		{"api key in env", "", [2]string{envDoAPIKey, doAPIKey}, nil, "Bearer " + doAPIKey},
+		{"access token in env", "", [2]string{envDoAccessToken, doToken}, []string{"--account-id", "acct-s"}, "Bearer " + doToken},
+		{"a flag wins over env", "", [2]string{envDoAccessToken, "at-other-0000000000"}, []string{"--api-key", doAPIKey}, "Bearer " + doAPIKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env[0] != "" {
+				t.Setenv(tc.env[0], tc.env[1])
+			}
+			r := runCmd(t, tc.stdin, append(append([]string{"do"}, tc.args...), target)...)
+			if r.code != 0 || r.stderr != "" {
+				t.Fatalf("%+v", r)
+			}
+			if got := lastResource(t, srv).Header.Get("Authorization"); got != tc.wantAuth {
+				t.Errorf("Authorization sent has the wrong credential")
+			}
+			assertNoSecret(t, r, doAPIKey, doToken)
+		})
+	}
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+	}{
+		{"empty stdin", "", []string{"--api-key-stdin"}},
+		{"two stdin readers", doAPIKey, []string{"--api-key-stdin", "-d", "@-"}},
+		{"stdin and a flag", doAPIKey, []string{"--api-key-stdin", "--api-key", doAPIKey}},
+		{"token on stdin without account", doToken, []string{"--access-token-stdin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCmd(t, tc.stdin, append(append([]string{"do"}, tc.args...), target)...)
+			assertOneLineError(t, r, exitUsage, doAPIKey, doToken)
+		})
+	}
+	t.Setenv(envDoAPIKey, doAPIKey)
+	t.Setenv(envDoAccessToken, doToken)
+	assertOneLineError(t, runCmd(t, "", "do", target), exitUsage, doAPIKey, doToken)
 }
 
 func TestDoBadFlags(t *testing.T) {
@@ -450,6 +619,8 @@ func TestDoBadFlags(t *testing.T) {
 		{"--api-key", doAPIKey, "-X", "GE T", u},
 		{"--api-key", doAPIKey, "--timeout", "0s", u},
 		{"--api-key", doAPIKey, "-d", "@" + filepath.Join(t.TempDir(), "missing"), u},
+		{"--record", filepath.Join(t.TempDir(), "missing"), u},
+		{"--record", writeFile(t, "not json"), u},
 		{"--record", "-", "-d", "@-", u},
 		{"--nope", u},
 		{"--api-key"},
@@ -473,4 +644,25 @@ func TestDoDataFromStdinAndDoubleDash(t *testing.T) {
 	if r.code != 0 || q.Method != "POST" || q.Path != "/v1/stdin" || string(q.Body) != `{"from":"stdin"}` || q.Header.Get("Content-Type") != "text/plain" {
 		t.Fatalf("do -d @-: %+v request %v", r, q)
 	}
+}
+
+func TestDoExplainsARejectionAfterLeavingTheFirstPartyOrigins(t *testing.T) {
+	// The redirect target is another loopback origin: not first-party, so
+	// it gets no credential and answers 401. do says why.
+	other := newTestServer(t, identitytest.Options{APIKeys: []string{doAPIKey}})
+	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL()+"/v1/responses", http.StatusFound)
+	}))
+	defer first.Close()
+	r := runCmd(t, "", "do", "--api-key", doAPIKey, first.URL+"/start")
+	want := "agentauth do: server answered 401 Unauthorized (1 hop(s) went to an origin that is not first-party and carried no credential; see --allow-origin)\n"
+	if r.code != exitFailure || r.stderr != want {
+		t.Errorf("exit %d stderr %q, want %q", r.code, r.stderr, want)
+	}
+	// Named with --allow-origin, the hop carries the key and succeeds.
+	r = runCmd(t, "", "do", "--api-key", doAPIKey, "--allow-origin", other.URL(), first.URL+"/start")
+	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer {
+		t.Errorf("with --allow-origin: %+v", r)
+	}
+	assertNoSecret(t, r, doAPIKey)
 }

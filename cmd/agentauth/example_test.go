@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// Example prints the SPEC §5 AgentAssertion header from a record on stdin;
+// Example prints the test-vector AgentAssertion header (docs/protocol.md)
+// from a record on stdin;
 // the fraction of --at is truncated to the whole second that is signed.
 func Example() {
 	record := `{"agent_runtime_id":"agent-123","agent_private_key":"MFECAQEwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHgSEA6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw="}`

@@ -1,12 +1,15 @@
 // Command agentauth is the command-line face of the agentauth module: it
 // runs the reference server, mints keys and AgentAssertion headers, and
-// drives the transport (SPEC §7). Run "agentauth -h" for the list of
-// subcommands and "agentauth COMMAND -h" for each one's flags.
+// drives the transport. Run "agentauth -h" for the list of subcommands,
+// "agentauth COMMAND -h" for each one's flags and "agentauth version" for
+// the build. docs/protocol.md describes what the commands speak.
 //
 // Every subcommand lives in its own file and registers itself with
-// [register] from an init function; main only dispatches. Bad input exits 2
-// with a single line on stderr, runtime failures exit 1, and no output
-// carries a secret the command was not asked to produce.
+// [register] from an init function; main only dispatches. Bad input (flags,
+// arguments, and files or standard input named on the command line that
+// cannot be read or parsed) exits 2 with a single line on stderr, runtime
+// failures exit 1, and no output carries a secret the command was not asked
+// to produce.
 package main
 
 import (
@@ -17,7 +20,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -68,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return exitOK
+	case "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -109,18 +116,53 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(stdout, "usage: %s\n\nflags:\n", synopsis)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		printFlags(stdout, fs)
 		return exitOK, true
 	}
 	if err == nil && fs.NArg() > 0 {
 		err = fmt.Errorf("unexpected argument %q", truncate(fs.Arg(0)))
 	}
 	if err != nil {
-		return usageError(stderr, fs.Name(), err), true
+		return usageError(stderr, fs.Name(), flagError(err)), true
 	}
 	return 0, false
+}
+
+// printFlags lists fs's flags as flag.PrintDefaults does, but spells long
+// flags "--name" as the synopses and error messages do; one-letter flags
+// keep one dash.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		kind, usage := flag.UnquoteUsage(f)
+		line := "  " + dash + f.Name
+		if kind != "" {
+			line += " " + kind
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if d := f.DefValue; d != "" && d != "false" && d != "0" && !strings.HasSuffix(d, " value(s)") {
+			if kind == "string" {
+				d = strconv.Quote(d)
+			}
+			line += " (default " + d + ")"
+		}
+		fmt.Fprintln(w, line)
+	})
+}
+
+// flagErrorName matches the flag name the flag package quotes in its
+// errors ("flag provided but not defined: -nope", "invalid value ... for
+// flag -threads: ...").
+var flagErrorName = regexp.MustCompile(`(defined: |flag )-([A-Za-z][A-Za-z0-9-]+)`)
+
+// flagError rewrites the flag package's single-dash spelling of long flags
+// into the "--name" spelling that help texts and this package's own errors
+// use; one-letter flags (-X, -d, -H, -v) keep one dash, as in curl.
+func flagError(err error) error {
+	return errors.New(flagErrorName.ReplaceAllString(err.Error(), "${1}--${2}"))
 }
 
 // usageError prints "agentauth CMD: message (run 'agentauth CMD -h')" and

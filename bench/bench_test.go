@@ -58,15 +58,20 @@ func BenchmarkStampede(b *testing.B) {
 	}
 }
 
-// BenchmarkMemory reports the live heap per cached thread at 100,000
-// thread keys.
+// BenchmarkMemory reports the live heap per idle cached thread at 100,000
+// thread keys of 17 bytes and of 36 (UUIDs).
 func BenchmarkMemory(b *testing.B) {
-	for b.Loop() {
-		r, err := workload.Memory(100_000, 2)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(r.PerThread(), "B/thread")
+	for _, uuid := range []bool{false, true} {
+		b.Run(map[bool]string{false: "short-keys", true: "uuid-keys"}[uuid], func(b *testing.B) {
+			for b.Loop() {
+				r, err := workload.Memory(workload.MemoryOptions{Keys: 100_000, Workers: 2, UUIDKeys: uuid})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(r.PerThread(), "B/idle-thread")
+				b.ReportMetric(r.BusyPerThread(), "B/busy-thread")
+			}
+		})
 	}
 }
 

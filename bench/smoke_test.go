@@ -164,15 +164,24 @@ func TestStampede(t *testing.T) {
 // report's, at 100,000 keys).
 func TestMemory(t *testing.T) {
 	const keys = 2_000
-	r, err := workload.Memory(keys, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Cached != keys || r.Registrations != keys {
-		t.Errorf("%d cached, %d registrations; want %d each", r.Cached, r.Registrations, keys)
-	}
-	if pt := r.PerThread(); pt < 100 || pt > 4096 {
-		t.Errorf("%.0f B per thread is implausible", pt)
+	for _, uuid := range []bool{false, true} {
+		r, err := workload.Memory(workload.MemoryOptions{Keys: keys, Workers: 2, UUIDKeys: uuid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 17, true: 36}[uuid]; r.KeyLen != want {
+			t.Errorf("keys of %d bytes, want %d", r.KeyLen, want)
+		}
+		if r.Cached != keys || r.Registrations != keys {
+			t.Errorf("%d cached, %d registrations; want %d each", r.Cached, r.Registrations, keys)
+		}
+		if pt := r.PerThread(); pt < 100 || pt > 4096 {
+			t.Errorf("%.0f B per idle thread is implausible", pt)
+		}
+		// An idle thread has dropped its ~320-byte assertion.
+		if busy, idle := r.BusyPerThread(), r.PerThread(); busy-idle < 200 {
+			t.Errorf("%.0f B per thread while busy, %.0f B idle: the idle assertions were not released", busy, idle)
+		}
 	}
 }
 

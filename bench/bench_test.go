@@ -109,3 +109,30 @@ func BenchmarkColdThread(b *testing.B) {
 		b.ReportMetric(r.Ratio(), "redis/memory")
 	}
 }
+
+// BenchmarkManyThreads compares the cached cost of 100,000 warm thread
+// keys (UUIDs) accessed uniformly at random with one hot key of the same
+// transport, frozen clock.
+func BenchmarkManyThreads(b *testing.B) {
+	m, cancel, err := workload.NewManyThreads(100_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cancel()
+	b.Run("random", m.Random)
+	b.Run("hot", m.Hot)
+}
+
+// BenchmarkContention reports the signatures minted while 64 goroutines
+// send cached requests on one thread for 5 s, against the seconds the
+// clock went through (equal when no second is signed twice).
+func BenchmarkContention(b *testing.B) {
+	for b.Loop() {
+		r, err := workload.Contention(64, 0, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(r.Signatures), "signatures")
+		b.ReportMetric(float64(r.Seconds), "seconds")
+	}
+}

@@ -209,3 +209,41 @@ func TestLoopback(t *testing.T) {
 		t.Errorf("server saw %d asserted and %d unauthenticated requests; want both > 0", r.Asserted, r.Unauthenticated)
 	}
 }
+
+// TestContention runs the contention workload briefly on both GOMAXPROCS
+// values: requests flow, the warm-up's signature is counted, and the
+// clock's seconds are seen. (The exact count is the report's, over 5 s; the
+// deterministic regression test of the signer is in resolver.)
+func TestContention(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		r, err := workload.Contention(16, procs, 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GOMAXPROCS != procs || r.Requests == 0 || r.Signatures == 0 || r.Seconds == 0 {
+			t.Errorf("GOMAXPROCS %d: %+v", procs, r)
+		}
+	}
+}
+
+// TestManyThreads builds the many-threads workload with a few keys and runs
+// both of its benchmarks: every key cached, registered and signed once, and
+// the same allocations per request in both cases.
+func TestManyThreads(t *testing.T) {
+	setBenchtime(t, "500x")
+	m, cancel, err := workload.NewManyThreads(2_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	random, hot := testing.Benchmark(m.Random), testing.Benchmark(m.Hot)
+	if random.N == 0 || hot.N == 0 {
+		t.Fatal("a many-threads benchmark failed")
+	}
+	if random.AllocsPerOp() != hot.AllocsPerOp() {
+		t.Errorf("allocs/op: random %d, hot %d", random.AllocsPerOp(), hot.AllocsPerOp())
+	}
+	if err := m.Check(); err != nil {
+		t.Error(err)
+	}
+}

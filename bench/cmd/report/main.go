@@ -193,7 +193,7 @@ type report struct {
 	Many *manyFigures
 	// ColdCompare is the cold-path comparison (nil: skipped).
 	ColdCompare *workload.ColdCompareResult
-	Loopback           workload.LoopbackResult
+	Loopback    workload.LoopbackResult
 	// ColdThread is the first request of new threads with and without the
 	// Redis store; Skipped when not measured.
 	ColdThread workload.ColdThreadResult

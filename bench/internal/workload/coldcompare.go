@@ -211,9 +211,11 @@ type byHand struct {
 }
 
 func (h *byHand) first(thread string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	sig, ts := identity.RegistrationSignature(h.key, h.runtimeID, time.Now())
 	body := `{"timestamp":"` + ts + `","signature":"` + sig + `","external_task_ref":"` + thread + `"}`
-	req, err := http.NewRequest(http.MethodPost, h.registerURL, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.registerURL, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -234,7 +236,7 @@ func (h *byHand) first(thread string) error {
 	if err != nil {
 		return err
 	}
-	req, err = http.NewRequest(http.MethodPost, h.url, strings.NewReader("{}"))
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, h.url, strings.NewReader("{}"))
 	if err != nil {
 		return err
 	}
@@ -244,9 +246,14 @@ func (h *byHand) first(thread string) error {
 	return send(h.client.Transport, req)
 }
 
-// ours sends the first request of thread through rt.
+// oursFirst sends the first request of thread through rt, on a context
+// that can be canceled, as a server handler's is (so the registration
+// flight runs as it does in production: on a goroutine of its own that no
+// one caller can cancel).
 func oursFirst(rt http.RoundTripper, url, thread string) error {
-	req, err := http.NewRequestWithContext(transport.WithThread(context.Background(), thread),
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(transport.WithThread(ctx, thread),
 		http.MethodPost, url, strings.NewReader("{}"))
 	if err != nil {
 		return err

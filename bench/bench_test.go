@@ -136,3 +136,14 @@ func BenchmarkContention(b *testing.B) {
 		b.ReportMetric(float64(r.Seconds), "seconds")
 	}
 }
+
+// BenchmarkColdClient is the client side of a new thread's first request,
+// without network or server: ours against the same done by hand.
+func BenchmarkColdClient(b *testing.B) {
+	c, err := workload.NewColdClient(10_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("ours", c.Ours)
+	b.Run("by-hand", c.ByHand)
+}

@@ -247,3 +247,21 @@ func TestManyThreads(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestColdClient runs both sides of the in-process cold-path benchmark
+// briefly: every iteration of ours registered one new thread, and both
+// paths complete.
+func TestColdClient(t *testing.T) {
+	setBenchtime(t, "20x")
+	c, err := workload.NewColdClient(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, hand := testing.Benchmark(c.Ours), testing.Benchmark(c.ByHand)
+	if ours.N == 0 || hand.N == 0 {
+		t.Fatal("a cold-client benchmark failed")
+	}
+	if st := c.Stats(); st.ThreadRegistrations != uint64(ours.N) {
+		t.Errorf("%d thread registrations for %d first requests", st.ThreadRegistrations, ours.N)
+	}
+}

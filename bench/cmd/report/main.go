@@ -144,6 +144,33 @@ type config struct {
 	ReferenceCommand []string
 }
 
+// coldClientFigures is the in-process cold-path benchmark.
+type coldClientFigures struct{ Ours, ByHand figure }
+
+// coldClient runs workload.ColdClient's two benchmarks at GOMAXPROCS 1 in
+// interleaved rounds.
+func coldClient(cfg config) (*coldClientFigures, error) {
+	c, err := workload.NewColdClient(10_000)
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var ours, hand []testing.BenchmarkResult
+	for r := range max(cfg.Rounds, 1) {
+		fns := []func(*testing.B){c.Ours, c.ByHand}
+		outs := []*[]testing.BenchmarkResult{&ours, &hand}
+		for j := range fns {
+			k := (j + r) % len(fns)
+			res, err := bench(fns[k])
+			if err != nil {
+				return nil, fmt.Errorf("cold client: %w", err)
+			}
+			*outs[k] = append(*outs[k], res)
+		}
+	}
+	return &coldClientFigures{Ours: median(ours), ByHand: median(hand)}, nil
+}
+
 // manyFigures is the many-threads measurement.
 type manyFigures struct {
 	Keys        int
@@ -193,7 +220,10 @@ type report struct {
 	Many *manyFigures
 	// ColdCompare is the cold-path comparison (nil: skipped).
 	ColdCompare *workload.ColdCompareResult
-	Loopback    workload.LoopbackResult
+	// ColdClient is its client side without network or server: ours
+	// and by hand (nil: skipped with ColdCompare).
+	ColdClient *coldClientFigures
+	Loopback   workload.LoopbackResult
 	// ColdThread is the first request of new threads with and without the
 	// Redis store; Skipped when not measured.
 	ColdThread workload.ColdThreadResult
@@ -333,6 +363,10 @@ func run(cfg config) (*report, error) {
 		}
 	}
 	if cfg.ColdCompare != nil {
+		logf("cold client: ours versus by hand without network")
+		if rep.ColdClient, err = coldClient(cfg); err != nil {
+			return nil, err
+		}
 		opts := *cfg.ColdCompare
 		if len(cfg.ReferenceCommand) > 0 {
 			srv, err := workload.StartReferenceProcess(exec.Command(cfg.ReferenceCommand[0], cfg.ReferenceCommand[1:]...))

@@ -180,6 +180,14 @@ func checks(rep *report) []check {
 			fmt.Sprintf("≥ %.2f×", minColdRateRatio), worstRate >= minColdRateRatio,
 		})
 	}
+	if cc := rep.ColdClient; cc != nil {
+		out = append(out, check{
+			"4. cold thread, client side without network (registration stub, no-op base): ours ÷ by hand",
+			fmt.Sprintf("%.2f× (%s vs %s ns per new thread; %d vs %d allocs)", cc.Ours.NsOp/cc.ByHand.NsOp,
+				ns(cc.Ours.NsOp), ns(cc.ByHand.NsOp), cc.Ours.AllocsOp, cc.ByHand.AllocsOp),
+			"reported", true,
+		})
+	}
 	if mt := rep.Many; mt != nil {
 		r := mt.Random.NsOp / mt.Hot.NsOp
 		note := ""

@@ -204,7 +204,7 @@ func TestRunTiny(t *testing.T) {
 	if rep.Memory.Cached != 300 {
 		t.Errorf("memory: %d cached, want 300", rep.Memory.Cached)
 	}
-	if len(rep.Contention) != 2 || rep.Many == nil || rep.ColdCompare == nil || rep.MemoryUUID.KeyLen != 36 {
+	if len(rep.Contention) != 2 || rep.Many == nil || rep.ColdCompare == nil || rep.ColdClient == nil || rep.MemoryUUID.KeyLen != 36 {
 		t.Errorf("contention %d runs, many %v, cold compare %v, UUID keys of %d bytes", len(rep.Contention), rep.Many != nil, rep.ColdCompare != nil, rep.MemoryUUID.KeyLen)
 	}
 	md := renderMarkdown(rep)

@@ -58,15 +58,20 @@ func BenchmarkStampede(b *testing.B) {
 	}
 }
 
-// BenchmarkMemory reports the live heap per cached thread at 100,000
-// thread keys.
+// BenchmarkMemory reports the live heap per idle cached thread at 100,000
+// thread keys of 17 bytes and of 36 (UUIDs).
 func BenchmarkMemory(b *testing.B) {
-	for b.Loop() {
-		r, err := workload.Memory(100_000, 2)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(r.PerThread(), "B/thread")
+	for _, uuid := range []bool{false, true} {
+		b.Run(map[bool]string{false: "short-keys", true: "uuid-keys"}[uuid], func(b *testing.B) {
+			for b.Loop() {
+				r, err := workload.Memory(workload.MemoryOptions{Keys: 100_000, Workers: 2, UUIDKeys: uuid})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(r.PerThread(), "B/idle-thread")
+				b.ReportMetric(r.BusyPerThread(), "B/busy-thread")
+			}
+		})
 	}
 }
 
@@ -103,4 +108,42 @@ func BenchmarkColdThread(b *testing.B) {
 		b.ReportMetric(float64(r.Redis.Median.Nanoseconds()), "redis-ns/first")
 		b.ReportMetric(r.Ratio(), "redis/memory")
 	}
+}
+
+// BenchmarkManyThreads compares the cached cost of 100,000 warm thread
+// keys (UUIDs) accessed uniformly at random with one hot key of the same
+// transport, frozen clock.
+func BenchmarkManyThreads(b *testing.B) {
+	m, cancel, err := workload.NewManyThreads(100_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cancel()
+	b.Run("random", m.Random)
+	b.Run("hot", m.Hot)
+}
+
+// BenchmarkContention reports the signatures minted while 64 goroutines
+// send cached requests on one thread for 5 s, against the seconds the
+// clock went through (equal when no second is signed twice).
+func BenchmarkContention(b *testing.B) {
+	for b.Loop() {
+		r, err := workload.Contention(64, 0, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(r.Signatures), "signatures")
+		b.ReportMetric(float64(r.Seconds), "seconds")
+	}
+}
+
+// BenchmarkColdClient is the client side of a new thread's first request,
+// without network or server: ours against the same done by hand.
+func BenchmarkColdClient(b *testing.B) {
+	c, err := workload.NewColdClient(10_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("ours", c.Ours)
+	b.Run("by-hand", c.ByHand)
 }

@@ -3,6 +3,8 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,16 +20,42 @@ const DefaultMaxAssertionAge = time.Second
 // them per task.
 //
 // The read path is one atomic load: a task's header is reused while it is
-// younger than the maximum age. When it is older, one caller signs under the
-// task's mutex while concurrent callers wait for that signature rather than
-// signing again, so a task is signed at most once per window at any request
-// rate.
+// younger than the maximum age, so a task is signed at most once per window
+// at any request rate. Three rules keep that exact under contention:
+//
+//   - A caller whose clock reading is older than the cached assertion's, by
+//     at most one window, is given the cached assertion. Such a caller read
+//     the clock, was descheduled, and arrives after another caller signed
+//     the next second; re-signing its older second would replace the newer
+//     assertion and make the next caller sign again. The timestamp it sends
+//     is then within one window of its request, as a reused one is. A
+//     reading older by more than a window is a clock that stepped back, and
+//     is signed.
+//   - One caller at a time signs a task (single flight). While it does,
+//     callers holding the task's previous assertion, at most one second past
+//     its window, send that rather than wait behind a signature; only callers
+//     with nothing usable (a task's first request, or one idle for longer)
+//     wait for the signer.
+//   - A signer remembers the assertions it cached for the last windows only,
+//     and releases an assertion once it can no longer be sent, when it next
+//     signs: a task idle for more than a window does not hold its last
+//     header (about 320 bytes) until it is evicted.
 type Signer struct {
 	key        *identity.PrivateKey
 	runtimeID  string
 	maxAgeSecs int64
 	signatures atomic.Uint64
 	onSign     func(*Task) // SetObserver
+
+	mu   sync.Mutex
+	held []heldAssertion // cached assertions in the order they were stored
+}
+
+// heldAssertion is an assertion the signer stored on a task and has not
+// released yet.
+type heldAssertion struct {
+	task *Task
+	a    *signedAssertion
 }
 
 // NewSigner returns a signer for runtimeID. maxAge is the reuse window,
@@ -53,15 +81,25 @@ func (s *Signer) RuntimeID() string { return s.runtimeID }
 func (s *Signer) Signatures() uint64 { return s.signatures.Load() }
 
 // Assertion returns the Authorization header value for task at now,
-// reusing the cached one when it is young enough. The result is a secret.
+// reusing the cached one when it may still be sent (see [Signer]). The
+// result is a secret.
 func (s *Signer) Assertion(task *Task, now time.Time) (string, error) {
 	sec := now.Unix()
-	if a := task.assertion.Load(); a != nil && s.fresh(a, sec) {
+	a := task.assertion.Load()
+	if a != nil && s.usable(a, sec) {
 		return a.header, nil
 	}
-	task.signMu.Lock()
+	if a != nil && sec-a.second == s.maxAgeSecs {
+		if !task.signMu.TryLock() {
+			// Another caller is signing the successor; this one is at
+			// most one second past its window.
+			return a.header, nil
+		}
+	} else {
+		task.signMu.Lock()
+	}
 	defer task.signMu.Unlock()
-	if a := task.assertion.Load(); a != nil && s.fresh(a, sec) {
+	if a := task.assertion.Load(); a != nil && s.usable(a, sec) {
 		return a.header, nil
 	}
 	header, err := identity.SignAssertion(s.key, s.runtimeID, task.ID(), now)
@@ -70,13 +108,42 @@ func (s *Signer) Assertion(task *Task, now time.Time) (string, error) {
 	}
 	s.signatures.Add(1)
 	s.signed(task)
-	task.assertion.Store(&signedAssertion{second: sec, header: header})
+	a = &signedAssertion{second: sec, header: header}
+	task.assertion.Store(a)
+	s.hold(task, a)
 	return header, nil
 }
 
-// fresh reports whether a was signed within the window ending at sec. A
-// clock that went backwards re-signs rather than send a future timestamp.
-func (s *Signer) fresh(a *signedAssertion, sec int64) bool {
+// usable reports whether a may be sent by a caller whose clock reads sec:
+// it was signed less than a window before sec, or at most a window after
+// it (a caller that read the clock before a was signed).
+func (s *Signer) usable(a *signedAssertion, sec int64) bool {
 	age := sec - a.second
-	return age >= 0 && age < s.maxAgeSecs
+	return age < s.maxAgeSecs && age >= -s.maxAgeSecs
+}
+
+// hold records that a was stored on task, and releases the assertions
+// stored earlier that no caller near a's second may send any more, so that
+// idle tasks drop theirs. It runs once per signature, off the read path.
+func (s *Signer) hold(task *Task, a *signedAssertion) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = append(s.held, heldAssertion{task: task, a: a})
+	n := 0
+	for n < len(s.held)-1 {
+		h := s.held[n]
+		// A stale stamp, or one left ahead by a clock that stepped back.
+		if age := a.second - h.a.second; age <= s.maxAgeSecs && age >= -s.maxAgeSecs {
+			break
+		}
+		// Only if still cached: a newer assertion of the task stays.
+		h.task.assertion.CompareAndSwap(h.a, nil)
+		s.held[n] = heldAssertion{}
+		n++
+	}
+	s.held = s.held[n:]
+	if c := cap(s.held); c > 64 && len(s.held) < c/4 {
+		// After a burst, do not keep its array for the few that remain.
+		s.held = slices.Clone(s.held)
+	}
 }

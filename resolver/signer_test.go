@@ -68,9 +68,18 @@ func TestSignerOneSignaturePerSecond(t *testing.T) {
 		t.Fatalf("signatures after one more second = %d, want 2", got)
 	}
 
-	// A clock that steps back re-signs instead of reusing a future stamp.
-	if _, err := s.Assertion(task, t0); err != nil {
-		t.Fatal(err)
+	// A reading up to one window behind the cached assertion (a caller
+	// that read the clock before it was signed) is given that assertion.
+	if h, err := s.Assertion(task, t0); err != nil || h != h2 {
+		t.Fatalf("a reading one second behind: %v, given the newer header %v", err, h == h2)
+	}
+	if got := s.Signatures(); got != 2 {
+		t.Fatalf("signatures after a reading one second behind = %d, want 2", got)
+	}
+	// A clock that stepped back further re-signs instead of sending a
+	// stamp more than a window ahead.
+	if h, err := s.Assertion(task, t0.Add(-2*time.Second)); err != nil || h == h2 {
+		t.Fatalf("clock stepped back 3 s: %v, same header %v", err, h == h2)
 	}
 	if got := s.Signatures(); got != 3 {
 		t.Fatalf("signatures after the clock stepped back = %d, want 3", got)

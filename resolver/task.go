@@ -45,9 +45,11 @@ type Task struct {
 	node
 	id string
 
-	// The transport caches the last signed AgentAssertion header on the task
-	// it belongs to, so that a task evicted from the cache takes its cached
-	// signature with it. Written and read only by the assertion code.
+	// assertion is the task's last signed AgentAssertion header, kept on
+	// the task so that the read path is one atomic load and an evicted task
+	// takes its signature with it. The [Signer] sets it, and clears it once
+	// it can no longer be sent, so an idle task holds no header. signMu
+	// makes one caller at a time sign the task. Used only by signer.go.
 	assertion atomic.Pointer[signedAssertion]
 	signMu    sync.Mutex
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -38,6 +39,10 @@ func main() {
 		stampede  = flag.Int("stampede", 10_000, "concurrent first requests in the stampede")
 		regDelay  = flag.Duration("registration-latency", 2*time.Millisecond, "stub registration latency in the stampede")
 		memKeys   = flag.Int("memory-keys", 100_000, "thread keys in the memory measurement")
+		manyKeys  = flag.Int("many-keys", 100_000, "warm thread keys in the many-threads measurement (0 skips it)")
+		contDur   = flag.Duration("contention", 5*time.Second, "duration of the 64-goroutine contention run at each -cpu (0 skips it)")
+		coldCmp   = flag.Int("cold-compare", 600, "new threads per path and concurrency in the cold-path comparison (0 skips it)")
+		serveRef  = flag.Bool("serve-reference", false, "internal: run the reference server for the cold-path comparison on stdin/stdout")
 		lbRounds  = flag.Int("loopback-rounds", 16, "rounds of each loopback path (bare, wire, floor, ours), in rotating order")
 		lbRound   = flag.Duration("loopback-round", 250*time.Millisecond, "duration of each loopback round")
 		lbConc    = flag.Int("loopback-concurrency", 8, "client goroutines on loopback")
@@ -45,6 +50,12 @@ func main() {
 		redisAddr = flag.String("redis", "", "Redis (host:port) of the cold-thread measurement (default $"+workload.RedisAddrEnv+", else a redis-server from PATH on a free loopback port)")
 	)
 	flag.Parse()
+	if *serveRef {
+		if err := workload.ServeReference(os.Stdin, os.Stdout); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	if *chart == "" {
 		*chart = "overhead.svg"
 		if _, err := os.Stat(filepath.Join("bench", "go.mod")); err == nil {
@@ -68,6 +79,18 @@ func main() {
 		Progress:       os.Stderr,
 		MemoryWorkers:  runtime.GOMAXPROCS(0),
 		LoopbackChecks: true,
+		ManyKeys:       *manyKeys,
+		Contention:     *contDur,
+	}
+	if *coldCmp > 0 {
+		cfg.ColdCompare = &workload.ColdCompareOptions{Threads: *coldCmp}
+		// The reference server runs in a process of its own (this
+		// command, re-run), so that CPU time is the client's alone.
+		self, err := os.Executable()
+		if err != nil {
+			fatal(err)
+		}
+		cfg.ReferenceCommand = []string{self, "-serve-reference"}
 	}
 	if *coldKeys > 0 {
 		cfg.ColdThread = &workload.ColdThreadOptions{Keys: *coldKeys, RedisAddr: *redisAddr}
@@ -108,6 +131,50 @@ type config struct {
 	LoopbackChecks bool
 	// ColdThread configures the cold-thread measurement; nil skips it.
 	ColdThread *workload.ColdThreadOptions
+	// ManyKeys is the number of warm keys of the many-threads
+	// measurement; 0 skips it.
+	ManyKeys int
+	// Contention is the duration of the contention run at each of CPUs;
+	// 0 skips it.
+	Contention time.Duration
+	// ColdCompare configures the cold-path comparison; nil skips it.
+	// ReferenceCommand, if set, runs its reference server in another
+	// process (a command that calls workload.ServeReference).
+	ColdCompare      *workload.ColdCompareOptions
+	ReferenceCommand []string
+}
+
+// coldClientFigures is the in-process cold-path benchmark.
+type coldClientFigures struct{ Ours, ByHand figure }
+
+// coldClient runs workload.ColdClient's two benchmarks at GOMAXPROCS 1 in
+// interleaved rounds.
+func coldClient(cfg config) (*coldClientFigures, error) {
+	c, err := workload.NewColdClient(10_000)
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var ours, hand []testing.BenchmarkResult
+	for r := range max(cfg.Rounds, 1) {
+		fns := []func(*testing.B){c.Ours, c.ByHand}
+		outs := []*[]testing.BenchmarkResult{&ours, &hand}
+		for j := range fns {
+			k := (j + r) % len(fns)
+			res, err := bench(fns[k])
+			if err != nil {
+				return nil, fmt.Errorf("cold client: %w", err)
+			}
+			*outs[k] = append(*outs[k], res)
+		}
+	}
+	return &coldClientFigures{Ours: median(ours), ByHand: median(hand)}, nil
+}
+
+// manyFigures is the many-threads measurement.
+type manyFigures struct {
+	Keys        int
+	Random, Hot figure
 }
 
 // microKey names one per-request figure.
@@ -144,8 +211,19 @@ type report struct {
 	ReadPathLocks      int64
 	ReadPathGoroutines int
 	Stampede           workload.StampedeResult
-	Memory             workload.MemoryResult
-	Loopback           workload.LoopbackResult
+	Memory             workload.MemoryResult // 17-byte keys
+	MemoryUUID         workload.MemoryResult // 36-byte keys
+	// Contention holds the 64-goroutine run at each of CPUs (nil: skipped).
+	Contention []workload.ContentionResult
+	// Many is the many-threads measurement (nil: skipped): medians of
+	// interleaved rounds, random keys and the hot key.
+	Many *manyFigures
+	// ColdCompare is the cold-path comparison (nil: skipped).
+	ColdCompare *workload.ColdCompareResult
+	// ColdClient is its client side without network or server: ours
+	// and by hand (nil: skipped with ColdCompare).
+	ColdClient *coldClientFigures
+	Loopback   workload.LoopbackResult
 	// ColdThread is the first request of new threads with and without the
 	// Redis store; Skipped when not measured.
 	ColdThread workload.ColdThreadResult
@@ -261,9 +339,49 @@ func run(cfg config) (*report, error) {
 	if rep.Stampede, err = workload.Stampede(cfg.StampedeN, cfg.StampedeDelay); err != nil {
 		return nil, err
 	}
-	logf("memory: %d thread keys", cfg.MemoryKeys)
-	if rep.Memory, err = workload.Memory(cfg.MemoryKeys, cfg.MemoryWorkers); err != nil {
+	logf("memory: %d thread keys of 17 and of 36 bytes", cfg.MemoryKeys)
+	if rep.Memory, err = workload.Memory(workload.MemoryOptions{Keys: cfg.MemoryKeys, Workers: cfg.MemoryWorkers}); err != nil {
 		return nil, err
+	}
+	if rep.MemoryUUID, err = workload.Memory(workload.MemoryOptions{Keys: cfg.MemoryKeys, Workers: cfg.MemoryWorkers, UUIDKeys: true}); err != nil {
+		return nil, err
+	}
+	if cfg.Contention > 0 {
+		for _, cpu := range cfg.CPUs {
+			logf("contention: 64 goroutines on one thread for %v at -cpu %d", cfg.Contention, cpu)
+			r, err := workload.Contention(64, cpu, cfg.Contention)
+			if err != nil {
+				return nil, err
+			}
+			rep.Contention = append(rep.Contention, r)
+		}
+	}
+	if cfg.ManyKeys > 0 {
+		logf("many threads: %d warm keys, random versus hot", cfg.ManyKeys)
+		if rep.Many, err = manyThreads(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ColdCompare != nil {
+		logf("cold client: ours versus by hand without network")
+		if rep.ColdClient, err = coldClient(cfg); err != nil {
+			return nil, err
+		}
+		opts := *cfg.ColdCompare
+		if len(cfg.ReferenceCommand) > 0 {
+			srv, err := workload.StartReferenceProcess(exec.Command(cfg.ReferenceCommand[0], cfg.ReferenceCommand[1:]...))
+			if err != nil {
+				return nil, err
+			}
+			defer srv.Close()
+			opts.Server = srv
+		}
+		logf("cold path: ours versus by hand, %d new threads per path and concurrency", opts.Threads)
+		cc, err := workload.ColdCompare(opts)
+		if err != nil {
+			return nil, err
+		}
+		rep.ColdCompare = &cc
 	}
 	logf("loopback: %d rounds of %v per path", cfg.Loopback.Rounds, cfg.Loopback.Round)
 	if rep.Loopback, err = workload.Loopback(cfg.Loopback); err != nil {
@@ -291,6 +409,34 @@ func run(cfg config) (*report, error) {
 			c.Keys, c.InMemory.Registrations, c.InMemory.OnceRegistered, c.Redis.Registrations, c.Redis.OnceRegistered)
 	}
 	return rep, nil
+}
+
+// manyThreads runs the random and the hot case of the many-threads
+// measurement at GOMAXPROCS 1 in interleaved rounds.
+func manyThreads(cfg config) (*manyFigures, error) {
+	m, cancel, err := workload.NewManyThreads(cfg.ManyKeys)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var random, hot []testing.BenchmarkResult
+	for r := range max(cfg.Rounds, 1) {
+		fns := []func(*testing.B){m.Random, m.Hot}
+		outs := []*[]testing.BenchmarkResult{&random, &hot}
+		for j := range fns {
+			k := (j + r) % len(fns)
+			res, err := bench(fns[k])
+			if err != nil {
+				return nil, fmt.Errorf("many threads: %w", err)
+			}
+			*outs[k] = append(*outs[k], res)
+		}
+	}
+	if err := m.Check(); err != nil {
+		return nil, fmt.Errorf("many threads: %w", err)
+	}
+	return &manyFigures{Keys: cfg.ManyKeys, Random: median(random), Hot: median(hot)}, nil
 }
 
 // loadAverage returns the 1-minute load average, or "" off Linux.

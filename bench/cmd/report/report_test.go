@@ -20,7 +20,17 @@ func synthetic() *report {
 		Stampede: workload.StampedeResult{Requests: 10_000, Latency: 2 * time.Millisecond,
 			Single: 2 * time.Millisecond, Total: 20 * time.Millisecond, Warm: 10 * time.Millisecond,
 			Registrations: 1, Signatures: 1},
-		Memory: workload.MemoryResult{Keys: 100_000, Cached: 100_000, Registrations: 100_000, HeapDelta: 48_000_000},
+		Memory:     workload.MemoryResult{Keys: 100_000, KeyLen: 17, Cached: 100_000, Registrations: 100_000, HeapDelta: 15_000_000, BusyHeapDelta: 50_000_000},
+		MemoryUUID: workload.MemoryResult{Keys: 100_000, KeyLen: 36, Cached: 100_000, Registrations: 100_000, HeapDelta: 17_000_000, BusyHeapDelta: 52_000_000},
+		Contention: []workload.ContentionResult{
+			{Goroutines: 64, Duration: 5 * time.Second, GOMAXPROCS: 1, Requests: 1_000_000, Signatures: 6, Seconds: 6},
+			{Goroutines: 64, Duration: 5 * time.Second, GOMAXPROCS: 2, Requests: 1_000_000, Signatures: 5, Seconds: 6},
+		},
+		Many: &manyFigures{Keys: 100_000, Random: figure{NsOp: 1400}, Hot: figure{NsOp: 1000}},
+		ColdCompare: &workload.ColdCompareResult{Concurrency: []int{1, 8}, Levels: map[string]map[int]workload.ColdLevel{
+			workload.ColdOurs:   {1: {Threads: 100, PerSecond: 1000, CPU: 100 * time.Microsecond}, 8: {Threads: 100, PerSecond: 3000, CPU: 110 * time.Microsecond}},
+			workload.ColdByHand: {1: {Threads: 100, PerSecond: 1010, CPU: 95 * time.Microsecond}, 8: {Threads: 100, PerSecond: 3100, CPU: 100 * time.Microsecond}},
+		}},
 		Loopback: workload.LoopbackResult{Paths: map[string]workload.PathResult{
 			workload.PathBare: {RPS: 10_000}, workload.PathWire: {RPS: 9_900}, workload.PathFloor: {RPS: 9_700},
 			workload.PathOurs: {RPS: 9_800}}},
@@ -84,11 +94,26 @@ func TestChecks(t *testing.T) {
 
 	other := synthetic()
 	other.Stampede.Signatures = 2
-	other.Memory.HeapDelta = 52_000_000
-	other.Loopback.Paths[workload.PathOurs] = workload.PathResult{RPS: 9_400}
+	other.MemoryUUID.HeapDelta = 25_000_000
+	other.Loopback.Paths[workload.PathOurs] = workload.PathResult{RPS: 9_500} // 0.96× wire
 	other.ReadPathLocks = 2
 	if f := failed(checks(other)); len(f) != 4 {
 		t.Errorf("lock, stampede, memory and loopback misses: failed %v", f)
+	}
+
+	rest := synthetic()
+	rest.Contention[0].Signatures = 7
+	rest.Many.Random.NsOp = 1600
+	rest.ColdCompare.Levels[workload.ColdOurs][8] = workload.ColdLevel{Threads: 100, PerSecond: 2800, CPU: 120 * time.Microsecond}
+	f := failed(checks(rest))
+	want := []string{"2. contention", "4. cold thread: CPU", "4. cold thread: new threads", "5. many threads"}
+	if len(f) != len(want) {
+		t.Fatalf("contention, cold and many-threads misses: failed %v", f)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(f[i], w) {
+			t.Errorf("miss %d is %q, want %q", i, f[i], w)
+		}
 	}
 }
 
@@ -158,6 +183,8 @@ func TestRunTiny(t *testing.T) {
 	defer flag.Set("test.benchtime", old)
 	rep, err := run(config{
 		Rounds: 1, StampedeN: 200, StampedeDelay: time.Millisecond, MemoryKeys: 300, MemoryWorkers: 2,
+		ManyKeys: 300, Contention: 50 * time.Millisecond,
+		ColdCompare: &workload.ColdCompareOptions{Threads: 8, Concurrency: []int{1, 4}, Rounds: 2},
 		Loopback:    workload.LoopbackOptions{Concurrency: 2, Rounds: 1, Round: 20 * time.Millisecond},
 		SweepLevels: []int{1, 4}, CPUs: []int{1, 2}, SweepMaxProcs: 2, LoopbackChecks: true,
 		ColdThread: &workload.ColdThreadOptions{Keys: 10, Rounds: 2},
@@ -177,7 +204,15 @@ func TestRunTiny(t *testing.T) {
 	if rep.Memory.Cached != 300 {
 		t.Errorf("memory: %d cached, want 300", rep.Memory.Cached)
 	}
+	if len(rep.Contention) != 2 || rep.Many == nil || rep.ColdCompare == nil || rep.ColdClient == nil || rep.MemoryUUID.KeyLen != 36 {
+		t.Errorf("contention %d runs, many %v, cold compare %v, UUID keys of %d bytes", len(rep.Contention), rep.Many != nil, rep.ColdCompare != nil, rep.MemoryUUID.KeyLen)
+	}
 	md := renderMarkdown(rep)
+	for _, want := range []string{"| flag-on |", "2. contention", "4. cold thread", "5. many threads"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("rendered report lacks %q", want)
+		}
+	}
 	if !strings.Contains(md, "| flag-off |") {
 		t.Error("rendered report lacks a case")
 	}

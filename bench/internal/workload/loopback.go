@@ -30,7 +30,7 @@ type LoopbackOptions struct {
 const (
 	PathBare  = "bare"  // the base transport, requests without a credential
 	PathWire  = "wire"  // the base transport, requests that already carry the credential headers
-	PathFloor = "floor" // [Floor] over the base: req.Clone and Header.Set of the same headers
+	PathFloor = "floor" // [Floor] over the base: the tight copy with the same headers set
 	PathOurs  = "ours"  // our transport (thread assertion, cached) over the base
 )
 
@@ -68,12 +68,13 @@ func (r LoopbackResult) Ratio() float64 { return r.Paths[PathOurs].RPS / r.Paths
 // carrying the credential headers costs by itself, whoever sets them.
 func (r LoopbackResult) WireRatio() float64 { return r.Paths[PathWire].RPS / r.Paths[PathBare].RPS }
 
-// OwnRatio is requests per second through our transport ÷ the wire path:
-// the share of the transport's own work (clone, lookup, routing).
+// OwnRatio is requests per second through our transport ÷ the wire path
+// (the bare transport sending the same header bytes): the share of the
+// transport's own work (copy, lookup, routing), the loopback target.
 func (r LoopbackResult) OwnRatio() float64 { return r.Paths[PathOurs].RPS / r.Paths[PathWire].RPS }
 
 // FloorRatio is requests per second through the [Floor] ÷ the wire path:
-// what the least a correct auth RoundTripper does (clone the request)
+// what the least a correct auth RoundTripper does (copy the request)
 // costs on this server.
 func (r LoopbackResult) FloorRatio() float64 { return r.Paths[PathFloor].RPS / r.Paths[PathWire].RPS }
 

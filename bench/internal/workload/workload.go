@@ -223,12 +223,14 @@ type Target struct {
 func Cases() []Case {
 	return []Case{
 		{Name: "bare", Desc: "the no-op base alone", Kind: Baseline, build: buildBare},
-		{Name: "floor", Desc: "req.Clone + Header.Set of Authorization and ChatGPT-Account-ID", Kind: Baseline, build: buildFloor},
+		{Name: "floor", Desc: "tight floor: shallow request copy, one presized header map, one value array, Authorization and ChatGPT-Account-ID set", Kind: Baseline, build: buildFloor},
+		{Name: "clone", Desc: "req.Clone + Header.Set of Authorization and ChatGPT-Account-ID", Kind: Baseline, build: buildClone},
 		{Name: "oauth2", Desc: "golang.org/x/oauth2 Transport, StaticTokenSource", Kind: Peer, build: buildOAuth2},
 		{Name: "thread", Desc: "ours: AgentAssertion on a cached thread task + routing", Kind: Ours, Cached: true, build: buildAgent(true)},
 		{Name: "process", Desc: "ours: AgentAssertion on the process task + routing", Kind: Ours, Cached: true, build: buildAgent(false)},
 		{Name: "bearer", Desc: "ours: API key, Bearer, no routing", Kind: Ours, Cached: true, build: buildAPIKey},
 		{Name: "flag-off", Desc: "ours: ChatGPT login, flag off: Bearer + routing", Kind: Ours, Cached: true, build: buildFlagOff},
+		{Name: "flag-on", Desc: "ours: ChatGPT login, flag on: provisioned identity, AgentAssertion on a cached thread task + routing", Kind: Ours, Cached: true, build: buildFlagOn},
 	}
 }
 
@@ -297,13 +299,43 @@ func (t *Target) Send(req *http.Request) error {
 // string it already has, as our cached modes do.
 var floorAuthorization = "AgentAssertion " + strings.Repeat("e", 280)
 
-// Floor is the least any correct auth RoundTripper does per request: clone
-// the request and set the headers, here Authorization and the account
-// routing header.
+// Floor is the cheapest copy that still honours the RoundTripper rules
+// (never modify the caller's request or its header map): a shallow copy of
+// the request, one header map presized for the caller's keys and the two
+// credential headers, and one array backing every value, the credential
+// values included. It is the baseline of the per-request targets.
 type Floor struct{ Base http.RoundTripper }
 
-// RoundTrip clones req, sets the headers and calls the base.
+// RoundTrip copies req, sets Authorization and ChatGPT-Account-ID and calls
+// the base.
 func (f Floor) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := new(http.Request)
+	*r = *req
+	n := 2
+	for _, vv := range req.Header {
+		n += len(vv)
+	}
+	vals := make([]string, n)
+	h := make(http.Header, len(req.Header)+2)
+	for k, vv := range req.Header {
+		m := copy(vals, vv)
+		h[k] = vals[:m:m]
+		vals = vals[m:]
+	}
+	vals[0], vals[1] = floorAuthorization, AccountID
+	h["Authorization"] = vals[0:1:1]
+	h["Chatgpt-Account-Id"] = vals[1:2:2]
+	r.Header = h
+	return f.Base.RoundTrip(r)
+}
+
+// CloneFloor is what a straightforward auth RoundTripper does: req.Clone
+// (which also copies the URL, and whose header map grows past its initial
+// size mid-Set) and Header.Set of the same two headers.
+type CloneFloor struct{ Base http.RoundTripper }
+
+// RoundTrip clones req, sets the headers and calls the base.
+func (f CloneFloor) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	r.Header.Set("Authorization", floorAuthorization)
 	r.Header.Set("ChatGPT-Account-ID", AccountID)
@@ -316,6 +348,10 @@ func buildBare(env Env, ctx context.Context) (*Target, error) {
 
 func buildFloor(env Env, ctx context.Context) (*Target, error) {
 	return &Target{RT: Floor{Base: env.Base}, Ctx: ctx}, nil
+}
+
+func buildClone(env Env, ctx context.Context) (*Target, error) {
+	return &Target{RT: CloneFloor{Base: env.Base}, Ctx: ctx}, nil
 }
 
 func buildOAuth2(env Env, ctx context.Context) (*Target, error) {
@@ -368,6 +404,30 @@ func buildFlagOff(env Env, ctx context.Context) (*Target, error) {
 	return &Target{RT: rt, Ctx: ctx, Transport: rt}, nil
 }
 
+// buildFlagOn is a ChatGPT login with use_agent_identity on whose agent
+// identity is already in the store (as after the first run), so the
+// warm-up request registers only the thread task.
+func buildFlagOn(env Env, ctx context.Context) (*Target, error) {
+	rec := NewRecord()
+	store := credentials.NewMemoryStore()
+	if err := store.SaveAgentIdentity(ctx, &rec); err != nil {
+		return nil, err
+	}
+	rt, err := transport.New(env.Base, transport.Config{
+		TokenSource: credentials.StaticTokenSource(credentials.Token{
+			AccessToken: "at-bench-" + strings.Repeat("t", 40), AccountID: rec.AccountID, UserID: rec.ChatGPTUserID,
+		}),
+		Flag:               featureflag.New(true),
+		IdentityStore:      store,
+		RegistrationClient: env.Registrar.Client(),
+		Now:                env.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Target{RT: rt, Ctx: transport.WithThread(ctx, ThreadKey), Transport: rt}, nil
+}
+
 // CheckCached verifies that the steady state of an "ours" target is what
 // the case claims: the expected mode was used and nothing registered or
 // signed more than the warm-up did. Baselines and peers pass trivially.
@@ -378,7 +438,7 @@ func (t *Target) CheckCached() error {
 	s := t.Transport.Stats()
 	want := map[string]resolver.Mode{
 		"thread": resolver.ModeThreadTask, "process": resolver.ModeProcessTask,
-		"bearer": resolver.ModeAPIKey, "flag-off": resolver.ModeBearer,
+		"bearer": resolver.ModeAPIKey, "flag-off": resolver.ModeBearer, "flag-on": resolver.ModeThreadTask,
 	}[t.Case.Name]
 	var errs []error
 	if s.RequestsIn(want) == 0 {

@@ -48,9 +48,9 @@ func (offFlag) Enabled() bool { return false }
 
 // New returns a Transport that sends requests through base (nil means
 // http.DefaultTransport) with the credential of cfg. Settings that
-// contradict each other or cannot work (an http origin without
-// AllowInsecureHTTP, an unparsable agent key, a negative duration) are
-// rejected here rather than on the first request.
+// contradict each other or cannot work (an http origin on a non-loopback
+// host or without AllowInsecureHTTP, an unparsable agent key, a negative
+// duration) are rejected here rather than on the first request.
 //
 // With the flag off and a ChatGPT login, an API key or no credential, New
 // starts no goroutine and no registration ever happens.

@@ -38,6 +38,8 @@ type Transport struct {
 	provisioner  *provisioner  // ChatGPT login: its provisioned identities
 	ids          *identity.Client
 	obs          *observer // nil without Config.Observer
+
+	passLog passThroughLog // origins logged as sent without credentials
 }
 
 type flagReader interface{ Enabled() bool }
@@ -139,6 +141,11 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.kind == credentials.KindNone || !t.s.origins.allows(req.URL) {
 		t.stats.requests[resolver.ModePassThrough].Add(1)
+		if t.kind != credentials.KindNone {
+			// Holding a credential it did not send: say so once per
+			// origin at debug level, or a 401 from that server is silent.
+			t.passLog.note(t.s.Logger, req)
+		}
 		return t.base.RoundTrip(req)
 	}
 	ctx := req.Context()

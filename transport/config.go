@@ -49,9 +49,12 @@ type Config struct {
 
 	// IdentityStore persists the agent identity provisioned for a ChatGPT
 	// login when the flag is on, so later transports and processes reuse it.
-	// nil means a store shared by every transport in this process that is
-	// lost when the process exits (use a credentials.FileStore to persist
-	// into auth.json as the Codex CLI does).
+	// It is trusted: transports sharing a store share the identity of every
+	// login with the same account and user. nil means an in-memory table
+	// that shares an identity only between transports holding the very
+	// same access token, holds it weakly (freed once no transport uses it)
+	// and is lost when the process exits; use a credentials.FileStore to
+	// persist into auth.json as the Codex CLI does.
 	IdentityStore credentials.IdentityStore
 
 	// ChatGPTBaseURL is the ChatGPT backend base. "" means

@@ -28,6 +28,12 @@ func ExampleNewClient() {
 	if err == nil {
 		resp.Body.Close()
 	}
+
+	// Without a thread key (background work): the hidden process task.
+	resp, err = client.Get("https://chatgpt.com/backend-api/wham/tasks")
+	if err == nil {
+		resp.Body.Close()
+	}
 }
 
 // NewTransport against the reference server: a ChatGPT login written the

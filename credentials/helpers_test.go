@@ -17,7 +17,7 @@ const (
 	fixtureAPIKey       = "sk-test-SECRET-apikey-0001"
 	fixtureAccessToken  = "at-SECRET-access-0001"
 	fixtureRefreshToken = "rt-SECRET-refresh-0001"
-	// seed 0x07 × 32, PKCS#8 v2 (SPEC §5)
+	// seed 0x07 × 32, PKCS#8 v2 (the test-vector key)
 	fixturePrivateKey = "MFECAQEwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHgSEA6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw="
 )
 

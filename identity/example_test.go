@@ -14,7 +14,7 @@ import (
 )
 
 // The AgentAssertion header is a pure function of key, runtime, task and
-// second; this reproduces the SPEC §5 test vector.
+// second; this reproduces the header of docs/protocol.md#test-vectors.
 func ExampleSignAssertion() {
 	key, err := identity.NewPrivateKeyFromSeed(bytes.Repeat([]byte{0x07}, 32))
 	if err != nil {

@@ -26,7 +26,7 @@ import (
 // in testdata/fuzz/<FuzzName>/; `go test` replays them, `.ci/fuzz.sh` (or
 // `go test -run '^$' -fuzz '^FuzzName$' -fuzztime 30s ./identity`) explores.
 
-// fuzzKey is the SPEC §5 key; fuzz targets use it as "the" verification key.
+// fuzzKey is the test-vector key (seed 0x07×32); fuzz targets use it as "the" verification key.
 func fuzzKey(f *testing.F) *PrivateKey {
 	f.Helper()
 	k, err := ParsePrivateKey(vecPKCS8v2)

@@ -16,7 +16,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// Agent Identity JWT expectations (SPEC §3.5).
+// What a verified Agent Identity JWT must carry: this audience and issuer,
+// as the Codex backend mints them (docs/protocol.md#agent-identity-jwt-and-jwks).
 const (
 	// JWTAudience must be among the token's aud values.
 	JWTAudience = "codex-app-server"

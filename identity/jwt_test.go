@@ -28,7 +28,8 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 )
 
-// The SPEC §5 key, as an Agent Identity record would carry it.
+// The test-vector key (seed 0x07×32, docs/protocol.md#test-vectors), as an
+// Agent Identity record would carry it.
 const testPrivateKey = "MFECAQEwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHgSEA6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw="
 
 var jwtNow = time.Date(2026, 4, 23, 12, 0, 0, 0, time.UTC)

@@ -13,7 +13,8 @@ import (
 	"golang.org/x/crypto/curve25519"
 )
 
-// SPEC §5 test vectors.
+// The test vectors of docs/protocol.md#test-vectors: seed 0x07×32, runtime
+// agent-123, task task-123, second 2026-04-23T00:00:00Z.
 const (
 	vecPKCS8v2   = "MFECAQEwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHgSEA6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw="
 	vecSSH       = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"
@@ -183,7 +184,8 @@ func TestParseAssertionRejectsRepeatedMember(t *testing.T) {
 // TestAssertionEnvelopeEscaping pins the envelope bytes for ids that Go's
 // encoding/json would write differently from serde_json: no HTML escaping,
 // literal U+2028/U+2029 and non-ASCII, short escapes for \n \t and
-// lowercase \u00xx for other controls, compact, keys in §3.2 order.
+// lowercase \u00xx for other controls, compact, keys in the order of the AgentAssertion envelope
+// (docs/protocol.md#agentassertion-header).
 func TestAssertionEnvelopeEscaping(t *testing.T) {
 	k, _ := ParsePrivateKey(vecPKCS8v2)
 	runtimeID := `rt<script>&"quoted"\back`

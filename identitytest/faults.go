@@ -3,6 +3,7 @@ package identitytest
 import (
 	"bytes"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -83,15 +84,15 @@ func (f Fault) overridesResponse() bool {
 func (f Fault) validate() error {
 	switch {
 	case f.Status != 0 && (f.Status < 200 || f.Status > 599):
-		return fmt.Errorf("Status %d is outside 200..599", f.Status)
+		return fmt.Errorf("field Status %d is outside 200..599", f.Status)
 	case f.Latency < 0:
-		return fmt.Errorf("negative Latency")
+		return errors.New("field Latency is negative")
 	case f.OversizeBytes < 0:
-		return fmt.Errorf("negative OversizeBytes")
+		return errors.New("field OversizeBytes is negative")
 	case f.Times < 0:
-		return fmt.Errorf("negative Times")
+		return errors.New("field Times is negative")
 	case strings.ContainsAny(f.RetryAfter, "\r\n"):
-		return fmt.Errorf("RetryAfter contains a line break")
+		return errors.New("field RetryAfter contains a line break")
 	}
 	n := 0
 	for _, b := range []bool{f.Body != nil, f.OversizeBytes > 0, f.DropConnection, f.EmptyTaskID,
@@ -101,7 +102,7 @@ func (f Fault) validate() error {
 		}
 	}
 	if n > 1 {
-		return fmt.Errorf("Body, OversizeBytes, DropConnection, EmptyTaskID, MissingTaskID, BadEncryptedTaskID and Hang are mutually exclusive")
+		return errors.New("fields Body, OversizeBytes, DropConnection, EmptyTaskID, MissingTaskID, BadEncryptedTaskID and Hang are mutually exclusive")
 	}
 	return nil
 }

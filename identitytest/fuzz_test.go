@@ -15,7 +15,7 @@ import (
 )
 
 // The fuzz targets drive the server's handler directly (no network per
-// input) for the runtime fuzzRuntime whose key is the SPEC §5 seed 0x07×32,
+// input) for the runtime fuzzRuntime whose key is the test-vector seed 0x07×32,
 // at the fixed time t0. Their seed corpora are in testdata/fuzz/<Name>/.
 
 const fuzzRuntime = "rt-fuzz"
@@ -132,8 +132,8 @@ func FuzzAssertionHeader(f *testing.F) {
 }
 
 // FuzzTaskRegistrationBody posts fuzzed bodies to the task registration
-// route of a known runtime. The answer is 200 exactly when a model of
-// SPEC §3.3 accepts the body (one JSON object of string timestamp and
+// route of a known runtime. The answer is 200 exactly when a model of the
+// task registration wire format accepts the body (one JSON object of string timestamp and
 // signature, optional valid external_task_ref, nothing else, signature by
 // the runtime's key, timestamp within the skew), and 400 or 401 otherwise;
 // never 404 or 5xx.
@@ -212,7 +212,8 @@ func validRegistration(body []byte, k *identity.PrivateKey) (bool, string) {
 	return true, ref
 }
 
-// threadKeyOK restates the SPEC §2 thread-key rules.
+// threadKeyOK restates the thread-key rules: non-empty valid UTF-8 of at
+// most 512 bytes without control characters.
 func threadKeyOK(s string) bool {
 	if s == "" || len(s) > 512 || !utf8.ValidString(s) {
 		return false

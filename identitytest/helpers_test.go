@@ -12,7 +12,7 @@ import (
 	"github.com/agentauth/agentauth/identity"
 )
 
-// t0 is the fake clock's start, the SPEC §5 timestamp.
+// t0 is the fake clock's start, the test vectors' timestamp.
 var t0 = time.Date(2026, 4, 23, 0, 0, 0, 0, time.UTC)
 
 // fakeClock is a settable clock shared by the server and the test.

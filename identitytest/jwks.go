@@ -20,7 +20,8 @@ func (s *Server) Issuer() (*JWTIssuer, error) {
 
 // serveJWKS serves the issuer's key set at every path ending in
 // /agent-identities/jwks (so both <base>/agent-identities/jwks and
-// <base>/wham/agent-identities/jwks of SPEC §3.5 work, under any base).
+// <base>/wham/agent-identities/jwks, the two places a client looks for the
+// key set, work under any base).
 func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	iss, err := s.Issuer()
 	if err != nil {

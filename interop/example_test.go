@@ -65,9 +65,10 @@ func Example_openAIGo() {
 	httpClient := newHTTPClient(srv, creds)
 	defer httpClient.CloseIdleConnections()
 
+	baseURL := srv.URL() // production: https://api.openai.com or the ChatGPT backend
 	client := openai.NewClient(
 		option.WithHTTPClient(httpClient),
-		option.WithBaseURL(srv.URL()+"/v1/"),
+		option.WithBaseURL(baseURL+"/v1/"),
 	)
 	ctx := transport.WithThread(context.Background(), "thread-1")
 	resp, err := client.Responses.New(ctx, responses.ResponseNewParams{
@@ -90,8 +91,9 @@ func Example_goOpenAI() {
 	httpClient := newHTTPClient(srv, creds)
 	defer httpClient.CloseIdleConnections()
 
+	baseURL := srv.URL()
 	cfg := goopenai.DefaultConfig("") // agentauth sets Authorization
-	cfg.BaseURL = srv.URL() + "/v1"
+	cfg.BaseURL = baseURL + "/v1"
 	cfg.HTTPClient = httpClient
 	client := goopenai.NewClientWithConfig(cfg)
 

@@ -131,7 +131,8 @@ func TestOpenAIGoRetryIsResigned(t *testing.T) {
 			t.Errorf("attempt %d has X-Stainless-Retry-Count %q", i, got)
 		}
 		// Each attempt went through RoundTrip and was signed on the task;
-		// within one second the bytes may be the same (SPEC §4.4).
+		// within one second the bytes may be the same (an assertion is
+		// signed at most once per task per second).
 		verifyAssertion(t, rec, a.Header.Get("Authorization"), task.TaskID)
 	}
 	seen := srv.Requests()

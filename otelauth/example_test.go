@@ -86,6 +86,20 @@ func Example() {
 	// agentauth.task.registration.duration (s): 1 registration
 }
 
+// The wiring in a service: the observer on the global providers, otelhttp
+// outside the agentauth transport so registration, provisioning and refresh
+// spans are children of the client span.
+func Example_otelhttp() {
+	cfg := transport.Config{}                  // Credentials, Flag, ... as usual
+	cfg.Observer = otelauth.Observer(nil, nil) // nil: the global meter and tracer providers
+	rt, err := transport.New(http.DefaultTransport, cfg)
+	if err != nil {
+		panic(err)
+	}
+	client := &http.Client{Transport: otelhttp.NewTransport(rt)} // otelhttp outside: auth spans inside the client span
+	_ = client
+}
+
 // exampleIdentity starts the loopback reference server and gives it an
 // agent identity, as auth.json would hold it.
 func exampleIdentity() (*identitytest.Server, *credentials.Credentials) {

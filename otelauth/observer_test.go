@@ -119,13 +119,12 @@ func TestThreadKeyOnSpanOnlyWhenOptedIn(t *testing.T) {
 	}
 }
 
-// proactiveSource is a refreshing token source that reports one proactive
-// refresh on its first Token call, on the caller's context, as a source
-// with a token endpoint would; on a 401 it refreshes to next.
+// proactiveSource is a token source that reports one proactive refresh on
+// its first Token call, on the caller's context, as a source with a token
+// endpoint would. It has no Refresh: the test sends no request it rejects.
 type proactiveSource struct {
 	mu       sync.Mutex
 	tok      *credentials.Token
-	next     string
 	report   func(context.Context, credentials.RefreshEvent)
 	reported bool
 }

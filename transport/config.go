@@ -49,9 +49,12 @@ type Config struct {
 
 	// IdentityStore persists the agent identity provisioned for a ChatGPT
 	// login when the flag is on, so later transports and processes reuse it.
-	// nil means a store shared by every transport in this process that is
-	// lost when the process exits (use a credentials.FileStore to persist
-	// into auth.json as the Codex CLI does).
+	// It is trusted: transports sharing a store share the identity of every
+	// login with the same account and user. nil means an in-memory table
+	// that shares an identity only between transports holding the very
+	// same access token, holds it weakly (freed once no transport uses it)
+	// and is lost when the process exits; use a credentials.FileStore to
+	// persist into auth.json as the Codex CLI does.
 	IdentityStore credentials.IdentityStore
 
 	// ChatGPTBaseURL is the ChatGPT backend base. "" means
@@ -61,8 +64,9 @@ type Config struct {
 	// AuthAPIBaseURL is where agents and tasks are registered. "" means the
 	// value derived from ChatGPTBaseURL and the
 	// CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL environment variable. It must be
-	// https, or http on a loopback host or with AllowInsecureHTTP, and have
-	// no userinfo, query or fragment (a path is fine).
+	// https, or http on a loopback host (agent registration sends the
+	// ChatGPT access token there), and have no userinfo, query or fragment
+	// (a path is fine).
 	AuthAPIBaseURL string
 
 	// AllowedOrigins replaces the first-party allow-list: only requests to
@@ -74,9 +78,11 @@ type Config struct {
 	// ExtraOrigins are added to the allow-list (default or AllowedOrigins).
 	ExtraOrigins []string
 
-	// AllowInsecureHTTP permits plain-http origins in the allow-list and a
-	// plain-http AuthAPI base on a non-loopback host. It is meant for
-	// development and tests; without it New rejects an http origin.
+	// AllowInsecureHTTP permits plain-http origins on loopback hosts
+	// (localhost, 127.0.0.0/8, ::1) in the allow-list, for development and
+	// tests against a local server. Without it New rejects every http
+	// origin; with it New still rejects an http origin on any other host,
+	// since a credential sent there crosses the network in the clear.
 	AllowInsecureHTTP bool
 
 	// ThreadCache bounds the per-thread task cache: capacity (default
@@ -167,7 +173,7 @@ func (c Config) resolve() (*settings, error) {
 	}
 	// Agent registration sends the ChatGPT access token to this base, so it
 	// gets the same scheme rule as the first-party origins.
-	if err := checkBase("AuthAPI base", s.authAPIBase, s.AllowInsecureHTTP); err != nil {
+	if err := checkBase("AuthAPI base", s.authAPIBase); err != nil {
 		return nil, err
 	}
 	if s.ProvisioningCooldown == 0 {
@@ -199,8 +205,13 @@ func (c Config) resolve() (*settings, error) {
 		if err != nil {
 			return nil, err
 		}
-		if o.scheme == "http" && !s.AllowInsecureHTTP {
-			return nil, fmt.Errorf("agentauth: origin %s is plain http; set AllowInsecureHTTP to allow it", o)
+		if o.scheme == "http" {
+			if !isLoopback(o.host) {
+				return nil, fmt.Errorf("agentauth: origin %s is plain http on a non-loopback host; use https", o)
+			}
+			if !s.AllowInsecureHTTP {
+				return nil, fmt.Errorf("agentauth: origin %s is plain http; set AllowInsecureHTTP to allow it on loopback", o)
+			}
 		}
 		s.origins = append(s.origins, o)
 	}
@@ -248,9 +259,8 @@ func validPort(p string) bool {
 	return err == nil && n > 0 && n <= 65535
 }
 
-// checkBase requires an https base URL, or http on a loopback host or when
-// insecure http is explicitly allowed.
-func checkBase(what, base string, allowHTTP bool) error {
+// checkBase requires an https base URL, or http on a loopback host.
+func checkBase(what, base string) error {
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" || u.Opaque != "" {
 		return fmt.Errorf("agentauth: %s is not an absolute URL", what)
@@ -272,10 +282,10 @@ func checkBase(what, base string, allowHTTP bool) error {
 	case "https":
 		return nil
 	case "http":
-		if allowHTTP || isLoopback(u.Hostname()) {
+		if isLoopback(u.Hostname()) {
 			return nil
 		}
-		return fmt.Errorf("agentauth: %s %s is plain http; set AllowInsecureHTTP to allow it", what, u.Host)
+		return fmt.Errorf("agentauth: %s %s is plain http on a non-loopback host; use https", what, u.Host)
 	}
 	return fmt.Errorf("agentauth: %s %q: scheme must be https or http", what, base)
 }

@@ -18,10 +18,20 @@
 // plain Bearer, byte for byte; an API key is always Bearer. Requests to any
 // other origin, including cross-origin redirect hops, get no credential.
 //
-// The work of one request is split into single-purpose steps, each in its
-// own file: the origin guard (origin.go), mode selection
-// ([resolver.Decide]), credential attachment (auth.go, provision.go) and
-// routing headers ([headers.Routing]). They run over one shallow clone of
-// the request so the whole chain costs a single clone, and the base
-// transport stays reachable through [Transport.WrappedRoundTripper].
+// Each request passes four steps: the origin guard (a request to an origin
+// outside the allow-list, see [Config.AllowedOrigins], is sent untouched),
+// mode selection (by the credential kind, fixed by [New], and by the flag and
+// the thread key, read per request: the rule [resolver.Decide] states),
+// credential attachment (the API key, the login's Bearer token, or an
+// AgentAssertion on the thread or process task, provisioning an identity
+// first when the flag asks for one) and the routing headers
+// ([headers.Routing]). They work on one
+// shallow clone of the request, so the caller's request is never modified
+// and the whole chain costs a single clone; the base transport stays
+// reachable through [Transport.WrappedRoundTripper]. Errors are [*Error]:
+// classify them with [errors.Is] against [ErrCredential], [ErrRegistration],
+// [ErrProvisioning] or [ErrInvalidThreadKey].
+//
+// docs/protocol.md in the repository describes the wire formats, the
+// behaviour matrix and the guarantees in full.
 package transport

@@ -38,6 +38,8 @@ type Transport struct {
 	provisioner  *provisioner  // ChatGPT login: its provisioned identities
 	ids          *identity.Client
 	obs          *observer // nil without Config.Observer
+
+	passLog passThroughLog // origins logged as sent without credentials
 }
 
 type flagReader interface{ Enabled() bool }
@@ -48,9 +50,9 @@ func (offFlag) Enabled() bool { return false }
 
 // New returns a Transport that sends requests through base (nil means
 // http.DefaultTransport) with the credential of cfg. Settings that
-// contradict each other or cannot work (an http origin without
-// AllowInsecureHTTP, an unparsable agent key, a negative duration) are
-// rejected here rather than on the first request.
+// contradict each other or cannot work (an http origin on a non-loopback
+// host or without AllowInsecureHTTP, an unparsable agent key, a negative
+// duration) are rejected here rather than on the first request.
 //
 // With the flag off and a ChatGPT login, an API key or no credential, New
 // starts no goroutine and no registration ever happens.
@@ -139,6 +141,11 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.kind == credentials.KindNone || !t.s.origins.allows(req.URL) {
 		t.stats.requests[resolver.ModePassThrough].Add(1)
+		if t.kind != credentials.KindNone {
+			// Holding a credential it did not send: say so once per
+			// origin at debug level, or a 401 from that server is silent.
+			t.passLog.note(t.s.Logger, req)
+		}
 		return t.base.RoundTrip(req)
 	}
 	ctx := req.Context()

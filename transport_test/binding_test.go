@@ -294,6 +294,7 @@ func TestBindingOwnedHeadersInAnyCase(t *testing.T) {
 	if v := h.Values("Chatgpt-Account-Id"); len(v) != 1 || v[0] != acct {
 		t.Fatalf("ChatGPT-Account-ID %q, want only %q", v, acct)
 	}
+	//lint:ignore SA1008 the caller set this non-canonical key on purpose; it must be left as it was
 	if req.Header["authorization"][0] != "Bearer sk-caller-secret" {
 		t.Fatal("the caller's request was modified")
 	}

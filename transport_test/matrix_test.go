@@ -18,7 +18,8 @@ import (
 	"github.com/agentauth/agentauth/transport"
 )
 
-// matrixCred is a credential column of the SPEC §2 matrix.
+// matrixCred is a credential row of the behaviour matrix
+// (docs/protocol.md#behaviour-matrix).
 type matrixCred int
 
 const (
@@ -36,7 +37,7 @@ func (c matrixCred) String() string {
 
 func (c matrixCred) fedRAMP() bool { return c == credChatGPTFedRAMP || c == credAgentFedRAMP }
 
-// TestMatrix runs every row of the SPEC §2 behaviour matrix — credential ×
+// TestMatrix runs every row of the behaviour matrix — credential ×
 // flag × context × origin — against the reference server and asserts the
 // exact Authorization, routing headers and registrations the server saw.
 func TestMatrix(t *testing.T) {

@@ -127,7 +127,7 @@ func TestPlainHTTPOriginsNeedOptIn(t *testing.T) {
 	creds := apiKeyCreds("sk-insecure")
 	cases := map[string]transport.Config{
 		"chatgpt base":    {Credentials: creds, ChatGPTBaseURL: "http://127.0.0.1:8080/backend-api"},
-		"allowed origins": {Credentials: creds, AllowedOrigins: []string{"https://chatgpt.com", "http://example.test"}},
+		"allowed origins": {Credentials: creds, AllowedOrigins: []string{"https://chatgpt.com", "http://[::1]:9"}},
 		"extra origins":   {Credentials: creds, ExtraOrigins: []string{"http://localhost:9"}},
 	}
 	for name, cfg := range cases {

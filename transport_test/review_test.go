@@ -169,8 +169,9 @@ func TestReviewNewRejectsUnusableSettings(t *testing.T) {
 			Credentials: apiKeyCreds("sk-1"),
 			TokenSource: credentials.StaticTokenSource(credentials.Token{AccessToken: "tok"}),
 		},
-		"http AuthAPI on a remote host": {Credentials: chatGPTCreds("tok", "acct", false), AuthAPIBaseURL: "http://auth.example.com/api/accounts"},
-		"AuthAPI without scheme":        {Credentials: chatGPTCreds("tok", "acct", false), AuthAPIBaseURL: "auth.example.com"},
+		"http AuthAPI on a remote host":                   {Credentials: chatGPTCreds("tok", "acct", false), AuthAPIBaseURL: "http://auth.example.com/api/accounts"},
+		"AuthAPI without scheme":                          {Credentials: chatGPTCreds("tok", "acct", false), AuthAPIBaseURL: "auth.example.com"},
+		"http AuthAPI on a remote host, insecure allowed": {Credentials: chatGPTCreds("tok", "acct", false), AuthAPIBaseURL: "http://auth.internal/api", AllowInsecureHTTP: true},
 	}
 	for name, cfg := range cases {
 		if _, err := transport.New(nil, cfg); err == nil {
@@ -181,7 +182,6 @@ func TestReviewNewRejectsUnusableSettings(t *testing.T) {
 	}
 	ok := map[string]transport.Config{
 		"loopback http AuthAPI":          {Credentials: chatGPTCreds("tok", "acct", false), AuthAPIBaseURL: "http://127.0.0.1:9/api"},
-		"explicitly allowed http":        {Credentials: chatGPTCreds("tok", "acct", false), AuthAPIBaseURL: "http://auth.internal/api", AllowInsecureHTTP: true},
 		"TokenSource alone is a ChatGPT": {TokenSource: credentials.StaticTokenSource(credentials.Token{AccessToken: "tok"})},
 	}
 	for name, cfg := range ok {

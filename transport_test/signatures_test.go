@@ -10,9 +10,10 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 )
 
-// TestSignaturesOnePerTaskPerSecond proves SPEC §4.4: at any request rate a
-// task is signed at most once per second, the header is byte-identical
-// within the second, and the next second re-signs exactly once.
+// TestSignaturesOnePerTaskPerSecond proves the one-signature-per-second
+// guarantee: at any request rate a task is signed at most once per second,
+// the header is byte-identical within the second, and the next second
+// re-signs exactly once.
 func TestSignaturesOnePerTaskPerSecond(t *testing.T) {
 	clk := newFakeClock(wholeSecondNow())
 	srv := newIdentityServer(t, identitytest.Options{Now: clk.Now})

@@ -28,8 +28,8 @@ import (
 // reproducible request by request.
 const fltFaultHeader = "X-Flt-Fault"
 
-// fltInjected is the connection error fltFaulty returns.
-var fltInjected = errors.New("flt: injected connection reset")
+// errFltInjected is the connection error fltFaulty returns.
+var errFltInjected = errors.New("flt: injected connection reset")
 
 // fltNetHeader marks a resource request that must go over the network;
 // the others are served in process (see fltFaulty).
@@ -59,7 +59,7 @@ func (f *fltFaulty) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body.Close()
 	}
 	if mode == "conn" {
-		return nil, fltInjected
+		return nil, errFltInjected
 	}
 	return &http.Response{
 		Status: "503 Service Unavailable", StatusCode: http.StatusServiceUnavailable,
@@ -288,7 +288,7 @@ func fltSoakOne(ctx context.Context, rt http.RoundTripper, url, key, fault strin
 	if err != nil {
 		var te *transport.Error
 		switch {
-		case errors.Is(err, fltInjected) && fault == "conn":
+		case errors.Is(err, errFltInjected) && fault == "conn":
 			tally.injected.Add(1)
 		case errors.As(err, &te) && errors.Is(err, transport.ErrRegistration) && te.Temporary():
 			tally.authErrs.Add(1)

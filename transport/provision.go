@@ -242,6 +242,9 @@ func (p *provisioner) agent(ctx context.Context, tok *credentials.Token) (*agent
 	ls := p.loginFor(tok)
 	st := ls.state.Load()
 	if st.agent != nil {
+		if !st.fallbackUntil.IsZero() && p.t.s.Now().Before(st.fallbackUntil) {
+			return nil, ls, nil // task registration unavailable: Bearer for the cooldown
+		}
 		return st.agent, ls, nil
 	}
 	if o, ok := p.settled(st); ok {
@@ -326,12 +329,56 @@ func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.
 // fallback puts the login on Bearer for the cooldown, announced and
 // counted once.
 func (p *provisioner) fallback(ctx context.Context, ls *loginState, next *provisionState, cause error) {
-	p.t.stats.bearerFallbacks.Add(1)
-	p.t.obs.fallbackStart(ctx, p.t.s.ProvisioningCooldown, cause)
-	p.t.s.Logger.WarnContext(ctx, "agentauth: agent provisioning unavailable; using Bearer during the cooldown",
-		"cooldown", p.t.s.ProvisioningCooldown.String(), "error", cause)
 	next.fallbackUntil = p.t.s.Now().Add(p.t.s.ProvisioningCooldown)
 	ls.state.Store(next)
+	p.announceFallback(ctx, "agentauth: agent provisioning unavailable; using Bearer during the cooldown", cause)
+}
+
+// taskFallback puts a login whose provisioned identity cannot get a task
+// (task registration still unavailable after its attempts) on Bearer for
+// the cooldown, as an unavailable provisioning does: the login has a
+// Bearer token, and an outage of the AuthAPI must not fail its requests.
+// The identity is kept and used again after the cooldown. Concurrent
+// requests that met the same outage announce and count it once.
+func (p *provisioner) taskFallback(ctx context.Context, ls *loginState, agent *agentState, cause error) {
+	for {
+		st := ls.state.Load()
+		now := p.t.s.Now()
+		if st.agent != agent || now.Before(st.fallbackUntil) {
+			return // replaced, or already falling back
+		}
+		next := *st
+		next.fallbackUntil = now.Add(p.t.s.ProvisioningCooldown)
+		if ls.state.CompareAndSwap(st, &next) {
+			p.announceFallback(ctx, "agentauth: agent task registration unavailable; using Bearer during the cooldown", cause)
+			return
+		}
+	}
+}
+
+// signed ends a task-registration fallback of ls once agent signs again
+// after the cooldown, reporting the end once. It costs one atomic load
+// when there was no fallback.
+func (p *provisioner) signed(ctx context.Context, ls *loginState, agent *agentState) {
+	for {
+		st := ls.state.Load()
+		if st.agent != agent || st.fallbackUntil.IsZero() {
+			return
+		}
+		next := *st
+		next.fallbackUntil = time.Time{}
+		if ls.state.CompareAndSwap(st, &next) {
+			p.t.obs.fallbackEnd(ctx, st.fallbackUntil, p.t.s.ProvisioningCooldown, p.t.s.Now())
+			return
+		}
+	}
+}
+
+// announceFallback counts, reports and logs one Bearer fallback.
+func (p *provisioner) announceFallback(ctx context.Context, msg string, cause error) {
+	p.t.stats.bearerFallbacks.Add(1)
+	p.t.obs.fallbackStart(ctx, p.t.s.ProvisioningCooldown, cause)
+	p.t.s.Logger.WarnContext(ctx, msg, "cooldown", p.t.s.ProvisioningCooldown.String(), "error", cause)
 }
 
 // markStale drops agent from ls after the AuthAPI said it no longer knows

@@ -446,7 +446,10 @@ type storeError struct {
 	err error
 }
 
-func (e *storeError) Error() string { return "agentauth: " + e.op + " agent identity: " + e.err.Error() }
+func (e *storeError) Error() string {
+	return "agentauth: " + e.op + " agent identity: " + e.err.Error()
+}
+
 func (e *storeError) Unwrap() error { return e.err }
 
 // storeOutage reports whether err is the IdentityStore failing temporarily.

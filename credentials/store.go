@@ -27,6 +27,13 @@ const lockRetryDelay = 5 * time.Millisecond
 // login or resurrect a deleted one.
 var ErrLoginChanged = errors.New("credentials: auth.json no longer holds a ChatGPT login for this account")
 
+// ErrIdentityExists is what an [IdentityStore] whose first stored identity
+// wins (a store shared by a fleet) wraps when SaveAgentIdentity refuses a
+// record because another identity is already stored for its login. A
+// provisioning that gets it loads the stored identity and signs with that
+// one, so every process of the fleet uses one runtime per login.
+var ErrIdentityExists = errors.New("credentials: another agent identity is already stored for this login")
+
 // IdentityStore persists Agent Identity records provisioned from ChatGPT
 // logins (agent registration), so later processes reuse them instead of registering
 // a new agent. Implementations are safe for concurrent use.
@@ -36,7 +43,9 @@ type IdentityStore interface {
 	// none matches.
 	LoadAgentIdentity(ctx context.Context, login Login) (*identity.Record, error)
 	// SaveAgentIdentity stores rec under its AccountID and ChatGPTUserID,
-	// replacing any record stored for that login.
+	// replacing any record stored for that login, or, for a store where
+	// the first identity wins, refusing with an error wrapping
+	// [ErrIdentityExists].
 	SaveAgentIdentity(ctx context.Context, rec *identity.Record) error
 }
 

@@ -30,8 +30,10 @@ type AgentRegistration struct {
 	// AccessToken is the ChatGPT access token, sent as
 	// "Authorization: Bearer <token>". Required.
 	AccessToken string
-	// Routing adds ChatGPT-Account-ID and, for FedRAMP accounts,
-	// X-OpenAI-Fedramp: true.
+	// Routing.FedRAMP adds X-OpenAI-Fedramp: true. Routing.AccountID is
+	// not sent: the AuthAPI takes the account from the access token, and
+	// current Codex sends no ChatGPT-Account-ID on agent registration. It
+	// names the login in String and logs only.
 	Routing headers.Routing
 	// PublicKey is the new runtime's public key in ssh-ed25519 form
 	// ([PrivateKey.SSHPublicKey]). Required.
@@ -164,9 +166,11 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 	if err != nil {
 		return fail(fmt.Errorf("%w: encoding body: %v", errInvalidRequest, err))
 	}
+	// Exactly Codex's headers: Bearer, JSON (set by exchange), FedRAMP
+	// only for FedRAMP accounts, and our User-Agent; no account header.
 	h := http.Header{}
 	h.Set(headers.Authorization, auth)
-	req.Routing.Apply(h)
+	headers.Routing{FedRAMP: req.Routing.FedRAMP}.Apply(h)
 	x := exchange{
 		op:      OpAgentRegistration,
 		method:  http.MethodPost,

@@ -375,10 +375,14 @@ func (c *Client) exchange(ctx context.Context, x exchange) ([]byte, *Registratio
 	for k, vs := range x.header {
 		req.Header[k] = vs
 	}
+	// Registrations carry exactly what current Codex sends (JSON, the
+	// credential, FedRAMP routing, a User-Agent); only the JWKS fetch,
+	// which has no body, asks for JSON explicitly.
 	if x.body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	} else {
+		req.Header.Set("Accept", "application/json")
 	}
-	req.Header.Set("Accept", "application/json")
 	ua := c.UserAgent
 	if ua == "" {
 		ua = DefaultUserAgent

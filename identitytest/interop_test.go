@@ -16,7 +16,7 @@ import (
 // evidence that both read it the same way.
 func TestInteropWithIdentityClient(t *testing.T) {
 	for _, encrypt := range []bool{false, true} {
-		s, clock := newTestServer(t, Options{AccessTokens: []string{"tok-login"}, EncryptTaskIDs: encrypt})
+		s, clock := newTestServer(t, Options{AccessTokenAccounts: map[string]string{"tok-login": "acct-1"}, EncryptTaskIDs: encrypt})
 		hc := newClient(t)
 		cl := &identity.Client{HTTPClient: hc, AuthAPIBase: s.URL(), Now: clock.Now}
 		k := testKey(t, 9)

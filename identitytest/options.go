@@ -29,6 +29,15 @@ type Options struct {
 	// (POST /v1/agent/register) and at protected resources. Default: none.
 	AccessTokens []string
 
+	// AccessTokenAccounts maps configured access tokens to the ChatGPT
+	// account each belongs to, as the account claim of a real access token
+	// does. Each key is accepted as if listed in AccessTokens. Agent
+	// registration takes a runtime's account from its Bearer token, as the
+	// real AuthAPI does (current Codex sends no account header there): a
+	// token the token endpoint issued carries its account in its claims, a
+	// token listed here has the account given. Default: none.
+	AccessTokenAccounts map[string]string
+
 	// APIKeys are the API keys accepted as Bearer tokens at protected
 	// resources only; agent registration rejects them, as the real
 	// backend does. Default: none.
@@ -120,6 +129,14 @@ func (o *Options) validate() error {
 			return fmt.Errorf("identitytest: AccessTokens[%d]: %w", i, err)
 		}
 	}
+	for tok, acct := range o.AccessTokenAccounts {
+		if err := validateToken(tok); err != nil {
+			return fmt.Errorf("identitytest: AccessTokenAccounts: %w", err)
+		}
+		if acct == "" {
+			return errors.New("identitytest: AccessTokenAccounts: an account id is empty")
+		}
+	}
 	for i, tok := range o.APIKeys {
 		if err := validateToken(tok); err != nil {
 			return fmt.Errorf("identitytest: APIKeys[%d]: %w", i, err)
@@ -158,8 +175,8 @@ func newLockedReader(r io.Reader) *lockedReader {
 // String describes the options with every token and key redacted: only
 // their counts are shown.
 func (o Options) String() string {
-	return fmt.Sprintf("identitytest.Options{AccessTokens:%d redacted APIKeys:%d redacted AcceptAnyBearerForAgentRegistration:%t AllowAnonymous:%t EncryptTaskIDs:%t MaxSkew:%s Addr:%q RequestLog:%d}",
-		len(o.AccessTokens), len(o.APIKeys), o.AcceptAnyBearerForAgentRegistration, o.AllowAnonymous,
+	return fmt.Sprintf("identitytest.Options{AccessTokens:%d redacted AccessTokenAccounts:%d redacted APIKeys:%d redacted AcceptAnyBearerForAgentRegistration:%t AllowAnonymous:%t EncryptTaskIDs:%t MaxSkew:%s Addr:%q RequestLog:%d}",
+		len(o.AccessTokens), len(o.AccessTokenAccounts), len(o.APIKeys), o.AcceptAnyBearerForAgentRegistration, o.AllowAnonymous,
 		o.EncryptTaskIDs, o.MaxSkew, o.Addr, o.RequestLog)
 }
 

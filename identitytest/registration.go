@@ -102,6 +102,13 @@ func (s *Server) serveAgentRegister(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, route, http.StatusBadRequest, reason)
 		return
 	}
+	// The runtime belongs to the account of the token that registered it.
+	// The ChatGPT-Account-ID header (which current Codex no longer sends
+	// here) is only a fallback for a configured token whose account the
+	// server was not told, so older clients keep working.
+	if acct, ok := s.tokenAccountID(tok); ok {
+		accountID = acct
+	}
 	obj, reason := readJSONObject(r)
 	if reason != "" {
 		s.reject(w, r, route, http.StatusBadRequest, reason)

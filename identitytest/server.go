@@ -27,6 +27,7 @@ type Server struct {
 	rand         io.Reader
 	log          *slog.Logger
 	accessTokens map[string]bool
+	tokenAccount map[string]string // configured access token → its account
 	apiKeys      map[string]bool
 	acceptAny    bool
 	anonymous    bool
@@ -143,6 +144,7 @@ func newServer(opts Options) (*Server, error) {
 		rand:         newLockedReader(opts.Rand),
 		log:          opts.Logger,
 		accessTokens: map[string]bool{},
+		tokenAccount: map[string]string{},
 		apiKeys:      map[string]bool{},
 		acceptAny:    opts.AcceptAnyBearerForAgentRegistration,
 		anonymous:    opts.AllowAnonymous,
@@ -181,6 +183,10 @@ func newServer(opts Options) (*Server, error) {
 	}
 	for _, t := range opts.AccessTokens {
 		s.accessTokens[t] = true
+	}
+	for t, acct := range opts.AccessTokenAccounts {
+		s.accessTokens[t] = true
+		s.tokenAccount[t] = acct
 	}
 	for _, t := range opts.APIKeys {
 		s.apiKeys[t] = true

@@ -101,7 +101,8 @@ type refreshEntry struct {
 }
 
 type accessEntry struct {
-	exp time.Time
+	exp     time.Time
+	account string // chatgpt_account_id of its claims
 }
 
 func (s *Server) tokens() *tokenState {
@@ -163,7 +164,7 @@ func (s *Server) issue(c LoginClaims) (*Login, error) {
 			delete(ts.access, k)
 		}
 	}
-	ts.access[access] = accessEntry{exp: exp}
+	ts.access[access] = accessEntry{exp: exp, account: c.AccountID}
 	ts.refresh[rt] = &refreshEntry{claims: c, issued: now}
 	ts.mu.Unlock()
 	return &Login{IDToken: id, AccessToken: access, RefreshToken: rt, AccountID: c.AccountID, Expiry: exp}, nil
@@ -198,6 +199,21 @@ func (s *Server) knownAccessToken(tok string) bool {
 	a, ok := ts.access[tok]
 	ts.mu.Unlock()
 	return ok && s.now().Before(a.exp)
+}
+
+// tokenAccountID returns the account an access token belongs to: the
+// account claim of a token the token endpoint issued, or the account
+// Options.AccessTokenAccounts gives a configured token. ok is false when
+// the server does not know the token's account.
+func (s *Server) tokenAccountID(tok string) (account string, ok bool) {
+	if a := s.tokenAccount[tok]; a != "" {
+		return a, true
+	}
+	ts := s.tokens()
+	ts.mu.Lock()
+	a, found := ts.access[tok]
+	ts.mu.Unlock()
+	return a.account, found && a.account != ""
 }
 
 // RevokeRefreshToken makes a refresh token fail with

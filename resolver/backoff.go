@@ -1,9 +1,12 @@
 package resolver
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/agentauth/agentauth/identity"
 )
 
 // BackoffError is returned by [TaskCache.Get] without any registration call
@@ -78,4 +81,29 @@ func (p backoffPolicy) delay(failures int) time.Duration {
 		d -= time.Duration(float64(d) * p.jitter * r)
 	}
 	return d
+}
+
+// wait is the backoff after the n-th consecutive failure err: the policy's
+// delay, or the server's Retry-After (capped at max) when that is longer.
+// A server that said when to come back is not asked again sooner, even
+// after the registration's own retries gave up well before that time; and
+// the cap keeps a hostile or mistaken Retry-After from parking a key for
+// longer than the operator allowed. Retry-After is not jittered: it is the
+// server's own schedule.
+func (p backoffPolicy) wait(n int, err error) time.Duration {
+	d := p.delay(n)
+	if ra := retryAfter(err); ra > d {
+		d = min(ra, p.max)
+	}
+	return d
+}
+
+// retryAfter returns the Retry-After a failed registration carried, 0 when
+// it has none.
+func retryAfter(err error) time.Duration {
+	var re *identity.RegistrationError
+	if errors.As(err, &re) && re.RetryAfter > 0 {
+		return re.RetryAfter
+	}
+	return 0
 }

@@ -73,11 +73,14 @@ type CacheOptions struct {
 
 	// BackoffInitial is the wait after the first failed registration of a
 	// key; each further consecutive failure doubles it, up to BackoffMax. A
-	// success resets the sequence. 0 means DefaultBackoffInitial (1 s);
-	// negative is an error.
+	// success resets the sequence. A failure that carries the server's
+	// Retry-After (an [identity.RegistrationError] of a 429 or 503) waits at
+	// least that long, up to BackoffMax. 0 means DefaultBackoffInitial
+	// (1 s); negative is an error.
 	BackoffInitial time.Duration
 
-	// BackoffMax caps the wait between attempts for one key. 0 means
+	// BackoffMax caps the wait between attempts for one key, a server's
+	// Retry-After included. 0 means
 	// DefaultBackoffMax (1 min), or BackoffInitial if that is larger; a
 	// non-zero value below BackoffInitial, or a negative one, is an error.
 	BackoffMax time.Duration
@@ -429,7 +432,7 @@ func (c *TaskCache) fly(ctx context.Context, key string) (any, error) {
 		c.failures.Add(1)
 		n := failures + 1
 		rerr := &RegistrationError{Key: key, Err: err}
-		until := now.Add(c.backoff.delay(n))
+		until := now.Add(c.backoff.wait(n, err))
 		b := &backoffState{
 			node:     node{key: key, failed: true},
 			failures: n,

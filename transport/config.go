@@ -102,7 +102,8 @@ type Config struct {
 	MaxAssertionAge time.Duration
 
 	// ProvisioningCooldown is how long a ChatGPT login falls back to Bearer
-	// after agent provisioning was unavailable (429, 5xx, timeout or a
+	// after agent provisioning, or a task registration for the identity
+	// provisioned from it, was unavailable (429, 5xx, timeout or a
 	// connection error after 3 attempts). 0 means DefaultProvisioningCooldown.
 	ProvisioningCooldown time.Duration
 

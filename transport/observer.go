@@ -62,7 +62,8 @@ type Observer struct {
 	OnRecovery func(ctx context.Context, ev RecoveryEvent)
 
 	// OnFallback reports a ChatGPT login starting to use Bearer because
-	// provisioning was unavailable, and returning to agent assertions.
+	// provisioning (or a task registration for its provisioned identity)
+	// was unavailable, and returning to agent assertions.
 	OnFallback func(ctx context.Context, ev FallbackEvent)
 
 	// OnSignature reports each AgentAssertion signed (not each one reused).
@@ -243,11 +244,12 @@ type FallbackPhase uint8
 
 // The fallback phases.
 const (
-	// FallbackStart: provisioning was unavailable; the login uses Bearer
-	// for Cooldown.
+	// FallbackStart: provisioning, or a task registration for the
+	// provisioned identity, was unavailable; the login uses Bearer for
+	// Cooldown.
 	FallbackStart FallbackPhase = iota + 1
-	// FallbackEnd: provisioning succeeded after a fallback; the login uses
-	// agent assertions again.
+	// FallbackEnd: provisioning or the identity's task succeeded after a
+	// fallback; the login uses agent assertions again.
 	FallbackEnd
 )
 
@@ -271,7 +273,8 @@ type FallbackEvent struct {
 	// [Config.Now]'s clock); 0 at the start.
 	Duration time.Duration
 	// StatusCode, at the start, is the HTTP status that made provisioning
-	// unavailable, 0 if none (a timeout or connection error).
+	// or task registration unavailable, 0 if none (a timeout or
+	// connection error).
 	StatusCode int
 }
 

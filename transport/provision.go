@@ -25,6 +25,12 @@ import (
 // re-provisioning of an identity the AuthAPI no longer knows.
 const permanentFailureBackoff = 30 * time.Second
 
+// maxStoreBackoff caps the wait before an IdentityStore that failed
+// temporarily is asked again. A store outage (Redis down) is usually short
+// and says nothing about the AuthAPI, so it must not cost the login the
+// whole ProvisioningCooldown of Bearer.
+const maxStoreBackoff = time.Minute
+
 // maxLogins bounds the per-login state one transport keeps. A token source
 // normally serves one login; a few more cover a source that alternates
 // between accounts without rebuilding each login's identity and thread
@@ -151,6 +157,8 @@ type loginState struct {
 type provisionState struct {
 	agent         *agentState
 	fallbackUntil time.Time // Bearer until then
+	fallbackSince time.Time // when the current fallback began, for its end event
+	storeFailures int       // consecutive temporary IdentityStore failures
 	failUntil     time.Time // return failErr until then
 	failErr       error
 	stale         string    // runtime id the AuthAPI rejected: never loaded again
@@ -242,6 +250,9 @@ func (p *provisioner) agent(ctx context.Context, tok *credentials.Token) (*agent
 	ls := p.loginFor(tok)
 	st := ls.state.Load()
 	if st.agent != nil {
+		if !st.fallbackUntil.IsZero() && p.t.s.Now().Before(st.fallbackUntil) {
+			return nil, ls, nil // task registration unavailable: Bearer for the cooldown
+		}
 		return st.agent, ls, nil
 	}
 	if o, ok := p.settled(st); ok {
@@ -305,10 +316,13 @@ func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.
 			agent.keep = si
 			next.agent = agent
 			ls.state.Store(next)
-			p.t.obs.fallbackEnd(ctx, st.fallbackUntil, p.t.s.ProvisioningCooldown, now)
+			p.endFallback(ctx, st, now)
 			return outcome{agent: agent}
 		}
 		err = aerr
+	} else if storeOutage(err) {
+		p.storeFallback(ctx, ls, st, next, err)
+		return outcome{}
 	} else if IsTemporary(err) || errors.Is(err, context.DeadlineExceeded) {
 		// The whole-provisioning bound expiring is an outage like any other.
 		p.fallback(ctx, ls, next, err)
@@ -326,12 +340,122 @@ func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.
 // fallback puts the login on Bearer for the cooldown, announced and
 // counted once.
 func (p *provisioner) fallback(ctx context.Context, ls *loginState, next *provisionState, cause error) {
-	p.t.stats.bearerFallbacks.Add(1)
-	p.t.obs.fallbackStart(ctx, p.t.s.ProvisioningCooldown, cause)
-	p.t.s.Logger.WarnContext(ctx, "agentauth: agent provisioning unavailable; using Bearer during the cooldown",
-		"cooldown", p.t.s.ProvisioningCooldown.String(), "error", cause)
-	next.fallbackUntil = p.t.s.Now().Add(p.t.s.ProvisioningCooldown)
+	now := p.t.s.Now()
+	next.fallbackUntil, next.fallbackSince = now.Add(p.t.s.ProvisioningCooldown), now
 	ls.state.Store(next)
+	p.announceFallback(ctx, "agentauth: agent provisioning unavailable; using Bearer during the cooldown",
+		p.t.s.ProvisioningCooldown, cause)
+}
+
+// storeFallback keeps the login on Bearer while its IdentityStore fails
+// temporarily, asking the store again after a short backoff (the thread
+// cache's initial backoff, doubling per consecutive failure, capped at
+// maxStoreBackoff) instead of the whole cooldown. The outage is announced
+// and counted as one fallback when it starts; later failures of the same
+// outage only lengthen the wait.
+func (p *provisioner) storeFallback(ctx context.Context, ls *loginState, st, next *provisionState, cause error) {
+	now := p.t.s.Now()
+	n := st.storeFailures + 1
+	d := p.storeBackoff(n)
+	next.storeFailures, next.fallbackUntil, next.fallbackSince = n, now.Add(d), now
+	if st.storeFailures > 0 && !st.fallbackSince.IsZero() {
+		next.fallbackSince = st.fallbackSince
+	}
+	ls.state.Store(next)
+	if st.storeFailures > 0 {
+		p.t.s.Logger.DebugContext(ctx, "agentauth: identity store still unavailable; using Bearer",
+			"retry_in", d.String(), "failures", n, "error", cause)
+		return
+	}
+	p.announceFallback(ctx, "agentauth: identity store unavailable; using Bearer until it answers", d, cause)
+}
+
+// storeBackoff is the wait after the n-th consecutive store failure.
+func (p *provisioner) storeBackoff(n int) time.Duration {
+	d := p.t.s.ThreadCache.BackoffInitial
+	if d <= 0 {
+		d = resolver.DefaultBackoffInitial
+	}
+	for i := 1; i < n && d < maxStoreBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxStoreBackoff)
+}
+
+// endFallback reports the end of the fallback st was in, if any.
+func (p *provisioner) endFallback(ctx context.Context, st *provisionState, now time.Time) {
+	if st.fallbackSince.IsZero() {
+		return
+	}
+	cooldown := p.t.s.ProvisioningCooldown
+	p.t.obs.fallbackEnd(ctx, st.fallbackSince.Add(cooldown), cooldown, now)
+}
+
+// taskFallback puts a login whose provisioned identity cannot get a task
+// (task registration still unavailable after its attempts) on Bearer for
+// the cooldown, as an unavailable provisioning does: the login has a
+// Bearer token, and an outage of the AuthAPI must not fail its requests.
+// The identity is kept and used again after the cooldown. Concurrent
+// requests that met the same outage announce and count it once.
+func (p *provisioner) taskFallback(ctx context.Context, ls *loginState, agent *agentState, cause error) {
+	for {
+		st := ls.state.Load()
+		now := p.t.s.Now()
+		if st.agent != agent || now.Before(st.fallbackUntil) {
+			return // replaced, or already falling back
+		}
+		next := *st
+		next.fallbackUntil, next.fallbackSince = now.Add(p.t.s.ProvisioningCooldown), now
+		if ls.state.CompareAndSwap(st, &next) {
+			p.announceFallback(ctx, "agentauth: agent task registration unavailable; using Bearer during the cooldown",
+				p.t.s.ProvisioningCooldown, cause)
+			return
+		}
+	}
+}
+
+// signed ends a task-registration fallback of ls once agent signs again
+// after the cooldown, reporting the end once. It costs one atomic load
+// when there was no fallback.
+func (p *provisioner) signed(ctx context.Context, ls *loginState, agent *agentState) {
+	for {
+		st := ls.state.Load()
+		if st.agent != agent || st.fallbackUntil.IsZero() {
+			return
+		}
+		next := *st
+		next.fallbackUntil, next.fallbackSince = time.Time{}, time.Time{}
+		if ls.state.CompareAndSwap(st, &next) {
+			p.endFallback(ctx, st, p.t.s.Now())
+			return
+		}
+	}
+}
+
+// announceFallback counts, reports and logs one Bearer fallback lasting d.
+func (p *provisioner) announceFallback(ctx context.Context, msg string, d time.Duration, cause error) {
+	p.t.stats.bearerFallbacks.Add(1)
+	p.t.obs.fallbackStart(ctx, d, cause)
+	p.t.s.Logger.WarnContext(ctx, msg, "cooldown", d.String(), "error", cause)
+}
+
+// storeError is a failure of the IdentityStore while provisioning; whether
+// it is temporary is the store's own error's to say.
+type storeError struct {
+	op  string
+	err error
+}
+
+func (e *storeError) Error() string {
+	return "agentauth: " + e.op + " agent identity: " + e.err.Error()
+}
+
+func (e *storeError) Unwrap() error { return e.err }
+
+// storeOutage reports whether err is the IdentityStore failing temporarily.
+func storeOutage(err error) bool {
+	var se *storeError
+	return errors.As(err, &se) && IsTemporary(err)
 }
 
 // markStale drops agent from ls after the AuthAPI said it no longer knows
@@ -359,6 +483,20 @@ func (p *provisioner) markStale(ls *loginState, agent *agentState) bool {
 	}
 }
 
+// storedWinner loads the identity another process stored for tok's login
+// after this one's save was refused, or nil if it cannot be used.
+func (p *provisioner) storedWinner(ctx context.Context, tok *credentials.Token, stale string) *sharedIdentity {
+	rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())
+	if err != nil || rec == nil || rec.Validate() != nil || rec.AgentRuntimeID == stale ||
+		rec.AccountID != tok.AccountID || rec.ChatGPTUserID != tok.UserID {
+		if err != nil {
+			p.t.s.Logger.WarnContext(ctx, "agentauth: could not load the identity another process stored", "error", err)
+		}
+		return nil
+	}
+	return &sharedIdentity{rec: *rec}
+}
+
 // flightKey names what may be shared for tok: the sharing scope, the
 // AuthAPI base, and the login (with a store) or the token (without one).
 // It never contains the token itself.
@@ -381,7 +519,7 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 	case useStore:
 		rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())
 		if err != nil {
-			return nil, fmt.Errorf("loading stored agent identity: %w", err)
+			return nil, &storeError{op: "loading stored", err: err}
 		}
 		if rec != nil && rec.Validate() == nil && rec.AgentRuntimeID != stale &&
 			rec.AccountID == tok.AccountID && rec.ChatGPTUserID == tok.UserID {
@@ -419,8 +557,17 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 		// Stored before the flight ends, so a flight that starts right
 		// after this one finds the identity instead of registering again.
 		// Failing to store is logged, not returned: the identity works for
-		// this process even if it cannot be kept.
+		// this process even if it cannot be kept. When another process
+		// stored an identity for the login first, that one is the login's:
+		// sign with it, so the fleet uses one runtime.
 		if err := p.store.SaveAgentIdentity(ctx, &si.rec); err != nil {
+			if errors.Is(err, credentials.ErrIdentityExists) {
+				if winner := p.storedWinner(ctx, tok, stale); winner != nil {
+					p.t.s.Logger.DebugContext(ctx, "agentauth: another process stored the login's identity first; using it",
+						"runtime", winner.rec.AgentRuntimeID, "unused_runtime", runtimeID)
+					return winner, nil
+				}
+			}
 			p.t.s.Logger.WarnContext(ctx, "agentauth: could not persist the provisioned agent identity", "error", err)
 		}
 	case p.store == nil:

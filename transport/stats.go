@@ -26,7 +26,8 @@ type Stats struct {
 	// Replays counts requests sent a second time after a 401.
 	Replays uint64
 	// BearerFallbacks counts the times a ChatGPT login fell back to Bearer
-	// because provisioning was unavailable.
+	// because provisioning, or a task registration for its provisioned
+	// identity, was unavailable.
 	BearerFallbacks uint64
 	// CachedThreads is the number of thread tasks currently cached.
 	CachedThreads int

@@ -197,7 +197,9 @@ func (t *Transport) authorizeIdentity(ctx context.Context, thread string, hasThr
 
 // authorizeChatGPT is Bearer with the flag off. With it on, the request is
 // signed with the identity of the token's own login, provisioned on first
-// use; Bearer goes out only during an announced, counted fallback.
+// use; Bearer goes out only during an announced, counted fallback (when
+// provisioning, or later a task registration for that identity, is
+// unavailable).
 func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThread bool) (authorization, error) {
 	if !t.flag.Enabled() {
 		return t.bearer.authorize(ctx)
@@ -216,6 +218,7 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 		}
 		a, err := agent.authorize(ctx, t, thread, hasThread)
 		if err == nil {
+			t.provisioner.signed(ctx, ls, agent)
 			return a, nil
 		}
 		if status, ok := staleStatus(err); ok {
@@ -226,8 +229,27 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 			return authorization{}, newError(ErrRegistration, modeFor(hasThread),
 				&StaleIdentityError{RuntimeID: agent.record.AgentRuntimeID, StatusCode: status, Err: err})
 		}
+		if taskUnavailable(err) {
+			// The identity was provisioned from this login, which has a
+			// Bearer token to fall back to.
+			t.provisioner.taskFallback(ctx, ls, agent, err)
+			return t.bearer.headerFor(tok)
+		}
 		return authorization{}, err
 	}
+}
+
+// taskUnavailable reports whether err is a task registration that failed
+// temporarily after its own attempts (429, 5xx, a timeout or a connection
+// error), or a key still backing off after one. A caller that stopped
+// waiting, a panic or a permanent answer is not an outage.
+func taskUnavailable(err error) bool {
+	var be *resolver.BackoffError
+	if errors.As(err, &be) {
+		return true
+	}
+	var re *resolver.RegistrationError
+	return errors.As(err, &re) && re.Temporary()
 }
 
 func modeFor(hasThread bool) resolver.Mode {

@@ -58,11 +58,18 @@ func TestMatrix(t *testing.T) {
 		}
 	}
 	const apiKey = "sk-matrix-api-key"
+	// Each row's login: its token and the account that token belongs to,
+	// which the reference server (like the AuthAPI) reads from the token
+	// when the login registers an agent.
 	tokens := make([]string, len(rows))
+	accounts := make([]string, len(rows))
+	tokenAccounts := map[string]string{}
 	for i := range rows {
 		tokens[i] = fmt.Sprintf("chatgpt-access-token-matrix-%d", i)
+		accounts[i] = uniqueAccount("matrix")
+		tokenAccounts[tokens[i]] = accounts[i]
 	}
-	srv := newIdentityServer(t, identitytest.Options{AccessTokens: tokens, APIKeys: []string{apiKey}, AllowAnonymous: true})
+	srv := newIdentityServer(t, identitytest.Options{AccessTokenAccounts: tokenAccounts, APIKeys: []string{apiKey}, AllowAnonymous: true})
 	other := newHeaderLog(t)
 	base := newHTTPBase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -73,7 +80,7 @@ func TestMatrix(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv.ResetStats()
 			other.reset()
-			account := uniqueAccount("matrix")
+			account := accounts[i]
 			fed := r.cred.fedRAMP()
 			var creds *credentials.Credentials
 			var runtimeID string

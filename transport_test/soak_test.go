@@ -103,7 +103,10 @@ func (s *fltSoakTally) violation(format string, args ...any) {
 // fail at the base transport (connection error or 503) and task
 // registration fails in bursts. The server's echo proves that no request
 // ever carried another thread's task or another runtime; every failure is
-// one of the injected ones or a typed, temporary registration error; after
+// one of the injected ones or a typed, temporary registration error, and a
+// task registration still failing after its attempts puts the login (whose
+// identity was provisioned from it) on Bearer for the short cooldown,
+// counted as a fallback, rather than failing requests; after
 // the faults stop and the backoffs have passed, every key works and was
 // registered exactly once; goroutines and heap return to their baseline.
 func TestFltSoak(t *testing.T) {
@@ -145,6 +148,10 @@ func TestFltSoak(t *testing.T) {
 		AllowInsecureHTTP: true,
 		Now:               clk.Now,
 		ThreadCache:       resolver.CacheOptions{BackoffInitial: 2 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
+		// A task-registration outage falls back to Bearer for this long
+		// (the identity was provisioned from the login); short, so the
+		// soak keeps mixing modes and the recovery below is past it.
+		ProvisioningCooldown: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -215,9 +222,12 @@ func TestFltSoak(t *testing.T) {
 	if tally.bearer.Load() < requests/10 || tally.assertion.Load() < requests/10 || tally.background.Load() == 0 {
 		t.Fatalf("modes not mixed: %d Bearer, %d assertion (%d background)", tally.bearer.Load(), tally.assertion.Load(), tally.background.Load())
 	}
-	if tally.injected.Load() < requests/40 || tally.authErrs.Load() == 0 || tally.authErrs.Load() > requests/5 {
-		t.Fatalf("%d injected faults and %d registration errors: the chaos did not run as designed",
-			tally.injected.Load(), tally.authErrs.Load())
+	// Task-registration outages no longer fail requests of this login: they
+	// show as Bearer fallbacks (a typed error remains possible for a
+	// request that met a backoff before the fallback was recorded).
+	if fb := rt.Stats().BearerFallbacks; tally.injected.Load() < requests/40 || fb == 0 || tally.authErrs.Load() > requests/5 {
+		t.Fatalf("%d injected faults, %d Bearer fallbacks and %d registration errors: the chaos did not run as designed",
+			tally.injected.Load(), fb, tally.authErrs.Load())
 	}
 
 	// Recovery: with the faults gone and every backoff over, each key works

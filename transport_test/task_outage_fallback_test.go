@@ -1,0 +1,161 @@
+package transport_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/transport"
+)
+
+// lockedBuffer is a log sink safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// fallbackLog records the observer's fallback events.
+type fallbackLog struct {
+	mu     sync.Mutex
+	events []transport.FallbackEvent
+}
+
+func (l *fallbackLog) observer() *transport.Observer {
+	return &transport.Observer{OnFallback: func(_ context.Context, ev transport.FallbackEvent) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.events = append(l.events, ev)
+	}}
+}
+
+func (l *fallbackLog) all() []transport.FallbackEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]transport.FallbackEvent(nil), l.events...)
+}
+
+// For an identity provisioned from a ChatGPT login (flag on), a task
+// registration still unavailable after its attempts puts the login on
+// Bearer for the cooldown, announced (a warning, an observer event) and
+// counted once however many requests met the outage; the identity is kept
+// and signs again after the cooldown. A user-given Agent Identity has no
+// Bearer token: it keeps getting the typed, temporary registration error.
+func TestTaskOutageFallsBackToBearerForProvisionedIdentity(t *testing.T) {
+	const cooldown = 10 * time.Minute
+	acct := uniqueAccount("taskout")
+	token := "tok-" + acct
+	clk := newFakeClock(wholeSecondNow())
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}, Now: clk.Now})
+	logs := &lockedBuffer{}
+	var events fallbackLog
+	cfg := loopbackConfig(srv, chatGPTCreds(token, acct, false))
+	cfg.Flag = featureflag.New(true)
+	cfg.Now = clk.Now
+	cfg.ProvisioningCooldown = cooldown
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Observer = events.observer()
+	rt := newTransport(t, newHTTPBase(t), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	url := srv.URL() + "/v1/responses"
+
+	first := mustEcho(t, ctx, rt, url, "thread-before")
+	if first.Mode != identitytest.ModeAssertion {
+		t.Fatalf("first request: mode %q, want an assertion", first.Mode)
+	}
+
+	// The outage outlasts the registration's own attempts; 20 requests on
+	// new threads meet it at once.
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable})
+	err := startTogether(20, func(i int) error {
+		status, echo, err := roundTripEcho(ctx, rt, url, fmt.Sprintf("thread-outage-%d", i))
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK || echo.Mode != identitytest.ModeBearer {
+			return fmt.Errorf("status %d mode %q, want Bearer", status, echo.Mode)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("during the task-registration outage: %v", err)
+	}
+	// A thread that has its task also uses Bearer during the cooldown: the
+	// login as a whole falls back, as it does when provisioning fails.
+	if echo := mustEcho(t, ctx, rt, url, "thread-before"); echo.Mode != identitytest.ModeBearer {
+		t.Fatalf("cached thread during the cooldown: mode %q, want Bearer", echo.Mode)
+	}
+	if n := rt.Stats().BearerFallbacks; n != 1 {
+		t.Fatalf("%d fallbacks counted, want 1", n)
+	}
+	if got := logs.String(); strings.Count(got, "task registration unavailable") != 1 || strings.Contains(got, token) {
+		t.Fatalf("warning log %q: want one announcement, without the token", got)
+	}
+	if ev := events.all(); len(ev) != 1 || ev[0].Phase != transport.FallbackStart || ev[0].StatusCode != http.StatusServiceUnavailable || ev[0].Cooldown != cooldown {
+		t.Fatalf("fallback events %+v, want one start for a 503 with the cooldown", ev)
+	}
+	faults := srv.Stats().FaultsServed
+
+	// Still inside the cooldown: no registration is tried.
+	clk.Advance(cooldown - time.Second)
+	if echo := mustEcho(t, ctx, rt, url, "thread-late"); echo.Mode != identitytest.ModeBearer {
+		t.Fatalf("late in the cooldown: mode %q, want Bearer", echo.Mode)
+	}
+	if n := srv.Stats().FaultsServed; n != faults {
+		t.Fatalf("%d task-registration attempts during the cooldown, want none", n-faults)
+	}
+
+	// After the cooldown the kept identity signs again; the end is reported.
+	srv.ClearFaults(identitytest.RouteTaskRegister)
+	clk.Advance(time.Second)
+	after := mustEcho(t, ctx, rt, url, "thread-after")
+	if after.Mode != identitytest.ModeAssertion || after.AgentRuntimeID != first.AgentRuntimeID {
+		t.Fatalf("after the cooldown: mode %q runtime %q, want an assertion by %q", after.Mode, after.AgentRuntimeID, first.AgentRuntimeID)
+	}
+	if ev := events.all(); len(ev) != 2 || ev[1].Phase != transport.FallbackEnd || ev[1].Duration != cooldown {
+		t.Fatalf("fallback events %+v, want the end after %v", ev, cooldown)
+	}
+	if st := srv.Stats(); st.AgentRegistrations != 1 || rt.Stats().BearerFallbacks != 1 {
+		t.Fatalf("%d agent registrations, %d fallbacks; want 1 and 1", st.AgentRegistrations, rt.Stats().BearerFallbacks)
+	}
+}
+
+// A user-given Agent Identity meets the same outage with the typed,
+// temporary registration error and never goes out as Bearer.
+func TestTaskOutageIsTypedErrorForUserIdentity(t *testing.T) {
+	srv := newIdentityServer(t, identitytest.Options{})
+	rec := newRuntime(t, srv, uniqueAccount("useroutage"), false)
+	rt := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(rec)))
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: identity.DefaultTaskAttempts})
+	_, _, err := roundTripEcho(ctx, rt, srv.URL()+"/v1/responses", "thread-user")
+	if !errors.Is(err, transport.ErrRegistration) || !transport.IsTemporary(err) {
+		t.Fatalf("err %v, want a temporary ErrRegistration", err)
+	}
+	if n := srv.Stats().RequestsByMode[identitytest.ModeBearer]; n != 0 || rt.Stats().BearerFallbacks != 0 {
+		t.Fatalf("%d Bearer requests, %d fallbacks; want none", n, rt.Stats().BearerFallbacks)
+	}
+}

@@ -1,7 +1,6 @@
 package credentials
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/gofrs/flock"
 
 	"github.com/agentauth/agentauth/identity"
 )
@@ -38,9 +40,9 @@ func writeRotation(t *testing.T, dir, path string, n int) {
 	}
 }
 
-// SaveAgentIdentity never rolls back a token rotation written meanwhile,
-// even by a writer that ignores the lock (issue #12, item 15): the update
-// is checked against the file just before its rename and redone.
+// SaveAgentIdentity never rolls back a token rotation that a Codex CLI
+// writes meanwhile (issue #12, item 15): Codex takes the auth storage lock
+// for its writes, and so does every agentauth writer.
 func TestSaveAgentIdentityNeverRollsBackRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, AuthFileName)
@@ -51,11 +53,20 @@ func TestSaveAgentIdentityNeverRollsBackRotation(t *testing.T) {
 	var wg sync.WaitGroup
 	var last atomic.Int64
 	wg.Add(1)
-	go func() { // the unlocked rotation writer
+	go func() { // a Codex-style rotation writer: lock, write, rename, unlock
 		defer wg.Done()
+		lock := flock.New(filepath.Join(dir, AuthStorageLockFileName))
 		for n := 1; !stop.Load() && n < 1_000_000; n++ {
+			if err := lock.Lock(); err != nil {
+				t.Error(err)
+				return
+			}
 			writeRotation(t, dir, path, n)
 			last.Store(int64(n))
+			lock.Unlock()
+			// Paced like a real login (rotations are rare): a writer that
+			// re-locked at once would starve the polling saves below.
+			time.Sleep(200 * time.Microsecond)
 		}
 	}()
 	rollbacks := 0
@@ -63,8 +74,7 @@ func TestSaveAgentIdentityNeverRollsBackRotation(t *testing.T) {
 	for i := range saves {
 		rec := &identity.Record{AgentRuntimeID: fmt.Sprintf("rt-%d", i), AgentPrivateKey: fixturePrivateKey, AccountID: "acct-1"}
 		before := last.Load()
-		err := store.SaveAgentIdentity(testCtx(t), rec)
-		if err != nil && !errors.Is(err, ErrTokenSetChanged) {
+		if err := store.SaveAgentIdentity(testCtx(t), rec); err != nil {
 			t.Fatal(err)
 		}
 		af, err := store.Load()
@@ -79,6 +89,43 @@ func TestSaveAgentIdentityNeverRollsBackRotation(t *testing.T) {
 	wg.Wait()
 	if rollbacks > 0 {
 		t.Fatalf("%d of %d saves rolled back a rotation", rollbacks, saves)
+	}
+}
+
+// A writer that ignores the lock (an older Codex) and lands between an
+// update's read and its rename does not have its rotation rolled back: the
+// file is compared with what was read just before the rename and the
+// update is redone on the new content. (What no file system can close is
+// the few microseconds between that comparison and the rename itself.)
+func TestUpdateRedoneWhenAnUnlockedWriterLandsMeanwhile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, AuthFileName)
+	writeRotation(t, dir, path, 0)
+	store := NewFileStore(path)
+	calls := 0
+	err := store.Update(testCtx(t), func(af *AuthFile) error {
+		calls++
+		if calls == 1 {
+			writeRotation(t, dir, path, 1) // lands after our read, before our rename
+		}
+		af.PersonalAccessToken = "at-written-by-the-update"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Errorf("fn ran %d times, want 2 (the update redone once on the new content)", calls)
+	}
+	af, err := store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rotationNumber(af); n != 1 {
+		t.Errorf("rotation %d in the file, want 1: the unlocked writer's rotation was rolled back", n)
+	}
+	if af.PersonalAccessToken != "at-written-by-the-update" {
+		t.Error("the redone update's own change is missing")
 	}
 }
 

@@ -285,3 +285,29 @@ func TestServeSecretsFromStdinAndEnvironment(t *testing.T) {
 		assertOneLineError(t, r, exitUsage, tokA, tokB)
 	}
 }
+
+// A login that is due but still valid is refreshed in the background
+// while the request uses it; do waits for that refresh to store its
+// tokens before it exits instead of cutting it off (which could leave
+// auth.json with a spent refresh token).
+func TestDoLetsABackgroundRefreshFinish(t *testing.T) {
+	clearCodexEnv(t)
+	srv := newTestServer(t, identitytest.Options{TokenLifetime: 2 * time.Minute})
+	t.Setenv(credentials.EnvRefreshTokenURL, srv.TokenURL())
+	home := t.TempDir()
+	login := writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-bg", UserID: "user-bg"}, nil)
+	// The refresh takes longer than the request.
+	srv.InjectFault(identitytest.RouteToken, identitytest.Fault{Latency: 300 * time.Millisecond})
+
+	r := runCmd(t, "", "do", "--codex-home", home, srv.URL()+"/v1/responses")
+	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer {
+		t.Fatalf("do: %+v", r)
+	}
+	if n := srv.Stats().TokenRefreshes; n != 1 {
+		t.Fatalf("%d token refreshes when do returned, want 1", n)
+	}
+	tok := tokensOf(t, func() map[string]any { d, _ := readAuthJSON(t, home); return d }())
+	if tok["refresh_token"] == login.RefreshToken || tok["access_token"] == login.AccessToken {
+		t.Error("do exited before the background refresh stored its tokens")
+	}
+}

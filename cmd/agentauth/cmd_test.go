@@ -351,6 +351,14 @@ func TestFlagErrorsSpellLongFlagsWithTwoDashes(t *testing.T) {
 // startServe runs serve in process and returns its first stdout line.
 func startServe(t *testing.T, stdin string, args ...string) (url string, stderr *syncBuffer, stop func() int) {
 	t.Helper()
+	lines, stderr, stop := startServeLines(t, 1, stdin, args...)
+	return lines[0], stderr, stop
+}
+
+// startServeLines runs serve in process and returns its first n stdout
+// lines.
+func startServeLines(t *testing.T, n int, stdin string, args ...string) (lines []string, stderr *syncBuffer, stop func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	stderr = new(syncBuffer)
@@ -360,13 +368,17 @@ func startServe(t *testing.T, stdin string, args ...string) (url string, stderr 
 		pw.Close()
 		done <- code
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		cancel()
-		<-done
-		t.Fatalf("reading the URL line: %v (stderr %s)", err, stderr.String())
+	br := bufio.NewReader(pr)
+	for range n {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			cancel()
+			<-done
+			t.Fatalf("reading line %d of stdout: %v (stderr %s)", len(lines)+1, err, stderr.String())
+		}
+		lines = append(lines, strings.TrimSuffix(line, "\n"))
 	}
-	go io.Copy(io.Discard, pr)
+	go io.Copy(io.Discard, br)
 	var once sync.Once
 	exit := -1
 	stop = func() int {
@@ -381,7 +393,7 @@ func startServe(t *testing.T, stdin string, args ...string) (url string, stderr 
 		return exit
 	}
 	t.Cleanup(func() { stop() })
-	return strings.TrimSuffix(line, "\n"), stderr, stop
+	return lines, stderr, stop
 }
 
 func TestServeTrustsKeygenRecords(t *testing.T) {

@@ -128,6 +128,14 @@ type demoSummary struct {
 		P50 *float64 `json:"p50"`
 		P99 *float64 `json:"p99"`
 	} `json:"latency_ms"`
+	// RegistrationLatencyMS is the duration of each successful thread
+	// task registration as the transport reported it to its Observer (one
+	// AuthAPI round trip, signing included); null when there was none.
+	RegistrationLatencyMS struct {
+		P50     *float64 `json:"p50"`
+		P99     *float64 `json:"p99"`
+		Samples int      `json:"samples"`
+	} `json:"registration_latency_ms"`
 	// Expected is what the demo's workload must register: one agent, one
 	// task per thread key, one process task when there is background work.
 	Expected struct {
@@ -385,6 +393,7 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 		cache.Capacity = opts.threads
 	}
 	errs := &demoErrors{secrets: []string{token}}
+	regs := &registrationTimes{max: demoMaxRegistrationSamples}
 	auth, err := transport.New(timedRoundTripper{next: netTransport, base: true}, transport.Config{
 		// Warnings (a Bearer fallback and its cause, a store that cannot
 		// persist) are the transport's explanation of a failing run.
@@ -404,6 +413,7 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 		AllowInsecureHTTP: strings.HasPrefix(base, "http://"),
 		ThreadCache:       cache,
 		AgentRegistration: identity.AgentRegistration{HarnessID: "agentauth-demo"},
+		Observer:          &transport.Observer{OnRegistration: regs.record},
 		// Registrations bypass the timing wrapper, so the time a request
 		// waits for one counts as latency added by the middleware.
 		RegistrationClient: &http.Client{
@@ -513,6 +523,11 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 	sum.BearerFallbacks = st.BearerFallbacks
 	if p50, p99, ok := latencyPercentiles(added); ok {
 		sum.LatencyMS.P50, sum.LatencyMS.P99 = &p50, &p99
+	}
+	if samples := regs.snapshot(); len(samples) > 0 {
+		p50, p99, _ := latencyPercentiles(samples)
+		sum.RegistrationLatencyMS.P50, sum.RegistrationLatencyMS.P99 = &p50, &p99
+		sum.RegistrationLatencyMS.Samples = len(samples)
 	}
 	sum.ElapsedMS = roundMS(elapsed)
 	sum.PassThrough = st.RequestsIn(resolver.ModePassThrough)
@@ -698,6 +713,36 @@ func (h *demoWarnHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *demoWarnHandler) WithGroup(string) slog.Handler { return h }
 
+// demoMaxRegistrationSamples bounds the registration durations a run
+// keeps: one per thread (at most 10,000) plus re-registrations.
+const demoMaxRegistrationSamples = 100_000
+
+// registrationTimes collects, from the transport's Observer, the duration
+// of each successful thread task registration. Events arrive on the
+// goroutines that register, so it locks; it keeps at most max samples.
+type registrationTimes struct {
+	max int
+	mu  sync.Mutex
+	d   []time.Duration
+}
+
+func (r *registrationTimes) record(_ context.Context, ev transport.RegistrationEvent) {
+	if ev.Kind != transport.TaskThread || ev.Outcome != transport.OutcomeSuccess {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.d) < r.max {
+		r.d = append(r.d, ev.Duration)
+	}
+}
+
+func (r *registrationTimes) snapshot() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.d)
+}
+
 // latencyPercentiles returns the nearest-rank p50 and p99 of the samples
 // (negative ones, meaning no sample, are skipped) in milliseconds with three
 // decimals; ok is false when there is no sample at all.
@@ -760,6 +805,8 @@ func printDemoTable(w io.Writer, s *demoSummary) {
 		{"rejections", strconv.FormatInt(s.Rejections, 10), srv(func(c *demoServerCounts) int { return c.Rejections })},
 		{"latency added p50 (ms)", formatMS(s.LatencyMS.P50), ""},
 		{"latency added p99 (ms)", formatMS(s.LatencyMS.P99), ""},
+		{"thread registration p50 (ms)", formatMS(s.RegistrationLatencyMS.P50), ""},
+		{"thread registration p99 (ms)", formatMS(s.RegistrationLatencyMS.P99), ""},
 	}
 	if s.Canceled > 0 {
 		rows = append(rows, struct{ name, value, server string }{"canceled", strconv.FormatInt(s.Canceled, 10), ""})

@@ -10,12 +10,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // decodeDemoJSON checks that stdout is exactly one JSON object with the
@@ -31,7 +34,7 @@ func decodeDemoJSON(t *testing.T, stdout string) demoSummary {
 	}
 	for member, keys := range map[string][]string{
 		"requests": {"thread", "background", "total"}, "registrations": {"agent", "thread", "process"},
-		"latency_ms": {"p50", "p99"}, "signatures": nil, "failures": nil, "rejections": nil,
+		"latency_ms": {"p50", "p99"}, "registration_latency_ms": {"p50", "p99", "samples"}, "signatures": nil, "failures": nil, "rejections": nil,
 	} {
 		v, ok := raw[member]
 		if !ok {
@@ -87,6 +90,9 @@ func TestDemoDefaultsJSON(t *testing.T) {
 	if s.LatencyMS.P50 == nil || s.LatencyMS.P99 == nil || *s.LatencyMS.P50 < 0 || *s.LatencyMS.P99 < *s.LatencyMS.P50 {
 		t.Errorf("latency %+v: want 0 <= p50 <= p99", s.LatencyMS)
 	}
+	if rl := s.RegistrationLatencyMS; rl.Samples != 8 || rl.P50 == nil || rl.P99 == nil || *rl.P50 <= 0 || *rl.P99 < *rl.P50 {
+		t.Errorf("registration latency %+v: want 8 samples (one per thread), 0 < p50 <= p99", rl)
+	}
 	if !s.EchoChecked || s.Expected != s.Registrations || len(s.Errors) != 0 || len(s.Warnings) != 0 {
 		t.Errorf("summary %+v: want checked echoes, the expected registrations and no error", s)
 	}
@@ -128,6 +134,8 @@ func TestDemoDefaultsTable(t *testing.T) {
 		`^rejections\s+0\s+0$`,
 		`^latency added p50 \(ms\)\s+\d+\.\d{3}\s+-$`,
 		`^latency added p99 \(ms\)\s+\d+\.\d{3}\s+-$`,
+		`^thread registration p50 \(ms\)\s+\d+\.\d{3}\s+-$`,
+		`^thread registration p99 \(ms\)\s+\d+\.\d{3}\s+-$`,
 		`^server counters match the transport's$`,
 	} {
 		if !regexp.MustCompile(`(?m)` + want).MatchString(r.stdout) {
@@ -586,5 +594,50 @@ func TestProgress(t *testing.T) {
 	pp.stop()
 	if !strings.HasSuffix(buf.String(), "demo: 5/10 requests done, 0 failures, 1 rejections, 0.0s\n") {
 		t.Errorf("plain progress %q", buf.String())
+	}
+}
+
+// The registration latency comes from the transport's events: a server
+// that takes 40 ms to register a task shows at least that, in the JSON and
+// in the table.
+func TestDemoReportsRegistrationLatencyFromEvents(t *testing.T) {
+	srv := newTestServer(t, identitytest.Options{AcceptAnyBearerForAgentRegistration: true})
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Latency: 40 * time.Millisecond})
+	args := []string{"demo", "--server", srv.URL(), "--threads", "5", "--requests", "2", "--background", "1"}
+	r := runCmd(t, "", append(args, "--json")...)
+	if r.code != 0 {
+		t.Fatalf("demo exited %d: %s", r.code, r.stderr)
+	}
+	rl := decodeDemoJSON(t, r.stdout).RegistrationLatencyMS
+	if rl.Samples != 5 || rl.P50 == nil || rl.P99 == nil || *rl.P50 < 40 || *rl.P99 < *rl.P50 {
+		t.Errorf("registration latency %+v: want 5 samples, 40 <= p50 <= p99", rl)
+	}
+	r = runCmd(t, "", args...)
+	m := regexp.MustCompile(`(?m)^thread registration p50 \(ms\)\s+(\d+\.\d{3})$`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil {
+		t.Fatalf("table without the registration p50:\n%s", r.stdout)
+	}
+	if v, _ := strconv.ParseFloat(m[1], 64); v < 40 {
+		t.Errorf("table registration p50 %s ms, want >= 40", m[1])
+	}
+}
+
+// Only successful thread registrations are samples, and their number is
+// bounded.
+func TestRegistrationTimesKeepsSuccessfulThreadRegistrations(t *testing.T) {
+	r := &registrationTimes{max: 3}
+	ctx := t.Context()
+	r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskThread, Outcome: transport.OutcomeSuccess, Duration: 5 * time.Millisecond})
+	r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskProcess, Outcome: transport.OutcomeSuccess, Duration: time.Second})
+	r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskThread, Outcome: transport.OutcomeTemporary, Duration: time.Second})
+	r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskThread, Outcome: transport.OutcomeCanceled, Duration: time.Second})
+	if got := r.snapshot(); !slices.Equal(got, []time.Duration{5 * time.Millisecond}) {
+		t.Errorf("samples %v, want only the successful thread registration", got)
+	}
+	for range 10 {
+		r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskThread, Outcome: transport.OutcomeSuccess, Duration: time.Millisecond})
+	}
+	if n := len(r.snapshot()); n != 3 {
+		t.Errorf("%d samples kept, want the bound 3", n)
 	}
 }

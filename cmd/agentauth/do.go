@@ -14,12 +14,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/headers"
@@ -54,7 +54,10 @@ the AuthAPI origin, the URL's origin when the URL is a loopback host, and each -
 A URL outside that list is refused; a redirect that leaves it is followed without credentials.
 A loopback URL is also where its agent and task registrations go, unless --authapi or
 $CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL names another AuthAPI. Without a credential flag, do
-reads $AGENTAUTH_API_KEY or $AGENTAUTH_ACCESS_TOKEN, else the Codex login (--codex-home).
+reads $AGENTAUTH_API_KEY or $AGENTAUTH_ACCESS_TOKEN, else the Codex login (--codex-home):
+a ChatGPT login is refreshed there when due ($CODEX_REFRESH_TOKEN_URL_OVERRIDE names another
+token endpoint, such as agentauth serve's /oauth/token), and tokens an outside host manages
+(auth_mode chatgptAuthTokens) are always sent as Bearer.
 `
 
 // doDefaultOrigins are the first-party origins of every do run: the
@@ -102,7 +105,7 @@ type doRequest struct {
 // refused, so a typo cannot send a login to a stranger.
 func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("do")
-	codexHome := fs.String("codex-home", "", "read credentials as the Codex CLI does from DIR/auth.json and the environment (the default source; DIR defaults to $CODEX_HOME, else ~/.codex); an identity provisioned from its ChatGPT login is persisted there")
+	codexHome := fs.String("codex-home", "", "read credentials as the Codex CLI does from DIR (auth.json, config.toml) and the environment; the default source, DIR defaults to $CODEX_HOME, else ~/.codex. A ChatGPT login there is refreshed when its access token is due and the new tokens are written back; an identity provisioned from it is persisted there")
 	insecureJWT := fs.Bool("insecure-unverified-jwt", false, "accept an agent_identity JWT from --codex-home WITHOUT verifying it (default: verify it against the JWKS of the ChatGPT backend, or of $CODEX_AGENT_IDENTITY_JWKS_BASE_URL)")
 	recordPath := fs.String("record", "", "Agent Identity record or keygen JSON (- reads stdin)")
 	apiKey := fs.String("api-key", "", "API key, always sent as Bearer (visible to ps; prefer --api-key-stdin or $"+envDoAPIKey+")")
@@ -111,7 +114,7 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	accessTokenStdin := fs.Bool("access-token-stdin", false, "read the ChatGPT access token from the first line of standard input")
 	accountID := fs.String("account-id", "", "ChatGPT account id sent as ChatGPT-Account-ID (with an access token)")
 	fedramp := fs.Bool("fedramp", false, "the access token's account is a FedRAMP account (sends X-OpenAI-Fedramp: true)")
-	useAgent := fs.Bool("use-agent-identity", false, "turn use_agent_identity on: a ChatGPT login is provisioned an Agent Identity and signs with AgentAssertion")
+	useAgent := fs.Bool("use-agent-identity", false, "turn use_agent_identity on: a ChatGPT login is provisioned an Agent Identity and signs with AgentAssertion (with the Codex home, the default is $AGENTAUTH_USE_AGENT_IDENTITY, else config.toml's [features] use_agent_identity; --use-agent-identity=false turns it off)")
 	thread := fs.String("thread", "", "tag the request with this thread key (its own task); without it the process task is used")
 	authAPI := fs.String("authapi", "", "AuthAPI base URL where agents and tasks are registered; its origin is first-party (default: the URL's origin when the URL is a loopback host, else derived from the ChatGPT backend; $"+identity.EnvAuthAPIBase+" overrides both)")
 	var extraOrigins stringsFlag
@@ -203,54 +206,77 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	ctx, cancel := context.WithTimeout(ctx, req.timeout)
 	defer cancel()
 
-	// Resolve the credential.
-	var (
-		creds *credentials.Credentials
-		store credentials.IdentityStore
-	)
-	switch {
-	case set["api-key"]:
-		creds = &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: *apiKey, Source: source}
-	case set["access-token"]:
-		creds = &credentials.Credentials{Kind: credentials.KindChatGPT, Source: source,
-			ChatGPT: &credentials.ChatGPTLogin{AccessToken: *accessToken, AccountID: *accountID, FedRAMP: *fedramp}}
-		store = credentials.NewMemoryStore()
-	case set["record"]:
-		rec, err := loadDoRecord(*recordPath, stdin)
-		if err != nil {
-			// A file named on the command line that cannot be used is bad
-			// input, like -d @FILE.
-			return usageError(stderr, fs.Name(), fmt.Errorf("--record: %w", err))
-		}
-		secrets = append(secrets, rec.AgentPrivateKey)
-		creds = &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: rec, Source: "--record"}
-	default:
-		creds, store, err = loadCodexHome(ctx, *codexHome, *insecureJWT)
-		if err != nil {
-			return failure(stderr, fs.Name(), errors.New(scrub(err.Error(), secrets)))
-		}
-		secrets = append(secrets, credentialSecrets(creds)...)
-		if creds.Kind == credentials.KindChatGPT && creds.ChatGPT.ExternallyManaged && *useAgent {
-			return failure(stderr, fs.Name(), errors.New("auth.json holds externally managed ChatGPT tokens (auth_mode chatgptAuthTokens); no Agent Identity is provisioned from them"))
-		}
-	}
-
 	var base http.RoundTripper = http.DefaultTransport
 	outMu := new(sync.Mutex)
+	// The verbose hop printer and the log handler read secrets through
+	// these pointers, so the credential found in the Codex home (known
+	// only after loading it) is scrubbed too.
+	verboseRT := &verboseRoundTripper{next: base, w: stderr, secrets: secrets, mu: outMu}
 	if req.verbose {
-		base = &verboseRoundTripper{next: base, w: stderr, secrets: secrets, mu: outMu}
+		base = verboseRT
 	}
 	logs := &doLogHandler{w: stderr, verbose: req.verbose, secrets: secrets, mu: outMu}
-	auth, err := transport.New(base, transport.Config{
-		Credentials:       creds,
-		Flag:              featureflag.New(*useAgent),
-		IdentityStore:     store,
+	setSecrets := func(s []string) { secrets, verboseRT.secrets, logs.secrets = s, s, s }
+	cfg := transport.Config{
 		ChatGPTBaseURL:    req.chatgptBase,
 		AuthAPIBaseURL:    req.authAPI,
 		AllowedOrigins:    req.origins,
 		AllowInsecureHTTP: req.insecure,
 		Logger:            slog.New(logs),
-	})
+	}
+
+	var auth *transport.Transport
+	switch {
+	case set["api-key"] || set["access-token"] || set["record"]:
+		// A credential given on the command line: no Codex home, no
+		// refresh, and the flag is what the command line says.
+		cfg.Flag = featureflag.New(*useAgent)
+		switch {
+		case set["api-key"]:
+			cfg.Credentials = &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: *apiKey, Source: source}
+		case set["access-token"]:
+			cfg.Credentials = &credentials.Credentials{Kind: credentials.KindChatGPT, Source: source,
+				ChatGPT: &credentials.ChatGPTLogin{AccessToken: *accessToken, AccountID: *accountID, FedRAMP: *fedramp}}
+			cfg.IdentityStore = credentials.NewMemoryStore()
+		default:
+			rec, rerr := loadDoRecord(*recordPath, stdin)
+			if rerr != nil {
+				// A file named on the command line that cannot be used is
+				// bad input, like -d @FILE.
+				return usageError(stderr, fs.Name(), fmt.Errorf("--record: %w", rerr))
+			}
+			setSecrets(append(slices.Clip(secrets), rec.AgentPrivateKey))
+			cfg.Credentials = &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: rec, Source: "--record"}
+		}
+		auth, err = transport.New(base, cfg)
+	default:
+		// The Codex home, wired by the library's one-call constructor:
+		// the credential in Codex's order, the flag from
+		// $AGENTAUTH_USE_AGENT_IDENTITY and config.toml (unless
+		// --use-agent-identity is given), a ChatGPT login that refreshes
+		// itself under auth.json's lock, and auth.json as the store of an
+		// identity provisioned from it.
+		opts := agentauth.Options{
+			CodexHome:             *codexHome,
+			InsecureSkipJWTVerify: *insecureJWT,
+			HTTPClient:            &http.Client{Transport: base},
+			Config:                cfg,
+		}
+		if set["use-agent-identity"] {
+			opts.UseAgentIdentity = useAgent
+		}
+		setup, lerr := agentauth.Load(ctx, opts)
+		if lerr != nil {
+			return failure(stderr, fs.Name(), errors.New(scrub(describeLoadError(lerr), secrets)))
+		}
+		defer closeSetup(setup)
+		creds := setup.Credentials
+		setSecrets(append(slices.Clip(secrets), credentialSecrets(creds)...))
+		if creds.Kind == credentials.KindChatGPT && creds.ChatGPT.ExternallyManaged && set["use-agent-identity"] && *useAgent {
+			fmt.Fprintf(stderr, "%s: note: %s holds ChatGPT tokens an outside host manages (auth_mode chatgptAuthTokens); they stay Bearer and no Agent Identity is provisioned from them\n", fs.Name(), creds.Source)
+		}
+		auth, err = setup.Transport(base)
+	}
 	if err != nil {
 		return failure(stderr, fs.Name(), errors.New(scrub(err.Error(), secrets)))
 	}
@@ -605,44 +631,35 @@ func loadDoRecord(path string, stdin io.Reader) (*identity.Record, error) {
 	}, nil
 }
 
-// loadCodexHome loads credentials the way the Codex CLI does. An
-// agent_identity JWT is verified against the JWKS unless insecureJWT asks
-// for an unverified decode. A ChatGPT login gets a FileStore on the same
-// auth.json, so an identity provisioned from it is kept there.
-func loadCodexHome(ctx context.Context, home string, insecureJWT bool) (*credentials.Credentials, credentials.IdentityStore, error) {
-	if home == "" {
-		h, err := credentials.DefaultCodexHome(nil)
-		if err != nil {
-			return nil, nil, err
+// closeSetup lets a token refresh still running in the background finish
+// and store its tokens, then closes the setup. A one-shot command ends
+// right after its response, often while a login that was due (but still
+// valid) is being refreshed ahead; cancelling that refresh after the
+// token endpoint rotated the tokens would lose the new ones and leave
+// auth.json with a spent refresh token, logging the user out. A refresh
+// holds auth.json's lock from before its request until the new tokens are
+// stored, so taking that lock waits for one that has begun, and closing
+// while holding it stops one that has not (its wait for the lock is
+// cancelled before anything is sent).
+func closeSetup(setup *agentauth.Setup) {
+	if _, ok := setup.TokenSource.(*credentials.RefreshingTokenSource); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), credentials.DefaultRefreshTimeout)
+		defer cancel()
+		if release, err := credentials.NewAuthFileCoordinator(setup.CodexHome).Lock(ctx); err == nil {
+			defer release()
 		}
-		home = h
 	}
-	decode := func(token string) (*identity.Record, error) {
-		if insecureJWT {
-			return identity.DecodeAgentIdentityJWTUnverified(token)
-		}
-		jwksURL := identity.JWKSURL(identity.ResolveBaseURLs(nil, "").JWKS)
-		if !strings.HasPrefix(jwksURL, "https://") && !identity.IsLoopbackBase(jwksURL) {
-			return nil, errors.New("the JWKS base is plain http on a non-loopback host; refusing to trust keys fetched from it")
-		}
-		keys, err := (&identity.Client{}).FetchJWKS(ctx, jwksURL)
-		if err != nil {
-			return nil, fmt.Errorf("cannot verify the agent identity JWT (use --insecure-unverified-jwt to skip verification): %w", err)
-		}
-		return identity.VerifyAgentIdentityJWT(token, keys, time.Now())
+	setup.Close()
+}
+
+// describeLoadError words a failure to read the Codex home for the
+// person who ran do: the library's advice names its options, do's names
+// its flags.
+func describeLoadError(err error) string {
+	if errors.Is(err, agentauth.ErrNoCredential) {
+		return strings.TrimPrefix(err.Error(), "agentauth: ") + "; or pass --api-key, --access-token or --record"
 	}
-	creds, err := credentials.Load(credentials.LoadOptions{CodexHome: home, DecodeAgentIdentityJWT: decode})
-	if err != nil {
-		return nil, nil, err
-	}
-	if creds.Kind == credentials.KindNone {
-		return nil, nil, fmt.Errorf("no credential in %s or the environment; log in with Codex or pass --api-key, --access-token or --record", filepath.Join(home, credentials.AuthFileName))
-	}
-	var store credentials.IdentityStore
-	if creds.Kind == credentials.KindChatGPT {
-		store = credentials.NewFileStore(filepath.Join(home, credentials.AuthFileName))
-	}
-	return creds, store, nil
+	return strings.ReplaceAll(err.Error(), "Options.InsecureSkipJWTVerify skips verification", "--insecure-unverified-jwt skips verification")
 }
 
 // credentialSecrets lists the secret strings of c, for scrub.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
 )
@@ -279,16 +280,50 @@ func TestDoVerboseRedactsCallerHeaders(t *testing.T) {
 	assertNoSecret(t, r, doAPIKey, "caller-set-ignored")
 }
 
-func TestDoCodexHome(t *testing.T) {
-	for _, env := range []string{credentials.EnvCodexAPIKey, credentials.EnvOpenAIAPIKey, credentials.EnvCodexAgentIdentity, credentials.EnvCodexHome, identity.EnvAuthAPIBase} {
+// clearCodexEnv empties every environment variable that would make a
+// Codex-home test read something other than its own files.
+func clearCodexEnv(t *testing.T) {
+	t.Helper()
+	for _, env := range []string{credentials.EnvCodexAPIKey, credentials.EnvOpenAIAPIKey, credentials.EnvCodexAccessToken,
+		credentials.EnvCodexAgentIdentity, credentials.EnvCodexHome, credentials.EnvRefreshTokenURL, credentials.EnvClientID,
+		featureflag.EnvVar, identity.EnvAuthAPIBase, identity.EnvCodexAuthAPIBase, identity.EnvJWKSBase, envDoAPIKey, envDoAccessToken} {
 		t.Setenv(env, "")
 	}
-	srv := newTestServer(t, identitytest.Options{AccessTokens: []string{doToken}})
-	home := t.TempDir()
-	authPath := filepath.Join(home, "auth.json")
-	if err := os.WriteFile(authPath, []byte(`{"auth_mode":"chatgpt","tokens":{"access_token":"`+doToken+`","account_id":"acct-home"},"keep":1}`), 0o600); err != nil {
+}
+
+// writeLogin issues a ChatGPT login at srv and writes it to home/auth.json
+// in the shape `codex login` leaves, after edit (nil: none) has changed
+// the decoded document.
+func writeLogin(t *testing.T, srv *identitytest.Server, home string, c identitytest.LoginClaims, edit func(doc map[string]any)) *identitytest.Login {
+	t.Helper()
+	l, err := srv.IssueLogin(c)
+	if err != nil {
 		t.Fatal(err)
 	}
+	var doc map[string]any
+	if err := json.Unmarshal(identitytest.AuthJSON(l, time.Now()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(doc)
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "auth.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestDoCodexHome(t *testing.T) {
+	clearCodexEnv(t)
+	srv := newTestServer(t, identitytest.Options{})
+	t.Setenv(credentials.EnvRefreshTokenURL, srv.TokenURL())
+	home := t.TempDir()
+	authPath := filepath.Join(home, "auth.json")
+	login := writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-home", UserID: "user-home"}, func(doc map[string]any) { doc["keep"] = 1 })
 	args := []string{"do", "--codex-home", home, "--use-agent-identity", "--authapi", srv.URL(), srv.URL() + "/v1/responses"}
 	r := runCmd(t, "", args...)
 	e := decodeEcho(t, r.stdout)
@@ -296,7 +331,7 @@ func TestDoCodexHome(t *testing.T) {
 		t.Fatalf("do --codex-home: %+v echo %+v", r, e)
 	}
 	// The provisioned identity was persisted next to the login ...
-	stored, err := credentials.NewFileStore(authPath).LoadAgentIdentity(t.Context(), credentials.Login{AccountID: "acct-home"})
+	stored, err := credentials.NewFileStore(authPath).LoadAgentIdentity(t.Context(), credentials.Login{AccountID: "acct-home", UserID: "user-home"})
 	if err != nil || stored == nil || stored.AgentRuntimeID != e.AgentRuntimeID {
 		t.Fatalf("stored identity %v, %v; want runtime %s", stored, err, e.AgentRuntimeID)
 	}
@@ -305,7 +340,19 @@ func TestDoCodexHome(t *testing.T) {
 	if e2 := decodeEcho(t, r.stdout); r.code != 0 || e2.AgentRuntimeID != e.AgentRuntimeID || srv.Stats().AgentRegistrations != 1 {
 		t.Fatalf("second run: %+v echo %+v stats %+v", r, e2, srv.Stats())
 	}
-	assertNoSecret(t, r, doToken, stored.AgentPrivateKey)
+	assertNoSecret(t, r, login.AccessToken, login.RefreshToken, stored.AgentPrivateKey)
+	if n := srv.Stats().TokenRefreshes; n != 0 {
+		t.Errorf("%d token refreshes for a fresh login, want 0", n)
+	}
+	// The record is in auth.json's agent_identity, where Codex reads it,
+	// next to the fields agentauth does not know.
+	var doc map[string]any
+	if b, err := os.ReadFile(authPath); err != nil || json.Unmarshal(b, &doc) != nil {
+		t.Fatalf("auth.json: %v", err)
+	}
+	if rec, ok := doc["agent_identity"].(map[string]any); !ok || rec["agent_runtime_id"] != e.AgentRuntimeID || doc["keep"] != float64(1) {
+		t.Errorf("auth.json after provisioning: agent_identity %v, keep %v", doc["agent_identity"], doc["keep"])
+	}
 
 	// Without the flag the same login is sent as Bearer.
 	r = runCmd(t, "", "do", "--codex-home", home, srv.URL()+"/v1/responses")
@@ -665,4 +712,80 @@ func TestDoExplainsARejectionAfterLeavingTheFirstPartyOrigins(t *testing.T) {
 		t.Errorf("with --allow-origin: %+v", r)
 	}
 	assertNoSecret(t, r, doAPIKey)
+}
+
+// The Codex home's flag comes from the library's sources, in its order:
+// --use-agent-identity, then $AGENTAUTH_USE_AGENT_IDENTITY, then
+// config.toml; an invalid value is an error, not "off".
+func TestDoCodexHomeTakesTheFlagFromEnvironmentAndConfig(t *testing.T) {
+	clearCodexEnv(t)
+	srv := newTestServer(t, identitytest.Options{})
+	t.Setenv(credentials.EnvRefreshTokenURL, srv.TokenURL())
+	home := t.TempDir()
+	writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-flag", UserID: "user-flag"}, nil)
+	mode := func(t *testing.T, extra ...string) string {
+		t.Helper()
+		args := append([]string{"do", "--codex-home", home}, extra...)
+		r := runCmd(t, "", append(args, srv.URL()+"/v1/responses")...)
+		if r.code != 0 {
+			t.Fatalf("%v: %+v", extra, r)
+		}
+		return decodeEcho(t, r.stdout).Mode
+	}
+
+	if got := mode(t); got != identitytest.ModeBearer {
+		t.Errorf("no setting: mode %q, want bearer", got)
+	}
+	t.Setenv(featureflag.EnvVar, "on")
+	if got := mode(t); got != identitytest.ModeAssertion {
+		t.Errorf("$%s=on: mode %q, want assertion", featureflag.EnvVar, got)
+	}
+	if got := mode(t, "--use-agent-identity=false"); got != identitytest.ModeBearer {
+		t.Errorf("--use-agent-identity=false over the environment: mode %q, want bearer", got)
+	}
+	t.Setenv(featureflag.EnvVar, "")
+	if err := os.WriteFile(filepath.Join(home, "config.toml"), []byte("[features]\nuse_agent_identity = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := mode(t); got != identitytest.ModeAssertion {
+		t.Errorf("config.toml on: mode %q, want assertion", got)
+	}
+
+	t.Setenv(featureflag.EnvVar, "maybe")
+	r := runCmd(t, "", "do", "--codex-home", home, srv.URL()+"/v1/responses")
+	assertOneLineError(t, r, exitFailure)
+	if !strings.Contains(r.stderr, featureflag.EnvVar) || !strings.Contains(r.stderr, "not a boolean") {
+		t.Errorf("invalid $%s: %q", featureflag.EnvVar, r.stderr)
+	}
+	if n := srv.Stats().AgentRegistrations; n != 1 {
+		t.Errorf("%d agent registrations, want 1 (the identity provisioned first is reused)", n)
+	}
+}
+
+// Tokens an outside host manages are never provisioned, as in the library;
+// asking for it explicitly gets one note and the request goes as Bearer.
+func TestDoCodexHomeExternallyManagedTokensStayBearer(t *testing.T) {
+	clearCodexEnv(t)
+	srv := newTestServer(t, identitytest.Options{})
+	home := t.TempDir()
+	login := writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-ext", UserID: "user-ext"}, func(doc map[string]any) {
+		doc["auth_mode"] = "chatgptAuthTokens"
+	})
+	r := runCmd(t, "", "do", "--codex-home", home, "--use-agent-identity", srv.URL()+"/v1/responses")
+	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer {
+		t.Fatalf("externally managed tokens with --use-agent-identity: %+v", r)
+	}
+	if strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "chatgptAuthTokens") || !strings.Contains(r.stderr, "stay Bearer") {
+		t.Errorf("stderr %q, want one note that the tokens stay Bearer", r.stderr)
+	}
+	assertNoSecret(t, r, login.AccessToken, login.RefreshToken)
+	// The flag from the environment follows the same rule, silently.
+	t.Setenv(featureflag.EnvVar, "1")
+	r = runCmd(t, "", "do", "--codex-home", home, srv.URL()+"/v1/responses")
+	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer || r.stderr != "" {
+		t.Fatalf("externally managed tokens with the flag from the environment: %+v", r)
+	}
+	if st := srv.Stats(); st.AgentRegistrations != 0 || st.TokenRefreshes != 0 {
+		t.Errorf("stats %+v: want no agent registration and no refresh", st)
+	}
 }

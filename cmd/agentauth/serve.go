@@ -4,17 +4,32 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identitytest"
 )
 
-const serveSynopsis = "agentauth serve [--addr 127.0.0.1:8787] [--access-token TOKEN]... [--api-key KEY]... [--trust-record FILE]... [--encrypt-task-ids] [--max-skew 5m]"
+const serveSynopsis = "agentauth serve [--addr 127.0.0.1:8787] [--access-token TOKEN... | --access-token-stdin] [--api-key KEY... | --api-key-stdin] [--trust-record FILE]... [--issue-login DIR [--account-id ID] [--user-id ID] [--email E] [--plan-type P]] [--token-lifetime 1h] [--encrypt-task-ids] [--max-skew 5m]"
+
+// Defaults of the login serve --issue-login writes.
+const (
+	serveDefaultAccountID = "acct-local"
+	serveDefaultUserID    = "user-local"
+)
+
+// serveMaxSecrets bounds the tokens or keys read from standard input.
+const serveMaxSecrets = 1000
 
 func init() {
 	register(command{
@@ -34,38 +49,100 @@ const serveMaxRegistrations = 1_000_000
 
 // runServe runs identitytest until ctx ends (SIGINT or SIGTERM from main).
 // The first stdout line is a base URL a client on this machine can use
-// (127.0.0.1 when listening on a wildcard address); logs go to stderr and
-// never carry a token. Runtimes named with --trust-record are known from
-// the start, so a keygen record can sign without agent registration.
-
+// (127.0.0.1 when listening on a wildcard address); with --issue-login the
+// second is the CODEX_REFRESH_TOKEN_URL_OVERRIDE=... line a client needs
+// to refresh the login written to DIR/auth.json at this server's token
+// endpoint. Logs go to stderr and never carry a token. Runtimes named with
+// --trust-record are known from the start, so a keygen record can sign
+// without agent registration. Tokens and keys the server accepts come
+// from flags, standard input or the variables do reads them from, so they
+// need not be on the command line.
 func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve")
 	addr := fs.String("addr", "127.0.0.1:8787", "address to listen on")
 	var accessTokens, apiKeys stringsFlag
-	fs.Var(&accessTokens, "access-token", "ChatGPT access `token` accepted as Bearer at agent registration and resources (repeatable; without any, agent registration accepts every Bearer token)")
-	fs.Var(&apiKeys, "api-key", "API `key` accepted as Bearer at resources (repeatable)")
+	fs.Var(&accessTokens, "access-token", "ChatGPT access `token` accepted as Bearer at agent registration and resources (repeatable; default $"+envDoAccessToken+" when set; without any, agent registration accepts every Bearer token; visible to ps, prefer --access-token-stdin)")
+	accessTokenStdin := fs.Bool("access-token-stdin", false, "read access tokens from standard input, one a line")
+	fs.Var(&apiKeys, "api-key", "API `key` accepted as Bearer at resources (repeatable; default $"+envDoAPIKey+" when set; visible to ps, prefer --api-key-stdin)")
+	apiKeyStdin := fs.Bool("api-key-stdin", false, "read API keys from standard input, one a line")
 	var trusted stringsFlag
 	fs.Var(&trusted, "trust-record", "keygen JSON or Agent Identity record `file` whose runtime id and public key the server knows from the start (repeatable; - reads stdin); only the public key is kept")
+	issueLogin := fs.String("issue-login", "", "issue a ChatGPT login and write it as `DIR`/auth.json in the shape codex login leaves (DIR is created; an existing auth.json is not overwritten); its refresh token works at this server's /oauth/token while it runs")
+	accountID := fs.String("account-id", serveDefaultAccountID, "chatgpt_account_id of the --issue-login login")
+	userID := fs.String("user-id", serveDefaultUserID, "chatgpt_user_id of the --issue-login login")
+	email := fs.String("email", "", "email of the --issue-login login")
+	planType := fs.String("plan-type", "plus", "chatgpt_plan_type of the --issue-login login")
+	tokenLifetime := fs.Duration("token-lifetime", identitytest.DefaultTokenLifetime, "lifetime of the access tokens the server issues (--issue-login and /oauth/token); under 5m every use is due for a refresh")
 	encrypt := fs.Bool("encrypt-task-ids", false, "answer task registrations with encrypted_task_id (a sealed box) instead of task_id")
 	maxSkew := fs.Duration("max-skew", identitytest.DefaultMaxSkew, "largest accepted distance between a signed timestamp and the server clock")
 	if code, done := parseFlags(fs, serveSynopsis, args, stdout, stderr); done {
 		return code
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *maxSkew <= 0 {
 		return usageError(stderr, fs.Name(), errors.New("--max-skew must be positive"))
+	}
+	if *tokenLifetime <= 0 {
+		return usageError(stderr, fs.Name(), errors.New("--token-lifetime must be positive"))
+	}
+	claims := identitytest.LoginClaims{AccountID: *accountID, UserID: *userID, Email: *email, PlanType: *planType}
+	if err := checkIssueLogin(set, *issueLogin, claims); err != nil {
+		return usageError(stderr, fs.Name(), err)
 	}
 	wildcard, public, err := listenScope(*addr)
 	if err != nil {
 		return usageError(stderr, fs.Name(), err)
 	}
+	stdinUse := ""
+	takeStdin := func(by string) error {
+		if stdinUse != "" {
+			return fmt.Errorf("%s and %s cannot both read standard input", stdinUse, by)
+		}
+		stdinUse = by
+		return nil
+	}
+	// Secrets: flags, else standard input, else the variables do reads,
+	// so one exported token serves both sides of a local test.
+	for _, sec := range []struct {
+		name     string
+		fromFlag bool
+		stdin    bool
+		env      string
+		dst      *stringsFlag
+	}{
+		{"--access-token", set["access-token"], *accessTokenStdin, envDoAccessToken, &accessTokens},
+		{"--api-key", set["api-key"], *apiKeyStdin, envDoAPIKey, &apiKeys},
+	} {
+		switch {
+		case sec.fromFlag && sec.stdin:
+			return usageError(stderr, fs.Name(), fmt.Errorf("%s and %s-stdin are exclusive", sec.name, sec.name))
+		case sec.stdin:
+			if err := takeStdin(sec.name + "-stdin"); err != nil {
+				return usageError(stderr, fs.Name(), err)
+			}
+			vs, err := readSecretLines(stdin)
+			if err != nil {
+				return usageError(stderr, fs.Name(), fmt.Errorf("%s-stdin: %w", sec.name, err))
+			}
+			*sec.dst = vs
+		case !sec.fromFlag:
+			if v := os.Getenv(sec.env); v != "" {
+				*sec.dst = stringsFlag{v}
+			}
+		}
+		for _, v := range *sec.dst {
+			if err := validateSecret(sec.name, v); err != nil {
+				return usageError(stderr, fs.Name(), err)
+			}
+		}
+	}
 	var runtimes []trustedRuntime
-	stdinUsed := false
 	for _, path := range trusted {
 		if path == "-" {
-			if stdinUsed {
-				return usageError(stderr, fs.Name(), errors.New("--trust-record - can read standard input only once"))
+			if err := takeStdin("--trust-record -"); err != nil {
+				return usageError(stderr, fs.Name(), err)
 			}
-			stdinUsed = true
 		}
 		rt, err := loadTrustRecord(path, stdin)
 		if err != nil {
@@ -90,6 +167,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		// must not be grown without bound by whoever can reach it.
 		RequestLog:       -1,
 		MaxRegistrations: serveMaxRegistrations,
+		TokenLifetime:    *tokenLifetime,
 	})
 	if err != nil {
 		return failure(stderr, fs.Name(), err)
@@ -108,7 +186,19 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		// reaches every wildcard listener and is what people type.
 		baseURL = "http://" + net.JoinHostPort("127.0.0.1", portOf(srv.URL()))
 	}
-	if _, err := fmt.Fprintln(stdout, baseURL); err != nil {
+	var authPath string
+	if *issueLogin != "" {
+		if authPath, err = writeIssuedLogin(srv, *issueLogin, claims); err != nil {
+			return failure(stderr, fs.Name(), err)
+		}
+	}
+	out := baseURL + "\n"
+	if authPath != "" {
+		// The line a client needs to refresh the issued login here; it
+		// holds no secret.
+		out += credentials.EnvRefreshTokenURL + "=" + baseURL + identitytest.TokenPath + "\n"
+	}
+	if _, err := io.WriteString(stdout, out); err != nil {
 		return failure(stderr, fs.Name(), errors.New("writing the URL failed"))
 	}
 	if f, ok := stdout.(flusher); ok {
@@ -130,7 +220,12 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	logger.Info("agentauth serve: listening", "url", baseURL, "trusted_runtimes", len(runtimes),
 		"access_tokens", len(accessTokens), "api_keys", len(apiKeys),
 		"open_agent_registration", len(accessTokens) == 0,
-		"encrypt_task_ids", *encrypt, "max_skew", maxSkew.String())
+		"encrypt_task_ids", *encrypt, "max_skew", maxSkew.String(), "token_lifetime", tokenLifetime.String())
+	if authPath != "" {
+		logger.Info("agentauth serve: issued a ChatGPT login", "auth_json", authPath, "account_id", claims.AccountID,
+			"user_id", claims.UserID, "token_url", baseURL+identitytest.TokenPath,
+			"use", "agentauth do --codex-home "+*issueLogin+" URL, with "+credentials.EnvRefreshTokenURL+" set as printed; the refresh token works at this server only while it runs")
+	}
 
 	<-ctx.Done()
 	start := time.Now()
@@ -138,7 +233,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	st := srv.Stats()
 	logger.Info("agentauth serve: stopped", "took", time.Since(start).Round(time.Millisecond).String(),
 		"agent_registrations", st.AgentRegistrations, "task_registrations", st.TaskRegistrations,
-		"rejections", st.Rejections)
+		"token_refreshes", st.TokenRefreshes, "rejections", st.Rejections)
 	return exitOK
 }
 
@@ -216,4 +311,90 @@ func loadTrustRecord(path string, stdin io.Reader) (trustedRuntime, error) {
 		return trustedRuntime{}, fmt.Errorf("record: %w", err)
 	}
 	return trustedRuntime{id: rec.AgentRuntimeID, publicKey: rec.PublicKeySSH}, nil
+}
+
+// checkIssueLogin rejects login flags without --issue-login and login
+// fields that cannot go into a token.
+func checkIssueLogin(set map[string]bool, dir string, c identitytest.LoginClaims) error {
+	if !set["issue-login"] {
+		for _, n := range []string{"account-id", "user-id", "email", "plan-type"} {
+			if set[n] {
+				return fmt.Errorf("--%s goes with --issue-login", n)
+			}
+		}
+		return nil
+	}
+	if dir == "" {
+		return errors.New("--issue-login needs a directory")
+	}
+	for _, f := range []struct{ name, v string }{{"--account-id", c.AccountID}, {"--user-id", c.UserID}, {"--plan-type", c.PlanType}} {
+		if err := validateID(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if c.Email != "" {
+		return validateID("--email", c.Email)
+	}
+	return nil
+}
+
+// writeIssuedLogin issues a login at srv and writes it to dir/auth.json,
+// refusing to replace an auth.json that is already there: dir may be a
+// real Codex home, and its login is not ours to destroy.
+func writeIssuedLogin(srv *identitytest.Server, dir string, c identitytest.LoginClaims) (string, error) {
+	path := filepath.Join(dir, credentials.AuthFileName)
+	if _, err := os.Lstat(path); err == nil {
+		return "", fmt.Errorf("--issue-login: %s already exists; remove it or choose another directory (serve does not overwrite a login)", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("--issue-login: %w", err)
+	}
+	l, err := srv.IssueLogin(c)
+	if err != nil {
+		return "", fmt.Errorf("--issue-login: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("--issue-login: %w", err)
+	}
+	// O_EXCL: a file that appeared since the check is not replaced either.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("--issue-login: %w", err)
+	}
+	_, werr := f.Write(identitytest.AuthJSON(l, time.Now()))
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("--issue-login: writing %s failed", path)
+	}
+	return path, nil
+}
+
+// readSecretLines reads one secret per non-empty line of r (surrounding
+// space trimmed), for serve's repeatable tokens and keys.
+func readSecretLines(r io.Reader) ([]string, error) {
+	if r == nil {
+		return nil, errors.New("no standard input")
+	}
+	b, err := io.ReadAll(io.LimitReader(r, doMaxSecret+1))
+	if err != nil {
+		return nil, errors.New("reading standard input failed")
+	}
+	if len(b) > doMaxSecret {
+		return nil, fmt.Errorf("standard input is larger than %d bytes", doMaxSecret)
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		if v := strings.TrimSpace(line); v != "" {
+			out = append(out, v)
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return nil, errors.New("standard input is empty")
+	case len(out) > serveMaxSecrets:
+		return nil, fmt.Errorf("more than %d lines", serveMaxSecrets)
+	}
+	return out, nil
 }

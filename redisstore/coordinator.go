@@ -152,6 +152,25 @@ func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOpti
 	return c, nil
 }
 
+// Coordinators returns a constructor of this Store's Coordinators with
+// opts, for agentauth.Options.RefreshCoordinator: given a login and the
+// token set a replica loaded (its auth.json), it returns the login's
+// Coordinator seeded with that set (opts.Initial, when set, wins). Like
+// RefreshCoordinator it needs a sealing key.
+func (s *Store) Coordinators(opts CoordinatorOptions) func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
+	return func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
+		o := opts
+		if o.Initial == nil {
+			o.Initial = initial
+		}
+		c, err := s.RefreshCoordinator(login, o)
+		if err != nil {
+			return nil, err // not a nil *Coordinator in a non-nil interface
+		}
+		return c, nil
+	}
+}
+
 func checkSet(login credentials.Login, ts *credentials.TokenSet) error {
 	if ts.AccessToken == "" {
 		return errors.New("token set without an access token")

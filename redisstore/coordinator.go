@@ -123,6 +123,13 @@ var _ credentials.RefreshCoordinator = (*Coordinator)(nil)
 // RefreshCoordinator returns the [Coordinator] of login. It needs a
 // sealing key (it fails with [ErrNoSealingKey] otherwise). Create one per
 // login per process and share it: the in-process lock is per Coordinator.
+//
+// The login is keyed by its account and its user (the AccountID and
+// UserID of credentials.ChatGPTLogin), since users of one workspace share
+// the account id but not their tokens: every replica must name the login
+// the same way, or replicas that differ in UserID take different locks
+// and refresh the same refresh token twice. agentauth's
+// Options.RefreshCoordinator (with [Store.Coordinators]) passes both.
 func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOptions) (*Coordinator, error) {
 	if s.sealer == nil {
 		return nil, ErrNoSealingKey

@@ -7,6 +7,12 @@
 // beside it, and auth.json as the store of an agent identity provisioned
 // from that login.
 //
+// The replicas of a fleet that share one ChatGPT login plug a shared store
+// into the same call (Options.RefreshCoordinator, IdentityStore and
+// TaskStore; package redisstore provides all three), so that the login is
+// refreshed once per expiry fleet-wide and every replica signs with one
+// agent identity and shares thread tasks.
+//
 // The packages it assembles (credentials, featureflag, transport) remain
 // available for callers that want to wire things by hand.
 package agentauth
@@ -24,6 +30,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -71,6 +78,40 @@ type Options struct {
 	// http.DefaultTransport).
 	HTTPClient *http.Client
 
+	// RefreshCoordinator, when set, builds the coordinator on which the
+	// refreshing token source of a ChatGPT login takes its refresh lock,
+	// reads the current tokens and stores rotated ones. It is called once,
+	// with the login's account and user and the tokens auth.json holds,
+	// which seed a shared store that has none yet (a store that has a
+	// newer set keeps it). Set it to share the login between the replicas
+	// of a fleet, for example to redisstore's Store.Coordinators: refresh
+	// tokens are single use, and two replicas refreshing one login at once
+	// log it out. It is not called for other credentials, for tokens an
+	// outside host refreshes (auth_mode chatgptAuthTokens), or when
+	// Config.TokenSource is set. Default: auth.json itself
+	// (credentials.NewAuthFileCoordinator): one refresh at a time among
+	// the processes of this machine, the Codex CLI included, under Codex's
+	// lock file, with rotated tokens written back to auth.json.
+	RefreshCoordinator func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error)
+
+	// IdentityStore keeps the agent identity provisioned from a ChatGPT
+	// login while the use_agent_identity flag is on. Set it to a fleet's
+	// shared store (a redisstore.Store) so the fleet provisions one
+	// identity per login and every replica signs with it. It is
+	// Config.IdentityStore; setting both is an error.
+	// Default: for a ChatGPT login from auth.json, auth.json itself (a
+	// credentials.FileStore, in the record form the Codex CLI reads, so
+	// the CLI and this process share one identity); otherwise none, and
+	// each transport keeps the identity it provisions in memory.
+	IdentityStore credentials.IdentityStore
+
+	// TaskStore shares the task of each conversation thread with other
+	// processes (a redisstore.Store), so a thread served by a whole fleet
+	// is registered once. It is Config.TaskStore; setting both is an
+	// error. Default: none, each transport
+	// registers the threads it serves and caches their tasks in memory.
+	TaskStore resolver.TaskStore
+
 	// AllowNoCredential makes a Codex home without any credential build a
 	// transport that passes requests through unchanged. Default: false,
 	// that is an error wrapping [ErrNoCredential].
@@ -99,9 +140,13 @@ type Setup struct {
 	// outside host refreshes (auth_mode chatgptAuthTokens), a source that
 	// re-reads auth.json; nil for other credentials.
 	TokenSource credentials.TokenSource
-	// IdentityStore is auth.json (a [credentials.FileStore]) for a ChatGPT
-	// login, so a provisioned agent identity is shared with the Codex CLI;
-	// nil otherwise.
+	// RefreshCoordinator is the coordinator of the refreshing TokenSource:
+	// the one Options.RefreshCoordinator built, or auth.json's; nil when
+	// TokenSource is not a refreshing source Load built.
+	RefreshCoordinator credentials.RefreshCoordinator
+	// IdentityStore is Options.IdentityStore when set, else auth.json (a
+	// [credentials.FileStore]) for a ChatGPT login, so a provisioned agent
+	// identity is shared with the Codex CLI; nil otherwise.
 	IdentityStore credentials.IdentityStore
 
 	config transport.Config
@@ -129,6 +174,13 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 	cfg := opts.Config
 	if cfg.Getenv == nil {
 		cfg.Getenv = getenv
+	}
+	var err error
+	if cfg.IdentityStore, err = pick("IdentityStore", opts.IdentityStore, cfg.IdentityStore); err != nil {
+		return nil, err
+	}
+	if cfg.TaskStore, err = pick("TaskStore", opts.TaskStore, cfg.TaskStore); err != nil {
+		return nil, err
 	}
 	s := &Setup{CodexHome: home}
 
@@ -167,8 +219,13 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 			if creds.ChatGPT.ExternallyManaged {
 				src = credentials.NewFileTokenSource(path)
 			} else {
+				coord, err := refreshCoordinator(opts, home, creds.ChatGPT)
+				if err != nil {
+					return nil, err
+				}
+				s.RefreshCoordinator = coord
 				rs, err := credentials.NewRefreshingTokenSource(credentials.RefreshOptions{
-					Coordinator: credentials.NewAuthFileCoordinator(home),
+					Coordinator: coord,
 					HTTPClient:  client,
 					Getenv:      getenv,
 					Logger:      cfg.Logger,
@@ -187,6 +244,37 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 	cfg.Credentials, cfg.Flag, cfg.TokenSource, cfg.IdentityStore = creds, flag, src, store
 	s.config = cfg
 	return s, nil
+}
+
+// pick merges an Options store with the same field of Config: whichever
+// is set (both is an error: one of them would be silently ignored).
+func pick[T comparable](name string, fromOpts, fromConfig T) (T, error) {
+	var zero T // a nil interface
+	switch {
+	case fromOpts == zero:
+		return fromConfig, nil
+	case fromConfig == zero:
+		return fromOpts, nil
+	}
+	return zero, fmt.Errorf("agentauth: Options.%s and Options.Config.%s are both set; set one", name, name)
+}
+
+// refreshCoordinator returns the coordinator of a ChatGPT login loaded
+// from auth.json: Options.RefreshCoordinator's, else auth.json's.
+func refreshCoordinator(opts Options, home string, login *credentials.ChatGPTLogin) (credentials.RefreshCoordinator, error) {
+	if opts.RefreshCoordinator == nil {
+		return credentials.NewAuthFileCoordinator(home), nil
+	}
+	initial := &credentials.TokenSet{IDToken: login.IDToken, AccessToken: login.AccessToken,
+		RefreshToken: login.RefreshToken, AccountID: login.AccountID, LastRefresh: login.LastRefresh}
+	coord, err := opts.RefreshCoordinator(credentials.Login{AccountID: login.AccountID, UserID: login.UserID}, initial)
+	if err != nil {
+		return nil, fmt.Errorf("agentauth: Options.RefreshCoordinator: %w", err)
+	}
+	if coord == nil {
+		return nil, errors.New("agentauth: Options.RefreshCoordinator returned no coordinator")
+	}
+	return coord, nil
 }
 
 // Transport builds the transport over base (nil means
@@ -216,8 +304,9 @@ func (s *Setup) Config() transport.Config { return s.config }
 //     OPENAI_API_KEY;
 //   - for a ChatGPT login, a token source that refreshes the login itself
 //     (ahead of expiry, once per login across processes and with the Codex
-//     CLI) and auth.json as the store of an agent identity provisioned
-//     from it when the flag is on;
+//     CLI, or across a fleet with Options.RefreshCoordinator) and auth.json
+//     (or Options.IdentityStore) as the store of an agent identity
+//     provisioned from it when the flag is on;
 //   - the use_agent_identity flag.
 func NewTransport(base http.RoundTripper, opts Options) (*transport.Transport, error) {
 	if opts.HTTPClient == nil {

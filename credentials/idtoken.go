@@ -19,6 +19,8 @@ type idTokenClaims struct {
 	FedRAMP   bool   // chatgpt_account_is_fedramp
 	// Expiry is the top-level exp claim; zero when absent or unreadable.
 	Expiry time.Time
+	// IssuedAt is the top-level iat claim; zero when absent or unreadable.
+	IssuedAt time.Time
 }
 
 // parseIDToken decodes the payload of a ChatGPT id token without verifying
@@ -39,15 +41,7 @@ func parseIDToken(tok string) (idTokenClaims, error) {
 	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
 		return idTokenClaims{}, errors.New("JWT payload is not a JSON object")
 	}
-	var c idTokenClaims
-	if exp, ok := claims["exp"]; ok {
-		var n json.Number
-		if json.Unmarshal(exp, &n) == nil {
-			if f, err := n.Float64(); err == nil && f > 0 && f < 1e11 {
-				c.Expiry = time.Unix(int64(f), 0)
-			}
-		}
-	}
+	c := idTokenClaims{Expiry: unixClaim(claims["exp"]), IssuedAt: unixClaim(claims["iat"])}
 	raw, ok := claims[openAIAuthClaim]
 	if !ok || jsonKind(raw) == "null" {
 		return c, nil
@@ -81,6 +75,19 @@ func parseIDToken(tok string) (idTokenClaims, error) {
 		c.FedRAMP = *auth.FedRAMP
 	}
 	return c, nil
+}
+
+// unixClaim reads a NumericDate claim (seconds since the epoch); zero when
+// absent, not a number, or out of range.
+func unixClaim(raw json.RawMessage) time.Time {
+	var n json.Number
+	if raw == nil || json.Unmarshal(raw, &n) != nil {
+		return time.Time{}
+	}
+	if f, err := n.Float64(); err == nil && f > 0 && f < 1e11 {
+		return time.Unix(int64(f), 0)
+	}
+	return time.Time{}
 }
 
 // accessTokenClaims reads what the access token itself says (it is a JWT

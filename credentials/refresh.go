@@ -32,7 +32,10 @@ const (
 
 // When a ChatGPT access token is refreshed.
 const (
-	// RefreshWindow: a token whose JWT exp is this close is refreshed.
+	// RefreshWindow: a token whose JWT exp is this close is refreshed,
+	// as the Codex CLI does. A short-lived token uses a smaller window,
+	// a quarter of its lifetime (see [RefreshWindowFor]), so that it is
+	// not due from the moment it is issued.
 	RefreshWindow = 5 * time.Minute
 	// StaleAfter: a token without a readable exp is refreshed when
 	// last_refresh is this old (or absent).
@@ -41,6 +44,21 @@ const (
 	// reading the store and the token request.
 	DefaultRefreshTimeout = 30 * time.Second
 )
+
+// RefreshWindowFor returns how long before exp a token issued at iat is
+// due: [RefreshWindow], or a quarter of the token's lifetime (exp − iat)
+// when that is shorter. Real ChatGPT access tokens live for days, so they
+// are due 5 minutes ahead as in the Codex CLI; a token living 2 s (a test
+// server, a short-lived deployment) is due in its last 500 ms instead of
+// always, which would make every request start a token request. When iat
+// is unknown (zero) or not before exp, the lifetime is unknown and the
+// window is RefreshWindow.
+func RefreshWindowFor(iat, exp time.Time) time.Duration {
+	if iat.IsZero() || exp.IsZero() || !iat.Before(exp) {
+		return RefreshWindow
+	}
+	return min(RefreshWindow, exp.Sub(iat)/4)
+}
 
 // Backoff after a temporary refresh failure: full jitter in [d/2, d], d
 // doubling from refreshBackoffBase to refreshBackoffMax.
@@ -164,8 +182,10 @@ type RefreshOptions struct {
 // ChatGPT login alive by refreshing its access token as the Codex CLI
 // does, and better where the CLI is weak:
 //
-//   - A token is due when its JWT exp is within [RefreshWindow], or, when
-//     exp cannot be read, when last_refresh is older than [StaleAfter].
+//   - A token is due when its JWT exp is within [RefreshWindow] (5
+//     minutes, or a quarter of the token's lifetime exp − iat when that
+//     is shorter: [RefreshWindowFor]), or, when exp cannot be read, when
+//     last_refresh is older than [StaleAfter].
 //   - A due token that is still valid is refreshed ahead in the
 //     background, in one flight, while every request keeps using it. Only
 //     an expired token (or one whose expiry is unknown and that is stale)
@@ -219,6 +239,8 @@ type refreshSnap struct {
 	set TokenSet
 	tok *Token
 	exp time.Time // the access token's exp; zero when unknown
+	// window is how long before exp the token is due.
+	window time.Duration
 }
 
 type refreshFlight struct {
@@ -699,12 +721,12 @@ func newRefreshSnap(set TokenSet) *refreshSnap {
 	if set.IDToken == "" {
 		tok.FedRAMP = at.FedRAMP
 	}
-	return &refreshSnap{set: set, tok: tok, exp: at.Expiry}
+	return &refreshSnap{set: set, tok: tok, exp: at.Expiry, window: RefreshWindowFor(at.IssuedAt, at.Expiry)}
 }
 
 func (r *refreshSnap) due(now time.Time) bool {
 	if !r.exp.IsZero() {
-		return !now.Before(r.exp.Add(-RefreshWindow))
+		return !now.Before(r.exp.Add(-r.window))
 	}
 	return r.set.LastRefresh.IsZero() || now.Sub(r.set.LastRefresh) >= StaleAfter
 }

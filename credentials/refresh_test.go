@@ -3,6 +3,7 @@ package credentials
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,24 +103,40 @@ func (e *refreshEnv) authJSON() []byte {
 func TestRefreshDueRules(t *testing.T) {
 	tests := []struct {
 		name        string
-		advance     time.Duration // from issue, lifetime 1 h
+		lifetime    time.Duration // of the access token; 0 means 1 h
+		advance     time.Duration // from issue
 		lastRefresh time.Duration // age of last_refresh at that point
 		opaque      bool          // access token without a readable exp
+		noIat       bool          // access token with exp but without iat
 		wantRefresh int
 	}{
-		{"expiring in 4 min", 56 * time.Minute, 0, false, 1},
-		{"expiring in 6 min", 54 * time.Minute, 0, false, 0},
-		{"last_refresh 9 days, exp in 1 h", 0, 9 * 24 * time.Hour, false, 0},
-		{"no readable exp, last_refresh 9 days", 0, 9 * 24 * time.Hour, true, 1},
-		{"no readable exp, last_refresh 7 days", 0, 7 * 24 * time.Hour, true, 0},
+		{name: "expiring in 4 min", advance: 56 * time.Minute, wantRefresh: 1},
+		{name: "expiring in 6 min", advance: 54 * time.Minute},
+		{name: "last_refresh 9 days, exp in 1 h", lastRefresh: 9 * 24 * time.Hour},
+		{name: "no readable exp, last_refresh 9 days", lastRefresh: 9 * 24 * time.Hour, opaque: true, wantRefresh: 1},
+		{name: "no readable exp, last_refresh 7 days", lastRefresh: 7 * 24 * time.Hour, opaque: true},
+		// Short-lived tokens: the window is a quarter of the lifetime
+		// when that is under 5 minutes.
+		{name: "20 min token expiring in 4 min", lifetime: 20 * time.Minute, advance: 16 * time.Minute, wantRefresh: 1},
+		{name: "20 min token expiring in 6 min", lifetime: 20 * time.Minute, advance: 14 * time.Minute},
+		{name: "8 min token expiring in 90 s", lifetime: 8 * time.Minute, advance: 390 * time.Second, wantRefresh: 1},
+		{name: "8 min token expiring in 150 s", lifetime: 8 * time.Minute, advance: 330 * time.Second},
+		{name: "2 s token just issued", lifetime: 2 * time.Second},
+		{name: "2 s token expiring in 600 ms", lifetime: 2 * time.Second, advance: 1400 * time.Millisecond},
+		{name: "2 s token expiring in 400 ms", lifetime: 2 * time.Second, advance: 1600 * time.Millisecond, wantRefresh: 1},
+		// Without iat the lifetime is unknown: Codex's 5 minutes.
+		{name: "2 s token without iat", lifetime: 2 * time.Second, noIat: true, wantRefresh: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newRefreshEnv(t, identitytest.Options{})
+			e := newRefreshEnv(t, identitytest.Options{TokenLifetime: tt.lifetime})
 			e.clock.Advance(tt.advance)
 			l := *e.login
 			if tt.opaque {
 				l.AccessToken = "opaque-access-token"
+			}
+			if tt.noIat {
+				l.AccessToken = withoutIat(t, l.AccessToken)
 			}
 			if err := identitytest.WriteAuthJSON(e.home, &l, e.clock.Now().Add(-tt.lastRefresh)); err != nil {
 				t.Fatal(err)
@@ -151,13 +168,60 @@ func TestRefreshDueRules(t *testing.T) {
 				t.Error("auth.json does not hold the rotated tokens")
 			}
 			af, _ := ParseAuthFile(data)
-			if af.LastRefresh == nil || !af.LastRefresh.Equal(e.clock.Now()) {
+			if af.LastRefresh == nil || !af.LastRefresh.Equal(e.clock.Now().Truncate(time.Second)) { // stored in whole seconds
 				t.Errorf("last_refresh = %v, want %v", af.LastRefresh, e.clock.Now())
 			}
 			if fi, _ := os.Stat(filepath.Join(e.home, AuthFileName)); fi.Mode().Perm() != 0o600 {
 				t.Errorf("mode %v", fi.Mode().Perm())
 			}
 		})
+	}
+}
+
+// withoutIat re-encodes a JWT's payload without its iat claim (unsigned:
+// the refreshing source reads but does not verify access tokens).
+func withoutIat(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claims["iat"]; !ok {
+		t.Fatal("the token has no iat to remove")
+	}
+	delete(claims, "iat")
+	payload, _ = json.Marshal(claims)
+	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
+}
+
+// The window is Codex's 5 minutes for real tokens and a quarter of the
+// lifetime for short-lived ones, so that a 2 s token is not always due.
+func TestRefreshWindowScalesWithLifetime(t *testing.T) {
+	iat := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		iat, exp time.Time
+		want     time.Duration
+	}{
+		{"10 days (a real ChatGPT token)", iat, iat.Add(240 * time.Hour), RefreshWindow},
+		{"1 h", iat, iat.Add(time.Hour), RefreshWindow},
+		{"20 min: a quarter is exactly 5 min", iat, iat.Add(20 * time.Minute), 5 * time.Minute},
+		{"8 min", iat, iat.Add(8 * time.Minute), 2 * time.Minute},
+		{"2 s", iat, iat.Add(2 * time.Second), 500 * time.Millisecond},
+		{"no iat", time.Time{}, iat.Add(2 * time.Second), RefreshWindow},
+		{"no exp", iat, time.Time{}, RefreshWindow},
+		{"iat equal to exp", iat, iat, RefreshWindow},
+		{"iat after exp", iat.Add(time.Minute), iat, RefreshWindow},
+	}
+	for _, tt := range tests {
+		if got := RefreshWindowFor(tt.iat, tt.exp); got != tt.want {
+			t.Errorf("%s: RefreshWindowFor = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 

@@ -123,6 +123,13 @@ var _ credentials.RefreshCoordinator = (*Coordinator)(nil)
 // RefreshCoordinator returns the [Coordinator] of login. It needs a
 // sealing key (it fails with [ErrNoSealingKey] otherwise). Create one per
 // login per process and share it: the in-process lock is per Coordinator.
+//
+// The login is keyed by its account and its user (the AccountID and
+// UserID of credentials.ChatGPTLogin), since users of one workspace share
+// the account id but not their tokens: every replica must name the login
+// the same way, or replicas that differ in UserID take different locks
+// and refresh the same refresh token twice. agentauth's
+// Options.RefreshCoordinator (with [Store.Coordinators]) passes both.
 func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOptions) (*Coordinator, error) {
 	if s.sealer == nil {
 		return nil, ErrNoSealingKey
@@ -150,6 +157,25 @@ func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOpti
 	c := &Coordinator{s: s, login: login, keys: s.loginKeysFor(login), opts: opts, local: make(chan struct{}, 1), token: token}
 	c.last = opts.Initial
 	return c, nil
+}
+
+// Coordinators returns a constructor of this Store's Coordinators with
+// opts, for agentauth.Options.RefreshCoordinator: given a login and the
+// token set a replica loaded (its auth.json), it returns the login's
+// Coordinator seeded with that set (opts.Initial, when set, wins). Like
+// RefreshCoordinator it needs a sealing key.
+func (s *Store) Coordinators(opts CoordinatorOptions) func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
+	return func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
+		o := opts
+		if o.Initial == nil {
+			o.Initial = initial
+		}
+		c, err := s.RefreshCoordinator(login, o)
+		if err != nil {
+			return nil, err // not a nil *Coordinator in a non-nil interface
+		}
+		return c, nil
+	}
 }
 
 func checkSet(login credentials.Login, ts *credentials.TokenSet) error {

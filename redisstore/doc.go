@@ -25,6 +25,11 @@
 //     compare-and-swap keeps a stale replica from overwriting a newer
 //     rotation.
 //
+// agentauth's one-call constructor takes all three: Options.TaskStore and
+// Options.IdentityStore set to the Store, and Options.RefreshCoordinator
+// set to [Store.Coordinators], which seeds the fleet with the replica's
+// auth.json (see Example_agentauth).
+//
 // Secrets (tokens, private keys) are sealed with AES-256-GCM under an
 // operator's key ([Sealer], [SealingKeyEnv]) and bound to their key name;
 // without a key they are refused ([ErrNoSealingKey]). Key names are

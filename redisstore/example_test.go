@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 
+	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/redisstore"
@@ -66,12 +67,43 @@ func ExampleStore_Resolve_unavailable() {
 	// local fallbacks: 1 outages: 1 down: true
 }
 
-// A fleet on one ChatGPT login: every replica shares the login's agent
-// identity (IdentityStore) and thread tasks (TaskStore) through one Store,
-// and serialises refreshes of the login's single-use refresh token through
-// its Coordinator. The sealing key, base64 of 32 random bytes
-// (openssl rand -base64 32), comes from AGENTAUTH_REDIS_SEALING_KEY; list
-// the previous key after a comma while rotating.
+// A fleet replica in one call: agentauth reads the Codex home as it does
+// for a single process (the ChatGPT login of auth.json, the
+// use_agent_identity flag), and one Store shares with the other replicas
+// the login's refreshes (its refresh token is single use), its agent
+// identity and the task of each conversation thread. The sealing key,
+// base64 of 32 random bytes (openssl rand -base64 32), comes from
+// AGENTAUTH_REDIS_SEALING_KEY; list the previous key after a comma while
+// rotating.
+func Example_agentauth() {
+	client := redis.NewClient(&redis.Options{
+		Addr:                  "redis.internal:6379",
+		ContextTimeoutEnabled: true, // required: OpTimeout bounds every call through the context
+		DialerRetries:         1,
+	})
+	defer client.Close()
+	store, err := redisstore.New(client, redisstore.Options{}) // sealing key from the environment
+	if err != nil {
+		log.Fatal(err)
+	}
+	httpClient, err := agentauth.NewClient(agentauth.Options{
+		// Seeded with this replica's auth.json unless the fleet has a
+		// newer token set; fails with redisstore.ErrNoSealingKey without
+		// a key.
+		RefreshCoordinator: store.Coordinators(redisstore.CoordinatorOptions{}),
+		IdentityStore:      store, // one agent identity per login, fleet-wide
+		TaskStore:          store, // one task per thread, fleet-wide
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer httpClient.CloseIdleConnections()
+	// Requests made with transport.WithThread(ctx, id) share the thread's
+	// task fleet-wide.
+}
+
+// The same fleet wired by hand: the refreshing token source over the
+// login's Coordinator, and the Store as identity and task store.
 func Example_fleet() {
 	client := redis.NewClient(&redis.Options{
 		Addr:                  "redis.internal:6379",
@@ -88,7 +120,7 @@ func Example_fleet() {
 		log.Fatal("no ChatGPT login: ", err)
 	}
 	login := creds.ChatGPT
-	coord, err := store.RefreshCoordinator(credentials.Login{AccountID: login.AccountID}, redisstore.CoordinatorOptions{
+	coord, err := store.RefreshCoordinator(credentials.Login{AccountID: login.AccountID, UserID: login.UserID}, redisstore.CoordinatorOptions{
 		// Seeds the fleet if no replica did yet; otherwise the fleet's
 		// newer set wins.
 		Initial: &credentials.TokenSet{IDToken: login.IDToken, AccessToken: login.AccessToken,
@@ -97,9 +129,14 @@ func Example_fleet() {
 	if err != nil {
 		log.Fatal(err) // redisstore.ErrNoSealingKey without a key
 	}
-	_ = coord // the refreshing token source's RefreshCoordinator
+	src, err := credentials.NewRefreshingTokenSource(credentials.RefreshOptions{Coordinator: coord})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
 	rt, err := transport.New(nil, transport.Config{
 		Credentials:   creds,
+		TokenSource:   src, // refreshed once per expiry, fleet-wide
 		Flag:          featureflag.New(true),
 		IdentityStore: store, // one agent identity per login, fleet-wide
 		TaskStore:     store, // one task per thread, fleet-wide

@@ -15,10 +15,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrIdentityExists is returned by [Store.SaveAgentIdentity] when another
-// replica stored an identity for the login first. The fleet keeps that one
+// ErrIdentityExists is what a concurrent provisioning gets: it is returned
+// by [Store.SaveAgentIdentity] when another replica stored an identity for
+// the login first (two replicas provisioned at once, for example after
+// one's provisioning reservation expired). The fleet keeps the first one
 // (every replica that loads the login signs with it); the caller's record
-// is not stored.
+// is not stored, and the caller should load the stored identity and sign
+// with it rather than treat the login as failed.
 var ErrIdentityExists = errors.New("redisstore: another agent identity is already stored for this login")
 
 // loginKeys are the Redis keys of one ChatGPT login.

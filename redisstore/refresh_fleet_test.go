@@ -19,9 +19,11 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 )
 
-// The refresh fleet test models the lifecycle's refresher with a minimal
-// one in test code, so the coordinator's protocol is proven end to end
-// across processes before the real refreshing token source exists.
+// The refresh fleet test drives the Coordinator with a minimal model
+// refresher in test code, against a model token endpoint with millisecond
+// expiries, so the coordination protocol is proven on its own; the same
+// acceptance with credentials' refreshing token source is
+// TestFleetRefreshingSourceOncePerExpiry (refresh_source_test.go).
 const (
 	envRefreshReplica = "AGENTAUTH_REDISSTORE_REFRESH_REPLICA" // "1": TestChildRefreshReplica runs
 	envTokenURL       = "AGENTAUTH_REDISSTORE_TOKEN_URL"
@@ -316,13 +318,4 @@ func TestFleetRefreshOncePerExpiry(t *testing.T) {
 	}
 	t.Logf("%d replicas, %v tokens, %v: %d token requests fleet-wide (%d rotations adopted from the fleet), %d requests, 0 failed, 0 reused",
 		replicas, life, took.Round(time.Millisecond), ts.requests, adopted, requests)
-}
-
-// Acceptance 1 with the lifecycle's refreshing token source is
-// TestFleetRefreshingSourceOncePerExpiry in refresh_source_test.go, built
-// with -tags agentauth_refreshing_source once credentials has
-// NewRefreshingTokenSource and identitytest a token endpoint. Until then
-// the model refresher above proves the coordination.
-func TestFleetRefreshingTokenSource(t *testing.T) {
-	t.Skip("needs the refreshing token source: go test -tags agentauth_refreshing_source")
 }

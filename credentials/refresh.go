@@ -224,6 +224,12 @@ type RefreshingTokenSource struct {
 
 	loadMu sync.Mutex // one initial load at a time
 
+	// pending is a rotation the token endpoint answered but the store did
+	// not take (an I/O error, an outage): it is stored before the next
+	// refresh sends the spent refresh token again. Only the flight
+	// goroutine touches it, and flights never overlap.
+	pending *pendingRotation
+
 	mu      sync.Mutex
 	flight  *refreshFlight
 	perm    *permanentFailure
@@ -248,6 +254,10 @@ type refreshFlight struct {
 	snap *refreshSnap
 	err  error
 }
+
+// pendingRotation is a refreshed token set (next) not yet stored over the
+// set it replaces (prev).
+type pendingRotation struct{ prev, next TokenSet }
 
 type permanentFailure struct {
 	err *RefreshError
@@ -305,9 +315,12 @@ func NewRefreshingTokenSource(opts RefreshOptions) (*RefreshingTokenSource, erro
 	return s, nil
 }
 
-// Close cancels a refresh in flight, waits for it to end and closes the
-// HTTP client's idle connections. The source keeps serving its current
-// token afterwards but refreshes no more.
+// Close stops a refresh in flight, waits for it to end and closes the
+// HTTP client's idle connections. A refresh whose token request was
+// already sent is not cut short: its answer is read and stored (within the
+// refresh timeout), because the endpoint has spent the old refresh token.
+// The source keeps serving its current token afterwards but refreshes no
+// more.
 func (s *RefreshingTokenSource) Close() {
 	s.cancel()
 	s.wg.Wait()
@@ -535,6 +548,17 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 	if set == nil {
 		return nil, nil, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
 	}
+	if p := s.pending; p != nil {
+		// A rotation this source could not store: while the store still
+		// holds the set it replaced, that set's refresh token is spent.
+		if fingerprint(set) == fingerprint(&p.prev) {
+			if err := s.coord.CompareAndSwap(ctx, set, &p.next); err != nil {
+				return nil, set, err
+			}
+			set = &p.next
+		}
+		s.pending = nil // stored now, or the store moved on to a newer rotation
+	}
 	cur := newRefreshSnap(*set)
 	if !sameAccount(held, cur) {
 		return nil, set, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
@@ -548,6 +572,15 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 	}
 	if set.RefreshToken == "" {
 		return nil, set, &RefreshError{Permanent: true, Reason: ReasonNoRefreshToken}
+	}
+	// Once the request is out, the endpoint may rotate the tokens: cutting
+	// the answer or its storing short (Close, a process shutting down)
+	// would keep only the spent refresh token and log the user out. From
+	// here on only the refresh's own deadline bounds the work.
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), dl)
+		defer cancel()
 	}
 	resp, err := s.exchange(ctx, set.RefreshToken)
 	if err != nil {
@@ -569,8 +602,10 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 	next.LastRefresh = s.now().UTC().Truncate(time.Second)
 	if err := s.coord.CompareAndSwap(ctx, set, &next); err != nil {
 		// The endpoint already rotated the tokens; the new ones are valid
-		// even though the store could not take them.
-		s.log.Debug("credentials: storing refreshed ChatGPT tokens failed", "error", err)
+		// even though the store could not take them. Keep them to store
+		// before the next refresh.
+		s.pending = &pendingRotation{prev: *set, next: next}
+		s.log.Warn("credentials: storing refreshed ChatGPT tokens failed; keeping them to store later", "error", err)
 	}
 	ns := newRefreshSnap(next)
 	if resp.AccessToken == "" {

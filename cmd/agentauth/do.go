@@ -631,26 +631,10 @@ func loadDoRecord(path string, stdin io.Reader) (*identity.Record, error) {
 	}, nil
 }
 
-// closeSetup lets a token refresh still running in the background finish
-// and store its tokens, then closes the setup. A one-shot command ends
-// right after its response, often while a login that was due (but still
-// valid) is being refreshed ahead; cancelling that refresh after the
-// token endpoint rotated the tokens would lose the new ones and leave
-// auth.json with a spent refresh token, logging the user out. A refresh
-// holds auth.json's lock from before its request until the new tokens are
-// stored, so taking that lock waits for one that has begun, and closing
-// while holding it stops one that has not (its wait for the lock is
-// cancelled before anything is sent).
-func closeSetup(setup *agentauth.Setup) {
-	if _, ok := setup.TokenSource.(*credentials.RefreshingTokenSource); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), credentials.DefaultRefreshTimeout)
-		defer cancel()
-		if release, err := credentials.NewAuthFileCoordinator(setup.CodexHome).Lock(ctx); err == nil {
-			defer release()
-		}
-	}
-	setup.Close()
-}
+// closeSetup closes the setup. A one-shot command often ends while a login
+// that was due (but still valid) is being refreshed ahead; Close lets a
+// refresh whose token request is out finish and store the new tokens.
+func closeSetup(setup *agentauth.Setup) { setup.Close() }
 
 // describeLoadError words a failure to read the Codex home for the
 // person who ran do: the library's advice names its options, do's names

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -292,10 +293,16 @@ func TestServeSecretsFromStdinAndEnvironment(t *testing.T) {
 // auth.json with a spent refresh token).
 func TestDoLetsABackgroundRefreshFinish(t *testing.T) {
 	clearCodexEnv(t)
-	srv := newTestServer(t, identitytest.Options{TokenLifetime: 2 * time.Minute})
+	// The login is issued 3.5 minutes in the past with a 4-minute
+	// lifetime: its last quarter has begun, so it is due but still valid.
+	var offset atomic.Int64
+	offset.Store(int64(-210 * time.Second))
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	srv := newTestServer(t, identitytest.Options{TokenLifetime: 4 * time.Minute, Now: clock})
 	t.Setenv(credentials.EnvRefreshTokenURL, srv.TokenURL())
 	home := t.TempDir()
 	login := writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-bg", UserID: "user-bg"}, nil)
+	offset.Store(0)
 	// The refresh takes longer than the request.
 	srv.InjectFault(identitytest.RouteToken, identitytest.Fault{Latency: 300 * time.Millisecond})
 

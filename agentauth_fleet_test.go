@@ -219,12 +219,16 @@ func TestLoadFleetOptionErrors(t *testing.T) {
 
 	boom := errors.New("no sealing key")
 	o = opts()
-	o.RefreshCoordinator = func(credentials.Login, *credentials.TokenSet) (credentials.RefreshCoordinator, error) { return nil, boom }
+	o.RefreshCoordinator = func(credentials.Login, *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
+		return nil, boom
+	}
 	if err := load(o); !errors.Is(err, boom) || !strings.HasPrefix(err.Error(), "agentauth: Options.RefreshCoordinator: ") {
 		t.Errorf("failing coordinator: %v", err)
 	}
 	o = opts()
-	o.RefreshCoordinator = func(credentials.Login, *credentials.TokenSet) (credentials.RefreshCoordinator, error) { return nil, nil }
+	o.RefreshCoordinator = func(credentials.Login, *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
+		return nil, nil
+	}
 	if err := load(o); err == nil {
 		t.Error("a nil coordinator was accepted")
 	}

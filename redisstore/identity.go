@@ -22,7 +22,10 @@ import (
 // (every replica that loads the login signs with it); the caller's record
 // is not stored, and the caller should load the stored identity and sign
 // with it rather than treat the login as failed.
-var ErrIdentityExists = errors.New("redisstore: another agent identity is already stored for this login")
+//
+// It wraps [credentials.ErrIdentityExists], which the transport recognises
+// to adopt the stored winner.
+var ErrIdentityExists = fmt.Errorf("redisstore: %w", credentials.ErrIdentityExists)
 
 // loginKeys are the Redis keys of one ChatGPT login.
 type loginKeys struct {

@@ -72,7 +72,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	userID := fs.String("user-id", serveDefaultUserID, "chatgpt_user_id of the --issue-login login")
 	email := fs.String("email", "", "email of the --issue-login login")
 	planType := fs.String("plan-type", "plus", "chatgpt_plan_type of the --issue-login login")
-	tokenLifetime := fs.Duration("token-lifetime", identitytest.DefaultTokenLifetime, "lifetime of the access tokens the server issues (--issue-login and /oauth/token); under 5m every use is due for a refresh")
+	tokenLifetime := fs.Duration("token-lifetime", identitytest.DefaultTokenLifetime, "lifetime of the access tokens the server issues (--issue-login and /oauth/token); a token is due for a refresh in the last quarter of its lifetime (at most 5m)")
 	encrypt := fs.Bool("encrypt-task-ids", false, "answer task registrations with encrypted_task_id (a sealed box) instead of task_id")
 	maxSkew := fs.Duration("max-skew", identitytest.DefaultMaxSkew, "largest accepted distance between a signed timestamp and the server clock")
 	if code, done := parseFlags(fs, serveSynopsis, args, stdout, stderr); done {

@@ -53,11 +53,12 @@ const doHelp = `Credentials go only to first-party origins: https://chatgpt.com,
 the AuthAPI origin, the URL's origin when the URL is a loopback host, and each --allow-origin.
 A URL outside that list is refused; a redirect that leaves it is followed without credentials.
 A loopback URL is also where its agent and task registrations go, unless --authapi or
-$CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL names another AuthAPI. Without a credential flag, do
-reads $AGENTAUTH_API_KEY or $AGENTAUTH_ACCESS_TOKEN, else the Codex login (--codex-home):
-a ChatGPT login is refreshed there when due ($CODEX_REFRESH_TOKEN_URL_OVERRIDE names another
-token endpoint, such as agentauth serve's /oauth/token), and tokens an outside host manages
-(auth_mode chatgptAuthTokens) are always sent as Bearer.
+$CODEX_AUTHAPI_BASE_URL (or the older $CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL) names another
+AuthAPI. Without a credential flag, do reads $AGENTAUTH_API_KEY or $AGENTAUTH_ACCESS_TOKEN,
+else the Codex login (--codex-home): a ChatGPT login is refreshed there when due
+($CODEX_REFRESH_TOKEN_URL_OVERRIDE names another token endpoint, such as agentauth serve's
+/oauth/token), and tokens an outside host manages (auth_mode chatgptAuthTokens) are always
+sent as Bearer.
 `
 
 // doDefaultOrigins are the first-party origins of every do run: the
@@ -116,7 +117,7 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fedramp := fs.Bool("fedramp", false, "the access token's account is a FedRAMP account (sends X-OpenAI-Fedramp: true)")
 	useAgent := fs.Bool("use-agent-identity", false, "turn use_agent_identity on: a ChatGPT login is provisioned an Agent Identity and signs with AgentAssertion (with the Codex home, the default is $AGENTAUTH_USE_AGENT_IDENTITY, else config.toml's [features] use_agent_identity; --use-agent-identity=false turns it off)")
 	thread := fs.String("thread", "", "tag the request with this thread key (its own task); without it the process task is used")
-	authAPI := fs.String("authapi", "", "AuthAPI base URL where agents and tasks are registered; its origin is first-party (default: the URL's origin when the URL is a loopback host, else derived from the ChatGPT backend; $"+identity.EnvAuthAPIBase+" overrides both)")
+	authAPI := fs.String("authapi", "", "AuthAPI base URL where agents and tasks are registered; its origin is first-party (default: the URL's origin when the URL is a loopback host, else derived from the ChatGPT backend; $"+identity.EnvCodexAuthAPIBase+" or the older $"+identity.EnvAuthAPIBase+" overrides both)")
 	var extraOrigins stringsFlag
 	fs.Var(&extraOrigins, "allow-origin", "also send credentials to this `origin`, scheme://host[:port] (repeatable); plain http only for loopback hosts")
 	method := fs.String("X", "", "request method (default GET, or POST with -d)")
@@ -421,7 +422,7 @@ func parseDoRequest(positional []string, set map[string]bool, f doFlags, stdin i
 		addOrigin(u)
 	} else {
 		r.authAPI = identity.ResolveBaseURLs(nil, r.chatgptBase).AuthAPI
-		if u, err := parseHTTPURL("$"+identity.EnvAuthAPIBase, r.authAPI, false); err != nil {
+		if u, err := parseHTTPURL("$"+identity.EnvCodexAuthAPIBase+" (or $"+identity.EnvAuthAPIBase+")", r.authAPI, false); err != nil {
 			return nil, err
 		} else {
 			addOrigin(u)

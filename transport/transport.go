@@ -241,12 +241,13 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 
 // taskUnavailable reports whether err is a task registration that failed
 // temporarily after its own attempts (429, 5xx, a timeout or a connection
-// error), or a key still backing off after one. A caller that stopped
-// waiting, a panic or a permanent answer is not an outage.
+// error), or a key still backing off after such a failure. A caller that
+// stopped waiting, a panic or a permanent answer is not an outage, and
+// neither is the backoff after one.
 func taskUnavailable(err error) bool {
 	var be *resolver.BackoffError
 	if errors.As(err, &be) {
-		return true
+		return taskUnavailable(be.Err)
 	}
 	var re *resolver.RegistrationError
 	return errors.As(err, &re) && re.Temporary()

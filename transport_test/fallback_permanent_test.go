@@ -1,0 +1,57 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/transport"
+)
+
+// A thread key backing off after a PERMANENT task-registration failure (a
+// 400) is not an outage: the ChatGPT login must not fall back to Bearer
+// for the cooldown, and every request on that key gets the registration
+// error, whether it met the failure itself or the backoff after it.
+func TestPermanentTaskFailureBackoffIsNoFallback(t *testing.T) {
+	srv, err := identitytest.NewServer(identitytest.Options{AccessTokens: []string{"tok-perm"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusBadRequest, Times: 100})
+	rt, err := transport.New(nil, transport.Config{
+		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT,
+			ChatGPT: &credentials.ChatGPTLogin{AccessToken: "tok-perm", AccountID: "acct-perm", UserID: "user-perm"}},
+		Flag:              featureflag.New(true),
+		IdentityStore:     credentials.NewMemoryStore(),
+		ChatGPTBaseURL:    srv.URL(),
+		AuthAPIBaseURL:    srv.URL(),
+		AllowInsecureHTTP: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.CloseIdleConnections)
+	ctx := transport.WithThread(context.Background(), "thread-perm")
+	for i := range 3 { // the failure, then the backoff after it
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL()+"/v1/models", nil)
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("request %d: status %d, want the registration error (no Bearer fallback)", i, resp.StatusCode)
+		}
+		if !errors.Is(err, transport.ErrRegistration) {
+			t.Fatalf("request %d: %v, want ErrRegistration", i, err)
+		}
+	}
+	if n := rt.Stats().BearerFallbacks; n != 0 {
+		t.Errorf("%d Bearer fallbacks after a permanent failure, want 0", n)
+	}
+	if n := srv.Stats().RequestsByMode[identitytest.ModeBearer]; n != 0 {
+		t.Errorf("%d requests reached the server as Bearer", n)
+	}
+}

@@ -139,3 +139,42 @@ func srvTransport(t *testing.T) *http.Transport {
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }
+
+// A 401 to a request sent with a personal access token is returned as it
+// is: the token cannot be refreshed, and Codex does not recover a 401 for
+// one either. The request is sent once and whoami is not asked again.
+func TestPersonalAccessToken401IsReturnedWithoutRecovery(t *testing.T) {
+	srv := patServer(t)
+	s, err := agentauth.Load(context.Background(), agentauth.Options{
+		CodexHome: t.TempDir(), Getenv: env{"CODEX_ACCESS_TOKEN": patSecret}.get, Config: loopback(srv),
+		HTTPClient: &http.Client{Transport: srvTransport(t)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent int
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent++
+		if got := r.Header.Get("Authorization"); got != "Bearer "+patSecret {
+			t.Errorf("Authorization %q", got)
+		}
+		return &http.Response{StatusCode: http.StatusUnauthorized, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+	})
+	rt, err := s.Transport(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL()+"/v1/models", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || sent != 1 || srv.WhoamiRequests() != 1 {
+		t.Errorf("status %d after %d sends and %d whoami requests; want 401, 1, 1", resp.StatusCode, sent, srv.WhoamiRequests())
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

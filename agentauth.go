@@ -73,7 +73,8 @@ type Options struct {
 	// JWKSTimeout bounds the JWKS fetch. Default: [DefaultJWKSTimeout].
 	JWKSTimeout time.Duration
 
-	// HTTPClient sends the JWKS fetch and ChatGPT token refreshes.
+	// HTTPClient sends the JWKS fetch, ChatGPT token refreshes and the
+	// account lookup of a personal access token.
 	// Default: a client on the base transport given to NewTransport (or
 	// http.DefaultTransport).
 	HTTPClient *http.Client
@@ -131,7 +132,9 @@ type Setup struct {
 	// CodexHome is the directory that was read.
 	CodexHome string
 	// Credentials is the credential in use (its Source says where it came
-	// from).
+	// from). A personal access token is here as the ChatGPT login it is
+	// sent as, with the account the AuthAPI gave for it and
+	// PersonalAccessToken set.
 	Credentials *credentials.Credentials
 	// Flag is the use_agent_identity switch; it can be flipped at run time.
 	Flag *featureflag.Flag
@@ -201,6 +204,11 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 	if creds.Kind == credentials.KindNone && cfg.TokenSource == nil && !opts.AllowNoCredential {
 		return nil, fmt.Errorf("%w (looked in %s and the environment)", ErrNoCredential, filepath.Join(home, credentials.AuthFileName))
 	}
+	if creds.Kind == credentials.KindAPIKey && creds.PersonalAccessToken {
+		if creds, err = hydratePersonalAccessToken(ctx, cfg, client, creds); err != nil {
+			return nil, err
+		}
+	}
 	s.Credentials = creds
 
 	flag := cfg.Flag
@@ -213,7 +221,7 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 	s.Flag = flag
 
 	src, store := cfg.TokenSource, cfg.IdentityStore
-	if creds.Kind == credentials.KindChatGPT && creds.Source == filepath.Join(home, credentials.AuthFileName) {
+	if creds.Kind == credentials.KindChatGPT && !creds.PersonalAccessToken && creds.Source == filepath.Join(home, credentials.AuthFileName) {
 		path := filepath.Join(home, credentials.AuthFileName)
 		if src == nil {
 			if creds.ChatGPT.ExternallyManaged {
@@ -307,6 +315,10 @@ func (s *Setup) Config() transport.Config { return s.config }
 //     CLI, or across a fleet with Options.RefreshCoordinator) and auth.json
 //     (or Options.IdentityStore) as the store of an agent identity
 //     provisioned from it when the flag is on;
+//   - for a personal access token, its account, asked of the AuthAPI
+//     (GET /v1/user-auth-credential/whoami) as Codex does: it is then sent
+//     as Bearer with that account's routing headers, never refreshed, and
+//     no agent identity is provisioned from it;
 //   - the use_agent_identity flag.
 func NewTransport(base http.RoundTripper, opts Options) (*transport.Transport, error) {
 	if opts.HTTPClient == nil {

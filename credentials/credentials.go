@@ -109,8 +109,10 @@ type Credentials struct {
 	APIKey string
 	// PersonalAccessToken says that APIKey is a ChatGPT personal access
 	// token ("at-..." from env CODEX_ACCESS_TOKEN or auth.json
-	// personal_access_token). Codex sends it as a Bearer token, like an
-	// API key.
+	// personal_access_token). Codex sends it as a Bearer token with the
+	// routing headers of its account, so it is hydrated first: the result
+	// of [PersonalAccessTokenLogin] has Kind [KindChatGPT], the token in
+	// ChatGPT.AccessToken, and this flag still set.
 	PersonalAccessToken bool
 	// ChatGPT is the ChatGPT login.
 	ChatGPT *ChatGPTLogin

@@ -141,7 +141,9 @@ func DefaultCodexHome(getenv func(string) string) (string, error) {
 //  1. env CODEX_API_KEY → [KindAPIKey];
 //  2. env CODEX_ACCESS_TOKEN, as current Codex reads it: a value starting
 //     "at-" is a personal access token ([KindAPIKey] with
-//     Credentials.PersonalAccessToken set: sent as Bearer), any other value
+//     Credentials.PersonalAccessToken set; before it is sent, its account
+//     is asked of the AuthAPI with [HydratePersonalAccessToken], which
+//     agentauth.Load does), any other value
 //     an Agent Identity JWT (decoded by opts.DecodeAgentIdentityJWT) →
 //     [KindAgentIdentity];
 //  3. env CODEX_AGENT_IDENTITY (a JWT) → [KindAgentIdentity];

@@ -43,6 +43,12 @@ type Options struct {
 	// backend does. Default: none.
 	APIKeys []string
 
+	// PersonalAccessTokens are the personal access tokens the whoami route
+	// (GET .../v1/user-auth-credential/whoami) describes, each with its
+	// account; they are also accepted as Bearer tokens at protected
+	// resources, but not at agent registration. Default: none.
+	PersonalAccessTokens map[string]PersonalAccessToken
+
 	// AcceptAnyBearerForAgentRegistration makes agent registration accept
 	// any non-empty Bearer token, for clients whose login token the test
 	// does not know. Protected resources still accept only AccessTokens and
@@ -142,7 +148,7 @@ func (o *Options) validate() error {
 			return fmt.Errorf("identitytest: APIKeys[%d]: %w", i, err)
 		}
 	}
-	return nil
+	return validatePersonalAccessTokens(o.PersonalAccessTokens)
 }
 
 func validateToken(tok string) error {

@@ -29,6 +29,7 @@ type Server struct {
 	accessTokens map[string]bool
 	tokenAccount map[string]string // configured access token → its account
 	apiKeys      map[string]bool
+	whoami       *whoamiState
 	acceptAny    bool
 	anonymous    bool
 	encrypt      bool
@@ -94,6 +95,9 @@ type runtimeEntry struct {
 //     [Server.IssueLogin] (see serveToken in token.go: single-use rotating
 //     refresh tokens, Codex's error shapes); the access tokens it issues
 //     are accepted like Options.AccessTokens until they expire.
+//   - GET .../v1/user-auth-credential/whoami: the account of a personal
+//     access token of Options.PersonalAccessTokens (see serveWhoami in
+//     whoami.go); 401 for any other credential.
 //   - any other path under /v1/, any method: a protected resource that
 //     answers 200 with an [Echo] for a configured Bearer token or a
 //     verified AgentAssertion (right runtime key, task of that runtime, not
@@ -191,6 +195,7 @@ func newServer(opts Options) (*Server, error) {
 	for _, t := range opts.APIKeys {
 		s.apiKeys[t] = true
 	}
+	s.initWhoami(opts.PersonalAccessTokens)
 	return s, nil
 }
 
@@ -308,6 +313,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveResource(w, r)
 	case RouteToken:
 		s.serveToken(w, r)
+	case RouteWhoami:
+		s.serveWhoami(w, r)
 	}
 }
 
@@ -321,6 +328,9 @@ func classify(path string) (route Route, runtimeID string) {
 	}
 	if strings.HasSuffix(path, TokenPath) {
 		return RouteToken, ""
+	}
+	if strings.HasSuffix(path, WhoamiPath) {
+		return RouteWhoami, ""
 	}
 	if i := strings.Index(path, "/v1/agent/"); i >= 0 {
 		rest := path[i+len("/v1/agent/"):]

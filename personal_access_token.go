@@ -1,0 +1,38 @@
+package agentauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/transport"
+)
+
+// hydratePersonalAccessToken asks the AuthAPI which ChatGPT account the
+// personal access token creds holds acts for, as Codex does when it loads
+// one, and returns the credential it is then sent as: a ChatGPT login
+// (Bearer with that account's routing headers) that is never refreshed and
+// never provisions an agent identity, since Codex provisions only from a
+// login it refreshes itself. The AuthAPI is the one the transport
+// registers agents with: cfg.AuthAPIBaseURL, else env
+// CODEX_AUTHAPI_BASE_URL, then CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL, else
+// the base that belongs to cfg.ChatGPTBaseURL (https://auth.openai.com/api/accounts
+// for the default ChatGPT backend).
+func hydratePersonalAccessToken(ctx context.Context, cfg transport.Config, client *http.Client, creds *credentials.Credentials) (*credentials.Credentials, error) {
+	if cfg.TokenSource != nil {
+		return nil, errors.New("agentauth: Config.TokenSource is set, but the credential is a personal access token, which has no token source")
+	}
+	base := strings.TrimRight(strings.TrimSpace(cfg.AuthAPIBaseURL), "/")
+	if base == "" {
+		base = identity.ResolveBaseURLs(cfg.Getenv, cfg.ChatGPTBaseURL).AuthAPI
+	}
+	md, err := credentials.HydratePersonalAccessToken(ctx, client, base, creds.APIKey)
+	if err != nil {
+		return nil, fmt.Errorf("agentauth: the personal access token of %s: %w", creds.Source, err)
+	}
+	return credentials.PersonalAccessTokenLogin(creds.APIKey, *md, creds.Source), nil
+}

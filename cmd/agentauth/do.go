@@ -274,7 +274,11 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		creds := setup.Credentials
 		setSecrets(append(slices.Clip(secrets), credentialSecrets(creds)...))
 		if creds.Kind == credentials.KindChatGPT && creds.ChatGPT.ExternallyManaged && set["use-agent-identity"] && *useAgent {
-			fmt.Fprintf(stderr, "%s: note: %s holds ChatGPT tokens an outside host manages (auth_mode chatgptAuthTokens); they stay Bearer and no Agent Identity is provisioned from them\n", fs.Name(), creds.Source)
+			what := "ChatGPT tokens an outside host manages (auth_mode chatgptAuthTokens)"
+			if creds.PersonalAccessToken {
+				what = "a personal access token"
+			}
+			fmt.Fprintf(stderr, "%s: note: %s holds %s; it stays Bearer and no Agent Identity is provisioned from it\n", fs.Name(), creds.Source, what)
 		}
 		auth, err = setup.Transport(base)
 	}

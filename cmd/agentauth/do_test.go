@@ -775,7 +775,7 @@ func TestDoCodexHomeExternallyManagedTokensStayBearer(t *testing.T) {
 	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer {
 		t.Fatalf("externally managed tokens with --use-agent-identity: %+v", r)
 	}
-	if strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "chatgptAuthTokens") || !strings.Contains(r.stderr, "stay Bearer") {
+	if strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "chatgptAuthTokens") || !strings.Contains(r.stderr, "stays Bearer") {
 		t.Errorf("stderr %q, want one note that the tokens stay Bearer", r.stderr)
 	}
 	assertNoSecret(t, r, login.AccessToken, login.RefreshToken)

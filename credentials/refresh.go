@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentauth/agentauth/identity"
 )
 
 // The ChatGPT token endpoint, as the Codex CLI uses it.
@@ -69,6 +72,12 @@ const (
 
 // maxTokenResponse bounds how much of a token endpoint response is read.
 const maxTokenResponse = 1 << 20
+
+// ErrInsecureTokenURL is returned by [NewRefreshingTokenSource] when the
+// token endpoint URL is not https (plain http is accepted only on a
+// loopback host, for a local test server): the refresh request carries
+// the login's refresh token, which must never cross a network in clear.
+var ErrInsecureTokenURL = errors.New("credentials: the token endpoint must be an https URL (plain http only on a loopback host)")
 
 // ErrLoginExpired is matched (errors.Is) by every permanent refresh
 // failure: the login cannot be refreshed any more and the user must log in
@@ -155,13 +164,19 @@ type RefreshOptions struct {
 	Coordinator RefreshCoordinator
 	// TokenURL is the token endpoint. Default: env
 	// CODEX_REFRESH_TOKEN_URL_OVERRIDE (read through Getenv), else
-	// [DefaultTokenURL].
+	// [DefaultTokenURL]. It must be https, or http on a loopback host
+	// ([ErrInsecureTokenURL] otherwise).
 	TokenURL string
 	// ClientID is the OAuth client id sent with every refresh. Default:
 	// env CODEX_APP_SERVER_LOGIN_CLIENT_ID, else [DefaultClientID].
 	ClientID string
 	// HTTPClient sends the token requests. Default: a client on
 	// http.DefaultTransport. Each request is bounded by Timeout anyway.
+	// The source uses a copy that never follows a redirect, whatever
+	// CheckRedirect says: a redirect would carry the refresh token to
+	// another URL (307/308 re-send the body) or turn the refresh into a
+	// GET whose answer would be taken for tokens (302/303). A 3xx answer
+	// is a temporary failure.
 	HTTPClient *http.Client
 	// Getenv reads the environment overrides. Default: os.Getenv.
 	Getenv func(string) string
@@ -296,9 +311,10 @@ func NewRefreshingTokenSource(opts RefreshOptions) (*RefreshingTokenSource, erro
 	if s.clientID == "" {
 		s.clientID = DefaultClientID
 	}
-	if s.client == nil {
-		s.client = &http.Client{}
+	if err := checkTokenURL(s.tokenURL); err != nil {
+		return nil, err
 	}
+	s.client = withoutRedirects(s.client)
 	if s.timeout <= 0 {
 		s.timeout = DefaultRefreshTimeout
 	}
@@ -313,6 +329,30 @@ func NewRefreshingTokenSource(opts RefreshOptions) (*RefreshingTokenSource, erro
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// checkTokenURL accepts an absolute https URL, or http on a loopback host.
+// The error names the scheme and host only: a URL may carry credentials.
+func checkTokenURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%w: the token endpoint URL (RefreshOptions.TokenURL or %s) is not an absolute http(s) URL", ErrInsecureTokenURL, EnvRefreshTokenURL)
+	}
+	if u.Scheme == "http" && !identity.IsLoopbackBase("http://"+u.Host) {
+		return fmt.Errorf("%w: the token endpoint http://%s is plain http on a non-loopback host and would receive the refresh token in clear", ErrInsecureTokenURL, u.Host)
+	}
+	return nil
+}
+
+// withoutRedirects returns a copy of c (nil: a default client) that hands
+// a redirect back as the response instead of following it.
+func withoutRedirects(c *http.Client) *http.Client {
+	var cp http.Client
+	if c != nil {
+		cp = *c
+	}
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
 }
 
 // Close stops a refresh in flight, waits for it to end and closes the
@@ -642,6 +682,11 @@ func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken strin
 		return nil, &RefreshError{Err: err}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		// Never followed (see RefreshOptions.HTTPClient): the refresh
+		// token stays with the configured endpoint.
+		return nil, &RefreshError{Status: resp.StatusCode, Err: errors.New("the token endpoint answered with a redirect, which is not followed")}
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse))
 	if err != nil {
 		return nil, &RefreshError{Status: resp.StatusCode, Err: errors.New("reading the token response failed")}

@@ -91,7 +91,7 @@ const (
 	ReasonRefreshTokenInvalidated = "refresh_token_invalidated"
 	ReasonUnauthorized            = "unauthorized"     // 401 with another or no code
 	ReasonInvalidGrant            = "invalid_grant"    // 400 invalid_grant (RFC 6749)
-	ReasonAccountChanged          = "account_changed"  // the store now holds another account
+	ReasonAccountChanged          = "account_changed"  // the store or the token answer names another account or user
 	ReasonNoRefreshToken          = "no_refresh_token" // the login has no refresh token
 	ReasonNoLogin                 = "no_login"         // the store holds no ChatGPT login
 )
@@ -123,7 +123,7 @@ func (e *RefreshError) Error() string {
 			ReasonRefreshTokenInvalidated: "the refresh token was revoked",
 			ReasonUnauthorized:            "the token endpoint rejected the refresh token",
 			ReasonInvalidGrant:            "the token endpoint rejected the refresh token (invalid_grant)",
-			ReasonAccountChanged:          "auth.json now holds a different ChatGPT account (logged out or signed in to another account)",
+			ReasonAccountChanged:          "the login now belongs to another ChatGPT account or user (auth.json holds another login, or the token endpoint answered with another one's tokens)",
 			ReasonNoRefreshToken:          "the login has no refresh token",
 			ReasonNoLogin:                 "there is no ChatGPT login any more",
 		}[e.Reason]
@@ -218,8 +218,12 @@ type RefreshOptions struct {
 //     remembered until the store changes, with no network call meanwhile.
 //     Anything else is temporary and retried after a jittered backoff.
 //
-// A source is bound to the account it first loaded; a store that later
-// holds another account is a permanent "account changed" failure. Create
+// A source is bound to the login (account and user) it first loaded; a
+// store that later holds another login, or a token answer whose id token
+// or access token names another account or user, is a permanent "account
+// changed" failure. Such an answer is not stored at all: its tokens
+// belong to a login nobody chose, and since the endpoint spent the old
+// refresh token the user must log in again. Create
 // it with [NewRefreshingTokenSource]; Close stops a refresh in flight.
 type RefreshingTokenSource struct {
 	coord    RefreshCoordinator
@@ -438,7 +442,7 @@ func (s *RefreshingTokenSource) Refresh(ctx context.Context, rejected *Token) (*
 		return nil, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
 	}
 	cur := newRefreshSnap(*set)
-	if !sameAccount(snap, cur) {
+	if !sameLogin(snap, cur) {
 		return nil, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
 	}
 	if cur.tok.AccessToken != rejected.AccessToken && !cur.expired(s.now()) {
@@ -518,7 +522,7 @@ func (s *RefreshingTokenSource) start(held *refreshSnap, rejected *Token, force 
 		s.perm = nil
 		s.retryAt, s.backoff, s.lastErr = time.Time{}, 0, nil
 		cur := newRefreshSnap(*set)
-		if !sameAccount(held, cur) {
+		if !sameLogin(held, cur) {
 			err := &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
 			s.perm = &permanentFailure{err: err, fp: fingerprint(set)}
 			return nil, err
@@ -600,7 +604,7 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 		s.pending = nil // stored now, or the store moved on to a newer rotation
 	}
 	cur := newRefreshSnap(*set)
-	if !sameAccount(held, cur) {
+	if !sameLogin(held, cur) {
 		return nil, set, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
 	}
 	target := held.tok.AccessToken
@@ -625,6 +629,19 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 	resp, err := s.exchange(ctx, set.RefreshToken)
 	if err != nil {
 		return nil, set, err
+	}
+	if !answerIsLogin(resp, held, cur) {
+		// The endpoint answered with another account's or user's tokens.
+		// None of them is stored, not even the rotated refresh token:
+		// writing another login into this login's place would switch
+		// every reader of the store (the Codex CLI, other processes, the
+		// agent identity bound to it) to a login nobody chose. The store
+		// keeps this login, whose refresh token the endpoint has just
+		// spent, so it cannot be refreshed any more: the failure is
+		// permanent and the user logs in again, which is also what any
+		// other reader will be told when it tries that refresh token.
+		s.log.Warn("credentials: the token endpoint answered with tokens of another ChatGPT account or user; nothing was stored")
+		return nil, set, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
 	}
 	next := *set
 	if resp.IDToken != "" {
@@ -655,6 +672,42 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 		return nil, &next, &RefreshError{Err: err}
 	}
 	return ns, &next, nil
+}
+
+// answerIsLogin reports whether a token answer belongs to the login of
+// bound (the snapshot the source holds and the store's current one): every
+// account named by the bound snapshots, the answer's id token and its
+// access token agree, and so does every user. A side that names no
+// account (or user) is not compared: tokens without those claims cannot
+// be told apart, and the stored account_id is kept for them.
+func answerIsLogin(resp *tokenResponse, bound ...*refreshSnap) bool {
+	var accounts, users []string
+	for _, b := range bound {
+		accounts, users = append(accounts, b.tok.AccountID), append(users, b.tok.UserID)
+	}
+	if resp.IDToken != "" {
+		if c, err := parseIDToken(resp.IDToken); err == nil {
+			accounts, users = append(accounts, c.AccountID), append(users, c.UserID)
+		}
+	}
+	at := accessTokenClaims(resp.AccessToken)
+	accounts, users = append(accounts, at.AccountID), append(users, at.UserID)
+	return agree(accounts) && agree(users)
+}
+
+// agree reports whether the non-empty values are all equal.
+func agree(vals []string) bool {
+	known := ""
+	for _, v := range vals {
+		switch {
+		case v == "":
+		case known == "":
+			known = v
+		case v != known:
+			return false
+		}
+	}
+	return true
 }
 
 type tokenResponse struct {
@@ -777,8 +830,10 @@ func fingerprint(set *TokenSet) string {
 	return set.AccessToken + "\x00" + set.RefreshToken + "\x00" + set.IDToken
 }
 
-func sameAccount(a, b *refreshSnap) bool {
-	return a.tok.AccountID == "" || b.tok.AccountID == "" || a.tok.AccountID == b.tok.AccountID
+// sameLogin reports whether two snapshots are one login: the same account
+// and the same user, where both name one (see [answerIsLogin]).
+func sameLogin(a, b *refreshSnap) bool {
+	return agree([]string{a.tok.AccountID, b.tok.AccountID}) && agree([]string{a.tok.UserID, b.tok.UserID})
 }
 
 // newRefreshSnap derives the token, routing and expiry of a token set: the

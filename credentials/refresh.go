@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
 )
 
@@ -210,8 +211,11 @@ type RefreshOptions struct {
 //     process, other processes and the Codex CLI: under the
 //     coordinator's lock the store is read first, and when it already
 //     holds a newer token for the same account that token is used with no
-//     network call. Only the fields the endpoint returned are stored, with
-//     the account re-derived from a new id token and last_refresh set.
+//     network call. The answer is checked before anything is stored:
+//     only the fields the endpoint returned are stored, with the account
+//     re-derived from a new id token and last_refresh set, and an answer
+//     whose access token cannot be used stores only its rotated refresh
+//     token (the old one is spent) and is a temporary failure.
 //   - A permanent failure (401, or error code refresh_token_expired,
 //     refresh_token_reused, refresh_token_invalidated, or 400
 //     invalid_grant) is a *[RefreshError] matching [ErrLoginExpired],
@@ -643,35 +647,68 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 		s.log.Warn("credentials: the token endpoint answered with tokens of another ChatGPT account or user; nothing was stored")
 		return nil, set, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
 	}
-	next := *set
-	if resp.IDToken != "" {
-		next.IDToken = resp.IDToken
-		if c, err := parseIDToken(resp.IDToken); err == nil && c.AccountID != "" {
-			next.AccountID = c.AccountID
+	next, unusable := s.nextSet(*set, resp)
+	if next != *set {
+		if err := s.coord.CompareAndSwap(ctx, set, &next); err != nil {
+			// The endpoint already rotated the tokens; the new ones are
+			// valid even though the store could not take them. Keep them
+			// to store before the next refresh.
+			s.pending = &pendingRotation{prev: *set, next: next}
+			s.log.Warn("credentials: storing refreshed ChatGPT tokens failed; keeping them to store later", "error", err)
 		}
 	}
-	if resp.AccessToken != "" {
+	if unusable != nil {
+		return nil, &next, unusable
+	}
+	return newRefreshSnap(next), &next, nil
+}
+
+// nextSet returns the set to store after a successful token answer: prev
+// with the tokens the answer carries, the account re-derived from a new id
+// token and last_refresh set to now. An answer that could not be used as
+// a login (no access token, one that cannot be sent, an id token that
+// cannot be read: stored, any of them would make auth.json unreadable or
+// the login unusable for every reader) is not stored and yields a
+// temporary error; only a rotated refresh token is kept from it, because
+// the endpoint has spent the old one. The old access token, id token and
+// last_refresh stay, so the login is still due and is refreshed again.
+func (s *RefreshingTokenSource) nextSet(prev TokenSet, resp *tokenResponse) (TokenSet, error) {
+	var bad error
+	next := prev
+	switch {
+	case resp.AccessToken == "":
+		bad = errors.New("the token response carried no access_token")
+	case headers.ValidateValue(headers.Authorization, resp.AccessToken) != nil:
+		bad = errors.New("the token response's access_token cannot be sent (it has control characters)")
+	default:
 		next.AccessToken = resp.AccessToken
+		if resp.IDToken != "" {
+			c, err := parseIDToken(resp.IDToken)
+			if err != nil {
+				bad = errors.New("the token response's id_token is not a readable JWT")
+				break
+			}
+			next.IDToken = resp.IDToken
+			if c.AccountID != "" {
+				next.AccountID = c.AccountID
+			}
+		}
+		if err := validateToken(newRefreshSnap(next).tok); err != nil {
+			bad = fmt.Errorf("the token response is unusable: %w", err)
+		}
+	}
+	if bad != nil {
+		next = prev
+		if resp.RefreshToken != "" {
+			next.RefreshToken = resp.RefreshToken
+		}
+		return next, &RefreshError{Err: bad}
 	}
 	if resp.RefreshToken != "" {
 		next.RefreshToken = resp.RefreshToken
 	}
 	next.LastRefresh = s.now().UTC().Truncate(time.Second)
-	if err := s.coord.CompareAndSwap(ctx, set, &next); err != nil {
-		// The endpoint already rotated the tokens; the new ones are valid
-		// even though the store could not take them. Keep them to store
-		// before the next refresh.
-		s.pending = &pendingRotation{prev: *set, next: next}
-		s.log.Warn("credentials: storing refreshed ChatGPT tokens failed; keeping them to store later", "error", err)
-	}
-	ns := newRefreshSnap(next)
-	if resp.AccessToken == "" {
-		return nil, &next, &RefreshError{Err: errors.New("the token response carried no access_token")}
-	}
-	if err := validateToken(ns.tok); err != nil {
-		return nil, &next, &RefreshError{Err: err}
-	}
-	return ns, &next, nil
+	return next, nil
 }
 
 // answerIsLogin reports whether a token answer belongs to the login of

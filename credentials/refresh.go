@@ -187,7 +187,9 @@ type RefreshOptions struct {
 	// Logger receives debug records of refreshes (never a token).
 	// Default: discard.
 	Logger *slog.Logger
-	// Now is the clock deciding when a token is due. Default: time.Now.
+	// Now is the clock deciding when a token is due, and when a
+	// remembered permanent failure looks at the store again (at most once
+	// a second). Default: time.Now.
 	Now func() time.Time
 
 	// jitter maps a backoff to the wait actually used; tests replace it.
@@ -219,7 +221,9 @@ type RefreshOptions struct {
 //   - A permanent failure (401, or error code refresh_token_expired,
 //     refresh_token_reused, refresh_token_invalidated, or 400
 //     invalid_grant) is a *[RefreshError] matching [ErrLoginExpired],
-//     remembered until the store changes, with no network call meanwhile.
+//     remembered until the store changes, with no network call meanwhile;
+//     the store is looked at again at most once a second, on the
+//     caller's context, one read shared by concurrent callers.
 //     Anything else is temporary and retried after a jittered backoff.
 //
 // A source is bound to the login (account and user) it first loaded; a
@@ -285,6 +289,12 @@ type pendingRotation struct{ prev, next TokenSet }
 type permanentFailure struct {
 	err *RefreshError
 	fp  string // the store's tokens when it happened
+
+	// The store re-read that may end the failure (see recheck); guarded
+	// by s.mu.
+	checked time.Time     // when the last re-read started; zero: none yet
+	reading chan struct{} // closed when the re-read in progress ends; nil: none
+	changed *TokenSet     // the changed set a re-read found; nil: none
 }
 
 // NewRefreshingTokenSource returns a refreshing source over
@@ -397,10 +407,10 @@ func (s *RefreshingTokenSource) Token(ctx context.Context) (*Token, error) {
 	if !snap.mustWait(now) {
 		// Refresh ahead; a failure here is retried after the backoff and
 		// the valid token is used meanwhile.
-		_, _ = s.start(snap, nil, false)
+		_, _ = s.start(ctx, snap, nil, false)
 		return snap.tok, nil
 	}
-	f, err := s.start(snap, nil, false)
+	f, err := s.start(ctx, snap, nil, false)
 	if err == nil {
 		select {
 		case <-f.done:
@@ -453,7 +463,7 @@ func (s *RefreshingTokenSource) Refresh(ctx context.Context, rejected *Token) (*
 		s.adopt(cur)
 		return cur.tok, nil
 	}
-	f, err := s.start(snap, rejected, true)
+	f, err := s.start(ctx, snap, rejected, true)
 	if err != nil {
 		return nil, err
 	}
@@ -505,31 +515,34 @@ func (s *RefreshingTokenSource) adopt(snap *refreshSnap) {
 // caller saw; rejected, when set, is a token the server refused (the
 // refresh then ignores the due rules). It fails at once, without a
 // flight, with a remembered permanent failure (unless the store changed
-// since) or, unless forced, with the last temporary failure during its
-// backoff.
-func (s *RefreshingTokenSource) start(held *refreshSnap, rejected *Token, force bool) (*refreshFlight, error) {
+// since: see [RefreshingTokenSource.recheck]) or, unless forced, with the
+// last temporary failure during its backoff.
+func (s *RefreshingTokenSource) start(ctx context.Context, held *refreshSnap, rejected *Token, force bool) (*refreshFlight, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.flight != nil {
-		return s.flight, nil
-	}
-	if s.ctx.Err() != nil {
+	f, p := s.flight, s.perm
+	closed := s.ctx.Err() != nil
+	s.mu.Unlock()
+	switch {
+	case f != nil:
+		return f, nil
+	case closed:
 		return nil, &RefreshError{Err: errors.New("token source closed")}
-	}
-	if s.perm != nil {
-		set, err := s.coord.Load(s.ctx)
-		if err != nil || set == nil || fingerprint(set) == s.perm.fp {
-			return nil, s.perm.err
+	case p != nil:
+		set, err := s.recheck(ctx, p)
+		if err != nil {
+			return nil, err
 		}
 		// The store changed (a new login, a refresh by someone else):
 		// forget the failure and look again.
-		s.perm = nil
-		s.retryAt, s.backoff, s.lastErr = time.Time{}, 0, nil
+		s.mu.Lock()
+		if s.perm == p {
+			s.perm = nil
+			s.retryAt, s.backoff, s.lastErr = time.Time{}, 0, nil
+		}
+		s.mu.Unlock()
 		cur := newRefreshSnap(*set)
 		if !sameLogin(held, cur) {
-			err := &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
-			s.perm = &permanentFailure{err: err, fp: fingerprint(set)}
-			return nil, err
+			return nil, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
 		}
 		if !cur.due(s.now()) {
 			s.adopt(cur)
@@ -538,14 +551,85 @@ func (s *RefreshingTokenSource) start(held *refreshSnap, rejected *Token, force 
 			return f, nil
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.flight != nil {
+		return s.flight, nil
+	}
+	if s.ctx.Err() != nil {
+		return nil, &RefreshError{Err: errors.New("token source closed")}
+	}
+	if s.perm != nil { // a failure that happened meanwhile
+		return nil, s.perm.err
+	}
 	if !force && s.now().Before(s.retryAt) && s.lastErr != nil {
 		return nil, s.lastErr
 	}
-	f := &refreshFlight{done: make(chan struct{})}
+	f = &refreshFlight{done: make(chan struct{})}
 	s.flight = f
 	s.wg.Add(1)
 	go s.run(f, held, rejected)
 	return f, nil
+}
+
+// permRecheckEvery is how often, at most, a remembered permanent failure
+// re-reads the store to see whether it changed (by the source's clock).
+const permRecheckEvery = time.Second
+
+// recheck re-reads the store to see whether a remembered permanent failure
+// p still holds: it returns the store's set when the store changed since
+// the failure, and p's error otherwise (also when the read fails or ctx
+// ends first: nothing was seen to end the failure). The read runs on the
+// caller's ctx,
+// outside s.mu, so a store that hangs holds up only callers whose context
+// allows it; it happens at most once per [permRecheckEvery] (the failure
+// is served in between) and concurrent callers share one read, each
+// waiting for it no longer than its own ctx allows.
+func (s *RefreshingTokenSource) recheck(ctx context.Context, p *permanentFailure) (*TokenSet, error) {
+	s.mu.Lock()
+	if p.changed != nil {
+		set := p.changed
+		s.mu.Unlock()
+		return set, nil
+	}
+	if wait := p.reading; wait != nil {
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, p.err // nothing seen to change it
+		}
+		s.mu.Lock()
+		set := p.changed
+		s.mu.Unlock()
+		if set == nil {
+			return nil, p.err
+		}
+		return set, nil
+	}
+	now := s.now()
+	if !p.checked.IsZero() && now.Sub(p.checked) < permRecheckEvery {
+		s.mu.Unlock()
+		return nil, p.err
+	}
+	p.checked = now
+	done := make(chan struct{})
+	p.reading = done
+	s.mu.Unlock()
+
+	set, err := s.coord.Load(ctx)
+	s.mu.Lock()
+	if err == nil && set != nil && fingerprint(set) != p.fp {
+		p.changed = set
+	}
+	p.reading = nil
+	changed := p.changed
+	s.mu.Unlock()
+	close(done)
+	if changed != nil {
+		return changed, nil
+	}
+	return nil, p.err
 }
 
 // run is one refresh flight, on a context detached from every caller.

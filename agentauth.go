@@ -76,7 +76,10 @@ type Options struct {
 	// HTTPClient sends the JWKS fetch, ChatGPT token refreshes and the
 	// account lookup of a personal access token.
 	// Default: a client on the base transport given to NewTransport (or
-	// http.DefaultTransport).
+	// http.DefaultTransport). Both use a copy that never follows a
+	// redirect (its CheckRedirect is replaced): a redirect could carry the
+	// refresh token to another origin, or fetch the keys from a URL the
+	// https-only rule never saw.
 	HTTPClient *http.Client
 
 	// RefreshCoordinator, when set, builds the coordinator on which the
@@ -362,7 +365,12 @@ func decodeJWT(ctx context.Context, opts Options, getenv func(string) string, cl
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	keys, err := (&identity.Client{HTTPClient: client}).FetchJWKS(ctx, url)
+	// The https-only rule above holds for the URL the keys come from only
+	// if no redirect is followed (https → http, or to another origin): a
+	// 3xx answer fails the fetch.
+	noRedirects := *client
+	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	keys, err := (&identity.Client{HTTPClient: &noRedirects}).FetchJWKS(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: cannot verify the agent identity JWT (Options.InsecureSkipJWTVerify skips verification): %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -211,5 +212,50 @@ func TestNewTransportExplainsMissingCredential(t *testing.T) {
 	_, err = agentauth.NewTransport(nil, agentauth.Options{CodexHome: home, Getenv: env{}.get})
 	if !errors.Is(err, credentials.ErrKeyringStorage) {
 		t.Fatalf("keyring storage: %v", err)
+	}
+}
+
+// The JWKS that verifies an Agent Identity JWT is fetched from the URL the
+// https-only rule checked, never from where a redirect points: a JWKS base
+// that redirects (here to the genuine keys) fails the verification.
+func TestNewTransportJWKSFetchFollowsNoRedirect(t *testing.T) {
+	srv := newServer(t, identitytest.Options{})
+	key, err := identity.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := identity.Record{AgentRuntimeID: "rt-redir", AgentPrivateKey: key.MarshalPrivateKey(), AccountID: "acct-redir", ChatGPTUserID: "user-redir", PlanType: "pro"}
+	if err := srv.RegisterRuntime(rec); err != nil {
+		t.Fatal(err)
+	}
+	iss, err := srv.Issuer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := iss.Mint(rec, identitytest.MintOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var redirected atomic.Int32
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		redirected.Add(1)
+		http.Redirect(w, r, identity.JWKSURL(srv.URL()), http.StatusFound)
+	}))
+	defer redirector.Close()
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	getenv := env{"CODEX_ACCESS_TOKEN": good}
+	// The genuine base verifies it; a base that redirects to the same keys
+	// does not.
+	if _, err := agentauth.NewTransport(base, agentauth.Options{CodexHome: t.TempDir(), Getenv: getenv.get, Config: loopback(srv)}); err != nil {
+		t.Fatalf("the genuine JWKS base: %v", err)
+	}
+	getenv[identity.EnvJWKSBase] = redirector.URL
+	_, err = agentauth.NewTransport(base, agentauth.Options{CodexHome: t.TempDir(), Getenv: getenv.get, Config: loopback(srv)})
+	if err == nil {
+		t.Fatal("the JWKS was fetched through a redirect")
+	}
+	if redirected.Load() == 0 {
+		t.Fatalf("the JWKS base was never asked (%v): the test proves nothing", err)
 	}
 }

@@ -10,12 +10,16 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/identity"
 )
 
 // The ChatGPT token endpoint, as the Codex CLI uses it.
@@ -70,6 +74,12 @@ const (
 // maxTokenResponse bounds how much of a token endpoint response is read.
 const maxTokenResponse = 1 << 20
 
+// ErrInsecureTokenURL is returned by [NewRefreshingTokenSource] when the
+// token endpoint URL is not https (plain http is accepted only on a
+// loopback host, for a local test server): the refresh request carries
+// the login's refresh token, which must never cross a network in clear.
+var ErrInsecureTokenURL = errors.New("credentials: the token endpoint must be an https URL (plain http only on a loopback host)")
+
 // ErrLoginExpired is matched (errors.Is) by every permanent refresh
 // failure: the login cannot be refreshed any more and the user must log in
 // again. The *[RefreshError] says why.
@@ -82,7 +92,7 @@ const (
 	ReasonRefreshTokenInvalidated = "refresh_token_invalidated"
 	ReasonUnauthorized            = "unauthorized"     // 401 with another or no code
 	ReasonInvalidGrant            = "invalid_grant"    // 400 invalid_grant (RFC 6749)
-	ReasonAccountChanged          = "account_changed"  // the store now holds another account
+	ReasonAccountChanged          = "account_changed"  // the store or the token answer names another account or user
 	ReasonNoRefreshToken          = "no_refresh_token" // the login has no refresh token
 	ReasonNoLogin                 = "no_login"         // the store holds no ChatGPT login
 )
@@ -114,7 +124,7 @@ func (e *RefreshError) Error() string {
 			ReasonRefreshTokenInvalidated: "the refresh token was revoked",
 			ReasonUnauthorized:            "the token endpoint rejected the refresh token",
 			ReasonInvalidGrant:            "the token endpoint rejected the refresh token (invalid_grant)",
-			ReasonAccountChanged:          "auth.json now holds a different ChatGPT account (logged out or signed in to another account)",
+			ReasonAccountChanged:          "the login now belongs to another ChatGPT account or user (auth.json holds another login, or the token endpoint answered with another one's tokens)",
 			ReasonNoRefreshToken:          "the login has no refresh token",
 			ReasonNoLogin:                 "there is no ChatGPT login any more",
 		}[e.Reason]
@@ -155,13 +165,19 @@ type RefreshOptions struct {
 	Coordinator RefreshCoordinator
 	// TokenURL is the token endpoint. Default: env
 	// CODEX_REFRESH_TOKEN_URL_OVERRIDE (read through Getenv), else
-	// [DefaultTokenURL].
+	// [DefaultTokenURL]. It must be https, or http on a loopback host
+	// ([ErrInsecureTokenURL] otherwise).
 	TokenURL string
 	// ClientID is the OAuth client id sent with every refresh. Default:
 	// env CODEX_APP_SERVER_LOGIN_CLIENT_ID, else [DefaultClientID].
 	ClientID string
 	// HTTPClient sends the token requests. Default: a client on
 	// http.DefaultTransport. Each request is bounded by Timeout anyway.
+	// The source uses a copy that never follows a redirect, whatever
+	// CheckRedirect says: a redirect would carry the refresh token to
+	// another URL (307/308 re-send the body) or turn the refresh into a
+	// GET whose answer would be taken for tokens (302/303). A 3xx answer
+	// is a temporary failure.
 	HTTPClient *http.Client
 	// Getenv reads the environment overrides. Default: os.Getenv.
 	Getenv func(string) string
@@ -171,7 +187,9 @@ type RefreshOptions struct {
 	// Logger receives debug records of refreshes (never a token).
 	// Default: discard.
 	Logger *slog.Logger
-	// Now is the clock deciding when a token is due. Default: time.Now.
+	// Now is the clock deciding when a token is due, and when a
+	// remembered permanent failure looks at the store again (at most once
+	// a second). Default: time.Now.
 	Now func() time.Time
 
 	// jitter maps a backoff to the wait actually used; tests replace it.
@@ -195,16 +213,25 @@ type RefreshOptions struct {
 //     process, other processes and the Codex CLI: under the
 //     coordinator's lock the store is read first, and when it already
 //     holds a newer token for the same account that token is used with no
-//     network call. Only the fields the endpoint returned are stored, with
-//     the account re-derived from a new id token and last_refresh set.
+//     network call. The answer is checked before anything is stored:
+//     only the fields the endpoint returned are stored, with the account
+//     re-derived from a new id token and last_refresh set, and an answer
+//     whose access token cannot be used stores only its rotated refresh
+//     token (the old one is spent) and is a temporary failure.
 //   - A permanent failure (401, or error code refresh_token_expired,
 //     refresh_token_reused, refresh_token_invalidated, or 400
 //     invalid_grant) is a *[RefreshError] matching [ErrLoginExpired],
-//     remembered until the store changes, with no network call meanwhile.
+//     remembered until the store changes, with no network call meanwhile;
+//     the store is looked at again at most once a second, on the
+//     caller's context, one read shared by concurrent callers.
 //     Anything else is temporary and retried after a jittered backoff.
 //
-// A source is bound to the account it first loaded; a store that later
-// holds another account is a permanent "account changed" failure. Create
+// A source is bound to the login (account and user) it first loaded; a
+// store that later holds another login, or a token answer whose id token
+// or access token names another account or user, is a permanent "account
+// changed" failure. Such an answer is not stored at all: its tokens
+// belong to a login nobody chose, and since the endpoint spent the old
+// refresh token the user must log in again. Create
 // it with [NewRefreshingTokenSource]; Close stops a refresh in flight.
 type RefreshingTokenSource struct {
 	coord    RefreshCoordinator
@@ -262,6 +289,12 @@ type pendingRotation struct{ prev, next TokenSet }
 type permanentFailure struct {
 	err *RefreshError
 	fp  string // the store's tokens when it happened
+
+	// The store re-read that may end the failure (see recheck); guarded
+	// by s.mu.
+	checked time.Time     // when the last re-read started; zero: none yet
+	reading chan struct{} // closed when the re-read in progress ends; nil: none
+	changed *TokenSet     // the changed set a re-read found; nil: none
 }
 
 // NewRefreshingTokenSource returns a refreshing source over
@@ -296,9 +329,10 @@ func NewRefreshingTokenSource(opts RefreshOptions) (*RefreshingTokenSource, erro
 	if s.clientID == "" {
 		s.clientID = DefaultClientID
 	}
-	if s.client == nil {
-		s.client = &http.Client{}
+	if err := checkTokenURL(s.tokenURL); err != nil {
+		return nil, err
 	}
+	s.client = withoutRedirects(s.client)
 	if s.timeout <= 0 {
 		s.timeout = DefaultRefreshTimeout
 	}
@@ -313,6 +347,30 @@ func NewRefreshingTokenSource(opts RefreshOptions) (*RefreshingTokenSource, erro
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// checkTokenURL accepts an absolute https URL, or http on a loopback host.
+// The error names the scheme and host only: a URL may carry credentials.
+func checkTokenURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%w: the token endpoint URL (RefreshOptions.TokenURL or %s) is not an absolute http(s) URL", ErrInsecureTokenURL, EnvRefreshTokenURL)
+	}
+	if u.Scheme == "http" && !identity.IsLoopbackBase("http://"+u.Host) {
+		return fmt.Errorf("%w: the token endpoint http://%s is plain http on a non-loopback host and would receive the refresh token in clear", ErrInsecureTokenURL, u.Host)
+	}
+	return nil
+}
+
+// withoutRedirects returns a copy of c (nil: a default client) that hands
+// a redirect back as the response instead of following it.
+func withoutRedirects(c *http.Client) *http.Client {
+	var cp http.Client
+	if c != nil {
+		cp = *c
+	}
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
 }
 
 // Close stops a refresh in flight, waits for it to end and closes the
@@ -349,10 +407,10 @@ func (s *RefreshingTokenSource) Token(ctx context.Context) (*Token, error) {
 	if !snap.mustWait(now) {
 		// Refresh ahead; a failure here is retried after the backoff and
 		// the valid token is used meanwhile.
-		_, _ = s.start(snap, nil, false)
+		_, _ = s.start(ctx, snap, nil, false)
 		return snap.tok, nil
 	}
-	f, err := s.start(snap, nil, false)
+	f, err := s.start(ctx, snap, nil, false)
 	if err == nil {
 		select {
 		case <-f.done:
@@ -398,14 +456,14 @@ func (s *RefreshingTokenSource) Refresh(ctx context.Context, rejected *Token) (*
 		return nil, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
 	}
 	cur := newRefreshSnap(*set)
-	if !sameAccount(snap, cur) {
+	if !sameLogin(snap, cur) {
 		return nil, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
 	}
 	if cur.tok.AccessToken != rejected.AccessToken && !cur.expired(s.now()) {
 		s.adopt(cur)
 		return cur.tok, nil
 	}
-	f, err := s.start(snap, rejected, true)
+	f, err := s.start(ctx, snap, rejected, true)
 	if err != nil {
 		return nil, err
 	}
@@ -457,31 +515,34 @@ func (s *RefreshingTokenSource) adopt(snap *refreshSnap) {
 // caller saw; rejected, when set, is a token the server refused (the
 // refresh then ignores the due rules). It fails at once, without a
 // flight, with a remembered permanent failure (unless the store changed
-// since) or, unless forced, with the last temporary failure during its
-// backoff.
-func (s *RefreshingTokenSource) start(held *refreshSnap, rejected *Token, force bool) (*refreshFlight, error) {
+// since: see [RefreshingTokenSource.recheck]) or, unless forced, with the
+// last temporary failure during its backoff.
+func (s *RefreshingTokenSource) start(ctx context.Context, held *refreshSnap, rejected *Token, force bool) (*refreshFlight, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.flight != nil {
-		return s.flight, nil
-	}
-	if s.ctx.Err() != nil {
+	f, p := s.flight, s.perm
+	closed := s.ctx.Err() != nil
+	s.mu.Unlock()
+	switch {
+	case f != nil:
+		return f, nil
+	case closed:
 		return nil, &RefreshError{Err: errors.New("token source closed")}
-	}
-	if s.perm != nil {
-		set, err := s.coord.Load(s.ctx)
-		if err != nil || set == nil || fingerprint(set) == s.perm.fp {
-			return nil, s.perm.err
+	case p != nil:
+		set, err := s.recheck(ctx, p)
+		if err != nil {
+			return nil, err
 		}
 		// The store changed (a new login, a refresh by someone else):
 		// forget the failure and look again.
-		s.perm = nil
-		s.retryAt, s.backoff, s.lastErr = time.Time{}, 0, nil
+		s.mu.Lock()
+		if s.perm == p {
+			s.perm = nil
+			s.retryAt, s.backoff, s.lastErr = time.Time{}, 0, nil
+		}
+		s.mu.Unlock()
 		cur := newRefreshSnap(*set)
-		if !sameAccount(held, cur) {
-			err := &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
-			s.perm = &permanentFailure{err: err, fp: fingerprint(set)}
-			return nil, err
+		if !sameLogin(held, cur) {
+			return nil, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
 		}
 		if !cur.due(s.now()) {
 			s.adopt(cur)
@@ -490,14 +551,85 @@ func (s *RefreshingTokenSource) start(held *refreshSnap, rejected *Token, force 
 			return f, nil
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.flight != nil {
+		return s.flight, nil
+	}
+	if s.ctx.Err() != nil {
+		return nil, &RefreshError{Err: errors.New("token source closed")}
+	}
+	if s.perm != nil { // a failure that happened meanwhile
+		return nil, s.perm.err
+	}
 	if !force && s.now().Before(s.retryAt) && s.lastErr != nil {
 		return nil, s.lastErr
 	}
-	f := &refreshFlight{done: make(chan struct{})}
+	f = &refreshFlight{done: make(chan struct{})}
 	s.flight = f
 	s.wg.Add(1)
 	go s.run(f, held, rejected)
 	return f, nil
+}
+
+// permRecheckEvery is how often, at most, a remembered permanent failure
+// re-reads the store to see whether it changed (by the source's clock).
+const permRecheckEvery = time.Second
+
+// recheck re-reads the store to see whether a remembered permanent failure
+// p still holds: it returns the store's set when the store changed since
+// the failure, and p's error otherwise (also when the read fails or ctx
+// ends first: nothing was seen to end the failure). The read runs on the
+// caller's ctx,
+// outside s.mu, so a store that hangs holds up only callers whose context
+// allows it; it happens at most once per [permRecheckEvery] (the failure
+// is served in between) and concurrent callers share one read, each
+// waiting for it no longer than its own ctx allows.
+func (s *RefreshingTokenSource) recheck(ctx context.Context, p *permanentFailure) (*TokenSet, error) {
+	s.mu.Lock()
+	if p.changed != nil {
+		set := p.changed
+		s.mu.Unlock()
+		return set, nil
+	}
+	if wait := p.reading; wait != nil {
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, p.err // nothing seen to change it
+		}
+		s.mu.Lock()
+		set := p.changed
+		s.mu.Unlock()
+		if set == nil {
+			return nil, p.err
+		}
+		return set, nil
+	}
+	now := s.now()
+	if !p.checked.IsZero() && now.Sub(p.checked) < permRecheckEvery {
+		s.mu.Unlock()
+		return nil, p.err
+	}
+	p.checked = now
+	done := make(chan struct{})
+	p.reading = done
+	s.mu.Unlock()
+
+	set, err := s.coord.Load(ctx)
+	s.mu.Lock()
+	if err == nil && set != nil && fingerprint(set) != p.fp {
+		p.changed = set
+	}
+	p.reading = nil
+	changed := p.changed
+	s.mu.Unlock()
+	close(done)
+	if changed != nil {
+		return changed, nil
+	}
+	return nil, p.err
 }
 
 // run is one refresh flight, on a context detached from every caller.
@@ -560,7 +692,7 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 		s.pending = nil // stored now, or the store moved on to a newer rotation
 	}
 	cur := newRefreshSnap(*set)
-	if !sameAccount(held, cur) {
+	if !sameLogin(held, cur) {
 		return nil, set, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
 	}
 	target := held.tok.AccessToken
@@ -586,35 +718,117 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 	if err != nil {
 		return nil, set, err
 	}
-	next := *set
-	if resp.IDToken != "" {
-		next.IDToken = resp.IDToken
-		if c, err := parseIDToken(resp.IDToken); err == nil && c.AccountID != "" {
-			next.AccountID = c.AccountID
+	if !answerIsLogin(resp, held, cur) {
+		// The endpoint answered with another account's or user's tokens.
+		// None of them is stored, not even the rotated refresh token:
+		// writing another login into this login's place would switch
+		// every reader of the store (the Codex CLI, other processes, the
+		// agent identity bound to it) to a login nobody chose. The store
+		// keeps this login, whose refresh token the endpoint has just
+		// spent, so it cannot be refreshed any more: the failure is
+		// permanent and the user logs in again, which is also what any
+		// other reader will be told when it tries that refresh token.
+		s.log.Warn("credentials: the token endpoint answered with tokens of another ChatGPT account or user; nothing was stored")
+		return nil, set, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
+	}
+	next, unusable := s.nextSet(*set, resp)
+	if next != *set {
+		if err := s.coord.CompareAndSwap(ctx, set, &next); err != nil {
+			// The endpoint already rotated the tokens; the new ones are
+			// valid even though the store could not take them. Keep them
+			// to store before the next refresh.
+			s.pending = &pendingRotation{prev: *set, next: next}
+			s.log.Warn("credentials: storing refreshed ChatGPT tokens failed; keeping them to store later", "error", err)
 		}
 	}
-	if resp.AccessToken != "" {
+	if unusable != nil {
+		return nil, &next, unusable
+	}
+	return newRefreshSnap(next), &next, nil
+}
+
+// nextSet returns the set to store after a successful token answer: prev
+// with the tokens the answer carries, the account re-derived from a new id
+// token and last_refresh set to now. An answer that could not be used as
+// a login (no access token, one that cannot be sent, an id token that
+// cannot be read: stored, any of them would make auth.json unreadable or
+// the login unusable for every reader) is not stored and yields a
+// temporary error; only a rotated refresh token is kept from it, because
+// the endpoint has spent the old one. The old access token, id token and
+// last_refresh stay, so the login is still due and is refreshed again.
+func (s *RefreshingTokenSource) nextSet(prev TokenSet, resp *tokenResponse) (TokenSet, error) {
+	var bad error
+	next := prev
+	switch {
+	case resp.AccessToken == "":
+		bad = errors.New("the token response carried no access_token")
+	case headers.ValidateValue(headers.Authorization, resp.AccessToken) != nil:
+		bad = errors.New("the token response's access_token cannot be sent (it has control characters)")
+	default:
 		next.AccessToken = resp.AccessToken
+		if resp.IDToken != "" {
+			c, err := parseIDToken(resp.IDToken)
+			if err != nil {
+				bad = errors.New("the token response's id_token is not a readable JWT")
+				break
+			}
+			next.IDToken = resp.IDToken
+			if c.AccountID != "" {
+				next.AccountID = c.AccountID
+			}
+		}
+		if err := validateToken(newRefreshSnap(next).tok); err != nil {
+			bad = fmt.Errorf("the token response is unusable: %w", err)
+		}
+	}
+	if bad != nil {
+		next = prev
+		if resp.RefreshToken != "" {
+			next.RefreshToken = resp.RefreshToken
+		}
+		return next, &RefreshError{Err: bad}
 	}
 	if resp.RefreshToken != "" {
 		next.RefreshToken = resp.RefreshToken
 	}
 	next.LastRefresh = s.now().UTC().Truncate(time.Second)
-	if err := s.coord.CompareAndSwap(ctx, set, &next); err != nil {
-		// The endpoint already rotated the tokens; the new ones are valid
-		// even though the store could not take them. Keep them to store
-		// before the next refresh.
-		s.pending = &pendingRotation{prev: *set, next: next}
-		s.log.Warn("credentials: storing refreshed ChatGPT tokens failed; keeping them to store later", "error", err)
+	return next, nil
+}
+
+// answerIsLogin reports whether a token answer belongs to the login of
+// bound (the snapshot the source holds and the store's current one): every
+// account named by the bound snapshots, the answer's id token and its
+// access token agree, and so does every user. A side that names no
+// account (or user) is not compared: tokens without those claims cannot
+// be told apart, and the stored account_id is kept for them.
+func answerIsLogin(resp *tokenResponse, bound ...*refreshSnap) bool {
+	var accounts, users []string
+	for _, b := range bound {
+		accounts, users = append(accounts, b.tok.AccountID), append(users, b.tok.UserID)
 	}
-	ns := newRefreshSnap(next)
-	if resp.AccessToken == "" {
-		return nil, &next, &RefreshError{Err: errors.New("the token response carried no access_token")}
+	if resp.IDToken != "" {
+		if c, err := parseIDToken(resp.IDToken); err == nil {
+			accounts, users = append(accounts, c.AccountID), append(users, c.UserID)
+		}
 	}
-	if err := validateToken(ns.tok); err != nil {
-		return nil, &next, &RefreshError{Err: err}
+	at := accessTokenClaims(resp.AccessToken)
+	accounts, users = append(accounts, at.AccountID), append(users, at.UserID)
+	return agree(accounts) && agree(users)
+}
+
+// agree reports whether the non-empty values are all equal.
+func agree(vals []string) bool {
+	known := ""
+	for _, v := range vals {
+		switch {
+		case v == "":
+		case known == "":
+			known = v
+		case v != known:
+			return false
+		}
 	}
-	return ns, &next, nil
+	return true
 }
 
 type tokenResponse struct {
@@ -642,6 +856,11 @@ func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken strin
 		return nil, &RefreshError{Err: err}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		// Never followed (see RefreshOptions.HTTPClient): the refresh
+		// token stays with the configured endpoint.
+		return nil, &RefreshError{Status: resp.StatusCode, Err: errors.New("the token endpoint answered with a redirect, which is not followed")}
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse))
 	if err != nil {
 		return nil, &RefreshError{Status: resp.StatusCode, Err: errors.New("reading the token response failed")}
@@ -732,8 +951,10 @@ func fingerprint(set *TokenSet) string {
 	return set.AccessToken + "\x00" + set.RefreshToken + "\x00" + set.IDToken
 }
 
-func sameAccount(a, b *refreshSnap) bool {
-	return a.tok.AccountID == "" || b.tok.AccountID == "" || a.tok.AccountID == b.tok.AccountID
+// sameLogin reports whether two snapshots are one login: the same account
+// and the same user, where both name one (see [answerIsLogin]).
+func sameLogin(a, b *refreshSnap) bool {
+	return agree([]string{a.tok.AccountID, b.tok.AccountID}) && agree([]string{a.tok.UserID, b.tok.UserID})
 }
 
 // newRefreshSnap derives the token, routing and expiry of a token set: the

@@ -273,6 +273,12 @@ func TestRefreshPermanentFailures(t *testing.T) {
 			e.srv.ClearFaults(identitytest.RouteToken)
 			l2, _ := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
 			identitytest.WriteAuthJSON(e.home, l2, e.clock.Now())
+			// The store was just read: it is read again only a
+			// permRecheckEvery later, and the failure is served meanwhile.
+			if _, err := s.Token(testCtx(t)); !errors.Is(err, ErrLoginExpired) {
+				t.Fatalf("within permRecheckEvery of the last store read: %v, want the remembered failure", err)
+			}
+			e.clock.Advance(permRecheckEvery)
 			tok, err := s.Token(testCtx(t))
 			if err != nil || tok.AccessToken != l2.AccessToken {
 				t.Fatalf("after a new login: %v, %v", tok, err)

@@ -21,11 +21,12 @@ import (
 const lockRetryDelay = 5 * time.Millisecond
 
 // ErrLoginChanged is returned by [FileStore.SaveAgentIdentity] when
-// auth.json no longer holds a ChatGPT login of the record's account (the
-// user logged out or switched accounts while the identity was being
-// provisioned); persisting then would attach the identity to the wrong
-// login or resurrect a deleted one.
-var ErrLoginChanged = errors.New("credentials: auth.json no longer holds a ChatGPT login for this account")
+// auth.json no longer holds a ChatGPT login of the record's account and
+// user (the user logged out, switched accounts, or another user of the
+// same workspace logged in while the identity was being provisioned);
+// persisting then would hand the identity, private key included, to the
+// wrong login or resurrect a deleted one.
+var ErrLoginChanged = errors.New("credentials: auth.json no longer holds the ChatGPT login (account and user) of this agent identity")
 
 // ErrIdentityExists is what an [IdentityStore] whose first stored identity
 // wins (a store shared by a fleet) wraps when SaveAgentIdentity refuses a
@@ -279,9 +280,12 @@ func (s *FileStore) LoadAgentIdentity(ctx context.Context, login Login) (*identi
 // SaveAgentIdentity validates rec and stores it in agent_identity in the
 // record form current Codex reads (so the CLI reuses the runtime), but only
 // while auth.json still holds a ChatGPT login (tokens) whose account id
-// equals rec.AccountID; otherwise it writes nothing and returns
-// [ErrLoginChanged]. The check runs under Codex's lock on a fresh read, so
-// a logout, an account switch or a token rotation that happened during
+// equals rec.AccountID and whose user (chatgpt_user_id of its id token,
+// else of its access token) equals rec.ChatGPTUserID; otherwise it writes
+// nothing and returns [ErrLoginChanged]. A user that cannot be read from
+// the file's tokens is not compared: the file then names no other user.
+// The check runs under Codex's lock on a fresh read, so a logout, an
+// account or user switch or a token rotation that happened during
 // provisioning is never overwritten. A legacy agent_identity_record is
 // migrated by the write; an Agent Identity JWT in agent_identity is left
 // in place (the record then goes to the legacy member). A task_id stored
@@ -303,6 +307,9 @@ func (s *FileStore) SaveAgentIdentity(ctx context.Context, rec *identity.Record)
 			return withPath(err, s.path)
 		}
 		if login.AccountID != cp.AccountID {
+			return ErrLoginChanged
+		}
+		if login.UserID != "" && cp.ChatGPTUserID != "" && login.UserID != cp.ChatGPTUserID {
 			return ErrLoginChanged
 		}
 		if prev := af.AgentIdentityRecord; prev == nil || prev.AgentRuntimeID != cp.AgentRuntimeID {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -343,7 +344,7 @@ func classify(err error) (Outcome, int) {
 }
 
 // registerThread wraps a thread task's RegisterFunc to report each call.
-func (o *observer) registerThread(fn resolver.RegisterFunc) resolver.RegisterFunc {
+func (o *observer) registerThread(fn taskcache.RegisterFunc) taskcache.RegisterFunc {
 	if o == nil || o.OnRegistration == nil {
 		return fn
 	}
@@ -377,7 +378,7 @@ func (o *observer) registerProcess(fn func(context.Context) (string, error)) fun
 // false) is reported as the permanent failure the cache turns it into.
 func (o *observer) registration(ctx context.Context, kind TaskKind, thread string) (context.Context, func(err error, returned bool)) {
 	start := time.Now()
-	attempt := resolver.Attempt(ctx)
+	attempt := taskcache.Attempt(ctx)
 	octx := o.start(ctx, OpRegistration)
 	return octx, func(err error, returned bool) {
 		ev := RegistrationEvent{Kind: kind, Thread: o.thread(thread), Attempt: attempt, Start: start, Duration: time.Since(start)}
@@ -453,11 +454,11 @@ func (o *observer) fallbackEnd(ctx context.Context, until time.Time, cooldown ti
 }
 
 // watchSigner makes s report its signatures.
-func (o *observer) watchSigner(s *resolver.Signer) {
+func (o *observer) watchSigner(s *taskcache.Signer) {
 	if o == nil || o.OnSignature == nil {
 		return
 	}
-	s.SetObserver(func(task *resolver.Task) {
+	s.SetObserver(func(task *taskcache.Task) {
 		ev := SignatureEvent{Kind: TaskProcess}
 		if task.Key() != "" {
 			ev.Kind, ev.Thread = TaskThread, o.thread(task.Key())

@@ -14,6 +14,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -172,7 +173,7 @@ type authorization struct {
 	mode    resolver.Mode
 	header  string
 	routing headers.Routing
-	task    *resolver.Task     // assertion modes
+	task    *taskcache.Task    // assertion modes
 	agent   *agentState        // assertion modes
 	token   *credentials.Token // Bearer mode
 }

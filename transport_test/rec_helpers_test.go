@@ -347,7 +347,7 @@ func recWaitInStack(t *testing.T, n int, parts ...string) {
 // caller's own goroutine, running) a registration in a task cache. The
 // flight goroutine of a cancellable caller runs in "wait.func1(", which
 // this does not match.
-const recTaskCacheWait = "resolver.(*TaskCache).wait("
+const recTaskCacheWait = "taskcache.(*Cache).wait("
 
 // recGate holds an HTTP handler until the test opens it. Cleanup opens it
 // too, so a failing test never leaves a handler (and Close) blocked.

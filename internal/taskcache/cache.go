@@ -1,4 +1,4 @@
-package resolver
+package taskcache
 
 import (
 	"context"
@@ -11,23 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentauth/agentauth/resolver"
 	"golang.org/x/sync/singleflight"
 )
-
-// Defaults applied by [NewTaskCache] to zero fields of [CacheOptions].
-const (
-	DefaultCapacity       = 10_000
-	DefaultIdleTTL        = time.Hour
-	DefaultTimeout        = 30 * time.Second
-	DefaultBackoffInitial = time.Second
-	DefaultBackoffMax     = time.Minute
-	DefaultBackoffJitter  = 0.5
-)
-
-// ErrRegistrationPanic is wrapped by the error of a registration whose
-// [RegisterFunc] panicked. The panic value is deliberately dropped: it may
-// hold request data or credentials.
-var ErrRegistrationPanic = errors.New("registration panicked")
 
 // errEmptyTaskID fails a registration that "succeeded" without an id, which
 // would otherwise be cached and sent in every assertion.
@@ -40,75 +26,14 @@ var errEmptyTaskID = errors.New("RegisterFunc returned an empty task id")
 // attempt (trace spans, loggers) but none of that Get's cancellation or
 // deadline: the attempt is shared by every caller waiting for the key, so no
 // one caller may end it. The context is instead bounded by
-// [CacheOptions.Timeout]. RegisterFunc must return when ctx ends; one that
+// [resolver.CacheOptions.Timeout]. RegisterFunc must return when ctx ends; one that
 // does not holds the key's attempt (and its goroutine) open, and later Gets
 // for that key wait on it until their own contexts end. It must not call
 // runtime.Goexit. A panic is recovered and reported as
-// [ErrRegistrationPanic].
+// [resolver.ErrRegistrationPanic].
 type RegisterFunc func(ctx context.Context, key string) (taskID string, err error)
 
-// CacheOptions configures a [TaskCache]. The zero value selects every
-// default; [NewTaskCache] rejects contradictory or out-of-range values.
-type CacheOptions struct {
-	// Capacity bounds the number of keys the cache holds: keys with a task
-	// plus keys in failure backoff. When it is full, an insert evicts an
-	// entry not used since the eviction hand last passed (CLOCK, an
-	// approximation of least-recently-used). 0 means DefaultCapacity
-	// (10,000); negative is an error.
-	Capacity int
-
-	// IdleTTL drops an entry that no Get has used for this long, so that
-	// threads that ended do not hold memory until evicted. Idle time is
-	// counted in whole seconds (IdleTTL is rounded up to one): an entry
-	// expires no earlier than IdleTTL and no later than IdleTTL plus two
-	// seconds after its last use. A key in backoff expires IdleTTL after its
-	// backoff deadline. 0 means DefaultIdleTTL (1 h); negative means entries
-	// never expire (only Capacity bounds the cache).
-	IdleTTL time.Duration
-
-	// Timeout bounds one registration attempt (the context passed to the
-	// RegisterFunc). It runs on the real clock, not on Now. 0 means
-	// DefaultTimeout (30 s); negative is an error.
-	Timeout time.Duration
-
-	// BackoffInitial is the wait after the first failed registration of a
-	// key; each further consecutive failure doubles it, up to BackoffMax. A
-	// success resets the sequence. A failure that carries the server's
-	// Retry-After (an [identity.RegistrationError] of a 429 or 503) waits at
-	// least that long, up to BackoffMax. 0 means DefaultBackoffInitial
-	// (1 s); negative is an error.
-	BackoffInitial time.Duration
-
-	// BackoffMax caps the wait between attempts for one key, a server's
-	// Retry-After included. 0 means
-	// DefaultBackoffMax (1 min), or BackoffInitial if that is larger; a
-	// non-zero value below BackoffInitial, or a negative one, is an error.
-	BackoffMax time.Duration
-
-	// BackoffJitter is the fraction of each wait that is randomised: the wait
-	// is d·(1 − BackoffJitter·r) with r drawn from Rand, so concurrent
-	// clients that failed together do not retry together. 0 means
-	// DefaultBackoffJitter (0.5, i.e. waits between d/2 and d); a negative
-	// value means no jitter (exact waits); above 1 or NaN is an error.
-	BackoffJitter float64
-
-	// Now is the clock for recency, idle expiry and backoff deadlines. nil
-	// means time.Now.
-	Now func() time.Time
-
-	// Rand returns a float64 in [0, 1) for jitter; it may be called from
-	// several goroutines at once. Values outside the range are clamped. nil
-	// means math/rand/v2.Float64.
-	Rand func() float64
-
-	// OnRemove, if set, is called when the cache drops an entry on its own:
-	// evicted to stay within Capacity or expired after IdleTTL (not on
-	// Invalidate). It is called with the cache's lock held, so it must be
-	// quick and must not call the cache.
-	OnRemove func(key string, why RemovalReason)
-}
-
-// CacheStats is a snapshot of a [TaskCache]'s counters. Each counts events
+// CacheStats is a snapshot of a [Cache]'s counters. Each counts events
 // since the cache was built.
 type CacheStats struct {
 	// Registrations counts RegisterFunc calls that returned a task.
@@ -122,60 +47,23 @@ type CacheStats struct {
 	Evictions uint64
 	// Expirations counts entries dropped or replaced after IdleTTL.
 	Expirations uint64
-	// BackoffRejections counts Gets refused with a [*BackoffError] without
+	// BackoffRejections counts Gets refused with a [*resolver.BackoffError] without
 	// a registration call.
 	BackoffRejections uint64
-	// Invalidations counts [TaskCache.Invalidate] calls that removed a task.
+	// Invalidations counts [Cache.Invalidate] calls that removed a task.
 	Invalidations uint64
 }
 
-// RegistrationError is the error of a failed registration attempt, shared
-// by every caller that waited for that attempt. It is also the Err of the
-// [*BackoffError] returned while the key then backs off.
-type RegistrationError struct {
-	// Key is the key that failed to register (not a secret).
-	Key string
-	// Err is what the RegisterFunc returned, ErrRegistrationPanic, or a
-	// timeout wrapping context.DeadlineExceeded.
-	Err error
-}
-
-// Error names the key and the cause.
-func (e *RegistrationError) Error() string {
-	return fmt.Sprintf("resolver: registering task for key %q: %v", e.Key, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *RegistrationError) Unwrap() error { return e.Err }
-
-// Temporary reports whether retrying later may succeed: true for timeouts
-// and for causes that themselves report Temporary() or Timeout() true;
-// false otherwise, including panics.
-func (e *RegistrationError) Temporary() bool {
-	if errors.Is(e.Err, ErrRegistrationPanic) {
-		return false
-	}
-	if errors.Is(e.Err, context.DeadlineExceeded) {
-		return true
-	}
-	var tmp interface{ Temporary() bool }
-	if errors.As(e.Err, &tmp) && tmp.Temporary() {
-		return true
-	}
-	var to interface{ Timeout() bool }
-	return errors.As(e.Err, &to) && to.Timeout()
-}
-
-// TaskCache maps keys to registered tasks and guarantees one registration
+// Cache maps keys to registered tasks and guarantees one registration
 // per key: concurrent Gets for a key that has no task share one call of the
 // [RegisterFunc], and a cached task is returned without any lock.
 //
 // The cache is bounded by a capacity and an idle TTL; a failed registration
 // is never cached as a task but puts its key into exponential, jittered
-// backoff, during which Gets for that key fail fast with a [*BackoffError].
-// Other keys are unaffected. A TaskCache must be built with [NewTaskCache]
+// backoff, during which Gets for that key fail fast with a [*resolver.BackoffError].
+// Other keys are unaffected. A Cache must be built with [New]
 // and is safe for concurrent use.
-type TaskCache struct {
+type Cache struct {
 	register RegisterFunc
 	now      func() time.Time
 	epoch    time.Time // tick 0
@@ -204,7 +92,7 @@ type TaskCache struct {
 	// (DoChan), just before joining otherwise (Do).
 	onWait func(key string)
 
-	onRemove func(key string, why RemovalReason) // CacheOptions.OnRemove
+	onRemove func(key string, why resolver.RemovalReason) // resolver.CacheOptions.OnRemove
 }
 
 // sweepBatch is how many ring entries each insert checks for idle expiry,
@@ -212,43 +100,43 @@ type TaskCache struct {
 // bounded cost per insert.
 const sweepBatch = 4
 
-// NewTaskCache returns a cache that registers tasks with register, configured
-// by opts (see [CacheOptions] for each default). It reports an error for a
+// New returns a cache that registers tasks with register, configured
+// by opts (see [resolver.CacheOptions] for each default). It reports an error for a
 // nil register and for invalid or contradictory options.
-func NewTaskCache(register RegisterFunc, opts CacheOptions) (*TaskCache, error) {
+func New(register RegisterFunc, opts resolver.CacheOptions) (*Cache, error) {
 	if register == nil {
-		return nil, errors.New("resolver: NewTaskCache: nil RegisterFunc")
+		return nil, errors.New("taskcache: New: nil RegisterFunc")
 	}
 	o := opts
 	switch {
 	case o.Capacity < 0:
 		return nil, fmt.Errorf("resolver: CacheOptions.Capacity %d is negative", o.Capacity)
 	case o.Capacity == 0:
-		o.Capacity = DefaultCapacity
+		o.Capacity = resolver.DefaultCapacity
 	}
 	if o.Capacity > math.MaxInt32 {
 		return nil, fmt.Errorf("resolver: CacheOptions.Capacity %d is too large", o.Capacity)
 	}
 	if o.IdleTTL == 0 {
-		o.IdleTTL = DefaultIdleTTL
+		o.IdleTTL = resolver.DefaultIdleTTL
 	}
 	switch {
 	case o.Timeout < 0:
 		return nil, fmt.Errorf("resolver: CacheOptions.Timeout %v is negative", o.Timeout)
 	case o.Timeout == 0:
-		o.Timeout = DefaultTimeout
+		o.Timeout = resolver.DefaultTimeout
 	}
 	switch {
 	case o.BackoffInitial < 0:
 		return nil, fmt.Errorf("resolver: CacheOptions.BackoffInitial %v is negative", o.BackoffInitial)
 	case o.BackoffInitial == 0:
-		o.BackoffInitial = DefaultBackoffInitial
+		o.BackoffInitial = resolver.DefaultBackoffInitial
 	}
 	switch {
 	case o.BackoffMax < 0:
 		return nil, fmt.Errorf("resolver: CacheOptions.BackoffMax %v is negative", o.BackoffMax)
 	case o.BackoffMax == 0:
-		o.BackoffMax = max(DefaultBackoffMax, o.BackoffInitial)
+		o.BackoffMax = max(resolver.DefaultBackoffMax, o.BackoffInitial)
 	case o.BackoffMax < o.BackoffInitial:
 		return nil, fmt.Errorf("resolver: CacheOptions.BackoffMax %v is below BackoffInitial %v", o.BackoffMax, o.BackoffInitial)
 	}
@@ -258,7 +146,7 @@ func NewTaskCache(register RegisterFunc, opts CacheOptions) (*TaskCache, error) 
 	case o.BackoffJitter < 0:
 		o.BackoffJitter = 0
 	case o.BackoffJitter == 0:
-		o.BackoffJitter = DefaultBackoffJitter
+		o.BackoffJitter = resolver.DefaultBackoffJitter
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -271,7 +159,7 @@ func NewTaskCache(register RegisterFunc, opts CacheOptions) (*TaskCache, error) 
 	if o.IdleTTL > 0 {
 		ttl = int64((o.IdleTTL + time.Second - 1) / time.Second)
 	}
-	return &TaskCache{
+	return &Cache{
 		register: register,
 		now:      o.Now,
 		epoch:    o.Now(),
@@ -298,13 +186,13 @@ func NewTaskCache(register RegisterFunc, opts CacheOptions) (*TaskCache, error) 
 // Get returns an error that satisfies errors.Is with ctx.Err()
 // (context.Canceled or context.DeadlineExceeded); the attempt carries on
 // for the other callers and its result is cached. A failed attempt returns a
-// [*RegistrationError] to everyone who waited for it; later Gets for that
-// key return a [*BackoffError] without calling the RegisterFunc until the
+// [*resolver.RegistrationError] to everyone who waited for it; later Gets for that
+// key return a [*resolver.BackoffError] without calling the RegisterFunc until the
 // backoff deadline passes.
 //
 // Get treats key as an opaque string; validating thread keys is the
 // caller's job.
-func (c *TaskCache) Get(ctx context.Context, key string) (*Task, error) {
+func (c *Cache) Get(ctx context.Context, key string) (*Task, error) {
 	if t := c.tasks.Load().find(c.seed, key); t != nil && c.use(&t.node) {
 		return t, nil
 	}
@@ -316,7 +204,7 @@ func (c *TaskCache) Get(ctx context.Context, key string) (*Task, error) {
 // whole cost of a hit: one atomic load, and a store only when the second
 // changed or the eviction hand has cleared the reference bit since the last
 // use, so that hot keys do not bounce a cache line between cores.
-func (c *TaskCache) use(n *node) bool {
+func (c *Cache) use(n *node) bool {
 	v := n.used.Load()
 	if c.ttlTicks < 0 {
 		if v&1 == 0 {
@@ -337,7 +225,7 @@ func (c *TaskCache) use(n *node) bool {
 }
 
 // expired reports whether the entry has been idle longer than the TTL.
-func (c *TaskCache) expired(n *node, now uint64) bool {
+func (c *Cache) expired(n *node, now uint64) bool {
 	if c.ttlTicks < 0 {
 		return false
 	}
@@ -347,7 +235,7 @@ func (c *TaskCache) expired(n *node, now uint64) bool {
 
 // tick converts a time on the cache's clock to whole seconds since the
 // cache was built (via Sub, so time.Now's monotonic reading is used).
-func (c *TaskCache) tick(t time.Time) uint64 {
+func (c *Cache) tick(t time.Time) uint64 {
 	d := t.Sub(c.epoch)
 	if d < 0 {
 		return 0
@@ -357,7 +245,7 @@ func (c *TaskCache) tick(t time.Time) uint64 {
 
 // wait is the slow path of Get: join or start the key's flight and wait for
 // it or for ctx.
-func (c *TaskCache) wait(ctx context.Context, key string) (*Task, error) {
+func (c *Cache) wait(ctx context.Context, key string) (*Task, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, waitError(err)
 	}
@@ -398,7 +286,7 @@ func (c *TaskCache) wait(ctx context.Context, key string) (*Task, error) {
 }
 
 func waitError(err error) error {
-	return fmt.Errorf("resolver: stopped waiting for task registration: %w", err)
+	return fmt.Errorf("taskcache: stopped waiting for task registration: %w", err)
 }
 
 // fly is one registration attempt for key, run by singleflight on its own
@@ -407,7 +295,7 @@ func waitError(err error) error {
 // before returning, so that a Get that missed just before the flight ended
 // finds the result on its re-check instead of starting a second
 // registration.
-func (c *TaskCache) fly(ctx context.Context, key string) (any, error) {
+func (c *Cache) fly(ctx context.Context, key string) (any, error) {
 	// Re-check under the lock: a previous flight for key may have finished
 	// between this caller's miss and the start of this flight.
 	now := c.now()
@@ -431,13 +319,13 @@ func (c *TaskCache) fly(ctx context.Context, key string) (any, error) {
 	if err != nil {
 		c.failures.Add(1)
 		n := failures + 1
-		rerr := &RegistrationError{Key: key, Err: err}
+		rerr := &resolver.RegistrationError{Key: key, Err: err}
 		until := now.Add(c.backoff.wait(n, err))
 		b := &backoffState{
 			node:     node{key: key, failed: true},
 			failures: n,
 			until:    until,
-			err:      &BackoffError{Key: key, Until: until, Failures: n, Err: rerr},
+			err:      &resolver.BackoffError{Key: key, Until: until, Failures: n, Err: rerr},
 		}
 		// Recency of a backoff entry is its deadline: it expires IdleTTL
 		// after it, and gets one pass of the eviction hand.
@@ -454,13 +342,13 @@ func (c *TaskCache) fly(ctx context.Context, key string) (any, error) {
 
 // call runs the RegisterFunc on a context detached from the callers and
 // bounded by the timeout, turning a panic into an error.
-func (c *TaskCache) call(parent context.Context, key string) (id string, err error) {
+func (c *Cache) call(parent context.Context, key string) (id string, err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.timeout)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
 			c.panics.Add(1)
-			id, err = "", ErrRegistrationPanic
+			id, err = "", resolver.ErrRegistrationPanic
 		}
 	}()
 	id, err = c.register(ctx, key)
@@ -482,7 +370,7 @@ func (c *TaskCache) call(parent context.Context, key string) (id string, err err
 
 // store makes t (or, if t is nil, b) the entry for its key, replacing the
 // key's previous entry in its ring slot, or taking a free or evicted slot.
-func (c *TaskCache) store(t *Task, b *backoffState, now time.Time) {
+func (c *Cache) store(t *Task, b *backoffState, now time.Time) {
 	var n *node
 	if t != nil {
 		n = &t.node
@@ -498,7 +386,7 @@ func (c *TaskCache) store(t *Task, b *backoffState, now time.Time) {
 	if ot := c.tasks.Load().find(c.seed, n.key); ot != nil {
 		// A flight replaces a cached task only after seeing it idle-expired.
 		c.expirations.Add(1)
-		c.removed(n.key, RemovalExpired)
+		c.removed(n.key, resolver.RemovalExpired)
 		old = &ot.node
 	} else if ob := c.failing[n.key]; ob != nil {
 		old = &ob.node
@@ -525,7 +413,7 @@ func (c *TaskCache) store(t *Task, b *backoffState, now time.Time) {
 	}
 }
 
-func (c *TaskCache) place(i int, n *node) {
+func (c *Cache) place(i int, n *node) {
 	c.ring[i] = n
 	n.slot = int32(i)
 }
@@ -533,7 +421,7 @@ func (c *TaskCache) place(i int, n *node) {
 // unindex takes n out of the task table or the failing map and marks it
 // gone; its ring slot is left for the caller to reuse or remove. c.mu is
 // held.
-func (c *TaskCache) unindex(n *node) {
+func (c *Cache) unindex(n *node) {
 	if n.failed {
 		delete(c.failing, n.key)
 	} else {
@@ -549,7 +437,7 @@ func (c *TaskCache) unindex(n *node) {
 // CLOCK hand: an idle-expired entry goes first; an entry used since the hand
 // last passed loses its reference bit and is spared; the first entry without
 // it is evicted. c.mu is held.
-func (c *TaskCache) evict(now uint64) int {
+func (c *Cache) evict(now uint64) int {
 	for range 2 * len(c.ring) {
 		if c.hand >= len(c.ring) {
 			c.hand = 0
@@ -560,7 +448,7 @@ func (c *TaskCache) evict(now uint64) int {
 		if c.expired(n, now) {
 			c.unindex(n)
 			c.expirations.Add(1)
-			c.removed(n.key, RemovalExpired)
+			c.removed(n.key, resolver.RemovalExpired)
 			return i
 		}
 		if v := n.used.Load(); v&1 != 0 {
@@ -570,7 +458,7 @@ func (c *TaskCache) evict(now uint64) int {
 		}
 		c.unindex(n)
 		c.evictions.Add(1)
-		c.removed(n.key, RemovalEvicted)
+		c.removed(n.key, resolver.RemovalEvicted)
 		return i
 	}
 	// Two full turns, and every entry was used again behind the hand: the
@@ -580,7 +468,7 @@ func (c *TaskCache) evict(now uint64) int {
 	}
 	i := c.hand
 	c.hand++
-	c.removed(c.ring[i].key, RemovalEvicted)
+	c.removed(c.ring[i].key, resolver.RemovalEvicted)
 	c.unindex(c.ring[i])
 	c.evictions.Add(1)
 	return i
@@ -588,7 +476,7 @@ func (c *TaskCache) evict(now uint64) int {
 
 // sweep checks up to sweepBatch entries for idle expiry and removes the
 // expired ones. c.mu is held.
-func (c *TaskCache) sweep(now uint64) {
+func (c *Cache) sweep(now uint64) {
 	if c.ttlTicks < 0 {
 		return
 	}
@@ -600,7 +488,7 @@ func (c *TaskCache) sweep(now uint64) {
 			c.scan = 0
 		}
 		if c.expired(c.ring[c.scan], now) {
-			c.removed(c.ring[c.scan].key, RemovalExpired)
+			c.removed(c.ring[c.scan].key, resolver.RemovalExpired)
 			c.remove(c.scan) // the last entry moves into this slot; check it next
 			c.expirations.Add(1)
 			continue
@@ -611,7 +499,7 @@ func (c *TaskCache) sweep(now uint64) {
 
 // remove deletes the entry at ring index i, moving the last entry into its
 // slot. c.mu is held.
-func (c *TaskCache) remove(i int) {
+func (c *Cache) remove(i int) {
 	c.unindex(c.ring[i])
 	last := len(c.ring) - 1
 	if i != last {
@@ -624,14 +512,14 @@ func (c *TaskCache) remove(i int) {
 // table is an open-addressing (linear probing) hash table of tasks by key.
 // Readers need no lock: they load slots atomically, and a slot once used is
 // never emptied again (deletion leaves a tombstone), so a probe for a key
-// that is present cannot stop short of it. Writers hold TaskCache.mu. When
+// that is present cannot stop short of it. Writers hold Cache.mu. When
 // tombstones and tasks fill three quarters of the slots, the writer builds a
 // new table sized for the live tasks and publishes it; readers still on the
 // old one see a consistent, frozen snapshot.
 type table struct {
 	slots      []atomic.Pointer[Task]
 	mask       uint64
-	live, dead int // guarded by TaskCache.mu
+	live, dead int // guarded by Cache.mu
 }
 
 // tombstone marks a deleted slot. It is never returned: its key is checked
@@ -659,7 +547,7 @@ func (tb *table) find(seed maphash.Seed, key string) *Task {
 
 // put stores t, replacing the task with the same key if there is one, and
 // returns the table to publish (tb itself, or a rebuilt one). tb may be nil.
-// TaskCache.mu is held.
+// Cache.mu is held.
 func (tb *table) put(seed maphash.Seed, t *Task) *table {
 	if tb == nil || (tb.live+tb.dead+1)*4 > len(tb.slots)*3 {
 		tb = tb.rebuild(seed)
@@ -691,7 +579,7 @@ func (tb *table) put(seed maphash.Seed, t *Task) *table {
 }
 
 // del replaces the task for key, if any, with a tombstone. tb may be nil.
-// TaskCache.mu is held.
+// Cache.mu is held.
 func (tb *table) del(seed maphash.Seed, key string) {
 	if tb == nil {
 		return
@@ -713,7 +601,7 @@ func (tb *table) del(seed maphash.Seed, key string) {
 }
 
 // rebuild returns a new table holding tb's tasks (none if tb is nil), with
-// room for one more at a load of at most one half. TaskCache.mu is held.
+// room for one more at a load of at most one half. Cache.mu is held.
 func (tb *table) rebuild(seed maphash.Seed) *table {
 	live := 0
 	if tb != nil {
@@ -748,7 +636,7 @@ func (tb *table) rebuild(seed maphash.Seed) *table {
 // first removes t; the others' calls are no-ops (the cache already holds a
 // newer task, or a registration for one is running), so all of them end up
 // sharing a single new registration. Invalidate(nil) returns false.
-func (c *TaskCache) Invalidate(rejected *Task) bool {
+func (c *Cache) Invalidate(rejected *Task) bool {
 	if rejected == nil || c.tasks.Load().find(c.seed, rejected.key) != rejected {
 		return false
 	}
@@ -764,14 +652,14 @@ func (c *TaskCache) Invalidate(rejected *Task) bool {
 
 // Len returns the number of keys the cache holds: keys with a task plus
 // keys in failure backoff. It never exceeds the capacity.
-func (c *TaskCache) Len() int {
+func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.ring)
 }
 
 // Stats returns a snapshot of the cache's counters.
-func (c *TaskCache) Stats() CacheStats {
+func (c *Cache) Stats() CacheStats {
 	return CacheStats{
 		Registrations:     c.registrations.Load(),
 		Failures:          c.failures.Load(),

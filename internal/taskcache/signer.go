@@ -1,4 +1,4 @@
-package resolver
+package taskcache
 
 import (
 	"errors"
@@ -63,13 +63,13 @@ type heldAssertion struct {
 // negative or sub-second non-zero maxAge is an error.
 func NewSigner(key *identity.PrivateKey, runtimeID string, maxAge time.Duration) (*Signer, error) {
 	if key == nil || runtimeID == "" {
-		return nil, errors.New("resolver: signer needs a key and a runtime id")
+		return nil, errors.New("taskcache: signer needs a key and a runtime id")
 	}
 	if maxAge == 0 {
 		maxAge = DefaultMaxAssertionAge
 	}
 	if maxAge < time.Second {
-		return nil, fmt.Errorf("resolver: maximum assertion age %v is below one second", maxAge)
+		return nil, fmt.Errorf("taskcache: maximum assertion age %v is below one second", maxAge)
 	}
 	return &Signer{key: key, runtimeID: runtimeID, maxAgeSecs: int64(maxAge / time.Second)}, nil
 }

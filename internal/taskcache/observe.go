@@ -1,33 +1,13 @@
-package resolver
+package taskcache
 
-import "context"
+import (
+	"context"
 
-// RemovalReason says why a [TaskCache] dropped an entry on its own (not on
-// [TaskCache.Invalidate]).
-type RemovalReason uint8
-
-// The reasons passed to [CacheOptions.OnRemove].
-const (
-	// RemovalEvicted: the cache was full and the entry was the CLOCK
-	// victim.
-	RemovalEvicted RemovalReason = iota + 1
-	// RemovalExpired: the entry had been idle longer than IdleTTL.
-	RemovalExpired
+	"github.com/agentauth/agentauth/resolver"
 )
 
-// String returns "evicted", "expired" or "unknown".
-func (r RemovalReason) String() string {
-	switch r {
-	case RemovalEvicted:
-		return "evicted"
-	case RemovalExpired:
-		return "expired"
-	}
-	return "unknown"
-}
-
 // removed reports one removal to the OnRemove hook, if any. c.mu is held.
-func (c *TaskCache) removed(key string, why RemovalReason) {
+func (c *Cache) removed(key string, why resolver.RemovalReason) {
 	if c.onRemove != nil {
 		c.onRemove(key, why)
 	}
@@ -41,10 +21,10 @@ func withAttempt(ctx context.Context, n int) context.Context {
 	return context.WithValue(ctx, attemptKey{}, n)
 }
 
-// Attempt returns, inside a [RegisterFunc] called by a [TaskCache], which
+// Attempt returns, inside a [RegisterFunc] called by a [Cache], which
 // consecutive attempt for the key this is: 1 for the first, n+1 after n
 // failures in a row. It returns 0 for a context that does not come from a
-// TaskCache.
+// Cache.
 func Attempt(ctx context.Context) int {
 	n, _ := ctx.Value(attemptKey{}).(int)
 	return n

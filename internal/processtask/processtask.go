@@ -15,6 +15,7 @@ import (
 	"sync"
 	"weak"
 
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -36,7 +37,7 @@ const processKey = ""
 
 // Handle gives access to one identity's process task.
 type Handle struct {
-	cache *resolver.TaskCache
+	cache *taskcache.Cache
 }
 
 var (
@@ -86,7 +87,7 @@ func New(register RegisterFunc, opts resolver.CacheOptions) (*Handle, error) {
 	}
 	opts.Capacity = 1
 	opts.IdleTTL = -1
-	cache, err := resolver.NewTaskCache(func(ctx context.Context, _ string) (string, error) {
+	cache, err := taskcache.New(func(ctx context.Context, _ string) (string, error) {
 		return register(ctx)
 	}, opts)
 	if err != nil {
@@ -98,15 +99,15 @@ func New(register RegisterFunc, opts resolver.CacheOptions) (*Handle, error) {
 // Get returns the process task, registering it if needed. Concurrent first
 // callers share one registration; a failed one is retried by a later call
 // after a jittered backoff.
-func (h *Handle) Get(ctx context.Context) (*resolver.Task, error) {
+func (h *Handle) Get(ctx context.Context) (*taskcache.Task, error) {
 	return h.cache.Get(ctx, processKey)
 }
 
 // Invalidate drops task if it is still the current process task (after the
 // server rejected it with 401), so the next Get registers a new one.
-func (h *Handle) Invalidate(task *resolver.Task) bool {
+func (h *Handle) Invalidate(task *taskcache.Task) bool {
 	return h.cache.Invalidate(task)
 }
 
 // Stats returns the registration counters of the process task.
-func (h *Handle) Stats() resolver.CacheStats { return h.cache.Stats() }
+func (h *Handle) Stats() taskcache.CacheStats { return h.cache.Stats() }

@@ -1,0 +1,11 @@
+// Package taskcache holds the per-thread Agent Identity tasks of a transport
+// and signs their assertions; it is the machinery behind
+// resolver.CacheOptions and is used only by the transport.
+//
+// A [Cache] keeps one registered task per key: keyed single flight on a
+// miss, a lock-free read on a hit, jittered backoff after a failure, a
+// capacity with CLOCK (approximately LRU) eviction, an idle TTL and
+// generation-safe invalidation after a 401. [Signer] mints and caches the
+// AgentAssertion of each task so that a task is signed at most once per
+// second however many requests use it.
+package taskcache

@@ -147,3 +147,16 @@ func (s *Signer) hold(task *Task, a *signedAssertion) {
 		s.held = slices.Clone(s.held)
 	}
 }
+
+// SetObserver makes the signer call fn after each assertion it signs (not
+// when it reuses a cached one), with the task it signed for. Call it before
+// the signer's first use; fn must be safe for concurrent use and quick. nil
+// removes the hook.
+func (s *Signer) SetObserver(fn func(task *Task)) { s.onSign = fn }
+
+// signed reports one signature to the hook, if any.
+func (s *Signer) signed(task *Task) {
+	if s.onSign != nil {
+		s.onSign(task)
+	}
+}

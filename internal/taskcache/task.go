@@ -9,28 +9,6 @@ import (
 	"sync/atomic"
 )
 
-// node is the bookkeeping a [Cache] keeps for every key it holds, whether
-// the key has a task or is in failure backoff. It is embedded in both kinds
-// of entry so that they share one eviction ring and one bound.
-type node struct {
-	key string
-
-	// used packs the cache tick (whole seconds since the cache was built) at
-	// which the entry was last used, shifted left by one, with the CLOCK
-	// reference bit in bit 0. One word lets a hit update recency with a single
-	// load and, only when something changed, a single store.
-	used atomic.Uint64
-
-	// slot is the entry's index in the cache's ring, or -1 once it has left
-	// the cache. Guarded by Cache.mu.
-	slot int32
-
-	// failed marks the node of a *backoffState (held in Cache.failing)
-	// rather than of a *Task (held in the lock-free table). Set before the
-	// entry is stored; never changes.
-	failed bool
-}
-
 // Task is a registered Agent Identity task for one key (a thread key, or the
 // process task's key). A Task is immutable once returned: its key and id never
 // change, so a *Task can be shared by any number of goroutines and compared by

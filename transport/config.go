@@ -88,7 +88,10 @@ type Config struct {
 	// ThreadCache bounds the per-thread task cache: capacity (default
 	// 10,000), idle TTL (default 1 h), registration timeout (default 30 s)
 	// and failure backoff (default 1 s doubling to 1 min, jittered). Its Now
-	// and Rand default to this Config's.
+	// and Rand default to this Config's. The identity's process task,
+	// shared by every transport of this process on that identity, uses the
+	// same timeout and backoff: New fails for a second transport on an
+	// identity whose timeout or backoff differ from the first's.
 	ThreadCache resolver.CacheOptions
 
 	// TaskStore shares thread tasks with other processes (replicas) so a

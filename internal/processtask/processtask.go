@@ -11,9 +11,13 @@ package processtask
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"weak"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
@@ -31,13 +35,26 @@ type Identity struct {
 // honour that context.
 type RegisterFunc func(ctx context.Context) (taskID string, err error)
 
-// processKey is the cache key of the process task. Thread keys are never
-// empty, so it cannot collide with one.
-const processKey = ""
+// ErrOptionsMismatch is returned by [Shared] when the identity's process
+// task is already shared under a different timeout or backoff.
+var ErrOptionsMismatch = errors.New("processtask: the identity's process task is already shared with a different timeout or backoff")
 
-// Handle gives access to one identity's process task.
+// Handle holds one identity's process task: an atomic pointer read without a
+// lock, one registration at a time (single flight, on a context detached
+// from the callers and bounded by the policy's timeout), and the last
+// failure cached with a jittered backoff so that an unavailable endpoint is
+// not asked again on every request.
 type Handle struct {
-	cache *taskcache.Cache
+	register RegisterFunc
+	policy   taskcache.Policy
+	task     atomic.Pointer[taskcache.Task]
+	flight   singleflight.Group
+
+	mu       sync.Mutex
+	failures int                    // consecutive failed registrations
+	backoff  *resolver.BackoffError // the last failure while its backoff runs
+
+	registrations, failed, panics, rejections, invalidations atomic.Uint64
 }
 
 var (
@@ -46,23 +63,32 @@ var (
 )
 
 // Shared returns the process-task handle of id, creating it on first use
-// with register and opts. Later calls for the same identity return the same
-// handle and ignore their own register and opts: the first transport built
-// on an identity decides how its process task is registered (its timeout,
-// backoff and clock), so register must not hold on to that transport.
-// Capacity and idle TTL are fixed: the task is kept while any transport
-// holds the handle. The registry holds handles weakly, so an identity whose
-// transports are all gone costs nothing.
+// with register and opts (only opts' timeout, backoff, clock and jitter
+// source apply: there is one task and it never idles out). A later call for
+// the same identity returns the same handle and does not use its register:
+// the first transport built on an identity registers its process task, so
+// register must not hold on to that transport. A later call whose timeout or
+// backoff differs gets [ErrOptionsMismatch] instead of a handle that would
+// silently behave otherwise; its clock and jitter source (Now, Rand) cannot
+// be compared, and the first caller's are kept. The registry holds handles
+// weakly, so an identity whose transports are all gone costs nothing.
 func Shared(id Identity, register RegisterFunc, opts resolver.CacheOptions) (*Handle, error) {
 	if id.RuntimeID == "" {
 		return nil, errors.New("processtask: identity has no runtime id")
 	}
+	policy, err := taskcache.NewPolicy(opts)
+	if err != nil {
+		return nil, err
+	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if h := registry[id].Value(); h != nil {
+		if !h.policy.SameSchedule(policy) {
+			return nil, fmt.Errorf("%w (runtime %q)", ErrOptionsMismatch, id.RuntimeID)
+		}
 		return h, nil
 	}
-	h, err := New(register, opts)
+	h, err := newHandle(register, policy)
 	if err != nil {
 		return nil, err
 	}
@@ -82,32 +108,119 @@ func forget(id Identity) {
 
 // New returns a handle that is not shared with other transports.
 func New(register RegisterFunc, opts resolver.CacheOptions) (*Handle, error) {
-	if register == nil {
-		return nil, errors.New("processtask: nil RegisterFunc")
-	}
-	opts.Capacity = 1
-	opts.IdleTTL = -1
-	cache, err := taskcache.New(func(ctx context.Context, _ string) (string, error) {
-		return register(ctx)
-	}, opts)
+	policy, err := taskcache.NewPolicy(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Handle{cache: cache}, nil
+	return newHandle(register, policy)
+}
+
+func newHandle(register RegisterFunc, policy taskcache.Policy) (*Handle, error) {
+	if register == nil {
+		return nil, errors.New("processtask: nil RegisterFunc")
+	}
+	return &Handle{register: register, policy: policy}, nil
 }
 
 // Get returns the process task, registering it if needed. Concurrent first
-// callers share one registration; a failed one is retried by a later call
-// after a jittered backoff.
+// callers share one registration; if ctx ends first, Get returns an error
+// wrapping ctx.Err() and the registration carries on for the others. A
+// failed registration returns a [*resolver.RegistrationError] to everyone
+// who waited for it, and later calls get a [*resolver.BackoffError] without
+// a registration until the backoff has passed.
 func (h *Handle) Get(ctx context.Context) (*taskcache.Task, error) {
-	return h.cache.Get(ctx, processKey)
+	if t := h.task.Load(); t != nil {
+		return t, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, waitError(err)
+	}
+	if err := h.backingOff(); err != nil {
+		return nil, err
+	}
+	ch := h.flight.DoChan("", func() (any, error) { return h.fly(ctx) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*taskcache.Task), nil
+	case <-ctx.Done():
+		return nil, waitError(ctx.Err())
+	}
+}
+
+func waitError(err error) error {
+	return fmt.Errorf("processtask: stopped waiting for the process task's registration: %w", err)
+}
+
+// backingOff returns the cached failure while its backoff runs.
+func (h *Handle) backingOff() error {
+	h.mu.Lock()
+	b := h.backoff
+	h.mu.Unlock()
+	if b != nil && h.policy.Now().Before(b.Until) {
+		h.rejections.Add(1)
+		return b
+	}
+	return nil
+}
+
+// fly is one registration, run by singleflight on its own goroutine. It
+// never panics (Policy.Register recovers) and publishes its outcome before
+// returning, so a caller that missed just before it ended finds the result.
+func (h *Handle) fly(ctx context.Context) (any, error) {
+	if t := h.task.Load(); t != nil {
+		return t, nil
+	}
+	if err := h.backingOff(); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	n := h.failures + 1
+	h.mu.Unlock()
+	id, err, panicked := h.policy.Register(taskcache.WithAttempt(ctx, n), h.register)
+	if panicked {
+		h.panics.Add(1)
+	}
+	if err != nil {
+		h.failed.Add(1)
+		rerr := &resolver.RegistrationError{Key: "", Err: err}
+		until := h.policy.Now().Add(h.policy.Wait(n, err))
+		h.mu.Lock()
+		h.failures = n
+		h.backoff = &resolver.BackoffError{Key: "", Until: until, Failures: n, Err: rerr}
+		h.mu.Unlock()
+		return nil, rerr
+	}
+	t := taskcache.NewTask("", id)
+	h.mu.Lock()
+	h.failures, h.backoff = 0, nil
+	h.mu.Unlock()
+	h.registrations.Add(1)
+	h.task.Store(t)
+	return t, nil
 }
 
 // Invalidate drops task if it is still the current process task (after the
-// server rejected it with 401), so the next Get registers a new one.
+// server rejected it with 401), so the next Get registers a new one. A
+// stale call (the task was already replaced) changes nothing.
 func (h *Handle) Invalidate(task *taskcache.Task) bool {
-	return h.cache.Invalidate(task)
+	if task == nil || !h.task.CompareAndSwap(task, nil) {
+		return false
+	}
+	h.invalidations.Add(1)
+	return true
 }
 
-// Stats returns the registration counters of the process task.
-func (h *Handle) Stats() taskcache.CacheStats { return h.cache.Stats() }
+// Stats returns the registration counters of the process task (the
+// eviction and expiry counters stay zero: the task is never evicted).
+func (h *Handle) Stats() taskcache.CacheStats {
+	return taskcache.CacheStats{
+		Registrations:     h.registrations.Load(),
+		Failures:          h.failed.Load(),
+		Panics:            h.panics.Load(),
+		BackoffRejections: h.rejections.Load(),
+		Invalidations:     h.invalidations.Load(),
+	}
+}

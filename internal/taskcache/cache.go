@@ -47,8 +47,7 @@ type Cache struct {
 	now      func() time.Time
 	epoch    time.Time // tick 0
 	ttlTicks int64     // whole seconds; < 0: never expire
-	timeout  time.Duration
-	backoff  backoffPolicy
+	policy   Policy
 	capacity int
 	seed     maphash.Seed
 
@@ -94,13 +93,7 @@ func New(register RegisterFunc, opts resolver.CacheOptions) (*Cache, error) {
 		now:      o.Now,
 		epoch:    o.Now(),
 		ttlTicks: ttl,
-		timeout:  o.Timeout,
-		backoff: backoffPolicy{
-			initial: o.BackoffInitial,
-			max:     o.BackoffMax,
-			jitter:  o.BackoffJitter,
-			rand:    o.Rand,
-		},
+		policy:   policyOf(o),
 		capacity: o.Capacity,
 		seed:     maphash.MakeSeed(),
 		failing:  map[string]*backoffState{},

@@ -2,8 +2,6 @@ package taskcache
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/agentauth/agentauth/resolver"
 )
@@ -95,7 +93,7 @@ func (c *Cache) fly(ctx context.Context, key string) (any, error) {
 		c.failures.Add(1)
 		n := failures + 1
 		rerr := &resolver.RegistrationError{Key: key, Err: err}
-		until := now.Add(c.backoff.wait(n, err))
+		until := now.Add(c.policy.Wait(n, err))
 		b := &backoffState{
 			node:     node{key: key, failed: true},
 			failures: n,
@@ -115,30 +113,13 @@ func (c *Cache) fly(ctx context.Context, key string) (any, error) {
 	return t, nil
 }
 
-// call runs the RegisterFunc on a context detached from the callers and
-// bounded by the timeout, turning a panic into an error.
-func (c *Cache) call(parent context.Context, key string) (id string, err error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.timeout)
-	defer cancel()
-	defer func() {
-		if r := recover(); r != nil {
-			c.panics.Add(1)
-			id, err = "", resolver.ErrRegistrationPanic
-		}
-	}()
-	id, err = c.register(ctx, key)
-	switch {
-	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("attempt timed out after %v: %w", c.timeout, err)
-		} else {
-			err = fmt.Errorf("attempt timed out after %v: %w: %w", c.timeout, context.DeadlineExceeded, err)
-		}
-	case err == nil && id == "":
-		err = errEmptyTaskID
-	}
-	if err != nil {
-		id = ""
+// call runs the RegisterFunc under the cache's policy, counting panics.
+func (c *Cache) call(parent context.Context, key string) (string, error) {
+	id, err, panicked := c.policy.Register(parent, func(ctx context.Context) (string, error) {
+		return c.register(ctx, key)
+	})
+	if panicked {
+		c.panics.Add(1)
 	}
 	return id, err
 }

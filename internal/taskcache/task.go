@@ -68,3 +68,7 @@ func (t *Task) LogValue() slog.Value {
 	}
 	return slog.GroupValue(slog.String("key", t.key), slog.String("task_id", t.id))
 }
+
+// NewTask returns the task registered for key with id, for holders of a
+// single task outside a [Cache] (the process task).
+func NewTask(key, id string) *Task { return &Task{node: node{key: key}, id: id} }

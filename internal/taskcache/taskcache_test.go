@@ -171,19 +171,19 @@ func wantStats(t *testing.T, c *Cache, want CacheStats) {
 func TestNewTaskCacheDefaults(t *testing.T) {
 	reg := (&registrar{}).Register
 	c := mustCache(t, reg, resolver.CacheOptions{})
-	if c.capacity != resolver.DefaultCapacity || c.ttlTicks != 3600 || c.timeout != resolver.DefaultTimeout ||
-		c.backoff.initial != resolver.DefaultBackoffInitial || c.backoff.max != resolver.DefaultBackoffMax ||
-		c.backoff.jitter != resolver.DefaultBackoffJitter || c.now == nil || c.backoff.rand == nil {
-		t.Errorf("defaults not applied: cap=%d ttl=%d timeout=%v backoff=%+v", c.capacity, c.ttlTicks, c.timeout, c.backoff)
+	if c.capacity != resolver.DefaultCapacity || c.ttlTicks != 3600 || c.policy.timeout != resolver.DefaultTimeout ||
+		c.policy.backoff.initial != resolver.DefaultBackoffInitial || c.policy.backoff.max != resolver.DefaultBackoffMax ||
+		c.policy.backoff.jitter != resolver.DefaultBackoffJitter || c.now == nil || c.policy.backoff.rand == nil {
+		t.Errorf("defaults not applied: cap=%d ttl=%d timeout=%v backoff=%+v", c.capacity, c.ttlTicks, c.policy.timeout, c.policy.backoff)
 	}
 
 	c = mustCache(t, reg, resolver.CacheOptions{IdleTTL: -1, BackoffJitter: -1, BackoffInitial: 2 * time.Minute})
-	if c.ttlTicks >= 0 || c.backoff.jitter != 0 || c.backoff.max != 2*time.Minute {
-		t.Errorf("never-expire / no-jitter / max-follows-initial: ttl=%d backoff=%+v", c.ttlTicks, c.backoff)
+	if c.ttlTicks >= 0 || c.policy.backoff.jitter != 0 || c.policy.backoff.max != 2*time.Minute {
+		t.Errorf("never-expire / no-jitter / max-follows-initial: ttl=%d backoff=%+v", c.ttlTicks, c.policy.backoff)
 	}
 	c = mustCache(t, reg, resolver.CacheOptions{IdleTTL: 1500 * time.Millisecond, BackoffJitter: 1})
-	if c.ttlTicks != 2 || c.backoff.jitter != 1 {
-		t.Errorf("IdleTTL 1.5s → %d ticks (want 2), jitter %v (want 1)", c.ttlTicks, c.backoff.jitter)
+	if c.ttlTicks != 2 || c.policy.backoff.jitter != 1 {
+		t.Errorf("IdleTTL 1.5s → %d ticks (want 2), jitter %v (want 1)", c.ttlTicks, c.policy.backoff.jitter)
 	}
 }
 

@@ -140,10 +140,10 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 	}
 	auth, err := headers.Bearer(req.AccessToken)
 	if err != nil {
-		return fail(fmt.Errorf("%w: access token: %v", errInvalidRequest, err))
+		return fail(fmt.Errorf("%w: access token: %w", errInvalidRequest, err))
 	}
 	if err := req.Routing.Validate(); err != nil {
-		return fail(fmt.Errorf("%w: %v", errInvalidRequest, err))
+		return fail(fmt.Errorf("%w: %w", errInvalidRequest, err))
 	}
 	if _, err := ParseSSHPublicKey(req.PublicKey); err != nil {
 		return fail(err)
@@ -164,7 +164,7 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 	}
 	payload, err := marshalJSON(body)
 	if err != nil {
-		return fail(fmt.Errorf("%w: encoding body: %v", errInvalidRequest, err))
+		return fail(fmt.Errorf("%w: encoding body: %w", errInvalidRequest, err))
 	}
 	// Exactly Codex's headers: Bearer, JSON (set by exchange), FedRAMP
 	// only for FedRAMP accounts, and our User-Agent; no account header.

@@ -195,7 +195,7 @@ func (a Assertion) Time() (time.Time, error) { return ParseTimestamp(a.Timestamp
 // compare [Assertion.Time] with the allowed skew.
 func (a Assertion) Verify(pub ed25519.PublicKey) error {
 	if _, err := a.Time(); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidAssertion, err)
+		return fmt.Errorf("%w: %w", ErrInvalidAssertion, err)
 	}
 	sig, err := base64.StdEncoding.Strict().DecodeString(a.Signature)
 	if err != nil || len(sig) != ed25519.SignatureSize {

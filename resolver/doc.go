@@ -2,7 +2,7 @@
 // and shared task stores: how a request is authenticated ([Mode]), how the
 // per-thread task cache is tuned ([CacheOptions], set through
 // transport.Config.ThreadCache), the errors a registration failure surfaces
-// as ([RegistrationError], [BackoffError]) and the seam through which
+// as ([AttemptError], [BackoffError]) and the seam through which
 // several processes share thread tasks ([TaskStore], [StoreKey]).
 //
 // The machinery behind that vocabulary (the cache itself, the assertion

@@ -1,21 +1,22 @@
 package resolver
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/agentauth/agentauth/internal/temporary"
 )
 
 // ErrRegistrationPanic is wrapped by the error of a task registration that
-// panicked. The panic value is deliberately dropped: it may
-// hold request data or credentials.
-var ErrRegistrationPanic = errors.New("registration panicked")
+// panicked. The panic value is deliberately dropped: it may hold request
+// data or credentials. It is never temporary.
+var ErrRegistrationPanic error = temporary.Permanent("registration panicked")
 
 // BackoffError is returned for a thread key, without any registration call,
-// while a key is backing off after a failed registration. It is temporary by
-// nature: the same request succeeds once Until has passed and the endpoint
-// recovers.
+// while a key is backing off after a failed registration. Whether it is
+// temporary is decided by that failure: after a 503 the same request may
+// succeed once Until has passed, after a 403 or a panic it fails again, so
+// a retry policy must not spin on it.
 type BackoffError struct {
 	// Key is the key whose registration is backing off. Thread keys are
 	// caller-chosen identifiers, not secrets.
@@ -26,7 +27,7 @@ type BackoffError struct {
 	// Failures counts the consecutive failed registrations for Key; the
 	// delay grows with it.
 	Failures int
-	// Err is the last failure, a *RegistrationError.
+	// Err is the last failure, a *AttemptError.
 	Err error
 }
 
@@ -40,13 +41,15 @@ func (e *BackoffError) Error() string {
 // the backoff to its cause.
 func (e *BackoffError) Unwrap() error { return e.Err }
 
-// Temporary reports true: the caller may retry after Until.
-func (e *BackoffError) Temporary() bool { return true }
+// Temporary reports whether the failure behind the backoff is temporary.
+func (e *BackoffError) Temporary() bool { return temporary.Is(e.Err) }
 
-// RegistrationError is the error of a failed registration attempt, shared
-// by every caller that waited for that attempt. It is also the Err of the
+// AttemptError is the error of a failed task-registration attempt in the
+// cache, shared by every caller that waited for that attempt; its Err is the
+// registration's own error (an identity.RegistrationError for a call to the
+// AuthAPI). It is also the Err of the
 // [*BackoffError] returned while the key then backs off.
-type RegistrationError struct {
+type AttemptError struct {
 	// Key is the key that failed to register (not a secret).
 	Key string
 	// Err is what the registration returned, ErrRegistrationPanic, or a
@@ -55,27 +58,14 @@ type RegistrationError struct {
 }
 
 // Error names the key and the cause.
-func (e *RegistrationError) Error() string {
+func (e *AttemptError) Error() string {
 	return fmt.Sprintf("resolver: registering task for key %q: %v", e.Key, e.Err)
 }
 
 // Unwrap returns the cause.
-func (e *RegistrationError) Unwrap() error { return e.Err }
+func (e *AttemptError) Unwrap() error { return e.Err }
 
-// Temporary reports whether retrying later may succeed: true for timeouts
-// and for causes that themselves report Temporary() or Timeout() true;
-// false otherwise, including panics.
-func (e *RegistrationError) Temporary() bool {
-	if errors.Is(e.Err, ErrRegistrationPanic) {
-		return false
-	}
-	if errors.Is(e.Err, context.DeadlineExceeded) {
-		return true
-	}
-	var tmp interface{ Temporary() bool }
-	if errors.As(e.Err, &tmp) && tmp.Temporary() {
-		return true
-	}
-	var to interface{ Timeout() bool }
-	return errors.As(e.Err, &to) && to.Timeout()
-}
+// Temporary reports whether retrying later may succeed, by the module's one
+// rule (the cause's own verdict, a timeout is temporary, a panic or a
+// canceled context is not); see transport.IsTemporary.
+func (e *AttemptError) Temporary() bool { return temporary.Is(e.Err) }

@@ -13,7 +13,7 @@ var errBoom = errors.New("boom")
 
 func TestBackoffErrorContract(t *testing.T) {
 	until := time.Date(2026, 4, 23, 0, 0, 1, 500_000_000, time.UTC)
-	cause := &RegistrationError{Key: "thread-1", Err: errBoom}
+	cause := &AttemptError{Key: "thread-1", Err: errBoom}
 	var err error = &BackoffError{Key: "thread-1", Until: until, Failures: 3, Err: cause}
 
 	msg := err.Error()
@@ -23,13 +23,24 @@ func TestBackoffErrorContract(t *testing.T) {
 		}
 	}
 	var berr *BackoffError
-	var rerr *RegistrationError
+	var rerr *AttemptError
 	if !errors.As(err, &berr) || !errors.As(err, &rerr) || rerr != cause || !errors.Is(err, errBoom) {
-		t.Error("BackoffError does not unwrap to its RegistrationError and cause")
+		t.Error("BackoffError does not unwrap to its AttemptError and cause")
 	}
+	// The backoff is as temporary as the failure behind it: a retry policy
+	// must not spin on a backoff after a permanent failure.
 	var tmp interface{ Temporary() bool }
-	if !errors.As(err, &tmp) || !tmp.Temporary() {
-		t.Error("BackoffError is not Temporary")
+	if !errors.As(err, &tmp) || tmp.Temporary() {
+		t.Error("BackoffError after a permanent failure is Temporary")
+	}
+	after503 := &BackoffError{Key: "thread-1", Until: until, Failures: 1,
+		Err: &AttemptError{Key: "thread-1", Err: tempErr{temp: true}}}
+	if !after503.Temporary() {
+		t.Error("BackoffError after a temporary failure is not Temporary")
+	}
+	panicked := &BackoffError{Key: "thread-1", Err: &AttemptError{Key: "thread-1", Err: ErrRegistrationPanic}}
+	if panicked.Temporary() {
+		t.Error("BackoffError after a panic is Temporary")
 	}
 }
 
@@ -54,12 +65,12 @@ func TestRegistrationErrorTemporary(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", tempErr{}), false},
 		{fmt.Errorf("wrapped: %w", tempErr{temp: true}), true},
 	} {
-		e := &RegistrationError{Key: "k", Err: tc.err}
+		e := &AttemptError{Key: "k", Err: tc.err}
 		if got := e.Temporary(); got != tc.want {
-			t.Errorf("RegistrationError{%v}.Temporary() = %v, want %v", tc.err, got, tc.want)
+			t.Errorf("AttemptError{%v}.Temporary() = %v, want %v", tc.err, got, tc.want)
 		}
 		if !errors.Is(e, tc.err) || !strings.Contains(e.Error(), `"k"`) {
-			t.Errorf("RegistrationError{%v} does not unwrap or name its key: %q", tc.err, e.Error())
+			t.Errorf("AttemptError{%v} does not unwrap or name its key: %q", tc.err, e.Error())
 		}
 	}
 }

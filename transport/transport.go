@@ -249,7 +249,7 @@ func taskUnavailable(err error) bool {
 	if errors.As(err, &be) {
 		return true
 	}
-	var re *resolver.RegistrationError
+	var re *resolver.AttemptError
 	return errors.As(err, &re) && re.Temporary()
 }
 

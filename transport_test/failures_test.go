@@ -84,9 +84,9 @@ func TestRecFailureSharedThenBackoff(t *testing.T) {
 		if errors.As(r.err, &be) {
 			t.Fatalf("a caller got the backoff instead of the shared failure: %v", r.err)
 		}
-		var re *resolver.RegistrationError
+		var re *resolver.AttemptError
 		if !errors.As(r.err, &re) || re.Key != key {
-			t.Fatalf("error %v is not the shared *resolver.RegistrationError", r.err)
+			t.Fatalf("error %v is not the shared *resolver.AttemptError", r.err)
 		}
 	}
 	if got := e.front.Attempts(key); got != identity.DefaultTaskAttempts {

@@ -125,7 +125,7 @@ func newHandle(register RegisterFunc, policy taskcache.Policy) (*Handle, error) 
 // Get returns the process task, registering it if needed. Concurrent first
 // callers share one registration; if ctx ends first, Get returns an error
 // wrapping ctx.Err() and the registration carries on for the others. A
-// failed registration returns a [*resolver.RegistrationError] to everyone
+// failed registration returns a [*resolver.AttemptError] to everyone
 // who waited for it, and later calls get a [*resolver.BackoffError] without
 // a registration until the backoff has passed.
 func (h *Handle) Get(ctx context.Context) (*taskcache.Task, error) {
@@ -185,7 +185,7 @@ func (h *Handle) fly(ctx context.Context) (any, error) {
 	}
 	if err != nil {
 		h.failed.Add(1)
-		rerr := &resolver.RegistrationError{Key: "", Err: err}
+		rerr := &resolver.AttemptError{Key: "", Err: err}
 		until := h.policy.Now().Add(h.policy.Wait(n, err))
 		h.mu.Lock()
 		h.failures = n

@@ -109,7 +109,7 @@ func New(register RegisterFunc, opts resolver.CacheOptions) (*Cache, error) {
 // Get returns an error that satisfies errors.Is with ctx.Err()
 // (context.Canceled or context.DeadlineExceeded); the attempt carries on
 // for the other callers and its result is cached. A failed attempt returns a
-// [*resolver.RegistrationError] to everyone who waited for it; later Gets for that
+// [*resolver.AttemptError] to everyone who waited for it; later Gets for that
 // key return a [*resolver.BackoffError] without calling the RegisterFunc until the
 // backoff deadline passes.
 //

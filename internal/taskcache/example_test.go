@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
@@ -55,7 +56,7 @@ func ExampleCache_Invalidate() {
 // backoff; Gets fail fast with a resolver.BackoffError until the deadline.
 func ExampleBackoffError() {
 	now := time.Date(2026, 4, 23, 0, 0, 0, 0, time.UTC)
-	unavailable := errors.New("identity endpoint unavailable")
+	unavailable := &identity.RegistrationError{Op: identity.OpTaskRegistration, StatusCode: 503} // temporary
 	register := func(ctx context.Context, key string) (string, error) { return "", unavailable }
 	cache, _ := taskcache.New(register, resolver.CacheOptions{
 		Now:           func() time.Time { return now },
@@ -72,7 +73,7 @@ func ExampleBackoffError() {
 	}
 	fmt.Println(cache.Stats().Failures, cache.Stats().BackoffRejections)
 	// Output:
-	// resolver: registering task for key "thread-1": identity endpoint unavailable
+	// resolver: registering task for key "thread-1": identity: agent task registration failed with status 503
 	// 1s true true
 	// 1 1
 }

@@ -92,7 +92,7 @@ func (c *Cache) fly(ctx context.Context, key string) (any, error) {
 	if err != nil {
 		c.failures.Add(1)
 		n := failures + 1
-		rerr := &resolver.RegistrationError{Key: key, Err: err}
+		rerr := &resolver.AttemptError{Key: key, Err: err}
 		until := now.Add(c.policy.Wait(n, err))
 		b := &backoffState{
 			node:     node{key: key, failed: true},

@@ -71,11 +71,7 @@ func (p Policy) Register(parent context.Context, fn func(context.Context) (strin
 	id, err = fn(ctx)
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("attempt timed out after %v: %w", p.timeout, err)
-		} else {
-			err = fmt.Errorf("attempt timed out after %v: %w: %w", p.timeout, context.DeadlineExceeded, err)
-		}
+		err = &timeoutError{after: p.timeout, err: err}
 	case err == nil && id == "":
 		err = errEmptyTaskID
 	}
@@ -88,3 +84,28 @@ func (p Policy) Register(parent context.Context, fn func(context.Context) (strin
 // WithAttempt records in a registration context which consecutive attempt
 // for its key this is, for [Attempt].
 func WithAttempt(ctx context.Context, n int) context.Context { return withAttempt(ctx, n) }
+
+// timeoutError is a registration that ran out of its own time. It is
+// temporary whatever its cause says: the cause may call the deadline its
+// caller's (the registration cannot tell its context from a caller's), but
+// the next attempt gets a fresh one.
+type timeoutError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *timeoutError) Error() string {
+	if errors.Is(e.err, context.DeadlineExceeded) {
+		return fmt.Sprintf("attempt timed out after %v: %v", e.after, e.err)
+	}
+	return fmt.Sprintf("attempt timed out after %v: %v: %v", e.after, context.DeadlineExceeded, e.err)
+}
+
+// Unwrap matches context.DeadlineExceeded and the cause.
+func (e *timeoutError) Unwrap() []error { return []error{context.DeadlineExceeded, e.err} }
+
+// Temporary is true: a fresh attempt has a fresh deadline.
+func (e *timeoutError) Temporary() bool { return true }
+
+// Timeout is true.
+func (e *timeoutError) Timeout() bool { return true }

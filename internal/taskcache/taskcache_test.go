@@ -507,9 +507,9 @@ func TestRegistrationTimeout(t *testing.T) {
 	start := time.Now()
 	tk, err := c.Get(context.Background(), "k")
 	elapsed := time.Since(start)
-	var rerr *resolver.RegistrationError
+	var rerr *resolver.AttemptError
 	if tk != nil || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &rerr) {
-		t.Fatalf("Get = %v, %v; want a resolver.RegistrationError wrapping DeadlineExceeded", tk, err)
+		t.Fatalf("Get = %v, %v; want a resolver.AttemptError wrapping DeadlineExceeded", tk, err)
 	}
 	if !rerr.Temporary() || rerr.Key != "k" || !strings.Contains(err.Error(), "timed out after 50ms") {
 		t.Errorf("timeout error: temporary=%v key=%q msg=%q", rerr.Temporary(), rerr.Key, err)
@@ -559,9 +559,9 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 	var shared error
 	for range n {
 		r := recvResult(t, results, "a failing Get")
-		var rerr *resolver.RegistrationError
+		var rerr *resolver.AttemptError
 		if r.task != nil || !errors.Is(r.err, errBoom) || !errors.As(r.err, &rerr) || rerr.Key != "bad" {
-			t.Fatalf("Get = %v, %v; want resolver.RegistrationError(boom)", r.task, r.err)
+			t.Fatalf("Get = %v, %v; want resolver.AttemptError(boom)", r.task, r.err)
 		}
 		if shared == nil {
 			shared = r.err
@@ -584,7 +584,8 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 		if tk != nil || !errors.As(err, &berr) {
 			t.Fatalf("Get in backoff = %v, %v; want resolver.BackoffError", tk, err)
 		}
-		if !berr.Until.Equal(wantUntil) || berr.Key != "bad" || berr.Failures != 1 || !berr.Temporary() || !errors.Is(err, errBoom) {
+		// boom is not temporary, so neither is the backoff it caused.
+		if !berr.Until.Equal(wantUntil) || berr.Key != "bad" || berr.Failures != 1 || berr.Temporary() || !errors.Is(err, errBoom) {
 			t.Errorf("resolver.BackoffError = %+v", berr)
 		}
 	}
@@ -747,7 +748,7 @@ func TestRegisterPanicRecovered(t *testing.T) {
 	close(release)
 	for _, ch := range []<-chan result{a, b} {
 		r := recvResult(t, ch, "waiter of a panicking flight")
-		var rerr *resolver.RegistrationError
+		var rerr *resolver.AttemptError
 		if r.task != nil || !errors.Is(r.err, resolver.ErrRegistrationPanic) || !errors.As(r.err, &rerr) {
 			t.Fatalf("got %v, %v; want resolver.ErrRegistrationPanic", r.task, r.err)
 		}
@@ -1218,9 +1219,9 @@ func TestStateMachine(t *testing.T) {
 							fail("got %v, %v; want backoff due in %v", tk, err, d)
 						}
 					case want == "fail":
-						var rerr *resolver.RegistrationError
+						var rerr *resolver.AttemptError
 						if tk != nil || !errors.Is(err, errBoom) || !errors.As(err, &rerr) || errors.As(err, &berr) {
-							fail("got %v, %v; want a resolver.RegistrationError", tk, err)
+							fail("got %v, %v; want a resolver.AttemptError", tk, err)
 						}
 					default:
 						if err != nil || tk.ID() != want || tk.Key() != key {

@@ -535,7 +535,7 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 		return nil, err
 	}
 	req := p.t.s.AgentRegistration
-	req.AccessToken = tok.AccessToken
+	req.AccessToken = identity.Secret(tok.AccessToken)
 	req.Routing.AccountID = tok.AccountID
 	req.Routing.FedRAMP = tok.FedRAMP
 	req.PublicKey = k.SSHPublicKey()

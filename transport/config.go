@@ -3,7 +3,6 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -88,10 +88,11 @@ type Config struct {
 	// ThreadCache bounds the per-thread task cache: capacity (default
 	// 10,000), idle TTL (default 1 h), registration timeout (default 30 s)
 	// and failure backoff (default 1 s doubling to 1 min, jittered). Its Now
-	// and Rand default to this Config's. The identity's process task,
-	// shared by every transport of this process on that identity, uses the
-	// same timeout and backoff: New fails for a second transport on an
-	// identity whose timeout or backoff differ from the first's.
+	// and Rand default to the transport's clock and jitter. The identity's
+	// process task, shared by every transport of this process on that
+	// identity, uses the same timeout and backoff: New fails for a second
+	// transport on an identity whose timeout or backoff differ from the
+	// first's.
 	ThreadCache resolver.CacheOptions
 
 	// TaskStore shares thread tasks with other processes (replicas) so a
@@ -133,28 +134,25 @@ type Config struct {
 	// no logging.
 	Logger *slog.Logger
 
-	// Now is the clock. nil means time.Now.
-	Now func() time.Time
+	// hooks are the clock, randomness and environment tests inject (see
+	// internal/testhooks); zero means the real ones.
+	hooks testhooks.Hooks
+}
 
-	// Rand returns numbers in [0, 1) for backoff jitter. nil means math/rand/v2.
-	Rand func() float64
-
-	// KeyRand is the entropy for generated agent keys. nil means crypto/rand.
-	KeyRand io.Reader
-
-	// Getenv reads the environment for base-URL overrides. nil means os.Getenv.
-	Getenv func(string) string
+func init() {
+	testhooks.Install(func(cfg any) *testhooks.Hooks { return &cfg.(*Config).hooks })
 }
 
 // settings is a validated Config with every default applied.
 type settings struct {
 	Config
-	authAPIBase string
-	origins     originSet
+	testhooks.Hooks // every field set
+	authAPIBase     string
+	origins         originSet
 }
 
 func (c Config) resolve() (*settings, error) {
-	s := &settings{Config: c}
+	s := &settings{Config: c, Hooks: c.hooks}
 	if s.Now == nil {
 		s.Now = time.Now
 	}

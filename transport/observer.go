@@ -30,7 +30,7 @@ import (
 // functions must be safe for concurrent use and quick. Events never carry a
 // credential (no token, key, assertion or error text); thread keys, which
 // are caller data and may be personal, appear only with IncludeThreadKeys.
-// Durations are measured on the real clock, not [Config.Now].
+// Durations are measured on the real clock, not the transport's injectable clock.
 type Observer struct {
 	// IncludeThreadKeys fills the Thread field of the events that concern
 	// one thread. false (the default) leaves it empty.
@@ -271,7 +271,7 @@ type FallbackEvent struct {
 	// Cooldown is how long Bearer is used before provisioning is retried.
 	Cooldown time.Duration
 	// Duration, at the end, is how long the login used Bearer (on
-	// [Config.Now]'s clock); 0 at the start.
+	// the transport's clock); 0 at the start.
 	Duration time.Duration
 	// StatusCode, at the start, is the HTTP status that made provisioning
 	// or task registration unavailable, 0 if none (a timeout or

@@ -24,6 +24,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -222,9 +223,8 @@ func recAgentConfig(base string, rec *identity.Record, clock *fakeClock) transpo
 		ChatGPTBaseURL:    base,
 		AuthAPIBaseURL:    base,
 		AllowInsecureHTTP: true,
-		Now:               clock.Now,
-		Rand:              recJitter,
 	}
+	*testhooks.Of(&cfg) = testhooks.Hooks{Now: clock.Now, Rand: recJitter}
 	cfg.ThreadCache.Now = clock.Now
 	cfg.ThreadCache.Rand = recJitter
 	return cfg

@@ -14,6 +14,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -57,11 +58,12 @@ func TestFltSecretsNeverLeak(t *testing.T) {
 	secrets = append(secrets, token, tokenRefuse, apiKey)
 
 	base := func(creds *credentials.Credentials) transport.Config {
-		return transport.Config{
+		cfg := transport.Config{
 			Credentials: creds, ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true,
-			IdentityStore: credentials.NewMemoryStore(), Logger: logger, Now: clk.Now,
-			KeyRand: fltConstReader(0x72), AgentTimeout: fltWait,
+			IdentityStore: credentials.NewMemoryStore(), Logger: logger, AgentTimeout: fltWait,
 		}
+		*testhooks.Of(&cfg) = testhooks.Hooks{Now: clk.Now, KeyRand: fltConstReader(0x72)}
+		return cfg
 	}
 	var transports []*transport.Transport
 	build := func(cfg transport.Config) *transport.Transport {

@@ -15,6 +15,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -72,7 +73,7 @@ func TestTaskOutageFallsBackToBearerForProvisionedIdentity(t *testing.T) {
 	var events fallbackLog
 	cfg := loopbackConfig(srv, chatGPTCreds(token, acct, false))
 	cfg.Flag = featureflag.New(true)
-	cfg.Now = clk.Now
+	testhooks.Of(&cfg).Now = clk.Now
 	cfg.ProvisioningCooldown = cooldown
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Observer = events.observer()

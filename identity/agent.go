@@ -36,6 +36,14 @@ type AgentRegistration struct {
 	// PublicKey is the new runtime's public key in ssh-ed25519 form
 	// ([PrivateKey.SSHPublicKey]). Required.
 	PublicKey string
+	// Software describes the registering software (the request's abom).
+	Software
+}
+
+// Software is what an agent registration says about the software that
+// registers (its "abom"): not a credential, the same for every login of a
+// deployment. The zero value sends the defaults.
+type Software struct {
 	// AgentVersion is abom.agent_version. Empty means "agentauth/" +
 	// [Version].
 	AgentVersion string
@@ -61,7 +69,8 @@ type abom struct {
 	RunningLocation string `json:"running_location"`
 }
 
-// agentRegistrationBody is the wire body of §3.4; TTL is always null.
+// agentRegistrationBody is the wire body of an agent registration; TTL is
+// always null.
 type agentRegistrationBody struct {
 	ABOM           abom     `json:"abom"`
 	AgentPublicKey string   `json:"agent_public_key"`

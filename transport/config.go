@@ -116,10 +116,10 @@ type Config struct {
 	// (15 s); negative is rejected by New.
 	AgentTimeout time.Duration
 
-	// AgentRegistration supplies the abom fields sent when provisioning an
-	// identity (AgentVersion, HarnessID, RunningLocation); empty fields take
-	// identity's defaults. Its AccessToken, Routing and PublicKey are ignored.
-	AgentRegistration identity.AgentRegistration
+	// Software is what provisioning an identity says about this software
+	// (the agent registration's abom: version, harness id, running
+	// location); empty fields take identity's defaults.
+	Software identity.Software
 
 	// RegistrationClient sends agent and task registrations. nil means an
 	// http.Client over the base transport that follows no redirects.

@@ -245,12 +245,12 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 // error), or a key still backing off after one. A caller that stopped
 // waiting, a panic or a permanent answer is not an outage.
 func taskUnavailable(err error) bool {
+	// A backoff is as temporary as the failure behind it: a key backing off
+	// after a 400 is a rejection, not an outage, and must not put the login
+	// on Bearer (it used to, whenever a request met that backoff).
 	var be *resolver.BackoffError
-	if errors.As(err, &be) {
-		return true
-	}
 	var re *resolver.AttemptError
-	return errors.As(err, &re) && re.Temporary()
+	return (errors.As(err, &be) || errors.As(err, &re)) && IsTemporary(err)
 }
 
 func modeFor(hasThread bool) resolver.Mode {

@@ -160,3 +160,34 @@ func TestTaskOutageIsTypedErrorForUserIdentity(t *testing.T) {
 		t.Fatalf("%d Bearer requests, %d fallbacks; want none", n, rt.Stats().BearerFallbacks)
 	}
 }
+
+// A task registration the server rejects (400) is not an outage: the
+// request fails with the registration error, and so does one that meets the
+// key's backoff afterwards; neither puts the login on Bearer. (A request
+// inside the backoff used to count as an outage and fall back.)
+func TestRejectedTaskRegistrationDoesNotFallBack(t *testing.T) {
+	acct := uniqueAccount("taskreject")
+	token := "tok-" + acct
+	clk := newFakeClock(wholeSecondNow())
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}, Now: clk.Now})
+	var events fallbackLog
+	cfg := loopbackConfig(srv, chatGPTCreds(token, acct, false))
+	cfg.Flag = featureflag.New(true)
+	testhooks.Of(&cfg).Now = clk.Now
+	cfg.Observer = events.observer()
+	rt := newTransport(t, newHTTPBase(t), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	url := srv.URL() + "/v1/responses"
+
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusBadRequest})
+	for i, want := range []string{"rejected", "inside the backoff"} {
+		_, _, err := roundTripEcho(ctx, rt, url, "thread-rejected")
+		if !errors.Is(err, transport.ErrRegistration) || transport.IsTemporary(err) {
+			t.Fatalf("request %d (%s): %v, want a permanent registration error", i, want, err)
+		}
+	}
+	if evs := events.all(); len(evs) != 0 {
+		t.Fatalf("a rejected registration announced a Bearer fallback: %+v", evs)
+	}
+}

@@ -98,7 +98,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 	}
 	threads, err := taskcache.New(resolveThread, t.obs.cacheOptions(t.s.ThreadCache))
 	if err != nil {
-		return nil, fmt.Errorf("agentauth: thread cache: %w", err)
+		return nil, fmt.Errorf("transport: thread cache: %w", err)
 	}
 	// The process task outlives this transport when others share it, so
 	// its RegisterFunc holds a copy of the registration client and the
@@ -113,7 +113,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 			return id, err
 		}), t.s.ThreadCache)
 	if err != nil {
-		return nil, fmt.Errorf("agentauth: process task: %w", err)
+		return nil, fmt.Errorf("transport: process task: %w", err)
 	}
 	r := *rec
 	return &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process, store: t.s.TaskStore}, nil

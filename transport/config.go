@@ -182,13 +182,13 @@ func (c Config) resolve() (*settings, error) {
 		s.ProvisioningCooldown = DefaultProvisioningCooldown
 	}
 	if s.ProvisioningCooldown < 0 {
-		return nil, errors.New("agentauth: ProvisioningCooldown is negative")
+		return nil, errors.New("transport: ProvisioningCooldown is negative")
 	}
 	if s.AgentTimeout < 0 {
-		return nil, errors.New("agentauth: AgentTimeout is negative")
+		return nil, errors.New("transport: AgentTimeout is negative")
 	}
 	if s.MaxAssertionAge < 0 || (s.MaxAssertionAge > 0 && s.MaxAssertionAge < time.Second) {
-		return nil, fmt.Errorf("agentauth: MaxAssertionAge %v must be 0 or at least one second", s.MaxAssertionAge)
+		return nil, fmt.Errorf("transport: MaxAssertionAge %v must be 0 or at least one second", s.MaxAssertionAge)
 	}
 	if s.ThreadCache.Now == nil {
 		s.ThreadCache.Now = s.Now
@@ -209,10 +209,10 @@ func (c Config) resolve() (*settings, error) {
 		}
 		if o.scheme == "http" {
 			if !isLoopback(o.host) {
-				return nil, fmt.Errorf("agentauth: origin %s is plain http on a non-loopback host; use https", o)
+				return nil, fmt.Errorf("transport: origin %s is plain http on a non-loopback host; use https", o)
 			}
 			if !s.AllowInsecureHTTP {
-				return nil, fmt.Errorf("agentauth: origin %s is plain http; set AllowInsecureHTTP to allow it on loopback", o)
+				return nil, fmt.Errorf("transport: origin %s is plain http; set AllowInsecureHTTP to allow it on loopback", o)
 			}
 		}
 		s.origins = append(s.origins, o)
@@ -223,34 +223,34 @@ func (c Config) resolve() (*settings, error) {
 		case credentials.KindNone:
 		case credentials.KindAPIKey:
 			if c.APIKey == "" {
-				return nil, errors.New("agentauth: API-key credentials without a key")
+				return nil, errors.New("transport: API-key credentials without a key")
 			}
 		case credentials.KindChatGPT:
 			if c.ChatGPT == nil && s.TokenSource == nil {
-				return nil, errors.New("agentauth: ChatGPT credentials without tokens or a TokenSource")
+				return nil, errors.New("transport: ChatGPT credentials without tokens or a TokenSource")
 			}
 			if s.TokenSource == nil {
 				// A static token that cannot be sent fails here, not on
 				// every request.
 				if _, err := headers.Bearer(c.ChatGPT.AccessToken); err != nil {
-					return nil, fmt.Errorf("agentauth: ChatGPT access token: %w", err)
+					return nil, fmt.Errorf("transport: ChatGPT access token: %w", err)
 				}
 				if err := c.ChatGPT.Routing().Validate(); err != nil {
-					return nil, fmt.Errorf("agentauth: ChatGPT account: %w", err)
+					return nil, fmt.Errorf("transport: ChatGPT account: %w", err)
 				}
 			}
 		case credentials.KindAgentIdentity:
 			if c.AgentIdentity == nil {
-				return nil, errors.New("agentauth: Agent Identity credentials without a record")
+				return nil, errors.New("transport: Agent Identity credentials without a record")
 			}
 			if err := c.AgentIdentity.Validate(); err != nil {
-				return nil, fmt.Errorf("agentauth: agent identity: %w", err)
+				return nil, fmt.Errorf("transport: agent identity: %w", err)
 			}
 		default:
-			return nil, fmt.Errorf("agentauth: unknown credential kind %v", c.Kind)
+			return nil, fmt.Errorf("transport: unknown credential kind %v", c.Kind)
 		}
 		if s.TokenSource != nil && c.Kind != credentials.KindChatGPT {
-			return nil, fmt.Errorf("agentauth: TokenSource is only used with ChatGPT credentials, not %v", c.Kind)
+			return nil, fmt.Errorf("transport: TokenSource is only used with ChatGPT credentials, not %v", c.Kind)
 		}
 	}
 	return s, nil
@@ -265,20 +265,20 @@ func validPort(p string) bool {
 func checkBase(what, base string) error {
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("agentauth: %s is not an absolute URL", what)
+		return fmt.Errorf("transport: %s is not an absolute URL", what)
 	}
 	// Registration paths are appended to the base, so anything after the
 	// path would end up in the middle of every registration URL; userinfo
 	// would be sent to the AuthAPI as credentials.
 	switch {
 	case u.User != nil:
-		return fmt.Errorf("agentauth: %s must not contain userinfo", what)
+		return fmt.Errorf("transport: %s must not contain userinfo", what)
 	case u.RawQuery != "" || u.ForceQuery:
-		return fmt.Errorf("agentauth: %s %s must not have a query", what, u.Host)
+		return fmt.Errorf("transport: %s %s must not have a query", what, u.Host)
 	case u.Fragment != "" || strings.Contains(base, "#"):
-		return fmt.Errorf("agentauth: %s %s must not have a fragment", what, u.Host)
+		return fmt.Errorf("transport: %s %s must not have a fragment", what, u.Host)
 	case u.Port() != "" && !validPort(u.Port()):
-		return fmt.Errorf("agentauth: %s %s has an invalid port", what, u.Host)
+		return fmt.Errorf("transport: %s %s has an invalid port", what, u.Host)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
@@ -287,7 +287,7 @@ func checkBase(what, base string) error {
 		if isLoopback(u.Hostname()) {
 			return nil
 		}
-		return fmt.Errorf("agentauth: %s %s is plain http on a non-loopback host; use https", what, u.Host)
+		return fmt.Errorf("transport: %s %s is plain http on a non-loopback host; use https", what, u.Host)
 	}
-	return fmt.Errorf("agentauth: %s %q: scheme must be https or http", what, base)
+	return fmt.Errorf("transport: %s %q: scheme must be https or http", what, base)
 }

@@ -14,12 +14,12 @@ import (
 var (
 	// ErrCredential: the credential could not be obtained (token source
 	// failure, bad stored identity, invalid header value).
-	ErrCredential = errors.New("agentauth: credential unavailable")
+	ErrCredential = errors.New("transport: credential unavailable")
 	// ErrRegistration: a task registration failed or is backing off.
-	ErrRegistration = errors.New("agentauth: task registration failed")
+	ErrRegistration = errors.New("transport: task registration failed")
 	// ErrProvisioning: provisioning an agent identity from a ChatGPT login
 	// failed permanently (for example 403).
-	ErrProvisioning = errors.New("agentauth: agent provisioning failed")
+	ErrProvisioning = errors.New("transport: agent provisioning failed")
 )
 
 // Error is returned by [Transport.RoundTrip] when the request could not be

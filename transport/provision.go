@@ -288,7 +288,7 @@ func (p *provisioner) settled(st *provisionState) (outcome, bool) {
 func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.Token) (o outcome) {
 	defer func() {
 		if r := recover(); r != nil {
-			o = outcome{err: newError(ErrProvisioning, resolver.ModeProcessTask, errors.New("agentauth: agent provisioning panicked"))}
+			o = outcome{err: newError(ErrProvisioning, resolver.ModeProcessTask, errors.New("transport: agent provisioning panicked"))}
 		}
 	}()
 	st := ls.state.Load()

@@ -532,9 +532,9 @@ func (t *Transport) Stats() Stats {
 // keys) that Go's default struct formatting would print.
 func (t *Transport) String() string {
 	if t == nil {
-		return "agentauth.Transport(nil)"
+		return "transport.Transport(nil)"
 	}
-	return "agentauth.Transport{kind: " + t.kind.String() + "}"
+	return "transport.Transport{kind: " + t.kind.String() + "}"
 }
 
 // GoString is [Transport.String], so %#v redacts too.
@@ -546,7 +546,7 @@ func (t *Transport) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) 
 // LogValue logs the credential kind only.
 func (t *Transport) LogValue() slog.Value {
 	if t == nil {
-		return slog.StringValue("agentauth.Transport(nil)")
+		return slog.StringValue("transport.Transport(nil)")
 	}
 	return slog.GroupValue(slog.String("kind", t.kind.String()))
 }

@@ -23,7 +23,7 @@ type fltTokenSourceFunc func(context.Context) (*credentials.Token, error)
 
 func (f fltTokenSourceFunc) Token(ctx context.Context) (*credentials.Token, error) { return f(ctx) }
 
-// TestFltSecretsNeverLeak drives every error path reachable from outside —
+// TestSecretsNeverLeak drives every error path reachable from outside —
 // invalid thread key, task registration 403/500/malformed/oversized, agent
 // registration 403 and unavailable (Bearer fallback), 401 recovery that
 // works and that fails (assertion and Bearer), credentials New rejects,
@@ -32,7 +32,7 @@ func (f fltTokenSourceFunc) Token(ctx context.Context) (*credentials.Token, erro
 // access token, API key, assertion header or registration signature
 // appears in any error (%v, %+v, %#v, %s), in the logs, or in the fmt and
 // slog output of the transports themselves.
-func TestFltSecretsNeverLeak(t *testing.T) {
+func TestSecretsNeverLeak(t *testing.T) {
 	clk := newFakeClock(wholeSecondNow())
 	const (
 		token       = "at-flt-SECRET-login-token-0001"

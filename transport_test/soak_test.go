@@ -97,7 +97,7 @@ func (s *fltSoakTally) violation(format string, args ...any) {
 	}
 }
 
-// TestFltSoak drives 20,000 requests over 2,000 thread keys (plus
+// TestSoak drives 20,000 requests over 2,000 thread keys (plus
 // background requests) from 32 goroutines against the reference server,
 // while the use_agent_identity flag flips every 2 ms (so requests
 // alternate between Bearer and AgentAssertion), 5 % of resource requests
@@ -110,7 +110,7 @@ func (s *fltSoakTally) violation(format string, args ...any) {
 // counted as a fallback, rather than failing requests; after
 // the faults stop and the backoffs have passed, every key works and was
 // registered exactly once; goroutines and heap return to their baseline.
-func TestFltSoak(t *testing.T) {
+func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test: skipped with -short")
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,5 +190,34 @@ func TestRejectedTaskRegistrationDoesNotFallBack(t *testing.T) {
 	}
 	if evs := events.all(); len(evs) != 0 {
 		t.Fatalf("a rejected registration announced a Bearer fallback: %+v", evs)
+	}
+}
+
+// One provisioning outage is one fallback, however many requests waited
+// for it.
+func TestFallbackCountedOncePerOutage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok"}})
+	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: http.StatusServiceUnavailable})
+	cfg := loopbackConfig(srv, chatGPTCreds("tok", uniqueAccount("fb"), false))
+	cfg.Flag = featureflag.New(true)
+	rt := newTransport(t, newHTTPBase(t), cfg)
+	var bearer atomic.Int32
+	err := runWorkers(10, 10, func(int) error {
+		status, echo, err := roundTripEcho(ctx, rt, srv.URL()+"/v1/responses", "")
+		if err == nil && (status != http.StatusOK || echo.Mode != identitytest.ModeBearer) {
+			err = errors.New("not served with Bearer during the outage")
+		}
+		if err == nil {
+			bearer.Add(1)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.Stats().BearerFallbacks; got != 1 {
+		t.Fatalf("BearerFallbacks = %d for one outage, want 1", got)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -51,7 +52,7 @@ type Options struct {
 	CodexHome string
 
 	// Getenv reads environment variables, for the credential, the flag,
-	// the refresh overrides and (unless Config.Getenv is set) the base-URL
+	// the refresh overrides and the transport's base-URL
 	// overrides. Default: os.Getenv.
 	Getenv func(string) string
 
@@ -178,8 +179,8 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 		client = &http.Client{}
 	}
 	cfg := opts.Config
-	if cfg.Getenv == nil {
-		cfg.Getenv = getenv
+	if h := testhooks.Of(&cfg); h.Getenv == nil {
+		h.Getenv = getenv
 	}
 	var err error
 	if cfg.IdentityStore, err = pick("IdentityStore", opts.IdentityStore, cfg.IdentityStore); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -28,7 +29,7 @@ func hydratePersonalAccessToken(ctx context.Context, cfg transport.Config, clien
 	}
 	base := strings.TrimRight(strings.TrimSpace(cfg.AuthAPIBaseURL), "/")
 	if base == "" {
-		base = identity.ResolveBaseURLs(cfg.Getenv, cfg.ChatGPTBaseURL).AuthAPI
+		base = identity.ResolveBaseURLs(testhooks.Of(&cfg).Getenv, cfg.ChatGPTBaseURL).AuthAPI
 	}
 	md, err := credentials.HydratePersonalAccessToken(ctx, client, base, creds.APIKey)
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"unicode/utf8"
@@ -24,12 +22,12 @@ func RunningLocation() string { return "agentauth-" + runtime.GOOS }
 // AgentRegistration is a request to register a new agent runtime for a
 // ChatGPT login (provisioning an Agent Identity).
 //
-// AccessToken is a credential: String, GoString, Format and LogValue never
-// show it.
+// AccessToken is a [Secret]: fmt, log/slog and JSON output of a registration
+// never show it, with no method of the registration's own.
 type AgentRegistration struct {
 	// AccessToken is the ChatGPT access token, sent as
 	// "Authorization: Bearer <token>". Required.
-	AccessToken string
+	AccessToken Secret
 	// Routing.FedRAMP adds X-OpenAI-Fedramp: true. Routing.AccountID is
 	// not sent: the AuthAPI takes the account from the access token, and
 	// current Codex sends no ChatGPT-Account-ID on agent registration. It
@@ -38,6 +36,14 @@ type AgentRegistration struct {
 	// PublicKey is the new runtime's public key in ssh-ed25519 form
 	// ([PrivateKey.SSHPublicKey]). Required.
 	PublicKey string
+	// Software describes the registering software (the request's abom).
+	Software
+}
+
+// Software is what an agent registration says about the software that
+// registers (its "abom"): not a credential, the same for every login of a
+// deployment. The zero value sends the defaults.
+type Software struct {
 	// AgentVersion is abom.agent_version. Empty means "agentauth/" +
 	// [Version].
 	AgentVersion string
@@ -47,46 +53,6 @@ type AgentRegistration struct {
 	// RunningLocation is abom.running_location. Empty means
 	// [RunningLocation]() ("agentauth-" + runtime.GOOS).
 	RunningLocation string
-}
-
-// String describes the registration with the access token redacted.
-func (r AgentRegistration) String() string {
-	tok := "<empty>"
-	if r.AccessToken != "" {
-		tok = "[REDACTED]"
-	}
-	return fmt.Sprintf("identity.AgentRegistration{AccessToken:%s AccountID:%q FedRAMP:%t PublicKey:%q AgentVersion:%q HarnessID:%q RunningLocation:%q}",
-		tok, r.Routing.AccountID, r.Routing.FedRAMP, r.PublicKey, r.AgentVersion, r.HarnessID, r.RunningLocation)
-}
-
-// GoString is [AgentRegistration.String].
-func (r AgentRegistration) GoString() string { return r.String() }
-
-// Format makes every fmt verb print [AgentRegistration.String].
-func (r AgentRegistration) Format(f fmt.State, _ rune) { io.WriteString(f, r.String()) }
-
-// LogValue logs the registration without its access token.
-func (r AgentRegistration) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("account_id", r.Routing.AccountID),
-		slog.Bool("fedramp", r.Routing.FedRAMP),
-		slog.String("public_key", r.PublicKey),
-	)
-}
-
-// MarshalJSON encodes the registration without its access token, so
-// json.Marshal and log/slog's JSON handler (which prefers MarshalJSON for
-// nested values) never print it.
-func (r AgentRegistration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		AccessToken     string `json:"access_token"`
-		AccountID       string `json:"account_id"`
-		FedRAMP         bool   `json:"fedramp"`
-		PublicKey       string `json:"public_key"`
-		AgentVersion    string `json:"agent_version,omitempty"`
-		HarnessID       string `json:"harness_id,omitempty"`
-		RunningLocation string `json:"running_location,omitempty"`
-	}{redactedJSON(r.AccessToken), r.Routing.AccountID, r.Routing.FedRAMP, r.PublicKey, r.AgentVersion, r.HarnessID, r.RunningLocation})
 }
 
 // redactedJSON is what a secret string becomes in JSON output.
@@ -103,7 +69,8 @@ type abom struct {
 	RunningLocation string `json:"running_location"`
 }
 
-// agentRegistrationBody is the wire body of §3.4; TTL is always null.
+// agentRegistrationBody is the wire body of an agent registration; TTL is
+// always null.
 type agentRegistrationBody struct {
 	ABOM           abom     `json:"abom"`
 	AgentPublicKey string   `json:"agent_public_key"`
@@ -138,12 +105,12 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 	if err != nil {
 		return fail(err)
 	}
-	auth, err := headers.Bearer(req.AccessToken)
+	auth, err := headers.Bearer(req.AccessToken.Reveal())
 	if err != nil {
-		return fail(fmt.Errorf("%w: access token: %v", errInvalidRequest, err))
+		return fail(fmt.Errorf("%w: access token: %w", errInvalidRequest, err))
 	}
 	if err := req.Routing.Validate(); err != nil {
-		return fail(fmt.Errorf("%w: %v", errInvalidRequest, err))
+		return fail(fmt.Errorf("%w: %w", errInvalidRequest, err))
 	}
 	if _, err := ParseSSHPublicKey(req.PublicKey); err != nil {
 		return fail(err)
@@ -164,7 +131,7 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 	}
 	payload, err := marshalJSON(body)
 	if err != nil {
-		return fail(fmt.Errorf("%w: encoding body: %v", errInvalidRequest, err))
+		return fail(fmt.Errorf("%w: encoding body: %w", errInvalidRequest, err))
 	}
 	// Exactly Codex's headers: Bearer, JSON (set by exchange), FedRAMP
 	// only for FedRAMP accounts, and our User-Agent; no account header.
@@ -178,7 +145,7 @@ func (c *Client) RegisterAgent(ctx context.Context, req AgentRegistration) (runt
 		body:    payload,
 		header:  h,
 		timeout: orDefault(c.AgentTimeout, DefaultAgentTimeout),
-		secrets: []string{req.AccessToken},
+		secrets: []string{req.AccessToken.Reveal()},
 	}
 
 	attempts := orDefault(c.AgentAttempts, DefaultAgentAttempts)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -363,8 +364,8 @@ func TestAgentRegistrationRedacts(t *testing.T) {
 			t.Errorf("AgentRegistration output leaks the token: %s", out)
 		}
 	}
-	if !strings.Contains(r.String(), "acct-1") {
-		t.Errorf("String() lost the non-secret fields: %s", r)
+	if out := fmt.Sprintf("%+v", r); !strings.Contains(out, "acct-1") {
+		t.Errorf("%%+v lost the non-secret fields: %s", out)
 	}
 }
 

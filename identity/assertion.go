@@ -17,9 +17,9 @@ import (
 // AssertionScheme is the Authorization scheme of an Agent Identity request.
 const AssertionScheme = "AgentAssertion"
 
-// TimestampLayout is the wire format of every timestamp: UTC, whole seconds,
+// timestampLayout is the wire format of every timestamp: UTC, whole seconds,
 // literal Z.
-const TimestampLayout = "2006-01-02T15:04:05Z"
+const timestampLayout = "2006-01-02T15:04:05Z"
 
 // ErrInvalidAssertion is wrapped by every error from [ParseAssertion] and
 // [Assertion.Verify].
@@ -28,12 +28,12 @@ var ErrInvalidAssertion = errors.New("identity: invalid agent assertion")
 // FormatTimestamp formats t as the protocol does: UTC, truncated to whole
 // seconds, with a literal Z.
 func FormatTimestamp(t time.Time) string {
-	return t.UTC().Truncate(time.Second).Format(TimestampLayout)
+	return t.UTC().Truncate(time.Second).Format(timestampLayout)
 }
 
-// ParseTimestamp parses a timestamp in exactly the [TimestampLayout] form.
+// ParseTimestamp parses a timestamp in exactly the wire form (UTC, whole seconds, literal Z).
 func ParseTimestamp(s string) (time.Time, error) {
-	t, err := time.Parse(TimestampLayout, s)
+	t, err := time.Parse(timestampLayout, s)
 	if err != nil || FormatTimestamp(t) != s {
 		return time.Time{}, fmt.Errorf("identity: timestamp %q is not RFC 3339 UTC whole seconds", truncateForError(s))
 	}
@@ -195,7 +195,7 @@ func (a Assertion) Time() (time.Time, error) { return ParseTimestamp(a.Timestamp
 // compare [Assertion.Time] with the allowed skew.
 func (a Assertion) Verify(pub ed25519.PublicKey) error {
 	if _, err := a.Time(); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidAssertion, err)
+		return fmt.Errorf("%w: %w", ErrInvalidAssertion, err)
 	}
 	sig, err := base64.StdEncoding.Strict().DecodeString(a.Signature)
 	if err != nil || len(sig) != ed25519.SignatureSize {

@@ -14,9 +14,9 @@ const (
 	// DefaultAuthAPIBase is the production AuthAPI, where agents and tasks
 	// are registered.
 	DefaultAuthAPIBase = "https://auth.openai.com/api/accounts"
-	// StagingAuthAPIBase is the AuthAPI paired with the chatgpt-staging.com
+	// stagingAuthAPIBase is the AuthAPI paired with the chatgpt-staging.com
 	// backend.
-	StagingAuthAPIBase = "https://auth.api.openai.org/api/accounts"
+	stagingAuthAPIBase = "https://auth.api.openai.org/api/accounts"
 )
 
 // Environment variables that override the derived bases, as in the Codex
@@ -36,18 +36,18 @@ func normalizeBase(s string) string {
 	return strings.TrimRight(strings.TrimSpace(s), "/")
 }
 
-// AuthAPIBaseFor returns the AuthAPI base that pairs with a ChatGPT backend
+// authAPIBaseFor returns the AuthAPI base that pairs with a ChatGPT backend
 // base:
 //   - https://chatgpt.com or https://chat.openai.com (any path, such as
 //     /backend-api or /backend-api/codex) → [DefaultAuthAPIBase];
-//   - https://chatgpt-staging.com (any path) → [StagingAuthAPIBase];
+//   - https://chatgpt-staging.com (any path) → the staging AuthAPI;
 //   - a bare https://auth.openai.com or https://auth.api.openai.org → that
 //     origin + "/api/accounts";
 //   - anything else, including loopback http bases of test servers → the
 //     base itself, trimmed and without trailing "/".
 //
 // An empty base means [DefaultChatGPTBase].
-func AuthAPIBaseFor(chatgptBase string) string {
+func authAPIBaseFor(chatgptBase string) string {
 	base := normalizeBase(chatgptBase)
 	if base == "" {
 		return DefaultAuthAPIBase
@@ -63,7 +63,7 @@ func AuthAPIBaseFor(chatgptBase string) string {
 	case "chatgpt.com", "chat.openai.com":
 		return DefaultAuthAPIBase
 	case "chatgpt-staging.com":
-		return StagingAuthAPIBase
+		return stagingAuthAPIBase
 	case "auth.openai.com", "auth.api.openai.org":
 		if u.Path == "" {
 			return "https://" + strings.ToLower(u.Hostname()) + "/api/accounts"
@@ -93,7 +93,8 @@ type BaseURLs struct {
 	// ChatGPT is the ChatGPT backend base (default [DefaultChatGPTBase]).
 	ChatGPT string
 	// AuthAPI is where agents and tasks are registered: [EnvCodexAuthAPIBase]
-	// if set, else [EnvAuthAPIBase] if set, else [AuthAPIBaseFor] of ChatGPT.
+	// if set, else [EnvAuthAPIBase] if set, else the AuthAPI paired with
+	// ChatGPT (see [ResolveBaseURLs]).
 	AuthAPI string
 	// JWKS is the base the JWKS is served under: [EnvJWKSBase] if set, else
 	// ChatGPT. Pass it to [JWKSURL] for the key-set URL.
@@ -113,7 +114,7 @@ func ResolveBaseURLs(getenv func(string) string, chatgptBase string) BaseURLs {
 	if b.ChatGPT == "" {
 		b.ChatGPT = DefaultChatGPTBase
 	}
-	b.AuthAPI = AuthAPIBaseFor(b.ChatGPT)
+	b.AuthAPI = authAPIBaseFor(b.ChatGPT)
 	if v := normalizeBase(getenv(EnvCodexAuthAPIBase)); v != "" {
 		b.AuthAPI = v
 	} else if v := normalizeBase(getenv(EnvAuthAPIBase)); v != "" {

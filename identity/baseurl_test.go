@@ -12,8 +12,8 @@ func TestAuthAPIBaseFor(t *testing.T) {
 		{"https://chatgpt.com/codex", DefaultAuthAPIBase},
 		{"https://CHATGPT.com:443/backend-api", DefaultAuthAPIBase},
 		{"https://chat.openai.com/backend-api", DefaultAuthAPIBase},
-		{"https://chatgpt-staging.com/backend-api", StagingAuthAPIBase},
-		{"https://chatgpt-staging.com", StagingAuthAPIBase},
+		{"https://chatgpt-staging.com/backend-api", stagingAuthAPIBase},
+		{"https://chatgpt-staging.com", stagingAuthAPIBase},
 		{"https://auth.openai.com", "https://auth.openai.com/api/accounts"},
 		{"https://auth.api.openai.org/", "https://auth.api.openai.org/api/accounts"},
 		{"https://auth.openai.com/api/accounts", "https://auth.openai.com/api/accounts"},
@@ -28,8 +28,8 @@ func TestAuthAPIBaseFor(t *testing.T) {
 		{"https://proxy.example.com/chatgpt", "https://proxy.example.com/chatgpt"},
 	}
 	for _, tt := range tests {
-		if got := AuthAPIBaseFor(tt.in); got != tt.want {
-			t.Errorf("AuthAPIBaseFor(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := authAPIBaseFor(tt.in); got != tt.want {
+			t.Errorf("authAPIBaseFor(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
@@ -76,7 +76,7 @@ func TestResolveBaseURLs(t *testing.T) {
 		{"defaults", env(), "",
 			BaseURLs{DefaultChatGPTBase, DefaultAuthAPIBase, DefaultChatGPTBase}},
 		{"staging", env(), "https://chatgpt-staging.com/backend-api/",
-			BaseURLs{"https://chatgpt-staging.com/backend-api", StagingAuthAPIBase, "https://chatgpt-staging.com/backend-api"}},
+			BaseURLs{"https://chatgpt-staging.com/backend-api", stagingAuthAPIBase, "https://chatgpt-staging.com/backend-api"}},
 		{"loopback used as given", env(), "http://127.0.0.1:8787",
 			BaseURLs{"http://127.0.0.1:8787", "http://127.0.0.1:8787", "http://127.0.0.1:8787"}},
 		{"env overrides trimmed", env(EnvAuthAPIBase, "  http://127.0.0.1:1/api/accounts//  ", EnvJWKSBase, "https://jwks.example/"), "",

@@ -77,11 +77,11 @@ func ParsePrivateKey(b64 string) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: private key is not valid base64", ErrInvalidKey)
 	}
-	return ParsePKCS8(der)
+	return parsePKCS8(der)
 }
 
-// ParsePKCS8 parses a DER PKCS#8 Ed25519 private key (v1 or v2).
-func ParsePKCS8(der []byte) (*PrivateKey, error) {
+// parsePKCS8 parses a DER PKCS#8 Ed25519 private key (v1 or v2).
+func parsePKCS8(der []byte) (*PrivateKey, error) {
 	var doc oneAsymmetricKey
 	rest, err := asn1.Unmarshal(der, &doc)
 	if err != nil || len(rest) != 0 {

@@ -229,7 +229,7 @@ func (c *Client) RegisterTask(ctx context.Context, key *PrivateKey, runtimeID, e
 		sig, ts := RegistrationSignature(key, runtimeID, c.now())
 		body, err := marshalJSON(taskRegistrationBody{Timestamp: ts, Signature: sig, ExternalTaskRef: externalTaskRef})
 		if err != nil {
-			return fail(fmt.Errorf("%w: encoding body: %v", errInvalidRequest, err))
+			return fail(fmt.Errorf("%w: encoding body: %w", errInvalidRequest, err))
 		}
 		data, rerr := c.exchange(ctx, exchange{
 			op:      OpTaskRegistration,
@@ -370,7 +370,7 @@ func (c *Client) exchange(ctx context.Context, x exchange) ([]byte, *Registratio
 	}
 	req, err := http.NewRequestWithContext(callCtx, x.method, x.url, body)
 	if err != nil {
-		return fail(fmt.Errorf("%w: building request: %v", errInvalidRequest, err))
+		return fail(fmt.Errorf("%w: building request: %w", errInvalidRequest, err))
 	}
 	for k, vs := range x.header {
 		req.Header[k] = vs

@@ -16,9 +16,9 @@ import (
 // ErrSealedTaskID is wrapped by every failure to open an encrypted task id.
 var ErrSealedTaskID = errors.New("identity: cannot open encrypted task id")
 
-// X25519PublicKey converts an Ed25519 public key to the X25519 key that
+// x25519PublicKey converts an Ed25519 public key to the X25519 key that
 // sealed task ids are addressed to (the Montgomery form of the point).
-func X25519PublicKey(pub ed25519.PublicKey) (*[32]byte, error) {
+func x25519PublicKey(pub ed25519.PublicKey) (*[32]byte, error) {
 	p, err := new(edwards25519.Point).SetBytes(pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a valid Ed25519 public key", ErrInvalidKey)
@@ -32,7 +32,7 @@ func X25519PublicKey(pub ed25519.PublicKey) (*[32]byte, error) {
 // recipient and returns it in standard base64, as a registration server
 // does. rand supplies the ephemeral key (crypto/rand when nil).
 func SealTaskID(recipient ed25519.PublicKey, taskID string, rand io.Reader) (string, error) {
-	pk, err := X25519PublicKey(recipient)
+	pk, err := x25519PublicKey(recipient)
 	if err != nil {
 		return "", err
 	}

@@ -115,7 +115,7 @@ func TestVectorX25519AndSealedBox(t *testing.T) {
 	if got := hex.EncodeToString(k.x25519Secret()[:]); got != vecX25519Sec {
 		t.Errorf("x25519 secret = %s", got)
 	}
-	pub, err := X25519PublicKey(k.PublicKey())
+	pub, err := x25519PublicKey(k.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,11 @@
-// Package resolver decides how one outgoing request is authenticated and
-// keeps the per-thread state that decision needs.
+// Package resolver is the vocabulary shared by the transport, its callers
+// and shared task stores: how a request is authenticated ([Mode]), how the
+// per-thread task cache is tuned ([CacheOptions], set through
+// transport.Config.ThreadCache), the errors a registration failure surfaces
+// as ([AttemptError], [BackoffError]) and the seam through which
+// several processes share thread tasks ([TaskStore], [StoreKey]).
 //
-// [Decide] maps credential kind × use_agent_identity flag × thread key ×
-// origin to a [Mode]: the behaviour matrix of docs/protocol.md. [TaskCache]
-// holds one registered Agent Identity task per thread key: keyed
-// single-flight on a miss, a lock-free read on a hit, jittered backoff after
-// a failure, a capacity with CLOCK (approximately LRU) eviction, an idle TTL
-// and generation-safe invalidation after a 401. [Signer] mints and caches the
-// AgentAssertion of each task so that a task is signed at most once per
-// second however many requests use it.
+// The machinery behind that vocabulary (the cache itself, the assertion
+// signer and the process task) is internal to the module: callers configure
+// it through the transport and never drive it directly.
 package resolver

@@ -12,7 +12,7 @@ type StoreKey struct {
 
 // TaskStore lets several processes (replicas of one service) share thread
 // tasks, so a thread served by N replicas costs one registration instead
-// of N. The in-process [TaskCache] stays in front of it: a store is asked
+// of N. The in-process task cache stays in front of it: a store is asked
 // only on a local miss, inside the cache's single flight.
 //
 // Implementations decide how to de-duplicate across processes and must

@@ -11,7 +11,8 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
-	"github.com/agentauth/agentauth/processtask"
+	"github.com/agentauth/agentauth/internal/processtask"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -20,8 +21,8 @@ import (
 type agentState struct {
 	record  identity.Record
 	routing headers.Routing
-	signer  *resolver.Signer
-	threads *resolver.TaskCache
+	signer  *taskcache.Signer
+	threads *taskcache.Cache
 	process *processtask.Handle
 	store   resolver.TaskStore // nil: thread tasks are not shared with other processes
 	keep    *sharedIdentity    // keeps a shared identity alive while this state uses it
@@ -36,7 +37,7 @@ const maxHolds = 1024
 
 // held reports whether task's key must not be re-registered after a 401 at
 // now.
-func (a *agentState) held(task *resolver.Task, now time.Time) bool {
+func (a *agentState) held(task *taskcache.Task, now time.Time) bool {
 	a.holdMu.Lock()
 	defer a.holdMu.Unlock()
 	until, ok := a.holds[task.Key()]
@@ -48,7 +49,7 @@ func (a *agentState) held(task *resolver.Task, now time.Time) bool {
 }
 
 // hold stops 401 re-registrations of task's key for d.
-func (a *agentState) hold(task *resolver.Task, now time.Time, d time.Duration) {
+func (a *agentState) hold(task *taskcache.Task, now time.Time, d time.Duration) {
 	a.holdMu.Lock()
 	defer a.holdMu.Unlock()
 	if a.holds == nil {
@@ -73,7 +74,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 	if err := routing.Validate(); err != nil {
 		return nil, newError(ErrCredential, resolver.ModeProcessTask, err)
 	}
-	signer, err := resolver.NewSigner(key, rec.AgentRuntimeID, t.s.MaxAssertionAge)
+	signer, err := taskcache.NewSigner(key, rec.AgentRuntimeID, t.s.MaxAssertionAge)
 	if err != nil {
 		return nil, newError(ErrCredential, resolver.ModeProcessTask, err)
 	}
@@ -95,9 +96,9 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 				func(ctx context.Context) (string, error) { return registerThread(ctx, thread) })
 		}
 	}
-	threads, err := resolver.NewTaskCache(resolveThread, t.obs.cacheOptions(t.s.ThreadCache))
+	threads, err := taskcache.New(resolveThread, t.obs.cacheOptions(t.s.ThreadCache))
 	if err != nil {
-		return nil, fmt.Errorf("agentauth: thread cache: %w", err)
+		return nil, fmt.Errorf("transport: thread cache: %w", err)
 	}
 	// The process task outlives this transport when others share it, so
 	// its RegisterFunc holds a copy of the registration client and the
@@ -112,7 +113,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 			return id, err
 		}), t.s.ThreadCache)
 	if err != nil {
-		return nil, fmt.Errorf("agentauth: process task: %w", err)
+		return nil, fmt.Errorf("transport: process task: %w", err)
 	}
 	r := *rec
 	return &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process, store: t.s.TaskStore}, nil
@@ -122,7 +123,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 // process task when there is no thread key.
 func (a *agentState) authorize(ctx context.Context, t *Transport, thread string, hasThread bool) (authorization, error) {
 	mode := resolver.ModeProcessTask
-	var task *resolver.Task
+	var task *taskcache.Task
 	var err error
 	if hasThread {
 		mode = resolver.ModeThreadTask
@@ -142,7 +143,7 @@ func (a *agentState) authorize(ctx context.Context, t *Transport, thread string,
 
 // invalidate forgets task after the server rejected it, unless it was
 // already replaced, locally and in the shared store.
-func (a *agentState) invalidate(ctx context.Context, task *resolver.Task) {
+func (a *agentState) invalidate(ctx context.Context, task *taskcache.Task) {
 	if task.Key() == "" {
 		a.process.Invalidate(task)
 		return

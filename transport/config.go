@@ -3,7 +3,6 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -88,7 +88,11 @@ type Config struct {
 	// ThreadCache bounds the per-thread task cache: capacity (default
 	// 10,000), idle TTL (default 1 h), registration timeout (default 30 s)
 	// and failure backoff (default 1 s doubling to 1 min, jittered). Its Now
-	// and Rand default to this Config's.
+	// and Rand default to the transport's clock and jitter. The identity's
+	// process task, shared by every transport of this process on that
+	// identity, uses the same timeout and backoff: New fails for a second
+	// transport on an identity whose timeout or backoff differ from the
+	// first's.
 	ThreadCache resolver.CacheOptions
 
 	// TaskStore shares thread tasks with other processes (replicas) so a
@@ -112,10 +116,10 @@ type Config struct {
 	// (15 s); negative is rejected by New.
 	AgentTimeout time.Duration
 
-	// AgentRegistration supplies the abom fields sent when provisioning an
-	// identity (AgentVersion, HarnessID, RunningLocation); empty fields take
-	// identity's defaults. Its AccessToken, Routing and PublicKey are ignored.
-	AgentRegistration identity.AgentRegistration
+	// Software is what provisioning an identity says about this software
+	// (the agent registration's abom: version, harness id, running
+	// location); empty fields take identity's defaults.
+	Software identity.Software
 
 	// RegistrationClient sends agent and task registrations. nil means an
 	// http.Client over the base transport that follows no redirects.
@@ -130,28 +134,25 @@ type Config struct {
 	// no logging.
 	Logger *slog.Logger
 
-	// Now is the clock. nil means time.Now.
-	Now func() time.Time
+	// hooks are the clock, randomness and environment tests inject (see
+	// internal/testhooks); zero means the real ones.
+	hooks testhooks.Hooks
+}
 
-	// Rand returns numbers in [0, 1) for backoff jitter. nil means math/rand/v2.
-	Rand func() float64
-
-	// KeyRand is the entropy for generated agent keys. nil means crypto/rand.
-	KeyRand io.Reader
-
-	// Getenv reads the environment for base-URL overrides. nil means os.Getenv.
-	Getenv func(string) string
+func init() {
+	testhooks.Install(func(cfg any) *testhooks.Hooks { return &cfg.(*Config).hooks })
 }
 
 // settings is a validated Config with every default applied.
 type settings struct {
 	Config
-	authAPIBase string
-	origins     originSet
+	testhooks.Hooks // every field set
+	authAPIBase     string
+	origins         originSet
 }
 
 func (c Config) resolve() (*settings, error) {
-	s := &settings{Config: c}
+	s := &settings{Config: c, Hooks: c.hooks}
 	if s.Now == nil {
 		s.Now = time.Now
 	}
@@ -181,13 +182,13 @@ func (c Config) resolve() (*settings, error) {
 		s.ProvisioningCooldown = DefaultProvisioningCooldown
 	}
 	if s.ProvisioningCooldown < 0 {
-		return nil, errors.New("agentauth: ProvisioningCooldown is negative")
+		return nil, errors.New("transport: ProvisioningCooldown is negative")
 	}
 	if s.AgentTimeout < 0 {
-		return nil, errors.New("agentauth: AgentTimeout is negative")
+		return nil, errors.New("transport: AgentTimeout is negative")
 	}
 	if s.MaxAssertionAge < 0 || (s.MaxAssertionAge > 0 && s.MaxAssertionAge < time.Second) {
-		return nil, fmt.Errorf("agentauth: MaxAssertionAge %v must be 0 or at least one second", s.MaxAssertionAge)
+		return nil, fmt.Errorf("transport: MaxAssertionAge %v must be 0 or at least one second", s.MaxAssertionAge)
 	}
 	if s.ThreadCache.Now == nil {
 		s.ThreadCache.Now = s.Now
@@ -208,10 +209,10 @@ func (c Config) resolve() (*settings, error) {
 		}
 		if o.scheme == "http" {
 			if !isLoopback(o.host) {
-				return nil, fmt.Errorf("agentauth: origin %s is plain http on a non-loopback host; use https", o)
+				return nil, fmt.Errorf("transport: origin %s is plain http on a non-loopback host; use https", o)
 			}
 			if !s.AllowInsecureHTTP {
-				return nil, fmt.Errorf("agentauth: origin %s is plain http; set AllowInsecureHTTP to allow it on loopback", o)
+				return nil, fmt.Errorf("transport: origin %s is plain http; set AllowInsecureHTTP to allow it on loopback", o)
 			}
 		}
 		s.origins = append(s.origins, o)
@@ -222,34 +223,34 @@ func (c Config) resolve() (*settings, error) {
 		case credentials.KindNone:
 		case credentials.KindAPIKey:
 			if c.APIKey == "" {
-				return nil, errors.New("agentauth: API-key credentials without a key")
+				return nil, errors.New("transport: API-key credentials without a key")
 			}
 		case credentials.KindChatGPT:
 			if c.ChatGPT == nil && s.TokenSource == nil {
-				return nil, errors.New("agentauth: ChatGPT credentials without tokens or a TokenSource")
+				return nil, errors.New("transport: ChatGPT credentials without tokens or a TokenSource")
 			}
 			if s.TokenSource == nil {
 				// A static token that cannot be sent fails here, not on
 				// every request.
 				if _, err := headers.Bearer(c.ChatGPT.AccessToken); err != nil {
-					return nil, fmt.Errorf("agentauth: ChatGPT access token: %w", err)
+					return nil, fmt.Errorf("transport: ChatGPT access token: %w", err)
 				}
 				if err := c.ChatGPT.Routing().Validate(); err != nil {
-					return nil, fmt.Errorf("agentauth: ChatGPT account: %w", err)
+					return nil, fmt.Errorf("transport: ChatGPT account: %w", err)
 				}
 			}
 		case credentials.KindAgentIdentity:
 			if c.AgentIdentity == nil {
-				return nil, errors.New("agentauth: Agent Identity credentials without a record")
+				return nil, errors.New("transport: Agent Identity credentials without a record")
 			}
 			if err := c.AgentIdentity.Validate(); err != nil {
-				return nil, fmt.Errorf("agentauth: agent identity: %w", err)
+				return nil, fmt.Errorf("transport: agent identity: %w", err)
 			}
 		default:
-			return nil, fmt.Errorf("agentauth: unknown credential kind %v", c.Kind)
+			return nil, fmt.Errorf("transport: unknown credential kind %v", c.Kind)
 		}
 		if s.TokenSource != nil && c.Kind != credentials.KindChatGPT {
-			return nil, fmt.Errorf("agentauth: TokenSource is only used with ChatGPT credentials, not %v", c.Kind)
+			return nil, fmt.Errorf("transport: TokenSource is only used with ChatGPT credentials, not %v", c.Kind)
 		}
 	}
 	return s, nil
@@ -264,20 +265,20 @@ func validPort(p string) bool {
 func checkBase(what, base string) error {
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("agentauth: %s is not an absolute URL", what)
+		return fmt.Errorf("transport: %s is not an absolute URL", what)
 	}
 	// Registration paths are appended to the base, so anything after the
 	// path would end up in the middle of every registration URL; userinfo
 	// would be sent to the AuthAPI as credentials.
 	switch {
 	case u.User != nil:
-		return fmt.Errorf("agentauth: %s must not contain userinfo", what)
+		return fmt.Errorf("transport: %s must not contain userinfo", what)
 	case u.RawQuery != "" || u.ForceQuery:
-		return fmt.Errorf("agentauth: %s %s must not have a query", what, u.Host)
+		return fmt.Errorf("transport: %s %s must not have a query", what, u.Host)
 	case u.Fragment != "" || strings.Contains(base, "#"):
-		return fmt.Errorf("agentauth: %s %s must not have a fragment", what, u.Host)
+		return fmt.Errorf("transport: %s %s must not have a fragment", what, u.Host)
 	case u.Port() != "" && !validPort(u.Port()):
-		return fmt.Errorf("agentauth: %s %s has an invalid port", what, u.Host)
+		return fmt.Errorf("transport: %s %s has an invalid port", what, u.Host)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
@@ -286,7 +287,7 @@ func checkBase(what, base string) error {
 		if isLoopback(u.Hostname()) {
 			return nil
 		}
-		return fmt.Errorf("agentauth: %s %s is plain http on a non-loopback host; use https", what, u.Host)
+		return fmt.Errorf("transport: %s %s is plain http on a non-loopback host; use https", what, u.Host)
 	}
-	return fmt.Errorf("agentauth: %s %q: scheme must be https or http", what, base)
+	return fmt.Errorf("transport: %s %q: scheme must be https or http", what, base)
 }

@@ -17,7 +17,7 @@ const MaxThreadKeyLen = 512
 // ErrInvalidThreadKey is wrapped by the error returned for a request whose
 // thread key is empty, too long, not valid UTF-8 or contains a control
 // character. No network call is made for such a request.
-var ErrInvalidThreadKey = errors.New("agentauth: invalid thread key")
+var ErrInvalidThreadKey = errors.New("transport: invalid thread key")
 
 // WithThread returns a copy of ctx that tags requests made with it as work
 // of the conversation thread threadID. The key is validated when a request

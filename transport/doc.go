@@ -21,7 +21,7 @@
 // Each request passes four steps: the origin guard (a request to an origin
 // outside the allow-list, see [Config.AllowedOrigins], is sent untouched),
 // mode selection (by the credential kind, fixed by [New], and by the flag and
-// the thread key, read per request: the rule [resolver.Decide] states),
+// the thread key, read per request: the behaviour matrix of docs/protocol.md),
 // credential attachment (the API key, the login's Bearer token, or an
 // AgentAssertion on the thread or process task, provisioning an identity
 // first when the flag asks for one) and the routing headers

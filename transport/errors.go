@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/agentauth/agentauth/internal/temporary"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -13,12 +14,12 @@ import (
 var (
 	// ErrCredential: the credential could not be obtained (token source
 	// failure, bad stored identity, invalid header value).
-	ErrCredential = errors.New("agentauth: credential unavailable")
+	ErrCredential = errors.New("transport: credential unavailable")
 	// ErrRegistration: a task registration failed or is backing off.
-	ErrRegistration = errors.New("agentauth: task registration failed")
+	ErrRegistration = errors.New("transport: task registration failed")
 	// ErrProvisioning: provisioning an agent identity from a ChatGPT login
 	// failed permanently (for example 403).
-	ErrProvisioning = errors.New("agentauth: agent provisioning failed")
+	ErrProvisioning = errors.New("transport: agent provisioning failed")
 )
 
 // Error is returned by [Transport.RoundTrip] when the request could not be
@@ -51,26 +52,15 @@ func (e *Error) Is(target error) bool { return target == e.kind }
 // backoff after one) and canceled contexts are not temporary.
 func (e *Error) Temporary() bool { return IsTemporary(e.Err) }
 
-// IsTemporary reports whether err, or an error it wraps, says it is
-// temporary. A canceled context is never temporary; a deadline is.
-func IsTemporary(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
-	}
-	// A key backing off after a permanent failure (a 403, a panic) fails
-	// the same way once the wait is over, so only the failure decides;
-	// otherwise a retry policy would spin on the backoff.
-	var be *resolver.BackoffError
-	if errors.As(err, &be) {
-		return IsTemporary(be.Err)
-	}
-	// The outermost error that classifies itself decides.
-	var t interface{ Temporary() bool }
-	if errors.As(err, &t) {
-		return t.Temporary()
-	}
-	return errors.Is(err, context.DeadlineExceeded)
-}
+// IsTemporary reports whether err may go away on its own, so a retry after
+// a backoff is reasonable. It is the module's one rule, also behind the
+// Temporary methods of [Error], resolver.AttemptError and
+// resolver.BackoffError: a canceled context is never temporary; otherwise
+// the outermost error that classifies itself (Temporary or Timeout) decides
+// (identity.RegistrationError does for HTTP statuses and network failures,
+// a backoff defers to the failure behind it); an error nothing classifies is
+// temporary only if it wraps context.DeadlineExceeded.
+func IsTemporary(err error) bool { return temporary.Is(err) }
 
 // StaleIdentityError is the cause of an [ErrRegistration] when the AuthAPI
 // refuses task registration for an agent runtime it no longer knows (404)

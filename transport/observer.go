@@ -9,6 +9,7 @@ import (
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -29,7 +30,7 @@ import (
 // functions must be safe for concurrent use and quick. Events never carry a
 // credential (no token, key, assertion or error text); thread keys, which
 // are caller data and may be personal, appear only with IncludeThreadKeys.
-// Durations are measured on the real clock, not [Config.Now].
+// Durations are measured on the real clock, not the transport's injectable clock.
 type Observer struct {
 	// IncludeThreadKeys fills the Thread field of the events that concern
 	// one thread. false (the default) leaves it empty.
@@ -270,7 +271,7 @@ type FallbackEvent struct {
 	// Cooldown is how long Bearer is used before provisioning is retried.
 	Cooldown time.Duration
 	// Duration, at the end, is how long the login used Bearer (on
-	// [Config.Now]'s clock); 0 at the start.
+	// the transport's clock); 0 at the start.
 	Duration time.Duration
 	// StatusCode, at the start, is the HTTP status that made provisioning
 	// or task registration unavailable, 0 if none (a timeout or
@@ -343,7 +344,7 @@ func classify(err error) (Outcome, int) {
 }
 
 // registerThread wraps a thread task's RegisterFunc to report each call.
-func (o *observer) registerThread(fn resolver.RegisterFunc) resolver.RegisterFunc {
+func (o *observer) registerThread(fn taskcache.RegisterFunc) taskcache.RegisterFunc {
 	if o == nil || o.OnRegistration == nil {
 		return fn
 	}
@@ -377,7 +378,7 @@ func (o *observer) registerProcess(fn func(context.Context) (string, error)) fun
 // false) is reported as the permanent failure the cache turns it into.
 func (o *observer) registration(ctx context.Context, kind TaskKind, thread string) (context.Context, func(err error, returned bool)) {
 	start := time.Now()
-	attempt := resolver.Attempt(ctx)
+	attempt := taskcache.Attempt(ctx)
 	octx := o.start(ctx, OpRegistration)
 	return octx, func(err error, returned bool) {
 		ev := RegistrationEvent{Kind: kind, Thread: o.thread(thread), Attempt: attempt, Start: start, Duration: time.Since(start)}
@@ -453,11 +454,11 @@ func (o *observer) fallbackEnd(ctx context.Context, until time.Time, cooldown ti
 }
 
 // watchSigner makes s report its signatures.
-func (o *observer) watchSigner(s *resolver.Signer) {
+func (o *observer) watchSigner(s *taskcache.Signer) {
 	if o == nil || o.OnSignature == nil {
 		return
 	}
-	s.SetObserver(func(task *resolver.Task) {
+	s.SetObserver(func(task *taskcache.Task) {
 		ev := SignatureEvent{Kind: TaskProcess}
 		if task.Key() != "" {
 			ev.Kind, ev.Thread = TaskThread, o.thread(task.Key())

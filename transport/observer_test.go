@@ -13,6 +13,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -158,7 +159,7 @@ func TestObserverCountsAttemptsAndClassifiesFailures(t *testing.T) {
 	clock := func() time.Time { return time.Unix(now.Load(), 0) }
 	srv, creds := agentServer(t, identitytest.Options{Now: clock})
 	var rec recorder
-	_, c := observedTransport(t, srv, Config{Credentials: creds, Observer: rec.observer(false), Now: clock})
+	_, c := observedTransport(t, srv, Config{Credentials: creds, Observer: rec.observer(false), hooks: testhooks.Hooks{Now: clock}})
 	// The fault outlasts the registration's own three attempts.
 	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 3})
 	ctx := WithThread(context.Background(), "thread-retry")
@@ -311,7 +312,7 @@ func TestObserverBearerFallbackStartAndEnd(t *testing.T) {
 	var rec recorder
 	_, c := observedTransport(t, srv, Config{
 		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{AccessToken: "at-login", AccountID: "acct-fb"}},
-		Flag:        featureflag.New(true), IdentityStore: credentials.NewMemoryStore(), Observer: rec.observer(false), Now: clock,
+		Flag:        featureflag.New(true), IdentityStore: credentials.NewMemoryStore(), Observer: rec.observer(false), hooks: testhooks.Hooks{Now: clock},
 		ProvisioningCooldown: time.Minute,
 	})
 	// Every attempt of the first provisioning fails: the login uses Bearer.
@@ -358,7 +359,7 @@ func TestObserverCostsNothingOnCachedPath(t *testing.T) {
 			Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 			RegistrationClient: &http.Client{Transport: handlerTransport{registrar}},
 			Observer:           obs,
-			Now:                func() time.Time { return fixed },
+			hooks:              testhooks.Hooks{Now: func() time.Time { return fixed }},
 		})
 		if err != nil {
 			t.Fatal(err)

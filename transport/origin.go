@@ -28,11 +28,11 @@ func defaultPort(scheme string) string {
 func parseOrigin(s string) (origin, error) {
 	u, err := url.Parse(strings.TrimSpace(s))
 	if err != nil || u.Host == "" || u.User != nil {
-		return origin{}, fmt.Errorf("agentauth: %q is not an origin (scheme://host[:port])", s)
+		return origin{}, fmt.Errorf("transport: %q is not an origin (scheme://host[:port])", s)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "https" && scheme != "http" {
-		return origin{}, fmt.Errorf("agentauth: origin %q: scheme must be https or http", s)
+		return origin{}, fmt.Errorf("transport: origin %q: scheme must be https or http", s)
 	}
 	port := u.Port()
 	if port == "" {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/resolver"
 )
@@ -287,7 +288,7 @@ func (p *provisioner) settled(st *provisionState) (outcome, bool) {
 func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.Token) (o outcome) {
 	defer func() {
 		if r := recover(); r != nil {
-			o = outcome{err: newError(ErrProvisioning, resolver.ModeProcessTask, errors.New("agentauth: agent provisioning panicked"))}
+			o = outcome{err: newError(ErrProvisioning, resolver.ModeProcessTask, errors.New("transport: agent provisioning panicked"))}
 		}
 	}()
 	st := ls.state.Load()
@@ -534,11 +535,12 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 	if err != nil {
 		return nil, err
 	}
-	req := p.t.s.AgentRegistration
-	req.AccessToken = tok.AccessToken
-	req.Routing.AccountID = tok.AccountID
-	req.Routing.FedRAMP = tok.FedRAMP
-	req.PublicKey = k.SSHPublicKey()
+	req := identity.AgentRegistration{
+		AccessToken: identity.Secret(tok.AccessToken),
+		Routing:     headers.Routing{AccountID: tok.AccountID, FedRAMP: tok.FedRAMP},
+		PublicKey:   k.SSHPublicKey(),
+		Software:    p.t.s.Software,
+	}
 	runtimeID, err := p.t.ids.RegisterAgent(ctx, req)
 	if err != nil {
 		return nil, err

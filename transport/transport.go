@@ -14,6 +14,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -172,7 +173,7 @@ type authorization struct {
 	mode    resolver.Mode
 	header  string
 	routing headers.Routing
-	task    *resolver.Task     // assertion modes
+	task    *taskcache.Task    // assertion modes
 	agent   *agentState        // assertion modes
 	token   *credentials.Token // Bearer mode
 }
@@ -243,14 +244,12 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 // temporarily after its own attempts (429, 5xx, a timeout or a connection
 // error), or a key still backing off after such a failure. A caller that
 // stopped waiting, a panic or a permanent answer is not an outage, and
-// neither is the backoff after one.
+// neither is the backoff after one: a backoff is as temporary as the
+// failure behind it.
 func taskUnavailable(err error) bool {
 	var be *resolver.BackoffError
-	if errors.As(err, &be) {
-		return taskUnavailable(be.Err)
-	}
-	var re *resolver.RegistrationError
-	return errors.As(err, &re) && re.Temporary()
+	var re *resolver.AttemptError
+	return (errors.As(err, &be) || errors.As(err, &re)) && IsTemporary(err)
 }
 
 func modeFor(hasThread bool) resolver.Mode {
@@ -532,9 +531,9 @@ func (t *Transport) Stats() Stats {
 // keys) that Go's default struct formatting would print.
 func (t *Transport) String() string {
 	if t == nil {
-		return "agentauth.Transport(nil)"
+		return "transport.Transport(nil)"
 	}
-	return "agentauth.Transport{kind: " + t.kind.String() + "}"
+	return "transport.Transport{kind: " + t.kind.String() + "}"
 }
 
 // GoString is [Transport.String], so %#v redacts too.
@@ -546,7 +545,7 @@ func (t *Transport) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) 
 // LogValue logs the credential kind only.
 func (t *Transport) LogValue() slog.Value {
 	if t == nil {
-		return slog.StringValue("agentauth.Transport(nil)")
+		return slog.StringValue("transport.Transport(nil)")
 	}
 	return slog.GroupValue(slog.String("kind", t.kind.String()))
 }

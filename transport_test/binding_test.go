@@ -394,3 +394,76 @@ func TestBindingExternallyManagedTokensNeverProvisioned(t *testing.T) {
 		t.Fatalf("%d agent registrations for externally managed tokens, want 0", n)
 	}
 }
+
+// Two ChatGPT logins without an account id, in one process and with the
+// default store, get two identities: nothing tells them apart in a store,
+// so neither may reuse the other's.
+func TestAccountlessLoginsDoNotShareIdentity(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok-a", "tok-b"}})
+	runtimes := map[string]bool{}
+	for _, tok := range []string{"tok-a", "tok-b"} {
+		cfg := loopbackConfig(srv, chatGPTCreds(tok, "", false))
+		cfg.IdentityStore = nil // the process-wide default
+		cfg.Flag = featureflag.New(true)
+		rt := newTransport(t, newHTTPBase(t), cfg)
+		echo := mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", "")
+		runtimes[echo.AgentRuntimeID] = true
+	}
+	if len(runtimes) != 2 || srv.Stats().AgentRegistrations != 2 {
+		t.Fatalf("runtimes %v, agent registrations %d: want two identities", runtimes, srv.Stats().AgentRegistrations)
+	}
+}
+
+// switchingSource returns one login, then another account's.
+type switchingSource struct {
+	mu  sync.Mutex
+	tok *credentials.Token
+}
+
+func (s *switchingSource) Token(context.Context) (*credentials.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tok, nil
+}
+
+func (s *switchingSource) set(tok credentials.Token) {
+	s.mu.Lock()
+	s.tok = &tok
+	s.mu.Unlock()
+}
+
+// When the token source starts returning another account (codex login as
+// someone else), the transport provisions that account's identity instead
+// of signing as the previous one; a refreshed token of the same account
+// keeps the identity.
+func TestAccountSwitchReprovisions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok-1", "tok-1b", "tok-2"}})
+	acct1, acct2 := uniqueAccount("sw1"), uniqueAccount("sw2")
+	src := &switchingSource{}
+	src.set(credentials.Token{AccessToken: "tok-1", AccountID: acct1})
+	cfg := loopbackConfig(srv, nil)
+	cfg.TokenSource = src
+	cfg.Flag = featureflag.New(true)
+	rt := newTransport(t, newHTTPBase(t), cfg)
+	url := srv.URL() + "/v1/responses"
+
+	e1 := mustEcho(t, ctx, rt, url, "thread-s")
+	src.set(credentials.Token{AccessToken: "tok-1b", AccountID: acct1}) // refresh, same account
+	e1b := mustEcho(t, ctx, rt, url, "thread-s")
+	src.set(credentials.Token{AccessToken: "tok-2", AccountID: acct2})
+	e2 := mustEcho(t, ctx, rt, url, "thread-s")
+
+	if e1.AccountID != acct1 || e1b.AgentRuntimeID != e1.AgentRuntimeID {
+		t.Fatalf("refresh of the same login changed identity: %+v then %+v", e1, e1b)
+	}
+	if e2.AccountID != acct2 || e2.AgentRuntimeID == e1.AgentRuntimeID {
+		t.Fatalf("after the account switch: %+v (before %+v)", e2, e1)
+	}
+	if n := srv.Stats().AgentRegistrations; n != 2 {
+		t.Fatalf("agent registrations = %d, want 2", n)
+	}
+}

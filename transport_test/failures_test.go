@@ -38,11 +38,11 @@ func recCheckRegistrationFailure(t *testing.T, r recResult) {
 	}
 }
 
-// TestRecFailureSharedThenBackoff: 50 concurrent callers of a new thread key
+// TestFailureSharedThenBackoff: 50 concurrent callers of a new thread key
 // share one failing registration; the key then backs off (fail fast, no
 // registration) until a jittered deadline, after which one new registration
 // succeeds and is used. Another key is unaffected throughout.
-func TestRecFailureSharedThenBackoff(t *testing.T) {
+func TestFailureSharedThenBackoff(t *testing.T) {
 	e := recNewEnv(t, recEnvOptions{front: true})
 	const key = "thread-failing"
 	gate := recNewGate(t)
@@ -84,9 +84,9 @@ func TestRecFailureSharedThenBackoff(t *testing.T) {
 		if errors.As(r.err, &be) {
 			t.Fatalf("a caller got the backoff instead of the shared failure: %v", r.err)
 		}
-		var re *resolver.RegistrationError
+		var re *resolver.AttemptError
 		if !errors.As(r.err, &re) || re.Key != key {
-			t.Fatalf("error %v is not the shared *resolver.RegistrationError", r.err)
+			t.Fatalf("error %v is not the shared *resolver.AttemptError", r.err)
 		}
 	}
 	if got := e.front.Attempts(key); got != identity.DefaultTaskAttempts {
@@ -128,9 +128,9 @@ func TestRecFailureSharedThenBackoff(t *testing.T) {
 	}
 }
 
-// TestRecFailureInjectedFault: the same sharing against the reference
+// TestFailureInjectedFault: the same sharing against the reference
 // server's own fault injection: a slow 503 is served once to 50 callers.
-func TestRecFailureInjectedFault(t *testing.T) {
+func TestFailureInjectedFault(t *testing.T) {
 	e := recNewEnv(t, recEnvOptions{})
 	e.srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{
 		Status: http.StatusServiceUnavailable, Latency: 50 * time.Millisecond, Times: identity.DefaultTaskAttempts,

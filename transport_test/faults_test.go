@@ -94,12 +94,12 @@ func fltCheckRegErr(t *testing.T, err, kind error, mode resolver.Mode, c fltFaul
 	}
 }
 
-// TestFltFaultMatrixTaskRegistration: each fault on task registration
+// TestFaultMatrixTaskRegistration: each fault on task registration
 // gives the caller a typed ErrRegistration error that says whether it is
 // temporary; the key then fails fast during its backoff without another
 // attempt, other keys register normally, and once the backoff has passed
 // (fake clock) the key registers and works.
-func TestFltFaultMatrixTaskRegistration(t *testing.T) {
+func TestFaultMatrixTaskRegistration(t *testing.T) {
 	for _, c := range fltFaultCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -156,13 +156,13 @@ func TestFltFaultMatrixTaskRegistration(t *testing.T) {
 	}
 }
 
-// TestFltFaultMatrixAgentRegistration: with the flag on, a temporary fault
+// TestFaultMatrixAgentRegistration: with the flag on, a temporary fault
 // on agent registration (after three attempts) puts the login on Bearer for
 // the cooldown, and a permanent one is a typed ErrProvisioning error that
 // is not retried until its backoff has passed. Another login provisioned
 // before the outage keeps signing new threads, and after the cooldown or
 // backoff (fake clock), with the fault gone, the login is provisioned.
-func TestFltFaultMatrixAgentRegistration(t *testing.T) {
+func TestFaultMatrixAgentRegistration(t *testing.T) {
 	for _, c := range fltFaultCases {
 		if c.taskOnly {
 			continue
@@ -228,12 +228,12 @@ func fltCheckSibling(t *testing.T, r fltResult, thread, account string) {
 	}
 }
 
-// TestFltFaultMatrixResource: a fault on a protected resource is the
+// TestFaultMatrixResource: a fault on a protected resource is the
 // server's answer, and the transport returns it as is — the response with
 // its status, headers and body, or the base transport's own error — not an
 // authentication error; the thread's task is kept (no re-registration, no
 // replay) and the next requests work.
-func TestFltFaultMatrixResource(t *testing.T) {
+func TestFaultMatrixResource(t *testing.T) {
 	for _, c := range fltFaultCases {
 		if c.taskOnly || c.registrationOnly {
 			continue
@@ -307,10 +307,10 @@ func TestFltFaultMatrixResource(t *testing.T) {
 	}
 }
 
-// TestFltAgentTimeoutValidated: Config.AgentTimeout (which the
+// TestAgentTimeoutValidated: Config.AgentTimeout (which the
 // slower-than-timeout agent case above relies on) rejects a negative value
 // at New.
-func TestFltAgentTimeoutValidated(t *testing.T) {
+func TestAgentTimeoutValidated(t *testing.T) {
 	_, err := transport.New(&fltNoNetwork{}, transport.Config{AgentTimeout: -time.Second})
 	if err == nil || !strings.Contains(err.Error(), "AgentTimeout") {
 		t.Fatalf("New with a negative AgentTimeout: %v, want an error naming it", err)

@@ -23,6 +23,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -39,7 +40,7 @@ const fltBackoff = time.Second
 // client" cases (thread cache Timeout and Config.AgentTimeout).
 const fltTimeout = 150 * time.Millisecond
 
-// fltConstReader yields the same byte forever: as Config.KeyRand it makes
+// fltConstReader yields the same byte forever: as the KeyRand test hook it makes
 // the key of a provisioned identity known to the test (seed = 32 × b), so
 // the test can search outputs for it.
 type fltConstReader byte
@@ -306,8 +307,6 @@ func fltNewEnv(t *testing.T, o fltEnvOptions) *fltEnv {
 		AllowInsecureHTTP: true,
 		IdentityStore:     credentials.NewMemoryStore(),
 		Logger:            logger,
-		Now:               e.clock.Now,
-		Rand:              func() float64 { return 0.5 },
 		ThreadCache: resolver.CacheOptions{
 			Timeout:        fltWait,
 			BackoffInitial: fltBackoff,
@@ -315,6 +314,7 @@ func fltNewEnv(t *testing.T, o fltEnvOptions) *fltEnv {
 		},
 		AgentTimeout: fltWait,
 	}
+	*testhooks.Of(&cfg) = testhooks.Hooks{Now: e.clock.Now, Rand: func() float64 { return 0.5 }}
 	if o.shortTimeouts {
 		cfg.ThreadCache.Timeout, cfg.AgentTimeout = fltTimeout, fltTimeout
 	}
@@ -324,7 +324,7 @@ func fltNewEnv(t *testing.T, o fltEnvOptions) *fltEnv {
 			AccessToken: token, AccountID: e.account,
 		}}
 		cfg.Flag = featureflag.New(true)
-		cfg.KeyRand = fltConstReader(o.keyByte)
+		testhooks.Of(&cfg).KeyRand = fltConstReader(o.keyByte)
 		cfg.ProvisioningCooldown = time.Minute
 		_, e.secrets = fltKeySecrets(t, o.keyByte)
 		e.secrets = append(e.secrets, token)
@@ -420,7 +420,7 @@ func (e *fltEnv) sibling(keyByte byte) (*transport.Transport, string) {
 	}}
 	cfg.Flag = featureflag.New(true)
 	cfg.IdentityStore = credentials.NewMemoryStore()
-	cfg.KeyRand = fltConstReader(keyByte)
+	testhooks.Of(&cfg).KeyRand = fltConstReader(keyByte)
 	rt, err := transport.New(e.rec, cfg)
 	if err != nil {
 		e.t.Fatal(err)

@@ -25,7 +25,7 @@ import (
 // failure, not as a hung test binary.
 const testTimeout = 45 * time.Second
 
-// fakeClock is a settable clock shared by the transport (Config.Now) and the
+// fakeClock is a settable clock shared by the transport (testhooks Now) and the
 // reference server (Options.Now) so that skew checks stay consistent.
 type fakeClock struct{ ns atomic.Int64 }
 

@@ -27,13 +27,13 @@ type fltBody struct {
 
 func (b *fltBody) Close() error { b.closes.Add(1); return nil }
 
-// TestFltHostileThreadKeys: a thread key with CR, LF, NUL, another control
+// TestHostileThreadKeys: a thread key with CR, LF, NUL, another control
 // character, invalid UTF-8, or a length of 1 MB (or empty, or one byte too
 // long) is an ErrInvalidThreadKey error for every credential kind: nothing
 // reaches the network (no resource request, no agent or task
 // registration), the body is closed once, and the error neither repeats the
 // key nor is temporary.
-func TestFltHostileThreadKeys(t *testing.T) {
+func TestHostileThreadKeys(t *testing.T) {
 	keys := []struct{ name, key string }{
 		{"CR", "thread\rX-Injected: 1"},
 		{"LF", "thread\nX-Injected: 1"},
@@ -173,13 +173,13 @@ func (f *fltEndless) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestFltHostileEndlessRegistrationResponse: a registration answer that
+// TestHostileEndlessRegistrationResponse: a registration answer that
 // never ends is bounded — by the 1 MiB response cap when it streams fast,
 // by the registration timeout when it trickles — and fails with a typed
 // error (or, for a trickling agent registration, the Bearer fallback).
 // Nothing is lost: once the AuthAPI is healthy again and the backoff or
 // cooldown has passed, the next request registers and works.
-func TestFltHostileEndlessRegistrationResponse(t *testing.T) {
+func TestHostileEndlessRegistrationResponse(t *testing.T) {
 	cases := []struct {
 		name, mode string
 		agent      bool
@@ -248,10 +248,10 @@ func (n *fltNoNetwork) RoundTrip(req *http.Request) (*http.Response, error) {
 	return nil, errors.New("fltNoNetwork: unexpected request")
 }
 
-// TestFltHostileCredentialsAtNew: credentials whose secrets cannot be sent
+// TestHostileCredentialsAtNew: credentials whose secrets cannot be sent
 // (control characters) or parsed are rejected by New with an error that
 // names the problem but not the secret.
-func TestFltHostileCredentialsAtNew(t *testing.T) {
+func TestHostileCredentialsAtNew(t *testing.T) {
 	const apiKey = "sk-flt-SECRET-apikey\r\nX-Injected: 1"
 	_, keySecrets := fltKeySecrets(t, 0x66)
 	badKey := keySecrets[0][:len(keySecrets[0])-8] + "!!!!===="

@@ -14,6 +14,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -76,7 +77,7 @@ func TestIdentityStoreOutageRetriesSoon(t *testing.T) {
 	cfg := loopbackConfig(srv, chatGPTCreds(token, acct, false))
 	cfg.Flag = featureflag.New(true)
 	cfg.IdentityStore = store
-	cfg.Now = clk.Now
+	testhooks.Of(&cfg).Now = clk.Now
 	cfg.ThreadCache = resolver.CacheOptions{BackoffInitial: time.Second}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Observer = events.observer()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 )
 
 // A 401 to a ChatGPT Bearer request: the first recovery reloads auth.json
@@ -46,7 +47,7 @@ func TestBearer401ReloadsThenRefreshes(t *testing.T) {
 			}
 			t.Cleanup(src.Close)
 			cfg := loopbackConfig(srv, nil)
-			cfg.TokenSource, cfg.Now = src, clock.Now
+			cfg.TokenSource, testhooks.Of(&cfg).Now = src, clock.Now
 			rt := newTransport(t, base, cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()

@@ -11,6 +11,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 )
 
 // A simulated day of a service on a ChatGPT login (fake clock, token
@@ -64,7 +65,7 @@ func simulateDay(t *testing.T, flagOn bool) {
 	cfg.TokenSource = src
 	cfg.Flag = featureflag.New(flagOn)
 	cfg.IdentityStore = credentials.NewFileStore(filepath.Join(home, credentials.AuthFileName))
-	cfg.Now = clock.Now
+	testhooks.Of(&cfg).Now = clock.Now
 	rt := newTransport(t, base, cfg)
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

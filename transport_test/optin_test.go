@@ -14,6 +14,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -148,7 +149,7 @@ func TestOptInUnavailableFallsBackToBearer(t *testing.T) {
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 503, Times: 3})
 	account := uniqueAccount("fallback")
 	cfg := optInConfig(srv, token, account, credentials.NewMemoryStore())
-	cfg.Now = clk.Now
+	testhooks.Of(&cfg).Now = clk.Now
 	cfg.ProvisioningCooldown = 2 * time.Minute
 	rt := newTransport(t, newHTTPBase(t), cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

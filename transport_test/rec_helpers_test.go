@@ -24,6 +24,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -222,9 +223,8 @@ func recAgentConfig(base string, rec *identity.Record, clock *fakeClock) transpo
 		ChatGPTBaseURL:    base,
 		AuthAPIBaseURL:    base,
 		AllowInsecureHTTP: true,
-		Now:               clock.Now,
-		Rand:              recJitter,
 	}
+	*testhooks.Of(&cfg) = testhooks.Hooks{Now: clock.Now, Rand: recJitter}
 	cfg.ThreadCache.Now = clock.Now
 	cfg.ThreadCache.Rand = recJitter
 	return cfg
@@ -347,7 +347,7 @@ func recWaitInStack(t *testing.T, n int, parts ...string) {
 // caller's own goroutine, running) a registration in a task cache. The
 // flight goroutine of a cancellable caller runs in "wait.func1(", which
 // this does not match.
-const recTaskCacheWait = "resolver.(*TaskCache).wait("
+const recTaskCacheWait = "taskcache.(*Cache).wait("
 
 // recGate holds an HTTP handler until the test opens it. Cleanup opens it
 // too, so a failing test never leaves a handler (and Close) blocked.

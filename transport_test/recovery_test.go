@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,11 +19,11 @@ import (
 	"github.com/agentauth/agentauth/transport"
 )
 
-// TestRecCancelSharedRegistration: a caller that gives up while a thread's
+// TestCancelSharedRegistration: a caller that gives up while a thread's
 // registration is running returns at once with context.Canceled, whether it
 // started the registration (leader) or joined it (follower); the other
 // caller gets the task of that one registration.
-func TestRecCancelSharedRegistration(t *testing.T) {
+func TestCancelSharedRegistration(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		cancelLeader bool
@@ -86,10 +87,10 @@ func TestRecCancelSharedRegistration(t *testing.T) {
 	}
 }
 
-// TestRecRegistrationTimeout: a registration that never answers fails after
+// TestRegistrationTimeout: a registration that never answers fails after
 // the cache's own timeout, the key backs off, and the next attempt after the
 // backoff starts afresh and succeeds.
-func TestRecRegistrationTimeout(t *testing.T) {
+func TestRegistrationTimeout(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	e := recNewEnv(t, recEnvOptions{config: func(c *transport.Config) { c.ThreadCache.Timeout = timeout }})
 	e.srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Hang: true, Times: 1})
@@ -133,10 +134,10 @@ func recSeenFor(srv *identitytest.Server, body []byte) []identitytest.SeenReques
 	return out
 }
 
-// TestRecRevokedThreadTask: after the server revokes a thread's task,
+// TestRevokedThreadTask: after the server revokes a thread's task,
 // concurrent 401s share one re-registration and each request is replayed
 // at most once, with its full body.
-func TestRecRevokedThreadTask(t *testing.T) {
+func TestRevokedThreadTask(t *testing.T) {
 	e := recNewEnv(t, recEnvOptions{})
 	const key = "thread-revoked"
 	e.mustOK(e.get(key), key)
@@ -193,9 +194,9 @@ func TestRecRevokedThreadTask(t *testing.T) {
 	}
 }
 
-// TestRecUnauthorizedNotReplayable: a 401 on a request whose body cannot be
+// TestUnauthorizedNotReplayable: a 401 on a request whose body cannot be
 // replayed is returned as is; a later replayable request recovers.
-func TestRecUnauthorizedNotReplayable(t *testing.T) {
+func TestUnauthorizedNotReplayable(t *testing.T) {
 	e := recNewEnv(t, recEnvOptions{})
 	const key = "thread-once"
 	e.mustOK(e.get(key), key)
@@ -227,9 +228,9 @@ func TestRecUnauthorizedNotReplayable(t *testing.T) {
 	}
 }
 
-// TestRecSecondUnauthorized: when the re-registered task is rejected too,
+// TestSecondUnauthorized: when the re-registered task is rejected too,
 // the second 401 is returned: one replay, no loop.
-func TestRecSecondUnauthorized(t *testing.T) {
+func TestSecondUnauthorized(t *testing.T) {
 	e := recNewEnv(t, recEnvOptions{front: true})
 	// Every task is revoked the moment it is registered.
 	e.front.setOnTask(func(id string) { e.srv.RevokeTask(id) })
@@ -257,9 +258,9 @@ func TestRecSecondUnauthorized(t *testing.T) {
 	}
 }
 
-// TestRecRevokedProcessTask: the process task (no thread key) recovers from
+// TestRevokedProcessTask: the process task (no thread key) recovers from
 // revocation the same way, with one shared re-registration.
-func TestRecRevokedProcessTask(t *testing.T) {
+func TestRevokedProcessTask(t *testing.T) {
 	e := recNewEnv(t, recEnvOptions{})
 	e.mustOK(e.get(""), "")
 	old := e.tasks("")
@@ -310,9 +311,9 @@ func recWriteAuthJSON(t *testing.T, path, tok string) {
 	}
 }
 
-// TestRecBearerRefreshOn401: a Bearer 401 asks a refreshing token source
+// TestBearerRefreshOn401: a Bearer 401 asks a refreshing token source
 // once and replays once with the new token; a static source returns the 401.
-func TestRecBearerRefreshOn401(t *testing.T) {
+func TestBearerRefreshOn401(t *testing.T) {
 	srv, err := identitytest.NewServer(identitytest.Options{AccessTokens: []string{"tok-new"}})
 	if err != nil {
 		t.Fatal(err)
@@ -359,5 +360,41 @@ func TestRecBearerRefreshOn401(t *testing.T) {
 	}
 	if got := len(front.Seen()); got != 3 || static.Stats().Replays != 0 {
 		t.Fatalf("static source: %d sends in all and %d replays, want 3 and 0", got, static.Stats().Replays)
+	}
+}
+
+// A 401 on a request whose body cannot be replayed still drops the revoked
+// task, so the next request (also not replayable) succeeds on a new task
+// instead of being rejected until the task idles out.
+func TestNonReplayable401DropsTask(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv := newIdentityServer(t, identitytest.Options{})
+	ident := newRuntime(t, srv, uniqueAccount("rv401"), false)
+	rt := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(ident)))
+	url := srv.URL() + "/v1/responses"
+	first := mustEcho(t, ctx, rt, url, "thread-r")
+	srv.RevokeTask(first.TaskID)
+
+	send := func() int {
+		// io.NopCloser hides the reader's type, so no GetBody is set.
+		req, _ := http.NewRequestWithContext(transport.WithThread(ctx, "thread-r"), http.MethodPost, url,
+			io.NopCloser(strings.NewReader(`{}`)))
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send(); got != http.StatusUnauthorized {
+		t.Fatalf("first non-replayable request after revocation: %d, want 401", got)
+	}
+	if got := send(); got != http.StatusOK {
+		t.Fatalf("second non-replayable request: %d, want 200 on a new task", got)
+	}
+	if n := srv.Stats().RegistrationsByExternalRef["thread-r"]; n != 2 {
+		t.Fatalf("registrations for thread-r = %d, want 2", n)
 	}
 }

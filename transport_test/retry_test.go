@@ -31,10 +31,10 @@ func recRetryClient(rt http.RoundTripper) *retryablehttp.Client {
 	return c
 }
 
-// TestRecRetryablehttpResigns: a 503 then 200 from the resource is retried;
+// TestRetryablehttpResigns: a 503 then 200 from the resource is retried;
 // each attempt carries its own AgentAssertion (the second is signed at the
 // clock's new second and accepted) and the same body bytes.
-func TestRecRetryablehttpResigns(t *testing.T) {
+func TestRetryablehttpResigns(t *testing.T) {
 	e := recNewEnv(t, recEnvOptions{front: true})
 	const key = "thread-retry"
 	e.srv.InjectFault(identitytest.RouteResource, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 1})
@@ -84,10 +84,10 @@ func TestRecRetryablehttpResigns(t *testing.T) {
 	}
 }
 
-// TestRecRetryablehttpPermanent: authentication errors the transport marks
+// TestRetryablehttpPermanent: authentication errors the transport marks
 // permanent are not retried, and a panicking registration client becomes
 // an error instead of crashing the process.
-func TestRecRetryablehttpPermanent(t *testing.T) {
+func TestRetryablehttpPermanent(t *testing.T) {
 	panicking := &http.Client{Transport: recPanicRT{}}
 	for _, tc := range []struct {
 		name    string

@@ -14,6 +14,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -22,7 +23,7 @@ type fltTokenSourceFunc func(context.Context) (*credentials.Token, error)
 
 func (f fltTokenSourceFunc) Token(ctx context.Context) (*credentials.Token, error) { return f(ctx) }
 
-// TestFltSecretsNeverLeak drives every error path reachable from outside —
+// TestSecretsNeverLeak drives every error path reachable from outside —
 // invalid thread key, task registration 403/500/malformed/oversized, agent
 // registration 403 and unavailable (Bearer fallback), 401 recovery that
 // works and that fails (assertion and Bearer), credentials New rejects,
@@ -31,7 +32,7 @@ func (f fltTokenSourceFunc) Token(ctx context.Context) (*credentials.Token, erro
 // access token, API key, assertion header or registration signature
 // appears in any error (%v, %+v, %#v, %s), in the logs, or in the fmt and
 // slog output of the transports themselves.
-func TestFltSecretsNeverLeak(t *testing.T) {
+func TestSecretsNeverLeak(t *testing.T) {
 	clk := newFakeClock(wholeSecondNow())
 	const (
 		token       = "at-flt-SECRET-login-token-0001"
@@ -57,11 +58,12 @@ func TestFltSecretsNeverLeak(t *testing.T) {
 	secrets = append(secrets, token, tokenRefuse, apiKey)
 
 	base := func(creds *credentials.Credentials) transport.Config {
-		return transport.Config{
+		cfg := transport.Config{
 			Credentials: creds, ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true,
-			IdentityStore: credentials.NewMemoryStore(), Logger: logger, Now: clk.Now,
-			KeyRand: fltConstReader(0x72), AgentTimeout: fltWait,
+			IdentityStore: credentials.NewMemoryStore(), Logger: logger, AgentTimeout: fltWait,
 		}
+		*testhooks.Of(&cfg) = testhooks.Hooks{Now: clk.Now, KeyRand: fltConstReader(0x72)}
+		return cfg
 	}
 	var transports []*transport.Transport
 	build := func(cfg transport.Config) *transport.Transport {

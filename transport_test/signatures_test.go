@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 )
 
 // TestSignaturesOnePerTaskPerSecond proves the one-signature-per-second
@@ -20,7 +21,7 @@ func TestSignaturesOnePerTaskPerSecond(t *testing.T) {
 	ident := newRuntime(t, srv, uniqueAccount("sig"), false)
 	base := newStubBase(srv.Handler())
 	cfg := loopbackConfig(srv, agentCreds(ident))
-	cfg.Now = clk.Now
+	testhooks.Of(&cfg).Now = clk.Now
 	rt := newTransport(t, base, cfg)
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

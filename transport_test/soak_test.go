@@ -18,6 +18,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -96,7 +97,7 @@ func (s *fltSoakTally) violation(format string, args ...any) {
 	}
 }
 
-// TestFltSoak drives 20,000 requests over 2,000 thread keys (plus
+// TestSoak drives 20,000 requests over 2,000 thread keys (plus
 // background requests) from 32 goroutines against the reference server,
 // while the use_agent_identity flag flips every 2 ms (so requests
 // alternate between Bearer and AgentAssertion), 5 % of resource requests
@@ -109,7 +110,7 @@ func (s *fltSoakTally) violation(format string, args ...any) {
 // counted as a fallback, rather than failing requests; after
 // the faults stop and the backoffs have passed, every key works and was
 // registered exactly once; goroutines and heap return to their baseline.
-func TestFltSoak(t *testing.T) {
+func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test: skipped with -short")
 	}
@@ -137,7 +138,7 @@ func TestFltSoak(t *testing.T) {
 	defer httpBase.CloseIdleConnections()
 	flag := featureflag.New(false)
 	clk := &fltOffsetClock{}
-	rt, err := transport.New(&fltFaulty{next: httpBase, local: srv.Handler()}, transport.Config{
+	cfg := transport.Config{
 		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
 			AccessToken: token, AccountID: account,
 		}},
@@ -146,13 +147,14 @@ func TestFltSoak(t *testing.T) {
 		ChatGPTBaseURL:    srv.URL(),
 		AuthAPIBaseURL:    srv.URL(),
 		AllowInsecureHTTP: true,
-		Now:               clk.Now,
 		ThreadCache:       resolver.CacheOptions{BackoffInitial: 2 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
 		// A task-registration outage falls back to Bearer for this long
 		// (the identity was provisioned from the login); short, so the
 		// soak keeps mixing modes and the recovery below is past it.
 		ProvisioningCooldown: 20 * time.Millisecond,
-	})
+	}
+	testhooks.Of(&cfg).Now = clk.Now
+	rt, err := transport.New(&fltFaulty{next: httpBase, local: srv.Handler()}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

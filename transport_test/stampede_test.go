@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -234,7 +235,7 @@ func TestThreadCacheIdleTTL(t *testing.T) {
 	ident := newRuntime(t, srv, uniqueAccount("ttl"), false)
 	base := newStubBase(srv.Handler())
 	cfg := loopbackConfig(srv, agentCreds(ident))
-	cfg.Now = clk.Now
+	testhooks.Of(&cfg).Now = clk.Now
 	cfg.ThreadCache.IdleTTL = 10 * time.Second
 	rt := newTransport(t, base, cfg)
 

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -72,7 +74,7 @@ func TestTaskOutageFallsBackToBearerForProvisionedIdentity(t *testing.T) {
 	var events fallbackLog
 	cfg := loopbackConfig(srv, chatGPTCreds(token, acct, false))
 	cfg.Flag = featureflag.New(true)
-	cfg.Now = clk.Now
+	testhooks.Of(&cfg).Now = clk.Now
 	cfg.ProvisioningCooldown = cooldown
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Observer = events.observer()
@@ -157,5 +159,65 @@ func TestTaskOutageIsTypedErrorForUserIdentity(t *testing.T) {
 	}
 	if n := srv.Stats().RequestsByMode[identitytest.ModeBearer]; n != 0 || rt.Stats().BearerFallbacks != 0 {
 		t.Fatalf("%d Bearer requests, %d fallbacks; want none", n, rt.Stats().BearerFallbacks)
+	}
+}
+
+// A task registration the server rejects (400) is not an outage: the
+// request fails with the registration error, and so does one that meets the
+// key's backoff afterwards; neither puts the login on Bearer. (A request
+// inside the backoff used to count as an outage and fall back.)
+func TestRejectedTaskRegistrationDoesNotFallBack(t *testing.T) {
+	acct := uniqueAccount("taskreject")
+	token := "tok-" + acct
+	clk := newFakeClock(wholeSecondNow())
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}, Now: clk.Now})
+	var events fallbackLog
+	cfg := loopbackConfig(srv, chatGPTCreds(token, acct, false))
+	cfg.Flag = featureflag.New(true)
+	testhooks.Of(&cfg).Now = clk.Now
+	cfg.Observer = events.observer()
+	rt := newTransport(t, newHTTPBase(t), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	url := srv.URL() + "/v1/responses"
+
+	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusBadRequest})
+	for i, want := range []string{"rejected", "inside the backoff"} {
+		_, _, err := roundTripEcho(ctx, rt, url, "thread-rejected")
+		if !errors.Is(err, transport.ErrRegistration) || transport.IsTemporary(err) {
+			t.Fatalf("request %d (%s): %v, want a permanent registration error", i, want, err)
+		}
+	}
+	if evs := events.all(); len(evs) != 0 {
+		t.Fatalf("a rejected registration announced a Bearer fallback: %+v", evs)
+	}
+}
+
+// One provisioning outage is one fallback, however many requests waited
+// for it.
+func TestFallbackCountedOncePerOutage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok"}})
+	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: http.StatusServiceUnavailable})
+	cfg := loopbackConfig(srv, chatGPTCreds("tok", uniqueAccount("fb"), false))
+	cfg.Flag = featureflag.New(true)
+	rt := newTransport(t, newHTTPBase(t), cfg)
+	var bearer atomic.Int32
+	err := runWorkers(10, 10, func(int) error {
+		status, echo, err := roundTripEcho(ctx, rt, srv.URL()+"/v1/responses", "")
+		if err == nil && (status != http.StatusOK || echo.Mode != identitytest.ModeBearer) {
+			err = errors.New("not served with Bearer during the outage")
+		}
+		if err == nil {
+			bearer.Add(1)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.Stats().BearerFallbacks; got != 1 {
+		t.Fatalf("BearerFallbacks = %d for one outage, want 1", got)
 	}
 }

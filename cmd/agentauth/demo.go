@@ -412,7 +412,7 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 		AllowedOrigins:    []string{base},
 		AllowInsecureHTTP: strings.HasPrefix(base, "http://"),
 		ThreadCache:       cache,
-		AgentRegistration: identity.AgentRegistration{HarnessID: "agentauth-demo"},
+		Software:          identity.Software{HarnessID: "agentauth-demo"},
 		Observer:          &transport.Observer{OnRegistration: regs.record},
 		// Registrations bypass the timing wrapper, so the time a request
 		// waits for one counts as latency added by the middleware.

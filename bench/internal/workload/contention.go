@@ -65,11 +65,10 @@ func Contention(goroutines, procs int, d time.Duration) (ContentionResult, error
 	}
 	rec := NewRecord()
 	reg := &Registrar{}
-	rt, err := transport.New(NewNopBase(), transport.Config{
+	rt, err := transport.New(NewNopBase(), withClock(transport.Config{
 		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 		RegistrationClient: reg.Client(),
-		Now:                clock,
-	})
+	}, clock))
 	if err != nil {
 		return res, err
 	}

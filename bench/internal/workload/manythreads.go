@@ -44,12 +44,11 @@ const seqLen = 1 << 20
 func NewManyThreads(keys int) (m *ManyThreads, cancel func(), err error) {
 	rec := NewRecord()
 	fixed := time.Now()
-	rt, err := transport.New(NewNopBase(), transport.Config{
+	rt, err := transport.New(NewNopBase(), withClock(transport.Config{
 		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 		RegistrationClient: (&Registrar{}).Client(),
 		ThreadCache:        resolver.CacheOptions{Capacity: keys},
-		Now:                func() time.Time { return fixed },
-	})
+	}, func() time.Time { return fixed }))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -90,12 +90,11 @@ func Memory(opts MemoryOptions) (MemoryResult, error) {
 	reg := &Registrar{}
 	rec := NewRecord()
 	clock := newManualClock()
-	rt, err := transport.New(NewNopBase(), transport.Config{
+	rt, err := transport.New(NewNopBase(), withClock(transport.Config{
 		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 		RegistrationClient: reg.Client(),
 		ThreadCache:        resolver.CacheOptions{Capacity: max(keys, 100_000)},
-		Now:                clock.Now,
-	})
+	}, clock.Now))
 	if err != nil {
 		return res, err
 	}

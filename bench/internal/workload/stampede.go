@@ -65,11 +65,10 @@ func Stampede(n int, latency time.Duration) (StampedeResult, error) {
 	base := NewNopBase()
 	newTransport := func(reg *Registrar) (*transport.Transport, error) {
 		rec := NewRecord()
-		return transport.New(base, transport.Config{
+		return transport.New(base, withClock(transport.Config{
 			Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 			RegistrationClient: reg.Client(),
-			Now:                fixedClock(),
-		})
+		}, fixedClock()))
 	}
 
 	// The lone first request: median of a few, each on a fresh key.

@@ -18,6 +18,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -362,11 +363,10 @@ func buildOAuth2(env Env, ctx context.Context) (*Target, error) {
 func buildAgent(thread bool) func(Env, context.Context) (*Target, error) {
 	return func(env Env, ctx context.Context) (*Target, error) {
 		rec := NewRecord()
-		rt, err := transport.New(env.Base, transport.Config{
+		rt, err := transport.New(env.Base, withClock(transport.Config{
 			Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 			RegistrationClient: env.Registrar.Client(),
-			Now:                env.Now,
-		})
+		}, env.Now))
 		if err != nil {
 			return nil, err
 		}
@@ -378,10 +378,9 @@ func buildAgent(thread bool) func(Env, context.Context) (*Target, error) {
 }
 
 func buildAPIKey(env Env, ctx context.Context) (*Target, error) {
-	rt, err := transport.New(env.Base, transport.Config{
+	rt, err := transport.New(env.Base, withClock(transport.Config{
 		Credentials: &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: "sk-bench-" + strings.Repeat("k", 40)},
-		Now:         env.Now,
-	})
+	}, env.Now))
 	if err != nil {
 		return nil, err
 	}
@@ -389,15 +388,14 @@ func buildAPIKey(env Env, ctx context.Context) (*Target, error) {
 }
 
 func buildFlagOff(env Env, ctx context.Context) (*Target, error) {
-	rt, err := transport.New(env.Base, transport.Config{
+	rt, err := transport.New(env.Base, withClock(transport.Config{
 		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
 			AccessToken: "at-bench-" + strings.Repeat("t", 40), AccountID: AccountID,
 		}},
 		Flag:               featureflag.New(false),
 		IdentityStore:      credentials.NewMemoryStore(),
 		RegistrationClient: env.Registrar.Client(),
-		Now:                env.Now,
-	})
+	}, env.Now))
 	if err != nil {
 		return nil, err
 	}
@@ -413,15 +411,14 @@ func buildFlagOn(env Env, ctx context.Context) (*Target, error) {
 	if err := store.SaveAgentIdentity(ctx, &rec); err != nil {
 		return nil, err
 	}
-	rt, err := transport.New(env.Base, transport.Config{
+	rt, err := transport.New(env.Base, withClock(transport.Config{
 		TokenSource: credentials.StaticTokenSource(credentials.Token{
 			AccessToken: "at-bench-" + strings.Repeat("t", 40), AccountID: rec.AccountID, UserID: rec.ChatGPTUserID,
 		}),
 		Flag:               featureflag.New(true),
 		IdentityStore:      store,
 		RegistrationClient: env.Registrar.Client(),
-		Now:                env.Now,
-	})
+	}, env.Now))
 	if err != nil {
 		return nil, err
 	}
@@ -451,4 +448,11 @@ func (t *Target) CheckCached() error {
 		errs = append(errs, fmt.Errorf("%d registrations, want at most 1", regs))
 	}
 	return errors.Join(errs...)
+}
+
+// withClock returns cfg with the transport's clock set to now (a test hook,
+// outside transport.Config's user-facing fields).
+func withClock(cfg transport.Config, now func() time.Time) transport.Config {
+	testhooks.Of(&cfg).Now = now
+	return cfg
 }

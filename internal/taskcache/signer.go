@@ -1,4 +1,4 @@
-package resolver
+package taskcache
 
 import (
 	"errors"
@@ -63,13 +63,13 @@ type heldAssertion struct {
 // negative or sub-second non-zero maxAge is an error.
 func NewSigner(key *identity.PrivateKey, runtimeID string, maxAge time.Duration) (*Signer, error) {
 	if key == nil || runtimeID == "" {
-		return nil, errors.New("resolver: signer needs a key and a runtime id")
+		return nil, errors.New("taskcache: signer needs a key and a runtime id")
 	}
 	if maxAge == 0 {
 		maxAge = DefaultMaxAssertionAge
 	}
 	if maxAge < time.Second {
-		return nil, fmt.Errorf("resolver: maximum assertion age %v is below one second", maxAge)
+		return nil, fmt.Errorf("taskcache: maximum assertion age %v is below one second", maxAge)
 	}
 	return &Signer{key: key, runtimeID: runtimeID, maxAgeSecs: int64(maxAge / time.Second)}, nil
 }
@@ -145,5 +145,18 @@ func (s *Signer) hold(task *Task, a *signedAssertion) {
 	if c := cap(s.held); c > 64 && len(s.held) < c/4 {
 		// After a burst, do not keep its array for the few that remain.
 		s.held = slices.Clone(s.held)
+	}
+}
+
+// SetObserver makes the signer call fn after each assertion it signs (not
+// when it reuses a cached one), with the task it signed for. Call it before
+// the signer's first use; fn must be safe for concurrent use and quick. nil
+// removes the hook.
+func (s *Signer) SetObserver(fn func(task *Task)) { s.onSign = fn }
+
+// signed reports one signature to the hook, if any.
+func (s *Signer) signed(task *Task) {
+	if s.onSign != nil {
+		s.onSign(task)
 	}
 }

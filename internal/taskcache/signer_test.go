@@ -1,4 +1,4 @@
-package resolver
+package taskcache
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identity"
 )
 
@@ -119,32 +118,5 @@ func TestSignerHitDoesNotAllocate(t *testing.T) {
 	s.Assertion(task, now)
 	if n := testing.AllocsPerRun(1000, func() { s.Assertion(task, now) }); n != 0 {
 		t.Errorf("cached assertion allocates %v times", n)
-	}
-}
-
-func TestDecideMatrix(t *testing.T) {
-	type in = Input
-	cases := []struct {
-		in   Input
-		want Mode
-	}{
-		{in{Kind: credentials.KindNone, FirstParty: true, FlagOn: true, HasThread: true}, ModePassThrough},
-		{in{Kind: credentials.KindAPIKey, FirstParty: true, FlagOn: true, HasThread: true}, ModeAPIKey},
-		{in{Kind: credentials.KindAPIKey, FirstParty: true}, ModeAPIKey},
-		{in{Kind: credentials.KindChatGPT, FirstParty: true, HasThread: true}, ModeBearer},
-		{in{Kind: credentials.KindChatGPT, FirstParty: true}, ModeBearer},
-		{in{Kind: credentials.KindChatGPT, FirstParty: true, FlagOn: true, HasThread: true}, ModeThreadTask},
-		{in{Kind: credentials.KindChatGPT, FirstParty: true, FlagOn: true}, ModeProcessTask},
-		{in{Kind: credentials.KindChatGPT, FirstParty: true, FlagOn: true, HasThread: true, BearerFallback: true}, ModeBearer},
-		{in{Kind: credentials.KindAgentIdentity, FirstParty: true, HasThread: true}, ModeThreadTask},
-		{in{Kind: credentials.KindAgentIdentity, FirstParty: true, FlagOn: true}, ModeProcessTask},
-		{in{Kind: credentials.KindAgentIdentity, FlagOn: true, HasThread: true}, ModePassThrough},
-		{in{Kind: credentials.KindAPIKey}, ModePassThrough},
-		{in{Kind: credentials.KindChatGPT, FlagOn: true}, ModePassThrough},
-	}
-	for _, c := range cases {
-		if got := Decide(c.in); got != c.want {
-			t.Errorf("Decide(%+v) = %v, want %v", c.in, got, c.want)
-		}
 	}
 }

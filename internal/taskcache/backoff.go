@@ -1,44 +1,13 @@
-package resolver
+package taskcache
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"time"
 
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/resolver"
 )
-
-// BackoffError is returned by [TaskCache.Get] without any registration call
-// while a key is backing off after a failed registration. It is temporary by
-// nature: the same Get succeeds once Until has passed and the endpoint
-// recovers.
-type BackoffError struct {
-	// Key is the key whose registration is backing off. Thread keys are
-	// caller-chosen identifiers, not secrets.
-	Key string
-	// Until is the earliest time (on the cache's clock) at which Get will try
-	// to register the key again.
-	Until time.Time
-	// Failures counts the consecutive failed registrations for Key; the
-	// delay grows with it.
-	Failures int
-	// Err is the last failure, a *RegistrationError.
-	Err error
-}
-
-// Error reports the deadline and the last failure.
-func (e *BackoffError) Error() string {
-	return fmt.Sprintf("resolver: task registration backing off until %s after %d consecutive failure(s): %v",
-		e.Until.UTC().Format(time.RFC3339Nano), e.Failures, e.Err)
-}
-
-// Unwrap returns the last failure, so errors.Is and errors.As see through
-// the backoff to its cause.
-func (e *BackoffError) Unwrap() error { return e.Err }
-
-// Temporary reports true: the caller may retry after Until.
-func (e *BackoffError) Temporary() bool { return true }
 
 // backoffState is a key's entry while its last registration failed. It is
 // immutable once stored; the next failure replaces it.
@@ -46,7 +15,7 @@ type backoffState struct {
 	node
 	failures int
 	until    time.Time
-	err      *BackoffError // built once so rejected Gets do not allocate
+	err      *resolver.BackoffError // built once so rejected Gets do not allocate
 }
 
 // backoffPolicy computes the wait after the n-th consecutive failure:

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/agentauth/agentauth/processtask"
+	"github.com/agentauth/agentauth/internal/processtask"
 	"github.com/agentauth/agentauth/resolver"
 )
 

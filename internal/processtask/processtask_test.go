@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -42,7 +43,7 @@ func TestSharedOnePerIdentity(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
-	tasks := make([]*resolver.Task, 100)
+	tasks := make([]*taskcache.Task, 100)
 	for i := range tasks {
 		wg.Add(1)
 		go func(i int) {

@@ -1,4 +1,4 @@
-package resolver_test
+package taskcache_test
 
 import (
 	"context"
@@ -7,17 +7,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
 
 // One registration per key: the second Get is served from the cache.
-func ExampleTaskCache() {
+func ExampleCache() {
 	var calls atomic.Int32
 	register := func(ctx context.Context, key string) (string, error) {
 		calls.Add(1)
 		return "task-for-" + key, nil // a real RegisterFunc calls the task registration endpoint
 	}
-	cache, err := resolver.NewTaskCache(register, resolver.CacheOptions{Capacity: 1000})
+	cache, err := taskcache.New(register, resolver.CacheOptions{Capacity: 1000})
 	if err != nil {
 		panic(err)
 	}
@@ -30,12 +32,12 @@ func ExampleTaskCache() {
 
 // The 401 recipe: invalidate the task the server rejected, then Get again.
 // A stale Invalidate (the task was already replaced) is a no-op.
-func ExampleTaskCache_Invalidate() {
+func ExampleCache_Invalidate() {
 	var n atomic.Int32
 	register := func(ctx context.Context, key string) (string, error) {
 		return fmt.Sprintf("task-%d", n.Add(1)), nil
 	}
-	cache, _ := resolver.NewTaskCache(register, resolver.CacheOptions{})
+	cache, _ := taskcache.New(register, resolver.CacheOptions{})
 	ctx := context.Background()
 
 	rejected, _ := cache.Get(ctx, "thread-1")
@@ -51,12 +53,12 @@ func ExampleTaskCache_Invalidate() {
 }
 
 // A failed registration is shared by its waiters and puts the key into
-// backoff; Gets fail fast with a BackoffError until the deadline.
+// backoff; Gets fail fast with a resolver.BackoffError until the deadline.
 func ExampleBackoffError() {
 	now := time.Date(2026, 4, 23, 0, 0, 0, 0, time.UTC)
-	unavailable := errors.New("identity endpoint unavailable")
+	unavailable := &identity.RegistrationError{Op: identity.OpTaskRegistration, StatusCode: 503} // temporary
 	register := func(ctx context.Context, key string) (string, error) { return "", unavailable }
-	cache, _ := resolver.NewTaskCache(register, resolver.CacheOptions{
+	cache, _ := taskcache.New(register, resolver.CacheOptions{
 		Now:           func() time.Time { return now },
 		BackoffJitter: -1, // exact waits, for the example
 	})
@@ -71,7 +73,7 @@ func ExampleBackoffError() {
 	}
 	fmt.Println(cache.Stats().Failures, cache.Stats().BackoffRejections)
 	// Output:
-	// resolver: registering task for key "thread-1": identity endpoint unavailable
+	// resolver: registering task for key "thread-1": identity: agent task registration failed with status 503
 	// 1s true true
 	// 1 1
 }

@@ -1,4 +1,4 @@
-package resolver
+package taskcache
 
 import (
 	"fmt"
@@ -9,35 +9,13 @@ import (
 	"sync/atomic"
 )
 
-// node is the bookkeeping a [TaskCache] keeps for every key it holds, whether
-// the key has a task or is in failure backoff. It is embedded in both kinds
-// of entry so that they share one eviction ring and one bound.
-type node struct {
-	key string
-
-	// used packs the cache tick (whole seconds since the cache was built) at
-	// which the entry was last used, shifted left by one, with the CLOCK
-	// reference bit in bit 0. One word lets a hit update recency with a single
-	// load and, only when something changed, a single store.
-	used atomic.Uint64
-
-	// slot is the entry's index in the cache's ring, or -1 once it has left
-	// the cache. Guarded by TaskCache.mu.
-	slot int32
-
-	// failed marks the node of a *backoffState (held in TaskCache.failing)
-	// rather than of a *Task (held in the lock-free table). Set before the
-	// entry is stored; never changes.
-	failed bool
-}
-
 // Task is a registered Agent Identity task for one key (a thread key, or the
 // process task's key). A Task is immutable once returned: its key and id never
 // change, so a *Task can be shared by any number of goroutines and compared by
-// pointer to tell one registration from the next (see [TaskCache.Invalidate]).
+// pointer to tell one registration from the next (see [Cache.Invalidate]).
 //
 // A Task stays usable after the cache has evicted or invalidated it; the next
-// [TaskCache.Get] for its key simply registers a new one.
+// [Cache.Get] for its key simply registers a new one.
 //
 // Task formats itself (every fmt verb, slog) as its key and id only; the
 // signed assertion the transport caches on it never appears.
@@ -71,9 +49,9 @@ func (t *Task) Key() string { return t.key }
 // String describes the task by key and id.
 func (t *Task) String() string {
 	if t == nil {
-		return "resolver.Task(nil)"
+		return "taskcache.Task(nil)"
 	}
-	return "resolver.Task{Key:" + strconv.Quote(t.key) + " ID:" + strconv.Quote(t.id) + "}"
+	return "taskcache.Task{Key:" + strconv.Quote(t.key) + " ID:" + strconv.Quote(t.id) + "}"
 }
 
 // GoString is [Task.String].
@@ -90,3 +68,7 @@ func (t *Task) LogValue() slog.Value {
 	}
 	return slog.GroupValue(slog.String("key", t.key), slog.String("task_id", t.id))
 }
+
+// NewTask returns the task registered for key with id, for holders of a
+// single task outside a [Cache] (the process task).
+func NewTask(key, id string) *Task { return &Task{node: node{key: key}, id: id} }

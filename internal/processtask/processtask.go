@@ -1,0 +1,226 @@
+// Package processtask keeps the process task of each agent identity: the one
+// task, registered lazily on first use and without external_task_ref, that
+// signs every request that carries no thread key (background, control-plane
+// and sessionless callers).
+//
+// The task is shared by every transport built on the same identity in this
+// process, so N clients cost one registration. Callers never see the task id;
+// the transport asks a [Handle] for it and signs with it.
+package processtask
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"weak"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/resolver"
+)
+
+// Identity names an agent identity: the AuthAPI base that registers its
+// tasks and its runtime id. It contains nothing secret.
+type Identity struct {
+	AuthAPIBase string
+	RuntimeID   string
+}
+
+// RegisterFunc registers a process task (a task without external_task_ref)
+// and returns its id. It runs on a context detached from callers and must
+// honour that context.
+type RegisterFunc func(ctx context.Context) (taskID string, err error)
+
+// ErrOptionsMismatch is returned by [Shared] when the identity's process
+// task is already shared under a different timeout or backoff.
+var ErrOptionsMismatch = errors.New("processtask: the identity's process task is already shared with a different timeout or backoff")
+
+// Handle holds one identity's process task: an atomic pointer read without a
+// lock, one registration at a time (single flight, on a context detached
+// from the callers and bounded by the policy's timeout), and the last
+// failure cached with a jittered backoff so that an unavailable endpoint is
+// not asked again on every request.
+type Handle struct {
+	register RegisterFunc
+	policy   taskcache.Policy
+	task     atomic.Pointer[taskcache.Task]
+	flight   singleflight.Group
+
+	mu       sync.Mutex
+	failures int                    // consecutive failed registrations
+	backoff  *resolver.BackoffError // the last failure while its backoff runs
+
+	registrations, failed, panics, rejections, invalidations atomic.Uint64
+}
+
+var (
+	registryMu sync.Mutex
+	registry   = map[Identity]weak.Pointer[Handle]{}
+)
+
+// Shared returns the process-task handle of id, creating it on first use
+// with register and opts (only opts' timeout, backoff, clock and jitter
+// source apply: there is one task and it never idles out). A later call for
+// the same identity returns the same handle and does not use its register:
+// the first transport built on an identity registers its process task, so
+// register must not hold on to that transport. A later call whose timeout or
+// backoff differs gets [ErrOptionsMismatch] instead of a handle that would
+// silently behave otherwise; its clock and jitter source (Now, Rand) cannot
+// be compared, and the first caller's are kept. The registry holds handles
+// weakly, so an identity whose transports are all gone costs nothing.
+func Shared(id Identity, register RegisterFunc, opts resolver.CacheOptions) (*Handle, error) {
+	if id.RuntimeID == "" {
+		return nil, errors.New("processtask: identity has no runtime id")
+	}
+	policy, err := taskcache.NewPolicy(opts)
+	if err != nil {
+		return nil, err
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if h := registry[id].Value(); h != nil {
+		if !h.policy.SameSchedule(policy) {
+			return nil, fmt.Errorf("%w (runtime %q)", ErrOptionsMismatch, id.RuntimeID)
+		}
+		return h, nil
+	}
+	h, err := newHandle(register, policy)
+	if err != nil {
+		return nil, err
+	}
+	registry[id] = weak.Make(h)
+	runtime.AddCleanup(h, forget, id)
+	return h, nil
+}
+
+// forget drops the registry entry of a collected handle.
+func forget(id Identity) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if registry[id].Value() == nil {
+		delete(registry, id)
+	}
+}
+
+// New returns a handle that is not shared with other transports.
+func New(register RegisterFunc, opts resolver.CacheOptions) (*Handle, error) {
+	policy, err := taskcache.NewPolicy(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newHandle(register, policy)
+}
+
+func newHandle(register RegisterFunc, policy taskcache.Policy) (*Handle, error) {
+	if register == nil {
+		return nil, errors.New("processtask: nil RegisterFunc")
+	}
+	return &Handle{register: register, policy: policy}, nil
+}
+
+// Get returns the process task, registering it if needed. Concurrent first
+// callers share one registration; if ctx ends first, Get returns an error
+// wrapping ctx.Err() and the registration carries on for the others. A
+// failed registration returns a [*resolver.AttemptError] to everyone
+// who waited for it, and later calls get a [*resolver.BackoffError] without
+// a registration until the backoff has passed.
+func (h *Handle) Get(ctx context.Context) (*taskcache.Task, error) {
+	if t := h.task.Load(); t != nil {
+		return t, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, waitError(err)
+	}
+	if err := h.backingOff(); err != nil {
+		return nil, err
+	}
+	ch := h.flight.DoChan("", func() (any, error) { return h.fly(ctx) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*taskcache.Task), nil
+	case <-ctx.Done():
+		return nil, waitError(ctx.Err())
+	}
+}
+
+func waitError(err error) error {
+	return fmt.Errorf("processtask: stopped waiting for the process task's registration: %w", err)
+}
+
+// backingOff returns the cached failure while its backoff runs.
+func (h *Handle) backingOff() error {
+	h.mu.Lock()
+	b := h.backoff
+	h.mu.Unlock()
+	if b != nil && h.policy.Now().Before(b.Until) {
+		h.rejections.Add(1)
+		return b
+	}
+	return nil
+}
+
+// fly is one registration, run by singleflight on its own goroutine. It
+// never panics (Policy.Register recovers) and publishes its outcome before
+// returning, so a caller that missed just before it ended finds the result.
+func (h *Handle) fly(ctx context.Context) (any, error) {
+	if t := h.task.Load(); t != nil {
+		return t, nil
+	}
+	if err := h.backingOff(); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	n := h.failures + 1
+	h.mu.Unlock()
+	id, err, panicked := h.policy.Register(taskcache.WithAttempt(ctx, n), h.register)
+	if panicked {
+		h.panics.Add(1)
+	}
+	if err != nil {
+		h.failed.Add(1)
+		rerr := &resolver.AttemptError{Key: "", Err: err}
+		until := h.policy.Now().Add(h.policy.Wait(n, err))
+		h.mu.Lock()
+		h.failures = n
+		h.backoff = &resolver.BackoffError{Key: "", Until: until, Failures: n, Err: rerr}
+		h.mu.Unlock()
+		return nil, rerr
+	}
+	t := taskcache.NewTask("", id)
+	h.mu.Lock()
+	h.failures, h.backoff = 0, nil
+	h.mu.Unlock()
+	h.registrations.Add(1)
+	h.task.Store(t)
+	return t, nil
+}
+
+// Invalidate drops task if it is still the current process task (after the
+// server rejected it with 401), so the next Get registers a new one. A
+// stale call (the task was already replaced) changes nothing.
+func (h *Handle) Invalidate(task *taskcache.Task) bool {
+	if task == nil || !h.task.CompareAndSwap(task, nil) {
+		return false
+	}
+	h.invalidations.Add(1)
+	return true
+}
+
+// Stats returns the registration counters of the process task (the
+// eviction and expiry counters stay zero: the task is never evicted).
+func (h *Handle) Stats() taskcache.CacheStats {
+	return taskcache.CacheStats{
+		Registrations:     h.registrations.Load(),
+		Failures:          h.failed.Load(),
+		Panics:            h.panics.Load(),
+		BackoffRejections: h.rejections.Load(),
+		Invalidations:     h.invalidations.Load(),
+	}
+}

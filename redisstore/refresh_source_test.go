@@ -67,7 +67,7 @@ func newSourceReplica(tb testing.TB, s *Store, seed *credentials.TokenSet, lockT
 	}
 	tb.Cleanup(src.Close)
 	rt, err := transport.New(base, transport.Config{TokenSource: src, ChatGPTBaseURL: srvURL, AuthAPIBaseURL: srvURL,
-		AllowInsecureHTTP: true, Getenv: func(string) string { return "" }})
+		AllowInsecureHTTP: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -191,19 +191,26 @@ func (s *fileTokenSource) current() (*Token, bool) {
 }
 
 func (s *fileTokenSource) Refresh(ctx context.Context, rejected *Token) (*Token, error) {
+	tok, _, err := s.RefreshWithOrigin(ctx, rejected)
+	return tok, err
+}
+
+// RefreshWithOrigin is Refresh; the file source only ever re-reads the
+// file, so its tokens come from the store.
+func (s *fileTokenSource) RefreshWithOrigin(ctx context.Context, rejected *Token) (*Token, RefreshOrigin, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap, err := s.reload()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if rejected != nil && snap.tok.AccessToken == rejected.AccessToken {
-		return nil, &LoadError{Path: s.path, Err: ErrTokenUnchanged}
+		return nil, 0, &LoadError{Path: s.path, Err: ErrTokenUnchanged}
 	}
-	return &snap.tok, nil
+	return &snap.tok, RefreshFromStore, nil
 }
 
 // reload reads the file and caches its token; s.mu must be held.
@@ -319,6 +326,6 @@ func truncate(s string, n int) string {
 }
 
 var (
-	_ Refresher = (*fileTokenSource)(nil)
-	_ Refresher = (*oauth2Source)(nil)
+	_ OriginRefresher = (*fileTokenSource)(nil)
+	_ Refresher       = (*oauth2Source)(nil)
 )

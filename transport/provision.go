@@ -105,7 +105,8 @@ func sharedCount() int {
 
 // provisionFlights de-duplicates provisioning across the transports of
 // this process that may share an identity: those with the same
-// IdentityStore and login, or, without a store, the same access token.
+// IdentityStore and login, or, without a store or a known login, the same
+// access token.
 var provisionFlights singleflight.Group
 
 // provisioner is the ChatGPT login with the flag on: each login of the
@@ -119,9 +120,10 @@ var provisionFlights singleflight.Group
 // or user never does. Between transports, an explicit IdentityStore is the
 // operator's statement that its logins are trusted: transports sharing one
 // store share the identity of a login (same account and user). Without a
-// store, identities are shared only between transports holding the very
-// same access token, so a token the AuthAPI never accepted cannot ride on
-// another token's identity.
+// store, or for a token whose account or user is unknown, identities are
+// shared at most between transports holding the very same access token, so a
+// token the AuthAPI never accepted cannot ride on another token's
+// identity.
 type provisioner struct {
 	t       *Transport
 	store   credentials.IdentityStore // nil: the process default scope
@@ -141,7 +143,9 @@ type tokenLogin struct {
 }
 
 // loginKey names a login inside one transport. A login without an account
-// id is named by its token alone: nothing else tells it apart.
+// id is named by its token alone: nothing else tells it apart. One without
+// a user id is named by its account here, where its rotated tokens come
+// from one source, but never beyond the transport (see knownLogin).
 type loginKey struct {
 	account, user, token string
 }
@@ -238,6 +242,15 @@ func (p *provisioner) loginFor(tok *credentials.Token) *loginState {
 	ls.used = p.clock
 	p.last.Store(&tokenLogin{tok: tok, ls: ls})
 	return ls
+}
+
+// knownLogin reports whether tok names its login: an account and a user.
+// A token without either (an opaque token, a source that knows no user)
+// cannot be told from another login's token of the same workspace, so its
+// identity is bound to the token itself and never kept in or loaded from
+// an IdentityStore.
+func knownLogin(tok *credentials.Token) bool {
+	return tok.AccountID != "" && tok.UserID != ""
 }
 
 func tokenHash(tok string) string {
@@ -499,11 +512,12 @@ func (p *provisioner) storedWinner(ctx context.Context, tok *credentials.Token, 
 }
 
 // flightKey names what may be shared for tok: the sharing scope, the
-// AuthAPI base, and the login (with a store) or the token (without one).
-// It never contains the token itself.
+// AuthAPI base, and the login (with a store and a login that names its
+// account and user) or the token (otherwise). It never contains the token
+// itself.
 func (p *provisioner) flightKey(tok *credentials.Token) string {
 	base := p.t.s.authAPIBase
-	if p.store != nil && tok.AccountID != "" {
+	if p.store != nil && knownLogin(tok) {
 		return p.scope + "\x00" + base + "\x00account:" + tok.AccountID + "\x00user:" + tok.UserID
 	}
 	return p.scope + "\x00" + base + "\x00token:" + tokenHash(tok.AccessToken)
@@ -511,11 +525,14 @@ func (p *provisioner) flightKey(tok *credentials.Token) string {
 
 // provision loads the login's identity (from the store, or from the
 // process-wide table for this token) or registers a new agent and keeps it.
-// A login without an account id is never looked up in or written to a
-// store: nothing would tell its identity from another login's. stale is a
-// runtime the AuthAPI rejected; it is never reused.
+// A login without an account id or a user id is never looked up in or
+// written to a store: nothing would tell its identity from another
+// login's. It is provisioned with its own token and shared only by
+// concurrent provisionings of that very token (and, without a store,
+// through the process-wide table). stale is a runtime the AuthAPI
+// rejected; it is never reused.
 func (p *provisioner) provision(ctx context.Context, key string, tok *credentials.Token, stale string) (*sharedIdentity, error) {
-	useStore := p.store != nil && tok.AccountID != ""
+	useStore := p.store != nil && knownLogin(tok)
 	switch {
 	case useStore:
 		rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())

@@ -104,7 +104,8 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 	// its RegisterFunc holds a copy of the registration client and the
 	// logger, not the transport.
 	ids, logger := *t.ids, t.s.Logger
-	process, err := processtask.Shared(processtask.Identity{AuthAPIBase: t.s.authAPIBase, RuntimeID: runtimeID},
+	pid := processtask.Identity{AuthAPIBase: t.s.authAPIBase, RuntimeID: runtimeID, KeyFingerprint: processtask.KeyFingerprint(key.PublicKey())}
+	process, err := processtask.Shared(pid,
 		t.obs.registerProcess(func(ctx context.Context) (string, error) {
 			id, err := ids.RegisterTask(ctx, key, runtimeID, "")
 			if err == nil {

@@ -71,6 +71,16 @@ const (
 	refreshBackoffMax  = time.Minute
 )
 
+// freshRejectionHold is how long a token this source got from the token
+// endpoint is not refreshed again when a server refuses it. A token the
+// endpoint has just issued and a server refuses at once says the server,
+// not the token, is refusing (a path the login may not use, an account
+// header a proxy rejects): another refresh would spend the single-use
+// refresh token, and risk the login, on every request for nothing. The
+// hold only stops refreshes asked for after a 401; a token that becomes
+// due is still refreshed ahead of its expiry.
+const freshRejectionHold = 5 * time.Minute
+
 // maxTokenResponse bounds how much of a token endpoint response is read.
 const maxTokenResponse = 1 << 20
 
@@ -157,6 +167,44 @@ func (e *RefreshError) Is(target error) bool { return e.Permanent && target == E
 // Temporary reports whether a later refresh may succeed.
 func (e *RefreshError) Temporary() bool { return !e.Permanent }
 
+// RefreshOrigin says where a token returned after a 401 came from.
+type RefreshOrigin uint8
+
+// The origins of an [OriginRefresher] token.
+const (
+	// RefreshFromStore: the store (auth.json, a shared coordinator) already
+	// held another token, written by whoever refreshed last; no token was
+	// exchanged at the endpoint.
+	RefreshFromStore RefreshOrigin = iota + 1
+	// RefreshFromEndpoint: the token endpoint issued the token, for this
+	// rejection or for a refresh already in flight that the call joined.
+	RefreshFromEndpoint
+)
+
+// String returns "store", "endpoint" or "unknown".
+func (o RefreshOrigin) String() string {
+	switch o {
+	case RefreshFromStore:
+		return "store"
+	case RefreshFromEndpoint:
+		return "endpoint"
+	}
+	return "unknown"
+}
+
+// OriginRefresher is a [Refresher] that also says where the token came
+// from. A transport uses it to decide whether asking again after the
+// fresh token is rejected too can help: after a store reload another
+// token may still be had from the endpoint; after the endpoint itself
+// answered, asking again would only spend another refresh token. A
+// Refresher that does not implement it is asked once per rejected request.
+type OriginRefresher interface {
+	Refresher
+	// RefreshWithOrigin is Refresh, with the origin of the token (zero
+	// when err is not nil).
+	RefreshWithOrigin(ctx context.Context, rejected *Token) (*Token, RefreshOrigin, error)
+}
+
 // RefreshOptions configures [NewRefreshingTokenSource]. Only Coordinator
 // is required.
 type RefreshOptions struct {
@@ -225,6 +273,11 @@ type RefreshOptions struct {
 //     the store is looked at again at most once a second, on the
 //     caller's context, one read shared by concurrent callers.
 //     Anything else is temporary and retried after a jittered backoff.
+//   - A token the endpoint has just issued to the source and a server
+//     refuses at once is not refreshed again after a 401 for five
+//     minutes: the server, not the token, is refusing, and each refresh
+//     spends the single-use refresh token. [RefreshingTokenSource.RefreshWithOrigin]
+//     says whether a token came from the store or the endpoint.
 //
 // A source is bound to the login (account and user) it first loaded; a
 // store that later holds another login, or a token answer whose id token
@@ -259,6 +312,7 @@ type RefreshingTokenSource struct {
 
 	mu      sync.Mutex
 	flight  *refreshFlight
+	fresh   freshToken // the last token the endpoint issued to this source
 	perm    *permanentFailure
 	retryAt time.Time
 	backoff time.Duration
@@ -280,6 +334,16 @@ type refreshFlight struct {
 	done chan struct{}
 	snap *refreshSnap
 	err  error
+	// exchanged is set when snap came from the token endpoint (not from
+	// a newer token found in the store).
+	exchanged bool
+}
+
+// freshToken is the access token the endpoint last issued to the source
+// and when: see [freshRejectionHold].
+type freshToken struct {
+	access string
+	issued time.Time
 }
 
 // pendingRotation is a refreshed token set (next) not yet stored over the
@@ -429,20 +493,36 @@ func (s *RefreshingTokenSource) Token(ctx context.Context) (*Token, error) {
 	return nil, err
 }
 
-// Refresh implements [Refresher] for a token the server rejected with 401:
-// it reads the store first and returns a different token found there for
-// the same account (no network call); only when the store still holds the
-// rejected token does it refresh over the network. A store holding another
-// account is a permanent "account changed" error.
+// Refresh implements [Refresher] for a token the server rejected with 401;
+// it is [RefreshingTokenSource.RefreshWithOrigin] without the origin.
 func (s *RefreshingTokenSource) Refresh(ctx context.Context, rejected *Token) (*Token, error) {
+	tok, _, err := s.RefreshWithOrigin(ctx, rejected)
+	return tok, err
+}
+
+// RefreshWithOrigin implements [OriginRefresher] for a token the server
+// rejected with 401: it reads the store first and returns a different
+// token found there for the same login (no network call,
+// [RefreshFromStore]); only when the store still holds the rejected token
+// does it refresh over the network ([RefreshFromEndpoint], also when it
+// joined a refresh already in flight). A store holding another account is
+// a permanent "account changed" error.
+//
+// A rejected token that this source got from the token endpoint less than
+// five minutes ago is not refreshed again: the error matches
+// [ErrTokenUnchanged]. The endpoint has just issued it, so the server that
+// refuses it would most likely refuse the next one too, and each refresh
+// spends the login's single-use refresh token. Tokens that become due are
+// refreshed as usual; only refreshes asked for after a 401 wait.
+func (s *RefreshingTokenSource) RefreshWithOrigin(ctx context.Context, rejected *Token) (*Token, RefreshOrigin, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	snap := s.cache.Load()
 	if snap == nil {
 		var err error
 		if snap, err = s.initial(ctx); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	if rejected == nil {
@@ -450,35 +530,56 @@ func (s *RefreshingTokenSource) Refresh(ctx context.Context, rejected *Token) (*
 	}
 	set, err := s.coord.Load(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if set == nil {
-		return nil, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
+		return nil, 0, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
 	}
 	cur := newRefreshSnap(*set)
 	if !sameLogin(snap, cur) {
-		return nil, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
+		return nil, 0, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
 	}
-	if cur.tok.AccessToken != rejected.AccessToken && !cur.expired(s.now()) {
+	now := s.now()
+	if cur.tok.AccessToken != rejected.AccessToken && !cur.expired(now) {
 		s.adopt(cur)
-		return cur.tok, nil
+		return cur.tok, RefreshFromStore, nil
+	}
+	if s.heldFresh(rejected.AccessToken, now) {
+		return nil, 0, errFreshRejected
 	}
 	f, err := s.start(ctx, snap, rejected, true)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 	if f.err != nil {
-		return nil, f.err
+		return nil, 0, f.err
 	}
 	if f.snap.tok.AccessToken == rejected.AccessToken {
-		return nil, ErrTokenUnchanged
+		return nil, 0, ErrTokenUnchanged
 	}
-	return f.snap.tok, nil
+	origin := RefreshFromStore
+	if f.exchanged {
+		origin = RefreshFromEndpoint
+	}
+	return f.snap.tok, origin, nil
+}
+
+// errFreshRejected is RefreshWithOrigin's answer for a token held by
+// [freshRejectionHold].
+var errFreshRejected = fmt.Errorf("%w (the token endpoint issued it moments ago and the server refused it at once; it is not refreshed again for %s)",
+	ErrTokenUnchanged, freshRejectionHold)
+
+// heldFresh reports whether access is the token the endpoint issued to
+// this source less than freshRejectionHold before now.
+func (s *RefreshingTokenSource) heldFresh(access string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fresh.access != "" && s.fresh.access == access && now.Before(s.fresh.issued.Add(freshRejectionHold))
 }
 
 // initial loads the login the source is bound to.
@@ -637,7 +738,7 @@ func (s *RefreshingTokenSource) run(f *refreshFlight, held *refreshSnap, rejecte
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
-	snap, set, err := s.refreshLocked(ctx, held, rejected)
+	snap, set, exchanged, err := s.refreshLocked(ctx, held, rejected)
 
 	s.mu.Lock()
 	var re *RefreshError
@@ -645,6 +746,9 @@ func (s *RefreshingTokenSource) run(f *refreshFlight, held *refreshSnap, rejecte
 	case err == nil:
 		s.retryAt, s.backoff, s.lastErr = time.Time{}, 0, nil
 		s.adopt(snap)
+		if exchanged {
+			s.fresh = freshToken{access: snap.tok.AccessToken, issued: s.now()}
+		}
 	case errors.As(err, &re) && re.Permanent:
 		s.perm = &permanentFailure{err: re, fp: fingerprint(set)}
 	default:
@@ -655,7 +759,7 @@ func (s *RefreshingTokenSource) run(f *refreshFlight, held *refreshSnap, rejecte
 		s.retryAt = s.now().Add(s.jitter(s.backoff))
 		s.lastErr = err
 	}
-	f.snap, f.err = snap, err
+	f.snap, f.err, f.exchanged = snap, err, exchanged
 	s.flight = nil
 	s.mu.Unlock()
 	close(f.done)
@@ -666,26 +770,27 @@ func (s *RefreshingTokenSource) run(f *refreshFlight, held *refreshSnap, rejecte
 
 // refreshLocked takes the lock, re-reads the store, and either adopts a
 // newer token found there or refreshes over the network and stores the
-// result. set is what the store held (for remembering a failure).
-func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refreshSnap, rejected *Token) (_ *refreshSnap, set *TokenSet, _ error) {
+// result. set is what the store held (for remembering a failure);
+// exchanged is set when the token came from the endpoint.
+func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refreshSnap, rejected *Token) (_ *refreshSnap, set *TokenSet, exchanged bool, _ error) {
 	release, err := s.coord.Lock(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	defer release()
 	set, err = s.coord.Load(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if set == nil {
-		return nil, nil, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
+		return nil, nil, false, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
 	}
 	if p := s.pending; p != nil {
 		// A rotation this source could not store: while the store still
 		// holds the set it replaced, that set's refresh token is spent.
 		if fingerprint(set) == fingerprint(&p.prev) {
 			if err := s.coord.CompareAndSwap(ctx, set, &p.next); err != nil {
-				return nil, set, err
+				return nil, set, false, err
 			}
 			set = &p.next
 		}
@@ -693,17 +798,17 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 	}
 	cur := newRefreshSnap(*set)
 	if !sameLogin(held, cur) {
-		return nil, set, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
+		return nil, set, false, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
 	}
 	target := held.tok.AccessToken
 	if rejected != nil {
 		target = rejected.AccessToken
 	}
 	if cur.tok.AccessToken != target && !cur.due(s.now()) {
-		return cur, set, nil // someone else refreshed: no network call
+		return cur, set, false, nil // someone else refreshed: no network call
 	}
 	if set.RefreshToken == "" {
-		return nil, set, &RefreshError{Permanent: true, Reason: ReasonNoRefreshToken}
+		return nil, set, false, &RefreshError{Permanent: true, Reason: ReasonNoRefreshToken}
 	}
 	// Once the request is out, the endpoint may rotate the tokens: cutting
 	// the answer or its storing short (Close, a process shutting down)
@@ -716,7 +821,7 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 	}
 	resp, err := s.exchange(ctx, set.RefreshToken)
 	if err != nil {
-		return nil, set, err
+		return nil, set, false, err
 	}
 	if !answerIsLogin(resp, held, cur) {
 		// The endpoint answered with another account's or user's tokens.
@@ -729,7 +834,7 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 		// permanent and the user logs in again, which is also what any
 		// other reader will be told when it tries that refresh token.
 		s.log.Warn("credentials: the token endpoint answered with tokens of another ChatGPT account or user; nothing was stored")
-		return nil, set, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
+		return nil, set, false, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
 	}
 	next, unusable := s.nextSet(*set, resp)
 	if next != *set {
@@ -742,9 +847,9 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 		}
 	}
 	if unusable != nil {
-		return nil, &next, unusable
+		return nil, &next, false, unusable
 	}
-	return newRefreshSnap(next), &next, nil
+	return newRefreshSnap(next), &next, true, nil
 }
 
 // nextSet returns the set to store after a successful token answer: prev
@@ -1003,6 +1108,6 @@ func (s *RefreshingTokenSource) String() string {
 }
 
 var (
-	_ TokenSource = (*RefreshingTokenSource)(nil)
-	_ Refresher   = (*RefreshingTokenSource)(nil)
+	_ TokenSource     = (*RefreshingTokenSource)(nil)
+	_ OriginRefresher = (*RefreshingTokenSource)(nil)
 )

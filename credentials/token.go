@@ -191,19 +191,26 @@ func (s *fileTokenSource) current() (*Token, bool) {
 }
 
 func (s *fileTokenSource) Refresh(ctx context.Context, rejected *Token) (*Token, error) {
+	tok, _, err := s.RefreshWithOrigin(ctx, rejected)
+	return tok, err
+}
+
+// RefreshWithOrigin is Refresh; the file source only ever re-reads the
+// file, so its tokens come from the store.
+func (s *fileTokenSource) RefreshWithOrigin(ctx context.Context, rejected *Token) (*Token, RefreshOrigin, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap, err := s.reload()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if rejected != nil && snap.tok.AccessToken == rejected.AccessToken {
-		return nil, &LoadError{Path: s.path, Err: ErrTokenUnchanged}
+		return nil, 0, &LoadError{Path: s.path, Err: ErrTokenUnchanged}
 	}
-	return &snap.tok, nil
+	return &snap.tok, RefreshFromStore, nil
 }
 
 // reload reads the file and caches its token; s.mu must be held.
@@ -238,8 +245,11 @@ func (s *fileTokenSource) reload() (*fileSnapshot, error) {
 }
 
 // FromOAuth2 adapts a golang.org/x/oauth2 token source. Every token gets
-// accountID and fedRAMP as its routing; a token whose type is not Bearer,
-// or that is empty, is an error. The result implements [Refresher] only by
+// accountID and fedRAMP as its routing; when accountID is "" and the
+// access token is a ChatGPT JWT, its https://api.openai.com/auth
+// chatgpt_account_id claim is the account. The user (the login an agent
+// identity is bound to) is that claim's chatgpt_user_id, "" for an opaque
+// token. A token whose type is not Bearer, or that is empty, is an error. The result implements [Refresher] only by
 // asking ts for a token again: that helps when ts fetches a new token on
 // every call, but a caching source (oauth2.ReuseTokenSource) returns the
 // rejected token until it expires, and Refresh then fails with
@@ -253,6 +263,25 @@ type oauth2Source struct {
 	ts        oauth2.TokenSource
 	accountID string
 	fedRAMP   bool
+	last      atomic.Pointer[oauth2Claims] // claims of the last access token seen
+}
+
+// oauth2Claims caches what an access token's claims say, so a source
+// handing out the same token does not parse it per request.
+type oauth2Claims struct {
+	access          string
+	account, userID string
+}
+
+// claims returns the account and user claims of access.
+func (s *oauth2Source) claims(access string) *oauth2Claims {
+	if c := s.last.Load(); c != nil && c.access == access {
+		return c
+	}
+	at := accessTokenClaims(access)
+	c := &oauth2Claims{access: access, account: at.AccountID, userID: at.UserID}
+	s.last.Store(c)
+	return c
 }
 
 func (s *oauth2Source) Token(ctx context.Context) (*Token, error) {
@@ -272,7 +301,11 @@ func (s *oauth2Source) Token(ctx context.Context) (*Token, error) {
 	if typ := ot.Type(); typ != headers.SchemeBearer {
 		return nil, fmt.Errorf("credentials: oauth2 token type %q is not Bearer", truncate(typ, 64))
 	}
-	t := &Token{AccessToken: ot.AccessToken, AccountID: s.accountID, FedRAMP: s.fedRAMP}
+	claims := s.claims(ot.AccessToken)
+	t := &Token{AccessToken: ot.AccessToken, AccountID: s.accountID, UserID: claims.userID, FedRAMP: s.fedRAMP}
+	if t.AccountID == "" {
+		t.AccountID = claims.account
+	}
 	if err := validateToken(t); err != nil {
 		return nil, err
 	}
@@ -319,6 +352,6 @@ func truncate(s string, n int) string {
 }
 
 var (
-	_ Refresher = (*fileTokenSource)(nil)
-	_ Refresher = (*oauth2Source)(nil)
+	_ OriginRefresher = (*fileTokenSource)(nil)
+	_ Refresher       = (*oauth2Source)(nil)
 )

@@ -91,7 +91,9 @@ func TestChildOptInReplica(t *testing.T) {
 	defer base.CloseIdleConnections()
 	rt, err := transport.New(base, transport.Config{
 		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-			AccessToken: os.Getenv(envAccessToken), AccountID: os.Getenv(envAccount)}},
+			// A login shares its identity through the store only when it
+			// names its account and its user.
+			AccessToken: os.Getenv(envAccessToken), AccountID: os.Getenv(envAccount), UserID: "user-" + os.Getenv(envAccount)}},
 		Flag:              featureflag.New(true),
 		IdentityStore:     store,
 		TaskStore:         store,
@@ -237,7 +239,7 @@ func TestFleetOneAgentIdentity(t *testing.T) {
 
 	// The fleet's identity, read back with the sealing key, is the one in use.
 	s := newSealedStore(t, addr, newSealer(t, key), Options{Prefix: prefix, LoginPrefix: loginPrefix})
-	rec, err := s.LoadAgentIdentity(context.Background(), credentials.Login{AccountID: account})
+	rec, err := s.LoadAgentIdentity(context.Background(), credentials.Login{AccountID: account, UserID: "user-" + account})
 	if err != nil || rec == nil || !runtimes[rec.AgentRuntimeID] {
 		t.Fatalf("stored identity %v, %v; runtimes in use %v", rec, err, slices.Collect(maps.Keys(runtimes)))
 	}

@@ -104,7 +104,8 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 	// its RegisterFunc holds a copy of the registration client and the
 	// logger, not the transport.
 	ids, logger := *t.ids, t.s.Logger
-	process, err := processtask.Shared(processtask.Identity{AuthAPIBase: t.s.authAPIBase, RuntimeID: runtimeID},
+	pid := processtask.Identity{AuthAPIBase: t.s.authAPIBase, RuntimeID: runtimeID, KeyFingerprint: processtask.KeyFingerprint(key.PublicKey())}
+	process, err := processtask.Shared(pid,
 		t.obs.registerProcess(func(ctx context.Context) (string, error) {
 			id, err := ids.RegisterTask(ctx, key, runtimeID, "")
 			if err == nil {
@@ -209,17 +210,18 @@ func (b *bearerSource) headerFor(tok *credentials.Token) (authorization, error) 
 	return authorization{mode: resolver.ModeBearer, header: header, routing: routing, token: tok}, nil
 }
 
-// refresh asks a refreshing source once for a token other than rejected.
+// refresh asks a refreshing source once for a token other than rejected,
+// and says where the source got it (zero when the source does not tell).
 // ok is false when the source cannot refresh.
-func (b *bearerSource) refresh(ctx context.Context, rejected *credentials.Token) (authorization, bool, error) {
+func (b *bearerSource) refresh(ctx context.Context, rejected *credentials.Token) (_ authorization, _ credentials.RefreshOrigin, ok bool, _ error) {
 	r, ok := b.src.(credentials.Refresher)
 	if !ok {
-		return authorization{}, false, nil
+		return authorization{}, 0, false, nil
 	}
-	tok, err := b.obs.refresh(ctx, r, rejected)
+	tok, origin, err := b.obs.refresh(ctx, r, rejected)
 	if err != nil {
-		return authorization{}, true, newError(ErrCredential, resolver.ModeBearer, err)
+		return authorization{}, 0, true, newError(ErrCredential, resolver.ModeBearer, err)
 	}
 	a, err := b.headerFor(tok)
-	return a, true, err
+	return a, origin, true, err
 }

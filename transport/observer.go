@@ -409,16 +409,24 @@ func (o *observer) provision(ctx context.Context, fn func(context.Context) (*sha
 }
 
 // refresh asks r for a token fresher than rejected after a 401, reporting
-// the refresh unless the source reports its own.
-func (o *observer) refresh(ctx context.Context, r credentials.Refresher, rejected *credentials.Token) (*credentials.Token, error) {
+// the refresh unless the source reports its own. The origin is zero when r
+// does not tell it (not a credentials.OriginRefresher).
+func (o *observer) refresh(ctx context.Context, r credentials.Refresher, rejected *credentials.Token) (*credentials.Token, credentials.RefreshOrigin, error) {
+	ask := func(ctx context.Context) (*credentials.Token, credentials.RefreshOrigin, error) {
+		if or, ok := r.(credentials.OriginRefresher); ok {
+			return or.RefreshWithOrigin(ctx, rejected)
+		}
+		tok, err := r.Refresh(ctx, rejected)
+		return tok, 0, err
+	}
 	if _, reports := r.(credentials.RefreshReporter); o == nil || o.OnRefresh == nil || reports {
-		return r.Refresh(ctx, rejected)
+		return ask(ctx)
 	}
 	start := time.Now()
 	ctx = o.start(ctx, OpRefresh)
-	tok, err := r.Refresh(ctx, rejected)
+	tok, origin, err := ask(ctx)
 	o.OnRefresh(ctx, refreshEvent(credentials.RefreshEvent{Trigger: RefreshUnauthorized, Start: start, Duration: time.Since(start), Err: err}))
-	return tok, err
+	return tok, origin, err
 }
 
 func refreshEvent(ev credentials.RefreshEvent) RefreshEvent {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"runtime"
 	"sync"
@@ -105,7 +106,8 @@ func sharedCount() int {
 
 // provisionFlights de-duplicates provisioning across the transports of
 // this process that may share an identity: those with the same
-// IdentityStore and login, or, without a store, the same access token.
+// IdentityStore and login, or, without a store or a known login, the same
+// access token.
 var provisionFlights singleflight.Group
 
 // provisioner is the ChatGPT login with the flag on: each login of the
@@ -119,9 +121,10 @@ var provisionFlights singleflight.Group
 // or user never does. Between transports, an explicit IdentityStore is the
 // operator's statement that its logins are trusted: transports sharing one
 // store share the identity of a login (same account and user). Without a
-// store, identities are shared only between transports holding the very
-// same access token, so a token the AuthAPI never accepted cannot ride on
-// another token's identity.
+// store, or for a token whose account or user is unknown, identities are
+// shared at most between transports holding the very same access token, so a
+// token the AuthAPI never accepted cannot ride on another token's
+// identity.
 type provisioner struct {
 	t       *Transport
 	store   credentials.IdentityStore // nil: the process default scope
@@ -141,7 +144,9 @@ type tokenLogin struct {
 }
 
 // loginKey names a login inside one transport. A login without an account
-// id is named by its token alone: nothing else tells it apart.
+// id is named by its token alone: nothing else tells it apart. One without
+// a user id is named by its account here, where its rotated tokens come
+// from one source, but never beyond the transport (see knownLogin).
 type loginKey struct {
 	account, user, token string
 }
@@ -163,7 +168,15 @@ type provisionState struct {
 	failUntil     time.Time // return failErr until then
 	failErr       error
 	stale         string    // runtime id the AuthAPI rejected: never loaded again
-	reprovisioned time.Time // when the last stale identity was replaced
+	replaceAfter  time.Time // no replacement of a rejected identity before then
+	// fresh: agent was registered by this provisioner and has not signed
+	// yet (none of its tasks was accepted).
+	fresh bool
+	// unsaved: agent replaces a rejected identity and is written to the
+	// IdentityStore only once it signs; the store keeps the old record
+	// until then.
+	unsaved  bool
+	refusals int // consecutive fresh runtimes refused at once
 }
 
 // outcome is what one provisioning flight tells every request that waited
@@ -240,6 +253,15 @@ func (p *provisioner) loginFor(tok *credentials.Token) *loginState {
 	return ls
 }
 
+// knownLogin reports whether tok names its login: an account and a user.
+// A token without either (an opaque token, a source that knows no user)
+// cannot be told from another login's token of the same workspace, so its
+// identity is bound to the token itself and never kept in or loaded from
+// an IdentityStore.
+func knownLogin(tok *credentials.Token) bool {
+	return tok.AccountID != "" && tok.UserID != ""
+}
+
 func tokenHash(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:16])
@@ -302,13 +324,17 @@ func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.
 	defer cancel()
 	key := p.flightKey(tok)
 	stale := st.stale
+	// registered is written only by this call's flight function, which
+	// Do runs on this goroutine; a call that joins another's flight
+	// leaves it false and treats the identity as loaded.
+	var registered bool
 	v, err, _ := provisionFlights.Do(key+"\x00stale:"+stale, func() (any, error) {
 		return p.t.obs.provision(fctx, func(ctx context.Context) (*sharedIdentity, error) {
-			return p.provision(ctx, key, tok, stale)
+			return p.provision(ctx, key, tok, stale, &registered)
 		})
 	})
 
-	next := &provisionState{stale: st.stale, reprovisioned: st.reprovisioned}
+	next := &provisionState{stale: st.stale, replaceAfter: st.replaceAfter, refusals: st.refusals}
 	now := p.t.s.Now()
 	if err == nil {
 		si := v.(*sharedIdentity)
@@ -316,6 +342,8 @@ func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.
 		if aerr == nil {
 			agent.keep = si
 			next.agent = agent
+			next.fresh = registered
+			next.unsaved = registered && stale != "" && p.store != nil && knownLogin(tok)
 			ls.state.Store(next)
 			p.endFallback(ctx, st, now)
 			return outcome{agent: agent}
@@ -415,21 +443,39 @@ func (p *provisioner) taskFallback(ctx context.Context, ls *loginState, agent *a
 	}
 }
 
-// signed ends a task-registration fallback of ls once agent signs again
-// after the cooldown, reporting the end once. It costs one atomic load
-// when there was no fallback.
+// signed records that agent signs: it ends a task-registration fallback
+// of ls once agent signs again after the cooldown, reporting the end once,
+// and when agent is the first signature of a fresh runtime it clears the
+// runtime's refusals and stores a replacement that was waiting for this
+// proof. It costs one atomic load when there was nothing to record.
 func (p *provisioner) signed(ctx context.Context, ls *loginState, agent *agentState) {
 	for {
 		st := ls.state.Load()
-		if st.agent != agent || st.fallbackUntil.IsZero() {
+		if st.agent != agent || (st.fallbackUntil.IsZero() && !st.fresh) {
 			return
 		}
 		next := *st
 		next.fallbackUntil, next.fallbackSince = time.Time{}, time.Time{}
+		next.fresh, next.unsaved, next.refusals = false, false, 0
 		if ls.state.CompareAndSwap(st, &next) {
 			p.endFallback(ctx, st, p.t.s.Now())
+			if st.unsaved {
+				p.saveProven(ctx, agent)
+			}
 			return
 		}
+	}
+}
+
+// saveProven stores a replacement identity after its first accepted task.
+// A failure is logged: the identity works in this process anyway. A store
+// where the first identity wins may refuse it because another process
+// stored its own replacement meanwhile; that one stays stored, and this
+// process keeps signing with the identity it has proven.
+func (p *provisioner) saveProven(ctx context.Context, agent *agentState) {
+	rec := agent.record
+	if err := p.store.SaveAgentIdentity(ctx, &rec); err != nil {
+		p.t.s.Logger.WarnContext(ctx, "agentauth: could not persist the provisioned agent identity", "runtime", rec.AgentRuntimeID, "error", err)
 	}
 }
 
@@ -461,10 +507,21 @@ func storeOutage(err error) bool {
 
 // markStale drops agent from ls after the AuthAPI said it no longer knows
 // its runtime, so the next request provisions a new identity (the store's
-// record of the old runtime is skipped and then replaced). It reports false
-// when a replacement was already made within permanentFailureBackoff: a
-// login whose identities keep being rejected gets the error, not a stream
-// of registrations.
+// record of the old runtime is skipped, and replaced once the new one
+// signs). It reports false, keeping agent, when the login must not
+// register another agent now:
+//
+//   - within permanentFailureBackoff of the last replacement, or of the
+//     hold below: a login whose identities keep being rejected gets the
+//     error, not a stream of registrations;
+//   - when agent is fresh (registered by this provisioner moments ago, no
+//     task of it accepted yet): the AuthAPI refusing a runtime it has just
+//     registered says the runtime is not the problem (a revoked workspace,
+//     a proxy), and a replacement would be refused too. agent is kept and
+//     its task registration retried after a hold that doubles with each
+//     refusal, from twice permanentFailureBackoff up to the
+//     ProvisioningCooldown; only once the hold has reached the cooldown is
+//     the runtime replaced, at most once per cooldown.
 func (p *provisioner) markStale(ls *loginState, agent *agentState) bool {
 	for {
 		st := ls.state.Load()
@@ -472,16 +529,43 @@ func (p *provisioner) markStale(ls *loginState, agent *agentState) bool {
 			return true // already replaced (or being replaced) by another request
 		}
 		now := p.t.s.Now()
-		if !st.reprovisioned.IsZero() && now.Before(st.reprovisioned.Add(permanentFailureBackoff)) {
+		if now.Before(st.replaceAfter) {
 			return false
 		}
-		next := &provisionState{stale: agent.record.AgentRuntimeID, reprovisioned: now}
+		refusals, wait := 0, permanentFailureBackoff
+		if st.fresh {
+			refusals = st.refusals + 1
+			wait = p.replaceBackoff(refusals)
+			if atCap := st.refusals > 0 && p.replaceBackoff(st.refusals) >= p.replaceBackoff(math.MaxInt); !atCap {
+				next := *st
+				next.refusals, next.replaceAfter = refusals, now.Add(wait)
+				if ls.state.CompareAndSwap(st, &next) {
+					p.t.s.Logger.WarnContext(context.Background(),
+						"agentauth: the AuthAPI refused the tasks of an agent runtime it has just registered; keeping it and retrying later instead of registering another",
+						"runtime", agent.record.AgentRuntimeID, "retry_in", wait.String(), "refusals", refusals)
+					return false
+				}
+				continue
+			}
+		}
+		next := &provisionState{stale: agent.record.AgentRuntimeID, replaceAfter: now.Add(wait), refusals: refusals}
 		if ls.state.CompareAndSwap(st, next) {
 			p.t.s.Logger.WarnContext(context.Background(), "agentauth: the AuthAPI no longer knows the agent runtime; provisioning a new identity",
 				"runtime", agent.record.AgentRuntimeID)
 			return true
 		}
 	}
+}
+
+// replaceBackoff is the hold after the n-th consecutive refusal of a fresh
+// runtime: permanentFailureBackoff doubled n times, capped at the
+// ProvisioningCooldown (and never below permanentFailureBackoff).
+func (p *provisioner) replaceBackoff(n int) time.Duration {
+	d, limit := permanentFailureBackoff, max(p.t.s.ProvisioningCooldown, permanentFailureBackoff)
+	for i := 0; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 // storedWinner loads the identity another process stored for tok's login
@@ -499,11 +583,12 @@ func (p *provisioner) storedWinner(ctx context.Context, tok *credentials.Token, 
 }
 
 // flightKey names what may be shared for tok: the sharing scope, the
-// AuthAPI base, and the login (with a store) or the token (without one).
-// It never contains the token itself.
+// AuthAPI base, and the login (with a store and a login that names its
+// account and user) or the token (otherwise). It never contains the token
+// itself.
 func (p *provisioner) flightKey(tok *credentials.Token) string {
 	base := p.t.s.authAPIBase
-	if p.store != nil && tok.AccountID != "" {
+	if p.store != nil && knownLogin(tok) {
 		return p.scope + "\x00" + base + "\x00account:" + tok.AccountID + "\x00user:" + tok.UserID
 	}
 	return p.scope + "\x00" + base + "\x00token:" + tokenHash(tok.AccessToken)
@@ -511,11 +596,22 @@ func (p *provisioner) flightKey(tok *credentials.Token) string {
 
 // provision loads the login's identity (from the store, or from the
 // process-wide table for this token) or registers a new agent and keeps it.
-// A login without an account id is never looked up in or written to a
-// store: nothing would tell its identity from another login's. stale is a
-// runtime the AuthAPI rejected; it is never reused.
-func (p *provisioner) provision(ctx context.Context, key string, tok *credentials.Token, stale string) (*sharedIdentity, error) {
-	useStore := p.store != nil && tok.AccountID != ""
+// A login without an account id or a user id is never looked up in or
+// written to a store: nothing would tell its identity from another
+// login's. It is provisioned with its own token and shared only by
+// concurrent provisionings of that very token (and, without a store,
+// through the process-wide table). stale is a runtime the AuthAPI
+// rejected; it is never reused.
+//
+// *registered is set when the identity was registered here (not loaded).
+// A first identity of the login is stored at once, so that processes
+// sharing the store converge on one runtime before any of them signs; a
+// replacement of a rejected one (stale set) is not: it is stored by
+// [provisioner.signed] once one of its tasks was accepted, and the store
+// keeps the old record until then, so a runtime the AuthAPI refuses at
+// once never overwrites the identity other programs (the Codex CLI) use.
+func (p *provisioner) provision(ctx context.Context, key string, tok *credentials.Token, stale string, registered *bool) (*sharedIdentity, error) {
+	useStore := p.store != nil && knownLogin(tok)
 	switch {
 	case useStore:
 		rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())
@@ -546,6 +642,7 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 		return nil, err
 	}
 	p.t.stats.agentRegs.Add(1)
+	*registered = true
 	si := &sharedIdentity{rec: identity.Record{
 		AgentRuntimeID:  runtimeID,
 		AgentPrivateKey: k.MarshalPrivateKey(),
@@ -555,6 +652,8 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 	}}
 	p.t.s.Logger.DebugContext(ctx, "agentauth: provisioned agent identity", "runtime", runtimeID)
 	switch {
+	case useStore && stale != "":
+		// A replacement: stored once it signs (see above).
 	case useStore:
 		// Stored before the flight ends, so a flight that starts right
 		// after this one finds the identity instead of registering again.
@@ -567,6 +666,7 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 				if winner := p.storedWinner(ctx, tok, stale); winner != nil {
 					p.t.s.Logger.DebugContext(ctx, "agentauth: another process stored the login's identity first; using it",
 						"runtime", winner.rec.AgentRuntimeID, "unused_runtime", runtimeID)
+					*registered = false
 					return winner, nil
 				}
 			}

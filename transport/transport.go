@@ -372,19 +372,24 @@ func buffer(resp *http.Response) *http.Response {
 }
 
 // recoverBearer answers a 401 to a ChatGPT Bearer request: it asks a
-// refreshing token source for another token (a reload of the stored
-// login first) and replays; if that is rejected too it asks again (now a
-// network refresh) and replays once more; then the 401 is returned. Each
-// 401 body is read into memory (at most 64 KiB) and its connection
-// released before any recovery work, so the token endpoint or the store
-// never waits for a connection the 401 holds. A request that cannot be
-// replayed still triggers one refresh, for the requests after it.
+// refreshing token source for another token and replays. Only when that
+// token came from the store (a reload finding a token someone else
+// refreshed, which may be stale too) and is rejected as well does it ask
+// again, now for a network refresh, and replay once more; a token fresh
+// from the endpoint that is rejected at once says the resource, not the
+// token, is refusing, and another refresh would only spend the login's
+// single-use refresh token (a source that does not say where its token
+// came from is asked once). Then the 401 is returned. Each 401 body is
+// read into memory (at most 64 KiB) and its connection released before
+// any recovery work, so the token endpoint or the store never waits for a
+// connection the 401 holds. A request that cannot be replayed still
+// triggers one refresh, for the requests after it.
 func (t *Transport) recoverBearer(req *http.Request, resp *http.Response, a *authorization) (*http.Response, error) {
 	ctx := req.Context()
 	resp = buffer(resp)
 	rejected := a.token
 	for attempt := 0; attempt < 2; attempt++ {
-		next, ok, err := t.bearer.refresh(ctx, rejected)
+		next, origin, ok, err := t.bearer.refresh(ctx, rejected)
 		if !ok {
 			t.obs.recovery(ctx, a.mode, RecoveryUnsupported)
 			return resp, nil
@@ -407,7 +412,7 @@ func (t *Transport) recoverBearer(req *http.Request, resp *http.Response, a *aut
 		t.stats.replays.Add(1)
 		t.obs.recovery(ctx, a.mode, RecoveryReplayed)
 		r, err := t.send(req, body, &next)
-		if err != nil || r.StatusCode != http.StatusUnauthorized || attempt == 1 {
+		if err != nil || r.StatusCode != http.StatusUnauthorized || attempt == 1 || origin != credentials.RefreshFromStore {
 			return r, err
 		}
 		resp, rejected = buffer(r), next.token

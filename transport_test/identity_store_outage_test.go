@@ -74,7 +74,9 @@ func TestIdentityStoreOutageRetriesSoon(t *testing.T) {
 	store.down.Store(true)
 	logs := &lockedBuffer{}
 	var events fallbackLog
-	cfg := loopbackConfig(srv, chatGPTCreds(token, acct, false))
+	creds := chatGPTCreds(token, acct, false)
+	creds.ChatGPT.UserID = "user-storeout" // only a login with a known user uses the store
+	cfg := loopbackConfig(srv, creds)
 	cfg.Flag = featureflag.New(true)
 	cfg.IdentityStore = store
 	testhooks.Of(&cfg).Now = clk.Now

@@ -18,9 +18,13 @@ import (
 	"github.com/agentauth/agentauth/transport"
 )
 
-// optInConfig is a ChatGPT login with the flag on against srv.
+// optInConfig is a ChatGPT login with the flag on against srv. The login
+// names its user ("user-" + account): only a login whose account and user
+// are known keeps its identity in an IdentityStore.
 func optInConfig(srv *identitytest.Server, token, account string, store credentials.IdentityStore) transport.Config {
-	cfg := loopbackConfig(srv, chatGPTCreds(token, account, false))
+	creds := chatGPTCreds(token, account, false)
+	creds.ChatGPT.UserID = "user-" + account
+	cfg := loopbackConfig(srv, creds)
 	cfg.Flag = featureflag.New(true)
 	cfg.IdentityStore = store
 	return cfg
@@ -79,7 +83,7 @@ func TestOptInRegistersAgentOnce(t *testing.T) {
 	if n := rt1.Stats().AgentRegistrations + rt2.Stats().AgentRegistrations; n != 1 {
 		t.Fatalf("transports counted %d agent registrations, want 1", n)
 	}
-	stored, err := store.LoadAgentIdentity(ctx, credentials.Login{AccountID: account})
+	stored, err := store.LoadAgentIdentity(ctx, credentials.Login{AccountID: account, UserID: "user-" + account})
 	if err != nil || stored == nil {
 		t.Fatalf("provisioned identity not stored: %v", err)
 	}

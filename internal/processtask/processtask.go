@@ -10,6 +10,8 @@ package processtask
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -24,10 +26,27 @@ import (
 )
 
 // Identity names an agent identity: the AuthAPI base that registers its
-// tasks and its runtime id. It contains nothing secret.
+// tasks, its runtime id and a fingerprint of its public key. It contains
+// nothing secret.
+//
+// The key is part of the name because a runtime id alone does not say
+// which key signs for it: two records with the same runtime id and
+// different keys (a stale copy, a record rewritten by another tool) must
+// not share a handle, or the second transport would sign with a task
+// registered under the first one's key and have every request refused.
 type Identity struct {
 	AuthAPIBase string
 	RuntimeID   string
+	// KeyFingerprint identifies the public key of the identity, for
+	// example with [KeyFingerprint].
+	KeyFingerprint string
+}
+
+// KeyFingerprint returns a fingerprint of a public key for
+// [Identity.KeyFingerprint]: the hex SHA-256 of its bytes.
+func KeyFingerprint(publicKey []byte) string {
+	sum := sha256.Sum256(publicKey)
+	return hex.EncodeToString(sum[:])
 }
 
 // RegisterFunc registers a process task (a task without external_task_ref)

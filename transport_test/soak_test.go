@@ -127,8 +127,8 @@ func TestSoak(t *testing.T) {
 	baseHeap := ms.HeapAlloc
 	start := time.Now()
 
-	token := fltUnique("at-flt-SECRET-soak")
-	account := fltUnique("acct-soak")
+	token := unique("at-flt-SECRET-soak")
+	account := unique("acct-soak")
 	srv, err := identitytest.NewServer(identitytest.Options{AccessTokens: []string{token}, RequestLog: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ func TestSoak(t *testing.T) {
 	// Goroutines and heap return to their baseline.
 	rt.CloseIdleConnections()
 	srv.Close()
-	deadline := time.Now().Add(fltWait)
+	deadline := time.Now().Add(shortWait)
 	for runtime.NumGoroutine() > baseGoroutines+2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond) // goroutine exit has no event to wait on
 	}

@@ -548,7 +548,7 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 	p.t.stats.agentRegs.Add(1)
 	si := &sharedIdentity{rec: identity.Record{
 		AgentRuntimeID:  runtimeID,
-		AgentPrivateKey: k.MarshalPrivateKey(),
+		AgentPrivateKey: identity.Secret(k.MarshalPrivateKey()),
 		AccountID:       tok.AccountID,
 		ChatGPTUserID:   tok.UserID,
 		IsFedRAMP:       tok.FedRAMP,

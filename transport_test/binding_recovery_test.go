@@ -60,7 +60,7 @@ func TestBindingStaleIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone := identity.Record{AgentRuntimeID: "rt-forgotten", AgentPrivateKey: key.MarshalPrivateKey(),
+	gone := identity.Record{AgentRuntimeID: "rt-forgotten", AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID: acct, ChatGPTUserID: tok.UserID}
 	store := credentials.NewMemoryStore()
 	if err := store.SaveAgentIdentity(ctx, &gone); err != nil {

@@ -130,7 +130,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 			e.agent, e.secrets = seededAgent(t, e.srv, o.keyByte)
 		} else {
 			e.agent = newRuntime(t, e.srv, unique("acct"), false)
-			e.secrets = []string{e.agent.AgentPrivateKey}
+			e.secrets = []string{e.agent.AgentPrivateKey.Reveal()}
 		}
 		e.runtime, e.account = e.agent.AgentRuntimeID, e.agent.AccountID
 		cfg.Credentials = agentCreds(e.agent)

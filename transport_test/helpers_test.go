@@ -86,7 +86,7 @@ func registerAgent(t testing.TB, srv *identitytest.Server, key *identity.Private
 	t.Helper()
 	ident := identity.Record{
 		AgentRuntimeID:  unique("rt"),
-		AgentPrivateKey: key.MarshalPrivateKey(),
+		AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID:       accountID,
 		ChatGPTUserID:   "user-helper",
 		PlanType:        "plus",
@@ -574,7 +574,7 @@ func agentIdentityRecord(t testing.TB) identity.Record {
 	}
 	return identity.Record{
 		AgentRuntimeID:  unique("rt-fake"),
-		AgentPrivateKey: key.MarshalPrivateKey(),
+		AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID:       uniqueAccount("fake"),
 	}
 }

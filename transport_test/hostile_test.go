@@ -262,10 +262,10 @@ func TestHostileCredentialsAtNew(t *testing.T) {
 	}{
 		{"api-key-with-CRLF", &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: apiKey}, []string{apiKey, "sk-flt-SECRET-apikey"}},
 		{"agent-key-garbled", &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
-			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: badKey, AccountID: "acct-flt", ChatGPTUserID: "u",
+			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: identity.Secret(badKey), AccountID: "acct-flt", ChatGPTUserID: "u",
 		}}, append([]string{badKey}, keySecrets...)},
 		{"agent-account-with-LF", &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
-			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: keySecrets[0], AccountID: "acct\nX-Injected: 1", ChatGPTUserID: "u",
+			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: identity.Secret(keySecrets[0]), AccountID: "acct\nX-Injected: 1", ChatGPTUserID: "u",
 		}}, keySecrets},
 	}
 	for _, c := range cases {

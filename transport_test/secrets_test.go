@@ -182,7 +182,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for _, creds := range []*credentials.Credentials{
 		{Kind: credentials.KindAPIKey, APIKey: apiKey + "\r\n"},
 		{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
-			AgentRuntimeID: "rt-flt-garbled", AgentPrivateKey: badKey, AccountID: "acct-flt", ChatGPTUserID: "u",
+			AgentRuntimeID: "rt-flt-garbled", AgentPrivateKey: identity.Secret(badKey), AccountID: "acct-flt", ChatGPTUserID: "u",
 		}},
 	} {
 		cfg := base(creds)

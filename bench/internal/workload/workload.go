@@ -173,7 +173,7 @@ func NewRecord() identity.Record {
 	}
 	return identity.Record{
 		AgentRuntimeID:  fmt.Sprintf("rt-%016x", n|1<<63),
-		AgentPrivateKey: key.MarshalPrivateKey(),
+		AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID:       AccountID,
 		ChatGPTUserID:   "user-bench",
 		PlanType:        "plus",

@@ -152,7 +152,10 @@ type result struct {
 	header http.Header
 	body   []byte
 	echo   identitytest.Echo
-	err    error
+	// echoErr is why a 200's body is not an echo (a fault test's answer
+	// may be anything).
+	echoErr error
+	err     error
 }
 
 // send sends req with rt and reads the whole answer. It does not fail the
@@ -166,7 +169,7 @@ func send(rt http.RoundTripper, req *http.Request) result {
 	r := result{status: resp.StatusCode, header: resp.Header}
 	r.body, r.err = io.ReadAll(resp.Body)
 	if r.err == nil && resp.StatusCode == http.StatusOK {
-		_ = json.Unmarshal(r.body, &r.echo)
+		r.echoErr = json.Unmarshal(r.body, &r.echo)
 	}
 	return r
 }
@@ -174,7 +177,7 @@ func send(rt http.RoundTripper, req *http.Request) result {
 // post sends POST url on thread ("" for none) through rt with a replayable
 // body.
 func post(ctx context.Context, rt http.RoundTripper, url, thread string) result {
-	req, err := http.NewRequestWithContext(threadCtx(ctx, thread), http.MethodPost, url, strings.NewReader(`{"input":"env"}`))
+	req, err := http.NewRequestWithContext(threadCtx(ctx, thread), http.MethodPost, url, strings.NewReader(`{}`))
 	if err != nil {
 		return result{err: err}
 	}

@@ -167,27 +167,14 @@ func newRequest(t testing.TB, ctx context.Context, url string) *http.Request {
 }
 
 // roundTripEcho sends one request for thread ("" for none) through rt and
-// decodes the reference server's echo. It returns an error rather than
-// failing so that it can run on worker goroutines.
+// returns the status and the reference server's echo. It returns an error
+// rather than failing so that it can run on worker goroutines.
 func roundTripEcho(ctx context.Context, rt http.RoundTripper, url, thread string) (int, identitytest.Echo, error) {
-	req, err := http.NewRequestWithContext(threadCtx(ctx, thread), http.MethodPost, url, strings.NewReader(`{}`))
-	if err != nil {
-		return 0, identitytest.Echo{}, err
+	r := post(ctx, rt, url, thread)
+	if r.err == nil && r.echoErr != nil {
+		return r.status, r.echo, fmt.Errorf("decoding echo: %w", r.echoErr)
 	}
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		return 0, identitytest.Echo{}, err
-	}
-	defer resp.Body.Close()
-	var echo identitytest.Echo
-	if resp.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(resp.Body).Decode(&echo); err != nil {
-			return resp.StatusCode, echo, fmt.Errorf("decoding echo: %w", err)
-		}
-	} else {
-		io.Copy(io.Discard, resp.Body)
-	}
-	return resp.StatusCode, echo, nil
+	return r.status, r.echo, r.err
 }
 
 // mustEcho is roundTripEcho that fails the test unless the answer is 200.
@@ -497,19 +484,11 @@ func (s *stubBase) last() *http.Request {
 // stubSend sends one request through rt (whose base is a stubBase) and
 // returns an error for anything but 200.
 func stubSend(ctx context.Context, rt http.RoundTripper, url, thread string) error {
-	req, err := http.NewRequestWithContext(threadCtx(ctx, thread), http.MethodPost, url, strings.NewReader(`{}`))
-	if err != nil {
-		return err
+	r := post(ctx, rt, url, thread)
+	if r.err == nil && r.status != http.StatusOK {
+		return fmt.Errorf("status %d", r.status)
 	}
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return nil
+	return r.err
 }
 
 // taskCounter is a counting fake task-registration endpoint for tests that

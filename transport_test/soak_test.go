@@ -356,21 +356,11 @@ func fltSoakOne(ctx context.Context, rt http.RoundTripper, url, key, fault strin
 // all have ended, or ctx's error if it ended first (remaining items are
 // skipped).
 func fltRun(ctx context.Context, workers, n int, fn func(i int)) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				fn(i)
-			}
-		}()
-	}
-	wg.Wait()
-	return ctx.Err()
+	return runWorkers(n, workers, func(i int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fn(i)
+		return nil
+	})
 }

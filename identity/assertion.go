@@ -111,6 +111,15 @@ type Assertion struct {
 	Timestamp      string `json:"timestamp"`
 }
 
+// assertionFields is an Assertion without methods, for [Assertion.Format].
+type assertionFields Assertion
+
+// Format prints the assertion's fields under verb, the signature redacted
+// by its [Secret]; see [Record.Format] for why fmt needs it.
+func (a Assertion) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, fmt.FormatString(f, verb), assertionFields(a))
+}
+
 // maxAssertionHeader bounds the work ParseAssertion does on hostile input.
 const maxAssertionHeader = 16 << 10
 

@@ -114,7 +114,7 @@ func FuzzParseAssertion(f *testing.F) {
 			}
 		}
 		if len(a.Signature.Reveal()) > 16 && !strings.Contains(a.AgentRuntimeID+a.TaskID+a.Timestamp, a.Signature.Reveal()) {
-			for _, out := range []string{fmt.Sprint(a), fmt.Sprint(&a), fmt.Sprintf("%v %+v %#v", a, a, a)} {
+			for _, out := range []string{fmt.Sprint(a), fmt.Sprint(&a), fmt.Sprintf("%v %+v %#v", a, a, a), fmt.Sprintf("%s %q", []*Assertion{&a}, []*Assertion{&a})} {
 				if strings.Contains(out, a.Signature.Reveal()) {
 					t.Fatalf("formatted assertion shows its signature: %s", out)
 				}

@@ -36,6 +36,17 @@ func (r *Record) Validate() error {
 	return err
 }
 
+// recordFields is a Record without methods, for [Record.Format].
+type recordFields Record
+
+// Format prints the record's fields under verb, the key redacted by its
+// [Secret]. It is the one method the redaction needs here: without it fmt
+// prints a *Record nested in a slice, map or struct under a verb such as
+// %s or %q as a bad verb, a path that skips every field's own Format.
+func (r Record) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, fmt.FormatString(f, verb), recordFields(r))
+}
+
 // StorageJSON encodes the record with its private key in clear, for the
 // stores that must keep it (sealed or in a file only its owner reads).
 // Everything else prints, logs and marshals a Record with the key redacted,

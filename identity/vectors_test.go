@@ -155,6 +155,7 @@ func TestRecordNeverPrintsKey(t *testing.T) {
 	rec := Record{AgentRuntimeID: vecRuntime, AgentPrivateKey: vecPKCS8v2, AccountID: "acct"}
 	outs := append(fmtAll(rec), fmtAll(&rec)...)
 	outs = append(outs, fmtAll([]Record{rec})...)
+	outs = append(outs, fmtAll([]*Record{&rec})...) // a nested pointer under %s is fmt's bad-verb path
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("m", "records", []Record{rec}, "map", map[string]Record{"a": rec})
 	outs = append(outs, buf.String())

@@ -964,7 +964,7 @@ func sameLogin(a, b *refreshSnap) bool {
 func newRefreshSnap(set TokenSet) *refreshSnap {
 	id, _ := parseIDToken(set.IDToken)
 	at := accessTokenClaims(set.AccessToken)
-	tok := &Token{AccessToken: set.AccessToken, AccountID: set.AccountID, UserID: id.UserID, FedRAMP: id.FedRAMP}
+	tok := &Token{AccessToken: identity.Secret(set.AccessToken), AccountID: set.AccountID, UserID: id.UserID, FedRAMP: id.FedRAMP}
 	if tok.AccountID == "" {
 		tok.AccountID = id.AccountID
 	}

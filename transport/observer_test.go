@@ -219,7 +219,7 @@ func (s *refreshingSource) Refresh(ctx context.Context, rejected *credentials.To
 	if s.next == "" {
 		return nil, credentials.ErrTokenUnchanged
 	}
-	s.tok = &credentials.Token{AccessToken: s.next, AccountID: s.tok.AccountID}
+	s.tok = &credentials.Token{AccessToken: identity.Secret(s.next), AccountID: s.tok.AccountID}
 	s.next = ""
 	return s.tok, nil
 }

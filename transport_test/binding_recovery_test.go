@@ -54,8 +54,8 @@ func TestBindingStaleIdentity(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	acct := uniqueAccount("stale")
-	tok := credentials.Token{AccessToken: "tok-" + acct, AccountID: acct, UserID: "user-stale"}
-	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken}})
+	tok := credentials.Token{AccessToken: identity.Secret("tok-" + acct), AccountID: acct, UserID: "user-stale"}
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken.Reveal()}})
 	key, err := identity.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)

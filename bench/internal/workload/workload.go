@@ -413,7 +413,7 @@ func buildFlagOn(env Env, ctx context.Context) (*Target, error) {
 	}
 	rt, err := transport.New(env.Base, withClock(transport.Config{
 		TokenSource: credentials.StaticTokenSource(credentials.Token{
-			AccessToken: "at-bench-" + strings.Repeat("t", 40), AccountID: rec.AccountID, UserID: rec.ChatGPTUserID,
+			AccessToken: identity.Secret("at-bench-" + strings.Repeat("t", 40)), AccountID: rec.AccountID, UserID: rec.ChatGPTUserID,
 		}),
 		Flag:               featureflag.New(true),
 		IdentityStore:      store,

@@ -164,7 +164,7 @@ func TestNewTransportJWT(t *testing.T) {
 		t.Fatal(err)
 	}
 	pk := key.MarshalPrivateKey()
-	rec := identity.Record{AgentRuntimeID: "rt-jwt", AgentPrivateKey: pk, AccountID: "acct-jwt", ChatGPTUserID: "user-jwt", PlanType: "pro"}
+	rec := identity.Record{AgentRuntimeID: "rt-jwt", AgentPrivateKey: identity.Secret(pk), AccountID: "acct-jwt", ChatGPTUserID: "user-jwt", PlanType: "pro"}
 	if err := srv.RegisterRuntime(rec); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestNewTransportJWKSFetchFollowsNoRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := identity.Record{AgentRuntimeID: "rt-redir", AgentPrivateKey: key.MarshalPrivateKey(), AccountID: "acct-redir", ChatGPTUserID: "user-redir", PlanType: "pro"}
+	rec := identity.Record{AgentRuntimeID: "rt-redir", AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()), AccountID: "acct-redir", ChatGPTUserID: "user-redir", PlanType: "pro"}
 	if err := srv.RegisterRuntime(rec); err != nil {
 		t.Fatal(err)
 	}

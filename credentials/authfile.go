@@ -245,7 +245,9 @@ func parseRecord(name string, raw json.RawMessage) (*identity.Record, string, []
 		case "agent_runtime_id":
 			rec.AgentRuntimeID, _, err = decodeString(full, m.value)
 		case "agent_private_key":
-			rec.AgentPrivateKey, _, err = decodeString(full, m.value)
+			var key string
+			key, _, err = decodeString(full, m.value)
+			rec.AgentPrivateKey = identity.Secret(key)
 		case "account_id":
 			rec.AccountID, _, err = decodeString(full, m.value)
 		case "chatgpt_user_id":
@@ -459,13 +461,14 @@ func (a *AuthFile) marshalCompact() ([]byte, error) {
 }
 
 // recordBytes encodes the record object member by member (identity.Record
-// may redact itself in json.Marshal, and the file must hold the real key).
+// redacts its key in json.Marshal; the file keeps the members in order and
+// must hold the real key).
 // Encoding errors are recorded in parent.
 func (a *AuthFile) recordBytes(parent *objectWriter) []byte {
 	r := a.AgentIdentityRecord
 	var w objectWriter
 	w.member("agent_runtime_id", r.AgentRuntimeID)
-	w.member("agent_private_key", r.AgentPrivateKey)
+	w.member("agent_private_key", r.AgentPrivateKey.Reveal())
 	w.member("account_id", r.AccountID)
 	w.member("chatgpt_user_id", r.ChatGPTUserID)
 	w.member("email", r.Email)
@@ -636,7 +639,7 @@ func (a AuthFile) String() string {
 		b.WriteString(" AgentIdentity:" + redactedMark)
 	}
 	if a.AgentIdentityRecord != nil {
-		b.WriteString(" AgentIdentityRecord:" + a.AgentIdentityRecord.String())
+		b.WriteString(" AgentIdentityRecord:" + fmt.Sprintf("%+v", *a.AgentIdentityRecord))
 	}
 	if a.PersonalAccessToken != "" {
 		b.WriteString(" PersonalAccessToken:" + redactedMark)

@@ -162,7 +162,7 @@ func (c Credentials) String() string {
 		b.WriteString(" ChatGPT:" + c.ChatGPT.String())
 	}
 	if c.AgentIdentity != nil {
-		b.WriteString(" AgentIdentity:" + c.AgentIdentity.String())
+		b.WriteString(" AgentIdentity:" + fmt.Sprintf("%+v", *c.AgentIdentity))
 	}
 	if c.AgentIdentityJWT != "" {
 		b.WriteString(" AgentIdentityJWT:" + redactedMark)

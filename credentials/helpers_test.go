@@ -104,7 +104,7 @@ func jwtFor(t *testing.T, rec *identity.Record) string {
 	t.Helper()
 	// identity.Record redacts its key in MarshalJSON, so spell the claims out.
 	b, err := json.Marshal(map[string]any{
-		"agent_runtime_id": rec.AgentRuntimeID, "agent_private_key": rec.AgentPrivateKey,
+		"agent_runtime_id": rec.AgentRuntimeID, "agent_private_key": rec.AgentPrivateKey.Reveal(),
 		"account_id": rec.AccountID, "chatgpt_user_id": rec.ChatGPTUserID, "email": rec.Email,
 		"plan_type": rec.PlanType, "chatgpt_account_is_fedramp": rec.IsFedRAMP,
 	})

@@ -95,7 +95,7 @@ func TestMultiProcessRefreshHelper(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: %v", r, err)
 		}
-		if exp := accessTokenClaims(tok.AccessToken).Expiry; !now().Before(exp) {
+		if exp := accessTokenClaims(tok.AccessToken.Reveal()).Expiry; !now().Before(exp) {
 			t.Fatalf("round %d: got an expired token", r)
 		}
 		if err := mpWriteFile(filepath.Join(home, "done-"+id), strconv.Itoa(r)); err != nil {

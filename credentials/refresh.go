@@ -544,7 +544,7 @@ func (s *RefreshingTokenSource) RefreshWithOrigin(ctx context.Context, rejected 
 		s.adopt(cur)
 		return cur.tok, RefreshFromStore, nil
 	}
-	if s.heldFresh(rejected.AccessToken, now) {
+	if s.heldFresh(rejected.AccessToken.Reveal(), now) {
 		return nil, 0, errFreshRejected
 	}
 	f, err := s.start(ctx, snap, rejected, true)
@@ -747,7 +747,7 @@ func (s *RefreshingTokenSource) run(f *refreshFlight, held *refreshSnap, rejecte
 		s.retryAt, s.backoff, s.lastErr = time.Time{}, 0, nil
 		s.adopt(snap)
 		if exchanged {
-			s.fresh = freshToken{access: snap.tok.AccessToken, issued: s.now()}
+			s.fresh = freshToken{access: snap.tok.AccessToken.Reveal(), issued: s.now()}
 		}
 	case errors.As(err, &re) && re.Permanent:
 		s.perm = &permanentFailure{err: re, fp: fingerprint(set)}
@@ -1069,7 +1069,7 @@ func sameLogin(a, b *refreshSnap) bool {
 func newRefreshSnap(set TokenSet) *refreshSnap {
 	id, _ := parseIDToken(set.IDToken)
 	at := accessTokenClaims(set.AccessToken)
-	tok := &Token{AccessToken: set.AccessToken, AccountID: set.AccountID, UserID: id.UserID, FedRAMP: id.FedRAMP}
+	tok := &Token{AccessToken: identity.Secret(set.AccessToken), AccountID: set.AccountID, UserID: id.UserID, FedRAMP: id.FedRAMP}
 	if tok.AccountID == "" {
 		tok.AccountID = id.AccountID
 	}

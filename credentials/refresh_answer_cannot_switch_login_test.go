@@ -108,7 +108,7 @@ func TestRefreshAnswerCannotSwitchTheLogin(t *testing.T) {
 				if err != nil {
 					t.Fatalf("an answer of this login was refused: %v", err)
 				}
-				if tok.AccountID != "acct-MINE" || tok.UserID != "user-mine" || tok.AccessToken != tc.resp["access_token"] {
+				if tok.AccountID != "acct-MINE" || tok.UserID != "user-mine" || tok.AccessToken.Reveal() != tc.resp["access_token"] {
 					t.Fatalf("token %v user %q, want the answer's access token for acct-MINE/user-mine", tok, tok.UserID)
 				}
 				if bytes.Equal(after, doc) {

@@ -31,7 +31,7 @@ func TestRefreshReportsOriginAndHoldsAFreshRejectedToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok, origin, err := s.RefreshWithOrigin(ctx, old)
-	if err != nil || origin != RefreshFromStore || tok.AccessToken != cli.AccessToken || s.TokenRequests() != 0 {
+	if err != nil || origin != RefreshFromStore || tok.AccessToken.Reveal() != cli.AccessToken || s.TokenRequests() != 0 {
 		t.Fatalf("after the CLI refreshed: origin %v, err %v, %d token requests; want the stored token, no request", origin, err, s.TokenRequests())
 	}
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
 )
 
@@ -151,16 +152,16 @@ func TestRefreshDueRules(t *testing.T) {
 				t.Fatalf("refreshes = %d (requests %d), want %d", got, s.TokenRequests(), tt.wantRefresh)
 			}
 			if tt.wantRefresh == 0 {
-				if tok.AccessToken != l.AccessToken {
+				if tok.AccessToken != identity.Secret(l.AccessToken) {
 					t.Error("token changed without a refresh")
 				}
 				return
 			}
-			if !tt.opaque && tok.AccessToken != l.AccessToken {
+			if !tt.opaque && tok.AccessToken != identity.Secret(l.AccessToken) {
 				t.Error("a due but valid token must be served while the refresh runs")
 			}
 			next, err := s.Token(testCtx(t))
-			if err != nil || next.AccessToken == l.AccessToken || next.AccountID != "acct-r" || next.UserID != "user-r" {
+			if err != nil || next.AccessToken == identity.Secret(l.AccessToken) || next.AccountID != "acct-r" || next.UserID != "user-r" {
 				t.Fatalf("after refresh: %v, %v", next, err)
 			}
 			data := e.authJSON()
@@ -262,7 +263,7 @@ func TestRefreshPermanentFailures(t *testing.T) {
 				if _, err := s.Token(testCtx(t)); !errors.Is(err, ErrLoginExpired) {
 					t.Fatalf("later attempt: %v", err)
 				}
-				if _, err := s.Refresh(testCtx(t), &Token{AccessToken: e.login.AccessToken}); !errors.Is(err, ErrLoginExpired) {
+				if _, err := s.Refresh(testCtx(t), &Token{AccessToken: identity.Secret(e.login.AccessToken)}); !errors.Is(err, ErrLoginExpired) {
 					t.Fatalf("later Refresh: %v", err)
 				}
 			}
@@ -280,7 +281,7 @@ func TestRefreshPermanentFailures(t *testing.T) {
 			}
 			e.clock.Advance(permRecheckEvery)
 			tok, err := s.Token(testCtx(t))
-			if err != nil || tok.AccessToken != l2.AccessToken {
+			if err != nil || tok.AccessToken != identity.Secret(l2.AccessToken) {
 				t.Fatalf("after a new login: %v, %v", tok, err)
 			}
 		})
@@ -317,7 +318,7 @@ func TestRefreshServerErrorIsTemporary(t *testing.T) {
 	e.srv.ClearFaults(identitytest.RouteToken)
 	e.clock.Advance(2 * time.Second)
 	tok, err := s.Token(testCtx(t))
-	if err != nil || tok.AccessToken == e.login.AccessToken || s.TokenRequests() != 2 {
+	if err != nil || tok.AccessToken == identity.Secret(e.login.AccessToken) || s.TokenRequests() != 2 {
 		t.Fatalf("after backoff: %v, %v, %d requests", tok, err, s.TokenRequests())
 	}
 }
@@ -335,7 +336,7 @@ func TestExpiredTokenWaitsBoundedByContext(t *testing.T) {
 		t.Fatalf("Token = %v, %v; want the caller's deadline", tok, err)
 	}
 	tok, err := s.Token(testCtx(t)) // joins the same flight
-	if err != nil || tok.AccessToken == e.login.AccessToken || s.TokenRequests() != 1 {
+	if err != nil || tok.AccessToken == identity.Secret(e.login.AccessToken) || s.TokenRequests() != 1 {
 		t.Fatalf("%v, %v, %d requests", tok, err, s.TokenRequests())
 	}
 }
@@ -353,7 +354,7 @@ func TestRefreshAfter401ReloadsFirst(t *testing.T) {
 	l2, _ := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
 	identitytest.WriteAuthJSON(e.home, l2, e.clock.Now())
 	b, err := s.Refresh(testCtx(t), a)
-	if err != nil || b.AccessToken != l2.AccessToken || s.TokenRequests() != 0 {
+	if err != nil || b.AccessToken != identity.Secret(l2.AccessToken) || s.TokenRequests() != 0 {
 		t.Fatalf("first Refresh = %v, %v, %d requests; want the reloaded token and no request", b, err, s.TokenRequests())
 	}
 	c, err := s.Refresh(testCtx(t), b)
@@ -443,7 +444,7 @@ func TestOneRefreshAcrossSourcesInProcess(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			tok, err := s.Token(testCtx(t))
-			if err == nil && tok.AccessToken == e.login.AccessToken {
+			if err == nil && tok.AccessToken == identity.Secret(e.login.AccessToken) {
 				err = errors.New("an expired token was returned")
 			}
 			errs <- err

@@ -35,7 +35,7 @@ func TestSaveAgentIdentityRefusesAnotherUsersFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &identity.Record{AgentRuntimeID: runtime, AgentPrivateKey: key.MarshalPrivateKey(),
+		return &identity.Record{AgentRuntimeID: runtime, AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 			AccountID: "acct-team", ChatGPTUserID: user, PlanType: "team"}
 	}
 	for _, tc := range []struct {

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -15,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/identity"
 )
 
 // ErrTokenUnchanged is returned by [Refresher.Refresh] when the source can
@@ -26,10 +24,10 @@ var ErrTokenUnchanged = errors.New("credentials: no fresh token: the source stil
 var ErrNoChatGPTLogin = errors.New("credentials: auth.json holds no ChatGPT login")
 
 // Token is the Bearer token of a ChatGPT login with its account routing.
-// AccessToken is a secret and is redacted in fmt, log/slog and
-// encoding/json output.
+// AccessToken is an [identity.Secret], so a Token prints, logs and
+// marshals with it redacted.
 type Token struct {
-	AccessToken string
+	AccessToken identity.Secret
 	AccountID   string
 	// UserID is the ChatGPT user (claim https://api.openai.com/auth →
 	// chatgpt_user_id) when known. Together with AccountID it names the
@@ -47,29 +45,15 @@ func (t Token) Routing() headers.Routing {
 	return headers.Routing{AccountID: t.AccountID, FedRAMP: t.FedRAMP}
 }
 
-// String describes the token with the access token redacted.
-func (t Token) String() string {
-	return "credentials.Token{AccountID:" + strconv.Quote(t.AccountID) +
-		" FedRAMP:" + strconv.FormatBool(t.FedRAMP) +
-		" AccessToken:" + redact(t.AccessToken) + "}"
-}
+// tokenFields is a Token without methods, for [Token.Format].
+type tokenFields Token
 
-// MarshalJSON encodes the redacted summary of [Token.LogValue], so
-// json.Marshal and log/slog's JSON handler never print the token.
-func (t Token) MarshalJSON() ([]byte, error) { return logValueJSON(t.LogValue()) }
-
-// GoString is [Token.String], so %#v redacts too.
-func (t Token) GoString() string { return t.String() }
-
-// Format makes every fmt verb print [Token.String].
-func (t Token) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) }
-
-// LogValue logs the routing, never the access token.
-func (t Token) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("account_id", t.AccountID),
-		slog.Bool("fedramp", t.FedRAMP),
-	)
+// Format prints the token's fields under verb, the access token redacted
+// by its [identity.Secret]. Without it fmt would print a *Token nested in a
+// slice, map or struct under a verb such as %s as a bad verb, a path that
+// skips the Secret's own Format.
+func (t Token) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, fmt.FormatString(f, verb), tokenFields(t))
 }
 
 // validateToken checks that a token can be sent: a non-empty access token
@@ -78,7 +62,7 @@ func validateToken(t *Token) error {
 	if t.AccessToken == "" {
 		return errors.New("credentials: empty access token")
 	}
-	if err := headers.ValidateValue(headers.Authorization, t.AccessToken); err != nil {
+	if err := headers.ValidateValue(headers.Authorization, t.AccessToken.Reveal()); err != nil {
 		return fmt.Errorf("credentials: access token: %w", err)
 	}
 	return t.Routing().Validate()
@@ -237,7 +221,7 @@ func (s *fileTokenSource) reload() (*fileSnapshot, error) {
 		return nil, withPath(err, s.path)
 	}
 	snap := &fileSnapshot{
-		tok: Token{AccessToken: login.AccessToken, AccountID: login.AccountID, UserID: login.UserID, FedRAMP: login.FedRAMP},
+		tok: Token{AccessToken: identity.Secret(login.AccessToken), AccountID: login.AccountID, UserID: login.UserID, FedRAMP: login.FedRAMP},
 		fi:  fi,
 	}
 	s.cur.Store(snap)
@@ -302,7 +286,7 @@ func (s *oauth2Source) Token(ctx context.Context) (*Token, error) {
 		return nil, fmt.Errorf("credentials: oauth2 token type %q is not Bearer", truncate(typ, 64))
 	}
 	claims := s.claims(ot.AccessToken)
-	t := &Token{AccessToken: ot.AccessToken, AccountID: s.accountID, UserID: claims.userID, FedRAMP: s.fedRAMP}
+	t := &Token{AccessToken: identity.Secret(ot.AccessToken), AccountID: s.accountID, UserID: claims.userID, FedRAMP: s.fedRAMP}
 	if t.AccountID == "" {
 		t.AccountID = claims.account
 	}

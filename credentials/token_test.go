@@ -157,7 +157,7 @@ func TestFileTokenSourceConcurrent(t *testing.T) {
 				default:
 				}
 				tok, err := ts.Token(ctx)
-				if err != nil || !strings.HasPrefix(tok.AccessToken, "at-") {
+				if err != nil || !strings.HasPrefix(tok.AccessToken.Reveal(), "at-") {
 					t.Errorf("concurrent Token: %v, %v", tok, err)
 					return
 				}

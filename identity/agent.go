@@ -55,14 +55,6 @@ type Software struct {
 	RunningLocation string
 }
 
-// redactedJSON is what a secret string becomes in JSON output.
-func redactedJSON(secret string) string {
-	if secret == "" {
-		return ""
-	}
-	return "[REDACTED]"
-}
-
 type abom struct {
 	AgentVersion    string `json:"agent_version"`
 	AgentHarnessID  string `json:"agent_harness_id"`

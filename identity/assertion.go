@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -102,42 +101,23 @@ func VerifyRegistrationSignature(pub ed25519.PublicKey, runtimeID, timestamp, si
 	return nil
 }
 
-// Assertion is a decoded AgentAssertion envelope. Signature is a credential;
-// [Assertion.String] leaves it out.
+// Assertion is a decoded AgentAssertion envelope. Signature is the
+// credential: a [Secret], so an Assertion prints, logs and marshals without
+// it.
 type Assertion struct {
 	AgentRuntimeID string `json:"agent_runtime_id"`
-	Signature      string `json:"signature"`
+	Signature      Secret `json:"signature"`
 	TaskID         string `json:"task_id"`
 	Timestamp      string `json:"timestamp"`
 }
 
-// String describes the assertion without its signature.
-func (a Assertion) String() string {
-	return fmt.Sprintf("AgentAssertion{runtime=%q task=%q timestamp=%q}", a.AgentRuntimeID, a.TaskID, a.Timestamp)
-}
+// assertionFields is an Assertion without methods, for [Assertion.Format].
+type assertionFields Assertion
 
-// GoString is [Assertion.String]: the signature never reaches %#v output.
-func (a Assertion) GoString() string { return a.String() }
-
-// MarshalJSON encodes the assertion with its signature redacted: beside
-// the runtime, task and timestamp the signature is the whole credential, so
-// json.Marshal and log/slog's JSON handler must never print it.
-func (a Assertion) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		AgentRuntimeID string `json:"agent_runtime_id"`
-		Signature      string `json:"signature"`
-		TaskID         string `json:"task_id"`
-		Timestamp      string `json:"timestamp"`
-	}{a.AgentRuntimeID, redactedJSON(a.Signature), a.TaskID, a.Timestamp})
-}
-
-// LogValue logs the assertion without its signature.
-func (a Assertion) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("agent_runtime_id", a.AgentRuntimeID),
-		slog.String("task_id", a.TaskID),
-		slog.String("timestamp", a.Timestamp),
-	)
+// Format prints the assertion's fields under verb, the signature redacted
+// by its [Secret]; see [Record.Format] for why fmt needs it.
+func (a Assertion) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, fmt.FormatString(f, verb), assertionFields(a))
 }
 
 // maxAssertionHeader bounds the work ParseAssertion does on hostile input.
@@ -166,7 +146,7 @@ func ParseAssertion(header string) (Assertion, error) {
 	}
 	want := map[string]*string{
 		"agent_runtime_id": &a.AgentRuntimeID,
-		"signature":        &a.Signature,
+		"signature":        (*string)(&a.Signature),
 		"task_id":          &a.TaskID,
 		"timestamp":        &a.Timestamp,
 	}
@@ -197,7 +177,7 @@ func (a Assertion) Verify(pub ed25519.PublicKey) error {
 	if _, err := a.Time(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidAssertion, err)
 	}
-	sig, err := base64.StdEncoding.Strict().DecodeString(a.Signature)
+	sig, err := base64.StdEncoding.Strict().DecodeString(a.Signature.Reveal())
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return fmt.Errorf("%w: signature is not valid base64 Ed25519", ErrInvalidAssertion)
 	}

@@ -260,7 +260,7 @@ func recordFromClaims(payload []byte) (*Record, error) {
 	}
 	rec := &Record{
 		AgentRuntimeID:  *c.AgentRuntimeID,
-		AgentPrivateKey: *c.AgentPrivateKey,
+		AgentPrivateKey: Secret(*c.AgentPrivateKey),
 		AccountID:       *c.AccountID,
 		ChatGPTUserID:   *c.ChatGPTUserID,
 		PlanType:        *c.PlanType,

@@ -3,19 +3,18 @@ package identity
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 )
 
 // Record is an Agent Identity: a registered agent runtime and its signing
 // key, plus the ChatGPT account it acts for. It is what an Agent Identity
 // JWT carries and what provisioning from a ChatGPT login produces.
 //
-// AgentPrivateKey is a secret (standard base64 PKCS#8); Record redacts it in
-// every fmt verb and in log/slog output.
+// AgentPrivateKey (standard base64 PKCS#8) is a [Secret], so a Record
+// prints, logs and marshals with the key redacted; stores write it with
+// [Record.StorageJSON].
 type Record struct {
 	AgentRuntimeID  string `json:"agent_runtime_id"`
-	AgentPrivateKey string `json:"agent_private_key"`
+	AgentPrivateKey Secret `json:"agent_private_key"`
 	AccountID       string `json:"account_id"`
 	ChatGPTUserID   string `json:"chatgpt_user_id"`
 	Email           string `json:"email,omitempty"`
@@ -25,7 +24,7 @@ type Record struct {
 
 // Key parses the record's private key.
 func (r *Record) Key() (*PrivateKey, error) {
-	return ParsePrivateKey(r.AgentPrivateKey)
+	return ParsePrivateKey(r.AgentPrivateKey.Reveal())
 }
 
 // Validate checks that the record names a runtime and holds a usable key.
@@ -37,41 +36,26 @@ func (r *Record) Validate() error {
 	return err
 }
 
-// String describes the record with its private key redacted.
-func (r Record) String() string {
-	return fmt.Sprintf("identity.Record{AgentRuntimeID:%q AccountID:%q ChatGPTUserID:%q Email:%q PlanType:%q IsFedRAMP:%t AgentPrivateKey:[REDACTED]}",
-		r.AgentRuntimeID, r.AccountID, r.ChatGPTUserID, r.Email, r.PlanType, r.IsFedRAMP)
+// recordFields is a Record without methods, for [Record.Format].
+type recordFields Record
+
+// Format prints the record's fields under verb, the key redacted by its
+// [Secret]. It is the one method the redaction needs here: without it fmt
+// prints a *Record nested in a slice, map or struct under a verb such as
+// %s or %q as a bad verb, a path that skips every field's own Format.
+func (r Record) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, fmt.FormatString(f, verb), recordFields(r))
 }
 
-// GoString is [Record.String].
-func (r Record) GoString() string { return r.String() }
-
-// Format makes every fmt verb print [Record.String].
-func (r Record) Format(f fmt.State, _ rune) { io.WriteString(f, r.String()) }
-
-// LogValue logs the record without its private key.
-func (r Record) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("agent_runtime_id", r.AgentRuntimeID),
-		slog.String("account_id", r.AccountID),
-		slog.String("plan_type", r.PlanType),
-		slog.Bool("fedramp", r.IsFedRAMP),
-	)
-}
-
-// MarshalJSON writes the record with its private key redacted, so a record
-// that reaches a JSON log (slog's JSON handler marshals values nested in
-// maps and slices) does not leak it. Code that must store a record copies
-// the fields into a struct of its own, as credentials.FileStore does.
-func (r Record) MarshalJSON() ([]byte, error) {
-	type public struct {
-		AgentRuntimeID  string `json:"agent_runtime_id"`
+// StorageJSON encodes the record with its private key in clear, for the
+// stores that must keep it (sealed or in a file only its owner reads).
+// Everything else prints, logs and marshals a Record with the key redacted,
+// because AgentPrivateKey is a [Secret]; this is the one way around that.
+// [json.Unmarshal] into a Record reads what StorageJSON wrote.
+func (r Record) StorageJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Record
+		// The outer field shadows the embedded, redacting one.
 		AgentPrivateKey string `json:"agent_private_key"`
-		AccountID       string `json:"account_id"`
-		ChatGPTUserID   string `json:"chatgpt_user_id"`
-		Email           string `json:"email,omitempty"`
-		PlanType        string `json:"plan_type"`
-		IsFedRAMP       bool   `json:"chatgpt_account_is_fedramp"`
-	}
-	return json.Marshal(public{r.AgentRuntimeID, "[REDACTED]", r.AccountID, r.ChatGPTUserID, r.Email, r.PlanType, r.IsFedRAMP})
+	}{r, r.AgentPrivateKey.Reveal()})
 }

@@ -107,7 +107,7 @@ func TestSecretsRedactedInJSON(t *testing.T) {
 		R   AgentRegistration
 	}
 	h := holder{Key: k, A: a, R: reg}
-	secrets := []string{a.Signature, testAccessToken, k.MarshalPrivateKey()}
+	secrets := []string{a.Signature.Reveal(), testAccessToken, k.MarshalPrivateKey()}
 
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))

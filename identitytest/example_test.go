@@ -21,7 +21,7 @@ func ExampleNewServer() {
 	defer srv.Close()
 
 	key, _ := identity.GenerateKey(nil)
-	rec := identity.Record{AgentRuntimeID: "agent-123", AgentPrivateKey: key.MarshalPrivateKey()}
+	rec := identity.Record{AgentRuntimeID: "agent-123", AgentPrivateKey: identity.Secret(key.MarshalPrivateKey())}
 	if err := srv.RegisterRuntime(rec); err != nil {
 		panic(err)
 	}

@@ -37,7 +37,7 @@ func fuzzServer(f *testing.F) (*Server, *identity.PrivateKey) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if err := s.RegisterRuntime(identity.Record{AgentRuntimeID: fuzzRuntime, AgentPrivateKey: k.MarshalPrivateKey()}); err != nil {
+	if err := s.RegisterRuntime(identity.Record{AgentRuntimeID: fuzzRuntime, AgentPrivateKey: identity.Secret(k.MarshalPrivateKey())}); err != nil {
 		f.Fatal(err)
 	}
 	return s, k

@@ -74,7 +74,7 @@ func testKey(t *testing.T, b byte) *identity.PrivateKey {
 func addRuntime(t *testing.T, s *Server, rid string, b byte) *identity.PrivateKey {
 	t.Helper()
 	k := testKey(t, b)
-	if err := s.RegisterRuntime(identity.Record{AgentRuntimeID: rid, AgentPrivateKey: k.MarshalPrivateKey()}); err != nil {
+	if err := s.RegisterRuntime(identity.Record{AgentRuntimeID: rid, AgentPrivateKey: identity.Secret(k.MarshalPrivateKey())}); err != nil {
 		t.Fatalf("RegisterRuntime: %v", err)
 	}
 	return k

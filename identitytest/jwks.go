@@ -87,7 +87,7 @@ func (s *Server) NewAgentIdentity(opts IdentityOptions) (identity.Record, string
 	}
 	rec := identity.Record{
 		AgentRuntimeID:  rid,
-		AgentPrivateKey: k.MarshalPrivateKey(),
+		AgentPrivateKey: identity.Secret(k.MarshalPrivateKey()),
 		AccountID:       orDefault(opts.AccountID, "acct-identitytest"),
 		ChatGPTUserID:   orDefault(opts.ChatGPTUserID, "user-identitytest"),
 		Email:           opts.Email,

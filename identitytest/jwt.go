@@ -130,7 +130,7 @@ func (i *JWTIssuer) Mint(rec identity.Record, opts MintOptions) (string, error) 
 func recordClaims(rec identity.Record) map[string]any {
 	m := map[string]any{
 		"agent_runtime_id":           rec.AgentRuntimeID,
-		"agent_private_key":          rec.AgentPrivateKey,
+		"agent_private_key":          rec.AgentPrivateKey.Reveal(),
 		"account_id":                 rec.AccountID,
 		"chatgpt_user_id":            rec.ChatGPTUserID,
 		"plan_type":                  rec.PlanType,

@@ -255,19 +255,19 @@ func TestEncryptedTaskIDs(t *testing.T) {
 func TestRegisterRuntime(t *testing.T) {
 	s, _ := newTestServer(t, Options{})
 	k := testKey(t, 3)
-	rec := identity.Record{AgentRuntimeID: "rt-x", AgentPrivateKey: k.MarshalPrivateKey(), AccountID: "acct", IsFedRAMP: true}
+	rec := identity.Record{AgentRuntimeID: "rt-x", AgentPrivateKey: identity.Secret(k.MarshalPrivateKey()), AccountID: "acct", IsFedRAMP: true}
 	if err := s.RegisterRuntime(rec); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RegisterRuntime(rec); err != nil {
 		t.Fatalf("re-registering the same key: %v", err)
 	}
-	rec.AgentPrivateKey = testKey(t, 4).MarshalPrivateKey()
+	rec.AgentPrivateKey = identity.Secret(testKey(t, 4).MarshalPrivateKey())
 	err := s.RegisterRuntime(rec)
 	if err == nil {
 		t.Fatal("re-registering with another key succeeded")
 	}
-	if strings.Contains(err.Error(), rec.AgentPrivateKey) {
+	if strings.Contains(err.Error(), rec.AgentPrivateKey.Reveal()) {
 		t.Fatal("error quotes the private key")
 	}
 	if err := s.RegisterRuntime(identity.Record{AgentRuntimeID: "rt-y", AgentPrivateKey: "bm90IGEga2V5"}); err == nil {

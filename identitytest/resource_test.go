@@ -144,7 +144,7 @@ func TestResourceRejections(t *testing.T) {
 	}{
 		{"no authorization", "", "missing_authorization"},
 		{"bad signature", tamper(func(a *identity.Assertion) {
-			a.Signature = base64.StdEncoding.EncodeToString(k.Sign([]byte("agent-123:" + task + ":2026-04-23T00:00:01Z")))
+			a.Signature = identity.Secret(base64.StdEncoding.EncodeToString(k.Sign([]byte("agent-123:" + task + ":2026-04-23T00:00:01Z"))))
 		}), "bad_signature"},
 		{"signed by another key", sign(t, k2, "agent-123", task, t0), "bad_signature"},
 		{"another runtime's task", sign(t, k, "agent-123", otherTask, t0), "task_runtime_mismatch"},

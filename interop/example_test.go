@@ -33,7 +33,7 @@ func startReferenceServer() (*identitytest.Server, *credentials.Credentials) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	rec := identity.Record{AgentRuntimeID: "rt-example", AgentPrivateKey: key.MarshalPrivateKey(), AccountID: "acct-example"}
+	rec := identity.Record{AgentRuntimeID: "rt-example", AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()), AccountID: "acct-example"}
 	if err := srv.RegisterRuntime(rec); err != nil {
 		log.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func newRecord(t *testing.T, srv *identitytest.Server, fedRAMP bool) identity.Re
 	n := seq.Add(1)
 	rec := identity.Record{
 		AgentRuntimeID:  fmt.Sprintf("rt-interop-%d", n),
-		AgentPrivateKey: key.MarshalPrivateKey(),
+		AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID:       fmt.Sprintf("acct-interop-%d", n),
 		ChatGPTUserID:   "user-interop",
 		PlanType:        "plus",

@@ -111,7 +111,7 @@ func exampleIdentity() (*identitytest.Server, *credentials.Credentials) {
 	if err != nil {
 		panic(err)
 	}
-	rec := identity.Record{AgentRuntimeID: "rt-otel-example", AgentPrivateKey: key.MarshalPrivateKey(), AccountID: "acct-example"}
+	rec := identity.Record{AgentRuntimeID: "rt-otel-example", AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()), AccountID: "acct-example"}
 	if err := srv.RegisterRuntime(rec); err != nil {
 		panic(err)
 	}

@@ -132,7 +132,7 @@ func agentServer(t *testing.T, opts identitytest.Options) (*identitytest.Server,
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := identity.Record{AgentRuntimeID: "rt-otel-" + t.Name(), AgentPrivateKey: key.MarshalPrivateKey(), AccountID: "acct-otel"}
+	rec := identity.Record{AgentRuntimeID: "rt-otel-" + t.Name(), AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()), AccountID: "acct-otel"}
 	if err := srv.RegisterRuntime(rec); err != nil {
 		t.Fatal(err)
 	}

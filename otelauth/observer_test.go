@@ -162,10 +162,10 @@ func (s *plainSource) Token(context.Context) (*credentials.Token, error) {
 func (s *plainSource) Refresh(_ context.Context, rejected *credentials.Token) (*credentials.Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.next == "" || rejected.AccessToken == s.next {
+	if s.next == "" || rejected.AccessToken == identity.Secret(s.next) {
 		return nil, credentials.ErrTokenUnchanged
 	}
-	s.tok = &credentials.Token{AccessToken: s.next, AccountID: s.tok.AccountID}
+	s.tok = &credentials.Token{AccessToken: identity.Secret(s.next), AccountID: s.tok.AccountID}
 	return s.tok, nil
 }
 

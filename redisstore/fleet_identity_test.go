@@ -243,7 +243,7 @@ func TestFleetOneAgentIdentity(t *testing.T) {
 	if err != nil || rec == nil || !runtimes[rec.AgentRuntimeID] {
 		t.Fatalf("stored identity %v, %v; runtimes in use %v", rec, err, slices.Collect(maps.Keys(runtimes)))
 	}
-	secrets := []string{token, rec.AgentPrivateKey}
+	secrets := []string{token, rec.AgentPrivateKey.Reveal()}
 	for _, r := range srv.Requests() {
 		if h := r.Header.Get("Authorization"); h != "" {
 			secrets = append(secrets, h, strings.TrimPrefix(h, "AgentAssertion "))

@@ -50,7 +50,7 @@ func TestChildReplica(t *testing.T) {
 		t.Skip("helper process of the fleet tests; it runs only when they re-execute the test binary")
 	}
 	srvURL := os.Getenv(envServer)
-	rec := identity.Record{AgentRuntimeID: os.Getenv(envRuntime), AgentPrivateKey: os.Getenv(envKey),
+	rec := identity.Record{AgentRuntimeID: os.Getenv(envRuntime), AgentPrivateKey: identity.Secret(os.Getenv(envKey)),
 		AccountID: os.Getenv(envAccount), ChatGPTUserID: "user-identitytest", PlanType: "plus"}
 	threads, _ := strconv.Atoi(os.Getenv(envThreads))
 	requests, _ := strconv.Atoi(os.Getenv(envRequests))
@@ -159,7 +159,7 @@ func startChild(t *testing.T, cfg childConfig) *child {
 		envChild+"=1",
 		envServer+"="+cfg.srv.URL(),
 		envRuntime+"="+cfg.rec.AgentRuntimeID,
-		envKey+"="+cfg.rec.AgentPrivateKey,
+		envKey+"="+cfg.rec.AgentPrivateKey.Reveal(),
 		envAccount+"="+cfg.rec.AccountID,
 		envRedis+"="+cfg.redisAddr,
 		envPrefix+"="+cfg.prefix,
@@ -400,7 +400,7 @@ func scanForSecrets(t *testing.T, addr string, srv *identitytest.Server, rec ide
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets := []string{rec.AgentPrivateKey, key.MarshalPrivateKey()}
+	secrets := []string{rec.AgentPrivateKey.Reveal(), key.MarshalPrivateKey()}
 	for _, r := range srv.Requests() {
 		h := r.Header.Get("Authorization")
 		if h == "" {
@@ -408,7 +408,7 @@ func scanForSecrets(t *testing.T, addr string, srv *identitytest.Server, rec ide
 		}
 		secrets = append(secrets, h, strings.TrimPrefix(h, "AgentAssertion "))
 		if a, err := identity.ParseAssertion(h); err == nil {
-			secrets = append(secrets, a.Signature)
+			secrets = append(secrets, a.Signature.Reveal())
 		}
 	}
 	if len(secrets) < 3 {

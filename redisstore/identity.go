@@ -54,18 +54,6 @@ func (s *Store) loginKeysFor(login credentials.Login) loginKeys {
 	}
 }
 
-// storedRecord is the sealed form of an identity.Record (whose own
-// MarshalJSON redacts the key).
-type storedRecord struct {
-	AgentRuntimeID  string `json:"agent_runtime_id"`
-	AgentPrivateKey string `json:"agent_private_key"`
-	AccountID       string `json:"account_id"`
-	ChatGPTUserID   string `json:"chatgpt_user_id"`
-	Email           string `json:"email,omitempty"`
-	PlanType        string `json:"plan_type"`
-	IsFedRAMP       bool   `json:"chatgpt_account_is_fedramp"`
-}
-
 const (
 	identityHit    = 1
 	identityLocked = 2
@@ -204,7 +192,8 @@ func (s *Store) openRecord(key string, login credentials.Login, sealed string) (
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: opening the stored agent identity: %w", err)
 	}
-	var sr storedRecord
+	// The sealed form is identity.Record.StorageJSON, which a Record decodes.
+	var sr identity.Record
 	if err := json.Unmarshal(pt, &sr); err != nil {
 		return nil, fmt.Errorf("redisstore: the stored agent identity is not a record: %w", ErrSealedValueInvalid)
 	}
@@ -212,9 +201,7 @@ func (s *Store) openRecord(key string, login credentials.Login, sealed string) (
 		// Only a hash collision or a hand-written value gets here.
 		return nil, nil
 	}
-	return &identity.Record{AgentRuntimeID: sr.AgentRuntimeID, AgentPrivateKey: sr.AgentPrivateKey,
-		AccountID: sr.AccountID, ChatGPTUserID: sr.ChatGPTUserID, Email: sr.Email,
-		PlanType: sr.PlanType, IsFedRAMP: sr.IsFedRAMP}, nil
+	return &sr, nil
 }
 
 // SaveAgentIdentity implements [credentials.IdentityStore]: it seals rec
@@ -238,9 +225,7 @@ func (s *Store) SaveAgentIdentity(ctx context.Context, rec *identity.Record) err
 	}
 	login := credentials.Login{AccountID: rec.AccountID, UserID: rec.ChatGPTUserID}
 	k := s.loginKeysFor(login)
-	pt, err := json.Marshal(storedRecord{AgentRuntimeID: rec.AgentRuntimeID, AgentPrivateKey: rec.AgentPrivateKey,
-		AccountID: rec.AccountID, ChatGPTUserID: rec.ChatGPTUserID, Email: rec.Email,
-		PlanType: rec.PlanType, IsFedRAMP: rec.IsFedRAMP})
+	pt, err := rec.StorageJSON()
 	if err != nil {
 		return fmt.Errorf("redisstore: SaveAgentIdentity: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -412,12 +413,12 @@ func TestFleetRefreshingSourceHolderKilled(t *testing.T) {
 			// while the dead holder's lock still stands.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			tok, err := survivors[0].src.Refresh(ctx, &credentials.Token{AccessToken: login.AccessToken})
+			tok, err := survivors[0].src.Refresh(ctx, &credentials.Token{AccessToken: identity.Secret(login.AccessToken)})
 			took := time.Since(locked)
 			if err != nil {
 				t.Fatalf("the survivor's refresh failed: %v", err)
 			}
-			if tok.AccessToken == login.AccessToken {
+			if tok.AccessToken == identity.Secret(login.AccessToken) {
 				t.Fatal("the survivor's refresh returned the rejected token")
 			}
 			switch mode {

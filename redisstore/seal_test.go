@@ -263,7 +263,7 @@ func testRecord(tb testing.TB, account, user string) identity.Record {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return identity.Record{AgentRuntimeID: "runtime-" + account + "-" + randHex(tb), AgentPrivateKey: k.MarshalPrivateKey(),
+	return identity.Record{AgentRuntimeID: "runtime-" + account + "-" + randHex(tb), AgentPrivateKey: identity.Secret(k.MarshalPrivateKey()),
 		AccountID: account, ChatGPTUserID: user, PlanType: "plus"}
 }
 
@@ -304,7 +304,7 @@ func TestRedisHoldsNoSecretInTheClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := coordinator(t, s, login, CoordinatorOptions{})
-	secrets := []string{rec.AgentPrivateKey}
+	secrets := []string{rec.AgentPrivateKey.Reveal()}
 	var prev *credentials.TokenSet
 	for n := range 4 {
 		next := testTokenSet("scan", n, time.Hour)

@@ -198,7 +198,7 @@ func (b *bearerSource) headerFor(tok *credentials.Token) (authorization, error) 
 	if tok == nil {
 		return authorization{}, newError(ErrCredential, resolver.ModeBearer, fmt.Errorf("token source returned no token"))
 	}
-	header, err := headers.Bearer(tok.AccessToken)
+	header, err := headers.Bearer(tok.AccessToken.Reveal())
 	if err != nil {
 		return authorization{}, newError(ErrCredential, resolver.ModeBearer, err)
 	}

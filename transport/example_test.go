@@ -28,7 +28,7 @@ func exampleServer(runtimeID string) (*identitytest.Server, *credentials.Credent
 	if err != nil {
 		panic(err)
 	}
-	rec := identity.Record{AgentRuntimeID: runtimeID, AgentPrivateKey: key.MarshalPrivateKey(), AccountID: "acct-example"}
+	rec := identity.Record{AgentRuntimeID: runtimeID, AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()), AccountID: "acct-example"}
 	if err := srv.RegisterRuntime(rec); err != nil {
 		panic(err)
 	}

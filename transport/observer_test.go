@@ -74,7 +74,7 @@ func agentServer(t *testing.T, opts identitytest.Options) (*identitytest.Server,
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := identity.Record{AgentRuntimeID: "rt-observer-" + t.Name(), AgentPrivateKey: key.MarshalPrivateKey(), AccountID: "acct-observer"}
+	rec := identity.Record{AgentRuntimeID: "rt-observer-" + t.Name(), AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()), AccountID: "acct-observer"}
 	if err := srv.RegisterRuntime(rec); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func (s *refreshingSource) Refresh(ctx context.Context, rejected *credentials.To
 	if s.next == "" {
 		return nil, credentials.ErrTokenUnchanged
 	}
-	s.tok = &credentials.Token{AccessToken: s.next, AccountID: s.tok.AccountID}
+	s.tok = &credentials.Token{AccessToken: identity.Secret(s.next), AccountID: s.tok.AccountID}
 	s.next = ""
 	return s.tok, nil
 }
@@ -351,7 +351,7 @@ func TestObserverCostsNothingOnCachedPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := identity.Record{AgentRuntimeID: "rt-observer-allocs", AgentPrivateKey: key.MarshalPrivateKey(), AccountID: "acct-allocs"}
+	rec := identity.Record{AgentRuntimeID: "rt-observer-allocs", AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()), AccountID: "acct-allocs"}
 	registrar := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"task_id":"task-1"}`)) })
 	fixed := time.Unix(1_800_000_000, 0) // one assertion second: no re-signing
 	allocs := func(obs *Observer) float64 {

@@ -228,7 +228,7 @@ func (p *provisioner) loginFor(tok *credentials.Token) *loginState {
 	}
 	key := loginKey{account: tok.AccountID, user: tok.UserID}
 	if tok.AccountID == "" {
-		key = loginKey{token: tokenHash(tok.AccessToken)}
+		key = loginKey{token: tokenHash(tok.AccessToken.Reveal())}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -591,7 +591,7 @@ func (p *provisioner) flightKey(tok *credentials.Token) string {
 	if p.store != nil && knownLogin(tok) {
 		return p.scope + "\x00" + base + "\x00account:" + tok.AccountID + "\x00user:" + tok.UserID
 	}
-	return p.scope + "\x00" + base + "\x00token:" + tokenHash(tok.AccessToken)
+	return p.scope + "\x00" + base + "\x00token:" + tokenHash(tok.AccessToken.Reveal())
 }
 
 // provision loads the login's identity (from the store, or from the
@@ -645,7 +645,7 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 	*registered = true
 	si := &sharedIdentity{rec: identity.Record{
 		AgentRuntimeID:  runtimeID,
-		AgentPrivateKey: k.MarshalPrivateKey(),
+		AgentPrivateKey: identity.Secret(k.MarshalPrivateKey()),
 		AccountID:       tok.AccountID,
 		ChatGPTUserID:   tok.UserID,
 		IsFedRAMP:       tok.FedRAMP,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
 )
 
@@ -38,7 +39,7 @@ func TestSharedIdentitiesLetUnusedOnesGo(t *testing.T) {
 	func() {
 		for i := range n {
 			rt, err := New(base, Config{
-				TokenSource: &fixedSource{credentials.Token{AccessToken: tokens[i], AccountID: fmt.Sprintf("acct-gc-%d", i), UserID: "u"}},
+				TokenSource: &fixedSource{credentials.Token{AccessToken: identity.Secret(tokens[i]), AccountID: fmt.Sprintf("acct-gc-%d", i), UserID: "u"}},
 				Flag:        featureflag.New(true), ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(),
 				AllowInsecureHTTP: true,
 			})

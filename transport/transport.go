@@ -103,7 +103,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 		src := s.TokenSource
 		if src == nil {
 			src = credentials.StaticTokenSource(credentials.Token{
-				AccessToken: creds.ChatGPT.AccessToken,
+				AccessToken: identity.Secret(creds.ChatGPT.AccessToken),
 				AccountID:   creds.ChatGPT.AccountID,
 				UserID:      creds.ChatGPT.UserID,
 				FedRAMP:     creds.ChatGPT.FedRAMP,

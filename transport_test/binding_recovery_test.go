@@ -54,13 +54,13 @@ func TestBindingStaleIdentity(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	acct := uniqueAccount("stale")
-	tok := credentials.Token{AccessToken: "tok-" + acct, AccountID: acct, UserID: "user-stale"}
-	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken}})
+	tok := credentials.Token{AccessToken: identity.Secret("tok-" + acct), AccountID: acct, UserID: "user-stale"}
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken.Reveal()}})
 	key, err := identity.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone := identity.Record{AgentRuntimeID: "rt-forgotten", AgentPrivateKey: key.MarshalPrivateKey(),
+	gone := identity.Record{AgentRuntimeID: "rt-forgotten", AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID: acct, ChatGPTUserID: tok.UserID}
 	store := credentials.NewMemoryStore()
 	if err := store.SaveAgentIdentity(ctx, &gone); err != nil {

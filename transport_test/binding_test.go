@@ -108,7 +108,7 @@ func TestBindingIdentityToLogin(t *testing.T) {
 		// source (a rotation) or from a store the operator shares between
 		// the two; otherwise its own provisioning is refused.
 		{"token rejected by the AuthAPI", func(f credentials.Token, _ string) credentials.Token {
-			f.AccessToken = "never-accepted-" + f.AccountID
+			f.AccessToken = identity.Secret("never-accepted-" + f.AccountID)
 			return f
 		}, [4]want{{same, 1}, {refused, 1}, {same, 1}, {refused, 1}}},
 	}
@@ -118,11 +118,11 @@ func TestBindingIdentityToLogin(t *testing.T) {
 		for si, name := range setups {
 			t.Run(row.name+"/"+name, func(t *testing.T) {
 				acct, other := uniqueAccount("bind"), uniqueAccount("bind-other")
-				first := credentials.Token{AccessToken: "tok-" + acct, AccountID: acct, UserID: "user-1"}
+				first := credentials.Token{AccessToken: identity.Secret("tok-" + acct), AccountID: acct, UserID: "user-1"}
 				second := row.second(first, other)
-				accepted := []string{first.AccessToken}
-				if !strings.HasPrefix(second.AccessToken, "never-accepted-") {
-					accepted = append(accepted, second.AccessToken)
+				accepted := []string{first.AccessToken.Reveal()}
+				if !strings.HasPrefix(second.AccessToken.Reveal(), "never-accepted-") {
+					accepted = append(accepted, second.AccessToken.Reveal())
 				}
 				srv := newIdentityServer(t, identitytest.Options{AccessTokens: accepted})
 				base := newHTTPBase(t)
@@ -166,7 +166,7 @@ func TestBindingIdentityToLogin(t *testing.T) {
 				if regs := srv.Stats().AgentRegistrations; got != w.runtime || regs != w.regs {
 					t.Fatalf("second login: %s after %d agent registrations; want %s after %d", got, regs, w.runtime, w.regs)
 				}
-				if got == refused && strings.Contains(fmt.Sprint(err), second.AccessToken) {
+				if got == refused && strings.Contains(fmt.Sprint(err), second.AccessToken.Reveal()) {
 					t.Fatalf("error shows the token: %v", err)
 				}
 			})
@@ -179,8 +179,8 @@ func TestBindingIdentityToLogin(t *testing.T) {
 // signed, none silently as Bearer.
 func TestBindingNoSilentBearerWhileProvisioning(t *testing.T) {
 	acct := uniqueAccount("silent")
-	tok := credentials.Token{AccessToken: "tok-" + acct, AccountID: acct, UserID: "u"}
-	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken}})
+	tok := credentials.Token{AccessToken: identity.Secret("tok-" + acct), AccountID: acct, UserID: "u"}
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken.Reveal()}})
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Latency: 150 * time.Millisecond, Times: 1})
 	src := newLoginSource(tok)
 	src.fresh = true
@@ -212,8 +212,8 @@ func TestBindingNoSilentBearerWhileProvisioning(t *testing.T) {
 // flight ends.
 func TestBindingPermanentFailureSharedByTheFlight(t *testing.T) {
 	acct := uniqueAccount("forbid")
-	tok := credentials.Token{AccessToken: "tok-" + acct, AccountID: acct, UserID: "u"}
-	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken}})
+	tok := credentials.Token{AccessToken: identity.Secret("tok-" + acct), AccountID: acct, UserID: "u"}
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken.Reveal()}})
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 403, Latency: 20 * time.Millisecond})
 	rt := newTransport(t, newHTTPBase(t), loginConfig(srv, newLoginSource(tok), nil))
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -240,9 +240,9 @@ func TestBindingPermanentFailureSharedByTheFlight(t *testing.T) {
 // not one per switch.
 func TestBindingAccountFlipFlop(t *testing.T) {
 	a, b := uniqueAccount("flip"), uniqueAccount("flop")
-	ta := credentials.Token{AccessToken: "tok-" + a, AccountID: a, UserID: "u"}
-	tb := credentials.Token{AccessToken: "tok-" + b, AccountID: b, UserID: "u"}
-	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{ta.AccessToken, tb.AccessToken}})
+	ta := credentials.Token{AccessToken: identity.Secret("tok-" + a), AccountID: a, UserID: "u"}
+	tb := credentials.Token{AccessToken: identity.Secret("tok-" + b), AccountID: b, UserID: "u"}
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{ta.AccessToken.Reveal(), tb.AccessToken.Reveal()}})
 	src := newLoginSource(ta)
 	rt := newTransport(t, newHTTPBase(t), loginConfig(srv, src, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

@@ -17,7 +17,7 @@ import (
 // recCheckRegistrationFailure checks what every caller of a failed 503
 // registration must see: a transport error of the registration kind that is
 // temporary and still carries the server's status.
-func recCheckRegistrationFailure(t *testing.T, r recResult) {
+func recCheckRegistrationFailure(t *testing.T, r result) {
 	t.Helper()
 	if r.err == nil {
 		t.Fatalf("request succeeded (status %d) during a failing registration", r.status)
@@ -43,9 +43,9 @@ func recCheckRegistrationFailure(t *testing.T, r recResult) {
 // registration) until a jittered deadline, after which one new registration
 // succeeds and is used. Another key is unaffected throughout.
 func TestFailureSharedThenBackoff(t *testing.T) {
-	e := recNewEnv(t, recEnvOptions{front: true})
+	e := newEnv(t, envOptions{front: true})
 	const key = "thread-failing"
-	gate := recNewGate(t)
+	gate := newGate(t)
 	// One registration makes identity.DefaultTaskAttempts attempts on a
 	// 503; all of them fail, the first held at the gate.
 	var failed atomic.Int32
@@ -64,21 +64,21 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 	t0 := e.clock.Now()
 
 	const n = 50
-	results := make(chan recResult, n)
+	results := make(chan result, n)
 	for range n {
 		go func() { results <- e.get(key) }()
 	}
-	recReceive(t, gate.arrived, "the failing registration")
+	receive(t, gate.arrived, "the failing registration")
 	// Every caller is inside the task cache before the attempt ends, so
 	// all of them share it (none can arrive late and see only the backoff).
-	recWaitInStack(t, n, recTaskCacheWait)
+	waitInStack(t, n, taskCacheWait)
 
 	// While that attempt hangs, another key registers independently.
-	e.mustOK(e.get("thread-healthy"), "thread-healthy")
+	e.mustAssertion(e.get("thread-healthy"), "thread-healthy")
 
 	gate.open()
 	for range n {
-		r := recReceive(t, results, "a caller of the failing registration")
+		r := receive(t, results, "a caller of the failing registration")
 		recCheckRegistrationFailure(t, r)
 		var be *resolver.BackoffError
 		if errors.As(r.err, &be) {
@@ -94,14 +94,14 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 	}
 
 	// Inside the backoff: fail fast with the deadline, no registration.
-	e.clock.Advance(recFirstBackoff - time.Millisecond)
+	e.clock.Advance(firstBackoff - time.Millisecond)
 	r := e.get(key)
 	recCheckRegistrationFailure(t, r)
 	var be *resolver.BackoffError
 	if !errors.As(r.err, &be) {
 		t.Fatalf("request inside the backoff: %v, want a *resolver.BackoffError", r.err)
 	}
-	if want := t0.Add(recFirstBackoff); !be.Until.Equal(want) || be.Failures != 1 || be.Key != key {
+	if want := t0.Add(firstBackoff); !be.Until.Equal(want) || be.Failures != 1 || be.Key != key {
 		t.Fatalf("backoff until %v after %d failures for %q, want until %v after 1 for %q",
 			be.Until, be.Failures, be.Key, want, key)
 	}
@@ -109,17 +109,17 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 		t.Fatalf("a request inside the backoff made a registration attempt (%d attempts)", got)
 	}
 	// Other keys are unaffected by this key's backoff.
-	e.mustOK(e.get("thread-healthy-2"), "thread-healthy-2")
+	e.mustAssertion(e.get("thread-healthy-2"), "thread-healthy-2")
 
 	// At the deadline: exactly one new attempt, whose task is used.
 	e.clock.Advance(time.Millisecond)
 	r = e.get(key)
-	e.mustOK(r, key)
+	e.mustAssertion(r, key)
 	tasks := e.tasks(key)
 	if len(tasks) != 1 || r.echo.TaskID != tasks[0].TaskID {
 		t.Fatalf("request signed with task %q, server registered %+v", r.echo.TaskID, tasks)
 	}
-	e.mustOK(e.get(key), key)
+	e.mustAssertion(e.get(key), key)
 	if got := e.front.Attempts(key); got != identity.DefaultTaskAttempts+1 {
 		t.Fatalf("%d registration attempts after the backoff, want 2", got)
 	}
@@ -131,18 +131,18 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 // TestFailureInjectedFault: the same sharing against the reference
 // server's own fault injection: a slow 503 is served once to 50 callers.
 func TestFailureInjectedFault(t *testing.T) {
-	e := recNewEnv(t, recEnvOptions{})
+	e := newEnv(t, envOptions{})
 	e.srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{
 		Status: http.StatusServiceUnavailable, Latency: 50 * time.Millisecond, Times: identity.DefaultTaskAttempts,
 	})
 	const key, n = "thread-503", 50
-	results := make(chan recResult, n)
+	results := make(chan result, n)
 	for range n {
 		go func() { results <- e.get(key) }()
 	}
 	shared := 0
 	for range n {
-		r := recReceive(t, results, "a caller")
+		r := receive(t, results, "a caller")
 		recCheckRegistrationFailure(t, r)
 		var be *resolver.BackoffError
 		if !errors.As(r.err, &be) {

@@ -103,7 +103,7 @@ func TestFaultMatrixTaskRegistration(t *testing.T) {
 	for _, c := range fltFaultCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			e := fltNewEnv(t, fltEnvOptions{keyByte: 0x11, shortTimeouts: c.slow})
+			e := newEnv(t, envOptions{keyByte: 0x11, shortTimeouts: c.slow})
 			f := c.fault
 			// A temporary failure is retried within the registration, so
 			// the fault lasts for all of its attempts (a slow attempt uses
@@ -124,18 +124,18 @@ func TestFaultMatrixTaskRegistration(t *testing.T) {
 			if st := e.srv.Stats(); st.FaultsServed != f.Times || st.TaskRegistrations != 0 {
 				t.Fatalf("server: %d faults, %d registrations; want %d and 0", st.FaultsServed, st.TaskRegistrations, f.Times)
 			}
-			if n := e.rec.resources.Load(); n != 0 {
+			if n := e.wire.resources.Load(); n != 0 {
 				t.Fatalf("%d resource requests sent without a task", n)
 			}
 
 			// Inside the backoff: the same failure, fast, without an attempt.
-			e.clock.Advance(fltBackoff - time.Millisecond)
+			e.clock.Advance(firstBackoff - time.Millisecond)
 			r = e.do(key)
 			fltCheckRegErr(t, r.err, transport.ErrRegistration, resolver.ModeThreadTask, c, c.cause)
 			if !errors.As(r.err, &be) || be.Key != key {
 				t.Fatalf("request inside the backoff: %v, want a *resolver.BackoffError for %q", r.err, key)
 			}
-			if n := e.rec.registrations.Load(); n != int64(f.Times) {
+			if n := e.wire.registrations.Load(); n != int64(f.Times) {
 				t.Fatalf("%d registration attempts, want %d (none inside the backoff)", n, f.Times)
 			}
 
@@ -169,11 +169,11 @@ func TestFaultMatrixAgentRegistration(t *testing.T) {
 		}
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			e := fltNewEnv(t, fltEnvOptions{chatGPT: true, keyByte: 0x22, shortTimeouts: c.slow})
+			e := newEnv(t, envOptions{chatGPT: true, keyByte: 0x22, shortTimeouts: c.slow})
 			sib, sibAccount := e.sibling(0x23)
-			ctx, cancel := context.WithTimeout(context.Background(), fltWait)
+			ctx, cancel := context.WithTimeout(context.Background(), shortWait)
 			defer cancel()
-			fltCheckSibling(t, fltDo(ctx, sib, e.url, "flt-sibling-1"), "flt-sibling-1", sibAccount)
+			fltCheckSibling(t, post(ctx, sib, e.url, "flt-sibling-1"), "flt-sibling-1", sibAccount)
 
 			f := c.fault
 			if c.agentFault != nil {
@@ -204,7 +204,7 @@ func TestFaultMatrixAgentRegistration(t *testing.T) {
 				t.Fatalf("agent registration attempted %d times, want %d", st.FaultsServed, wantAttempts)
 			}
 			// The other login is unaffected while the fault lasts.
-			fltCheckSibling(t, fltDo(ctx, sib, e.url, "flt-sibling-2"), "flt-sibling-2", sibAccount)
+			fltCheckSibling(t, post(ctx, sib, e.url, "flt-sibling-2"), "flt-sibling-2", sibAccount)
 
 			// Past the cooldown / backoff, with the fault gone.
 			e.srv.ClearFaults(identitytest.RouteAgentRegister)
@@ -220,7 +220,7 @@ func TestFaultMatrixAgentRegistration(t *testing.T) {
 
 // fltCheckSibling fails unless r was signed with an assertion of account
 // on thread.
-func fltCheckSibling(t *testing.T, r fltResult, thread, account string) {
+func fltCheckSibling(t *testing.T, r result, thread, account string) {
 	t.Helper()
 	if r.err != nil || r.status != http.StatusOK || r.echo.Mode != identitytest.ModeAssertion ||
 		r.echo.ExternalTaskRef != thread || r.echo.AccountID != account {
@@ -240,7 +240,7 @@ func TestFaultMatrixResource(t *testing.T) {
 		}
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			e := fltNewEnv(t, fltEnvOptions{keyByte: 0x33})
+			e := newEnv(t, envOptions{keyByte: 0x33})
 			const key, other = "flt-fault-a", "flt-fault-b"
 			first := e.do(key)
 			e.mustAssertion(first, key)
@@ -248,12 +248,12 @@ func TestFaultMatrixResource(t *testing.T) {
 			f := c.fault
 			f.Times = 1
 			e.srv.InjectFault(identitytest.RouteResource, f)
-			ctx, cancel := context.WithTimeout(context.Background(), fltWait)
+			ctx, cancel := context.WithTimeout(context.Background(), shortWait)
 			if c.slow {
 				cancel()
-				ctx, cancel = context.WithTimeout(context.Background(), fltTimeout) // the caller's own timeout
+				ctx, cancel = context.WithTimeout(context.Background(), slowTimeout) // the caller's own timeout
 			}
-			r := fltDo(ctx, e.rt, e.url, key)
+			r := post(ctx, e.rt, e.url, key)
 			cancel()
 			var te *transport.Error
 			switch {

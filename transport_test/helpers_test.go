@@ -1,13 +1,17 @@
 package transport_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +54,9 @@ func uniqueAccount(prefix string) string {
 	return fmt.Sprintf("acct-%s-%d", prefix, acctSeq.Add(1))
 }
 
+// unique returns a name unique in the test binary.
+func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, acctSeq.Add(1)) }
+
 // newIdentityServer starts the reference server and closes it when the test
 // ends.
 func newIdentityServer(t testing.TB, opts identitytest.Options) *identitytest.Server {
@@ -63,16 +70,23 @@ func newIdentityServer(t testing.TB, opts identitytest.Options) *identitytest.Se
 }
 
 // newRuntime makes a fresh Agent Identity known to srv without minting a JWT
-// (cheaper than srv.NewAgentIdentity, which creates an RSA issuer key).
+// (cheaper than srv.NewAgentIdentity, which creates an RSA issuer key). Its
+// runtime id is unique in the process, so no two tests share a process task.
 func newRuntime(t testing.TB, srv *identitytest.Server, accountID string, fedRAMP bool) identity.Record {
 	t.Helper()
 	key, err := identity.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return registerAgent(t, srv, key, accountID, fedRAMP)
+}
+
+// registerAgent makes an Agent Identity with key known to srv.
+func registerAgent(t testing.TB, srv *identitytest.Server, key *identity.PrivateKey, accountID string, fedRAMP bool) identity.Record {
+	t.Helper()
 	ident := identity.Record{
-		AgentRuntimeID:  fmt.Sprintf("rt-helper-%d", acctSeq.Add(1)),
-		AgentPrivateKey: key.MarshalPrivateKey(),
+		AgentRuntimeID:  unique("rt"),
+		AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID:       accountID,
 		ChatGPTUserID:   "user-helper",
 		PlanType:        "plus",
@@ -153,27 +167,14 @@ func newRequest(t testing.TB, ctx context.Context, url string) *http.Request {
 }
 
 // roundTripEcho sends one request for thread ("" for none) through rt and
-// decodes the reference server's echo. It returns an error rather than
-// failing so that it can run on worker goroutines.
+// returns the status and the reference server's echo. It returns an error
+// rather than failing so that it can run on worker goroutines.
 func roundTripEcho(ctx context.Context, rt http.RoundTripper, url, thread string) (int, identitytest.Echo, error) {
-	req, err := http.NewRequestWithContext(threadCtx(ctx, thread), http.MethodPost, url, strings.NewReader(`{}`))
-	if err != nil {
-		return 0, identitytest.Echo{}, err
+	r := post(ctx, rt, url, thread)
+	if r.err == nil && r.echoErr != nil {
+		return r.status, r.echo, fmt.Errorf("decoding echo: %w", r.echoErr)
 	}
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		return 0, identitytest.Echo{}, err
-	}
-	defer resp.Body.Close()
-	var echo identitytest.Echo
-	if resp.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(resp.Body).Decode(&echo); err != nil {
-			return resp.StatusCode, echo, fmt.Errorf("decoding echo: %w", err)
-		}
-	} else {
-		io.Copy(io.Discard, resp.Body)
-	}
-	return resp.StatusCode, echo, nil
+	return r.status, r.echo, r.err
 }
 
 // mustEcho is roundTripEcho that fails the test unless the answer is 200.
@@ -483,19 +484,11 @@ func (s *stubBase) last() *http.Request {
 // stubSend sends one request through rt (whose base is a stubBase) and
 // returns an error for anything but 200.
 func stubSend(ctx context.Context, rt http.RoundTripper, url, thread string) error {
-	req, err := http.NewRequestWithContext(threadCtx(ctx, thread), http.MethodPost, url, strings.NewReader(`{}`))
-	if err != nil {
-		return err
+	r := post(ctx, rt, url, thread)
+	if r.err == nil && r.status != http.StatusOK {
+		return fmt.Errorf("status %d", r.status)
 	}
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return nil
+	return r.err
 }
 
 // taskCounter is a counting fake task-registration endpoint for tests that
@@ -559,8 +552,8 @@ func agentIdentityRecord(t testing.TB) identity.Record {
 		t.Fatal(err)
 	}
 	return identity.Record{
-		AgentRuntimeID:  fmt.Sprintf("rt-fake-%d", acctSeq.Add(1)),
-		AgentPrivateKey: key.MarshalPrivateKey(),
+		AgentRuntimeID:  unique("rt-fake"),
+		AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID:       uniqueAccount("fake"),
 	}
 }
@@ -576,4 +569,407 @@ func serveInProcess(h http.Handler, req *http.Request) *http.Response {
 	resp := w.Result()
 	resp.Request = req
 	return resp
+}
+
+// constReader yields the same byte forever: as the KeyRand test hook it makes
+// the key of a provisioned identity known to the test (seed = 32 × b), so
+// the test can search outputs for it.
+type constReader byte
+
+func (r constReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// keySecrets returns the forms of the private key with seed 32 × b that
+// must never be printed: the PKCS#8 base64 of auth.json and the raw seed in
+// hex.
+func keySecrets(t testing.TB, b byte) (*identity.PrivateKey, []string) {
+	t.Helper()
+	seed := bytes.Repeat([]byte{b}, 32)
+	key, err := identity.NewPrivateKeyFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, []string{key.MarshalPrivateKey(), hex.EncodeToString(seed)}
+}
+
+// seededAgent makes an Agent Identity with seed 32 × b known to srv and
+// returns it with its secret forms.
+func seededAgent(t testing.TB, srv *identitytest.Server, b byte) (identity.Record, []string) {
+	t.Helper()
+	key, secrets := keySecrets(t, b)
+	return registerAgent(t, srv, key, unique("acct"), false), secrets
+}
+
+// wireRecorder is the base transport of these tests: it forwards to a real
+// http.Transport and keeps every credential that went over the wire (each
+// Authorization value and each task-registration signature), so a test can
+// search errors and logs for them. It also counts what it forwarded.
+type wireRecorder struct {
+	next http.RoundTripper
+
+	resources, registrations atomic.Int64
+
+	mu      sync.Mutex
+	secrets map[string]bool
+}
+
+func newWireRecorder(t testing.TB, next http.RoundTripper) *wireRecorder {
+	if next == nil {
+		tr := &http.Transport{MaxIdleConnsPerHost: 64}
+		t.Cleanup(tr.CloseIdleConnections)
+		next = tr
+	}
+	return &wireRecorder{next: next, secrets: map[string]bool{}}
+}
+
+func (r *wireRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	isReg := strings.Contains(req.URL.Path, "/v1/agent/")
+	if isReg {
+		r.registrations.Add(1)
+	} else {
+		r.resources.Add(1)
+	}
+	if v := req.Header.Get("Authorization"); v != "" {
+		r.keep(v)
+		if _, cred, ok := strings.Cut(v, " "); ok {
+			r.keep(cred)
+		}
+	}
+	if !isReg || req.Body == nil || req.Body == http.NoBody {
+		return r.next.RoundTrip(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var reg struct {
+		Signature string `json:"signature"`
+	}
+	if json.Unmarshal(body, &reg) == nil && reg.Signature != "" {
+		r.keep(reg.Signature)
+	}
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	return r.next.RoundTrip(out)
+}
+
+func (r *wireRecorder) CloseIdleConnections() {
+	if c, ok := r.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+func (r *wireRecorder) keep(s string) {
+	r.mu.Lock()
+	r.secrets[s] = true
+	r.mu.Unlock()
+}
+
+// Secrets returns every credential seen so far.
+func (r *wireRecorder) Secrets() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.secrets))
+	for s := range r.secrets {
+		out = append(out, s)
+	}
+	return out
+}
+
+// syncLog is a goroutine-safe buffer for slog handlers.
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// debugLoggers returns a debug logger that writes text records to one buffer
+// and JSON records to another.
+func debugLoggers() (*slog.Logger, *syncLog, *syncLog) {
+	text, js := &syncLog{}, &syncLog{}
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	return slog.New(slog.NewMultiHandler(slog.NewTextHandler(text, opts), slog.NewJSONHandler(js, opts))), text, js
+}
+
+// errTexts renders err with every verb a caller might log it with.
+func errTexts(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err), fmt.Sprintf("%s", err)}
+}
+
+// checkNoSecret fails when text contains any of secrets. It never prints a
+// secret, only its length and position in the list.
+func checkNoSecret(t testing.TB, what, text string, secrets []string) {
+	t.Helper()
+	for i, s := range secrets {
+		if len(s) < 8 {
+			continue // too short to be a credential; would match by chance
+		}
+		if strings.Contains(text, s) {
+			t.Errorf("%s contains secret #%d (%d bytes)", what, i, len(s))
+		}
+	}
+}
+
+// frontServer is an HTTP server in front of the reference server's handler.
+// It counts task-registration attempts per external_task_ref ("" for the
+// process task), records every protected-resource request as it arrived
+// (including ones the reference server answers with an injected fault) and
+// lets a test intercept registrations and resource requests.
+type frontServer struct {
+	srv  *identitytest.Server
+	next http.Handler
+	hs   *httptest.Server
+
+	mu       sync.Mutex
+	attempts map[string]int
+	seen     []frontSeen
+	// onRegister, when set, runs before a task registration reaches the
+	// server; returning true means it answered the request itself.
+	onRegister func(w http.ResponseWriter, r *http.Request, ref string) bool
+	// onTask, when set, runs with the id of every task the server registered.
+	onTask func(taskID string)
+	// onResource, when set, runs before a resource request reaches the server.
+	onResource func(r *http.Request)
+}
+
+// frontSeen is a resource request as the front received it.
+type frontSeen struct {
+	auth string // Authorization; a secret, never print it
+	body []byte
+}
+
+func newFrontServer(t *testing.T, srv *identitytest.Server) *frontServer {
+	f := &frontServer{srv: srv, next: srv.Handler(), attempts: map[string]int{}}
+	f.hs = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.hs.Close)
+	return f
+}
+
+func (f *frontServer) URL() string { return f.hs.URL }
+
+func (f *frontServer) setOnRegister(fn func(w http.ResponseWriter, r *http.Request, ref string) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onRegister = fn
+}
+
+func (f *frontServer) setOnTask(fn func(taskID string)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onTask = fn
+}
+
+func (f *frontServer) setOnResource(fn func(r *http.Request)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onResource = fn
+}
+
+// Attempts returns how many task registrations for ref reached the front.
+func (f *frontServer) Attempts(ref string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attempts[ref]
+}
+
+// Seen returns the resource requests received so far.
+func (f *frontServer) Seen() []frontSeen {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]frontSeen(nil), f.seen...)
+}
+
+func (f *frontServer) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if !strings.HasSuffix(r.URL.Path, "/task/register") {
+		f.mu.Lock()
+		f.seen = append(f.seen, frontSeen{auth: r.Header.Get("Authorization"), body: body})
+		hook := f.onResource
+		f.mu.Unlock()
+		if hook != nil {
+			hook(r)
+		}
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	var reg struct {
+		Ref string `json:"external_task_ref"`
+	}
+	_ = json.Unmarshal(body, &reg)
+	f.mu.Lock()
+	f.attempts[reg.Ref]++
+	hook, onTask := f.onRegister, f.onTask
+	f.mu.Unlock()
+	if hook != nil && hook(w, r, reg.Ref) {
+		return
+	}
+	rw := httptest.NewRecorder()
+	f.next.ServeHTTP(rw, r)
+	if onTask != nil && rw.Code == http.StatusOK {
+		var res struct {
+			TaskID string `json:"task_id"`
+		}
+		if json.Unmarshal(rw.Body.Bytes(), &res) == nil && res.TaskID != "" {
+			onTask(res.TaskID)
+		}
+	}
+	for k, v := range rw.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rw.Code)
+	_, _ = w.Write(rw.Body.Bytes())
+}
+
+// waitInStack waits until at least n goroutines have every one of
+// parts in their stack dump (a frame such as taskCacheWait, or a state
+// such as "[select"). It is how a test learns that callers are parked
+// inside the task cache waiting on a shared registration, which no channel
+// can report from outside the package. It polls, bounded by shortWait.
+func waitInStack(t *testing.T, n int, parts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(shortWait)
+	buf := make([]byte, 1<<20)
+	got := 0
+	for time.Now().Before(deadline) {
+		size := runtime.Stack(buf, true)
+		for size == len(buf) && len(buf) < 64<<20 {
+			buf = make([]byte, 2*len(buf))
+			size = runtime.Stack(buf, true)
+		}
+		got = 0
+	goroutines:
+		for _, g := range strings.Split(string(buf[:size]), "\n\n") {
+			for _, p := range parts {
+				if !strings.Contains(g, p) {
+					continue goroutines
+				}
+			}
+			got++
+		}
+		if got >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%d goroutines with %q after %v, want %d", got, parts, shortWait, n)
+}
+
+// taskCacheWait is the frame of a caller waiting for (or, on the
+// caller's own goroutine, running) a registration in a task cache. The
+// flight goroutine of a cancellable caller runs in "wait.func1(", which
+// this does not match.
+const taskCacheWait = "taskcache.(*Cache).wait("
+
+// gate holds an HTTP handler until the test opens it. Cleanup opens it
+// too, so a failing test never leaves a handler (and Close) blocked.
+type gate struct {
+	arrived chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func newGate(t *testing.T) *gate {
+	g := &gate{arrived: make(chan struct{}, 1), release: make(chan struct{})}
+	t.Cleanup(g.open)
+	return g
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.release) }) }
+
+// hold reports the arrival of r and blocks until the gate opens or the
+// client gives up.
+func (g *gate) hold(r *http.Request) {
+	select {
+	case g.arrived <- struct{}{}:
+	default:
+	}
+	select {
+	case <-g.release:
+	case <-r.Context().Done():
+	}
+}
+
+// receive returns the next value of ch, failing the test after shortWait.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(shortWait):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+// countingRT counts the requests it passes to next and forwards
+// CloseIdleConnections, as every layer of a transport chain must.
+type countingRT struct {
+	next  http.RoundTripper
+	calls atomic.Int64
+}
+
+func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.calls.Add(1)
+	return c.next.RoundTrip(req)
+}
+
+func (c *countingRT) CloseIdleConnections() {
+	if ci, ok := c.next.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// panicRT panics on every request: a registration client that blows up.
+type panicRT struct{}
+
+func (panicRT) RoundTrip(*http.Request) (*http.Response, error) {
+	panic("panicRT: registration transport exploded")
+}
+
+// countingSource counts the refreshes asked of a refreshing token source.
+type countingSource struct {
+	inner     credentials.TokenSource
+	refreshes atomic.Int64
+}
+
+func (s *countingSource) Token(ctx context.Context) (*credentials.Token, error) {
+	return s.inner.Token(ctx)
+}
+
+func (s *countingSource) Refresh(ctx context.Context, rejected *credentials.Token) (*credentials.Token, error) {
+	s.refreshes.Add(1)
+	return s.inner.(credentials.Refresher).Refresh(ctx, rejected)
+}
+
+// numberedBody is a distinctive request body of about size bytes for request i,
+// so the server-side copy can be matched to its sender.
+func numberedBody(i, size int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "request-%03d:", i)
+	for b.Len() < size {
+		b.WriteString("0123456789abcdef")
+	}
+	return b.Bytes()
 }

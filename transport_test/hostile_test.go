@@ -58,14 +58,14 @@ func TestHostileThreadKeys(t *testing.T) {
 	}
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {
-			e := fltNewEnv(t, fltEnvOptions{chatGPT: kind.chatGPT, keyByte: 0x44, config: func(c *transport.Config) {
+			e := newEnv(t, envOptions{chatGPT: kind.chatGPT, keyByte: 0x44, config: func(c *transport.Config) {
 				if kind.flagOff {
 					c.Flag = featureflag.New(false)
 				}
 			}})
 			for _, k := range keys {
 				body := &fltBody{Reader: strings.NewReader(`{"input":"flt"}`)}
-				ctx, cancel := context.WithTimeout(transport.WithThread(context.Background(), k.key), fltWait)
+				ctx, cancel := context.WithTimeout(transport.WithThread(context.Background(), k.key), shortWait)
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, body)
 				if err != nil {
 					t.Fatal(err)
@@ -88,7 +88,7 @@ func TestHostileThreadKeys(t *testing.T) {
 				}
 				e.errs = append(e.errs, err)
 			}
-			if res, reg := e.rec.resources.Load(), e.rec.registrations.Load(); res != 0 || reg != 0 {
+			if res, reg := e.wire.resources.Load(), e.wire.registrations.Load(); res != 0 || reg != 0 {
 				t.Fatalf("%d resource requests and %d registrations sent for invalid keys, want none", res, reg)
 			}
 			if st := e.srv.Stats(); st.AgentRegistrations != 0 || st.TaskRegistrations != 0 {
@@ -199,7 +199,7 @@ func TestHostileEndlessRegistrationResponse(t *testing.T) {
 				route = "/v1/agent/register"
 			}
 			front := fltNewEndless(t, route)
-			e := fltNewEnv(t, fltEnvOptions{chatGPT: c.agent, keyByte: 0x55, shortTimeouts: c.mode == "trickle",
+			e := newEnv(t, envOptions{chatGPT: c.agent, keyByte: 0x55, shortTimeouts: c.mode == "trickle",
 				config: func(cfg *transport.Config) { cfg.AuthAPIBaseURL = front.hs.URL }})
 			h := e.srv.Handler()
 			front.next.Store(&h)
@@ -222,7 +222,7 @@ func TestHostileEndlessRegistrationResponse(t *testing.T) {
 				}
 				fltCheckRegErr(t, r.err, kind, mode, fltFaultCase{temporary: c.temporary}, c.cause)
 			}
-			if elapsed > fltWait/2 {
+			if elapsed > shortWait/2 {
 				t.Errorf("the endless answer held the request for %v", elapsed)
 			}
 			if c.mode == "flood" && front.sent.Load() < identity.DefaultMaxResponseBytes {
@@ -253,7 +253,7 @@ func (n *fltNoNetwork) RoundTrip(req *http.Request) (*http.Response, error) {
 // names the problem but not the secret.
 func TestHostileCredentialsAtNew(t *testing.T) {
 	const apiKey = "sk-flt-SECRET-apikey\r\nX-Injected: 1"
-	_, keySecrets := fltKeySecrets(t, 0x66)
+	_, keySecrets := keySecrets(t, 0x66)
 	badKey := keySecrets[0][:len(keySecrets[0])-8] + "!!!!===="
 	cases := []struct {
 		name    string
@@ -262,10 +262,10 @@ func TestHostileCredentialsAtNew(t *testing.T) {
 	}{
 		{"api-key-with-CRLF", &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: apiKey}, []string{apiKey, "sk-flt-SECRET-apikey"}},
 		{"agent-key-garbled", &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
-			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: badKey, AccountID: "acct-flt", ChatGPTUserID: "u",
+			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: identity.Secret(badKey), AccountID: "acct-flt", ChatGPTUserID: "u",
 		}}, append([]string{badKey}, keySecrets...)},
 		{"agent-account-with-LF", &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
-			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: keySecrets[0], AccountID: "acct\nX-Injected: 1", ChatGPTUserID: "u",
+			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: identity.Secret(keySecrets[0]), AccountID: "acct\nX-Injected: 1", ChatGPTUserID: "u",
 		}}, keySecrets},
 	}
 	for _, c := range cases {
@@ -274,8 +274,8 @@ func TestHostileCredentialsAtNew(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s: New accepted credentials that cannot be sent", c.name)
 		}
-		for _, s := range fltErrTexts(err) {
-			fltNoSecret(t, c.name, s, c.secrets)
+		for _, s := range errTexts(err) {
+			checkNoSecret(t, c.name, s, c.secrets)
 		}
 		if base.calls.Load() != 0 {
 			t.Fatalf("%s: New sent a request", c.name)

@@ -62,12 +62,12 @@ func TestProcessTaskIsNotSharedAcrossKeysOfOneRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := identity.Record{AgentRuntimeID: "rt-ptk-" + t.Name(), AgentPrivateKey: key1.MarshalPrivateKey(), AccountID: "acct-ptk", ChatGPTUserID: "user-ptk"}
+	good := identity.Record{AgentRuntimeID: "rt-ptk-" + t.Name(), AgentPrivateKey: identity.Secret(key1.MarshalPrivateKey()), AccountID: "acct-ptk", ChatGPTUserID: "user-ptk"}
 	if err := srv.RegisterRuntime(good); err != nil {
 		t.Fatal(err)
 	}
 	other := good
-	other.AgentPrivateKey = key2.MarshalPrivateKey() // same runtime id, a key the server does not know
+	other.AgentPrivateKey = identity.Secret(key2.MarshalPrivateKey()) // same runtime id, a key the server does not know
 
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()

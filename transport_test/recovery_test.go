@@ -32,38 +32,38 @@ func TestCancelSharedRegistration(t *testing.T) {
 		{"follower canceled", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := recNewEnv(t, recEnvOptions{front: true})
+			e := newEnv(t, envOptions{front: true})
 			const key = "thread-cancel"
-			gate := recNewGate(t)
+			gate := newGate(t)
 			e.front.setOnRegister(func(w http.ResponseWriter, r *http.Request, ref string) bool {
 				if ref == key {
 					gate.hold(r) // then the reference server registers it
 				}
 				return false
 			})
-			send := func(ctx context.Context) <-chan recResult {
-				ch := make(chan recResult, 1)
-				go func() { ch <- e.do(transport.WithThread(ctx, key), http.MethodGet, "/v1/responses", nil) }()
+			send := func(ctx context.Context) <-chan result {
+				ch := make(chan result, 1)
+				go func() { ch <- e.request(transport.WithThread(ctx, key), http.MethodGet, "/v1/responses", nil) }()
 				return ch
 			}
 
 			leaderCtx, cancelLeader := context.WithCancel(context.Background())
 			defer cancelLeader()
 			leader := send(leaderCtx)
-			recReceive(t, gate.arrived, "the registration")
+			receive(t, gate.arrived, "the registration")
 			followerCtx, cancelFollower := context.WithCancel(context.Background())
 			defer cancelFollower()
 			follower := send(followerCtx)
 			// Both callers are parked in the task cache's select on the
 			// shared attempt and their own contexts.
-			recWaitInStack(t, 2, "[select", recTaskCacheWait)
+			waitInStack(t, 2, "[select", taskCacheWait)
 
 			canceled, other, cancel := follower, leader, cancelFollower
 			if tc.cancelLeader {
 				canceled, other, cancel = leader, follower, cancelLeader
 			}
 			cancel()
-			r := recReceive(t, canceled, "the canceled caller")
+			r := receive(t, canceled, "the canceled caller")
 			if !errors.Is(r.err, context.Canceled) || !errors.Is(r.err, transport.ErrRegistration) {
 				t.Fatalf("canceled caller: status %d error %v, want context.Canceled", r.status, r.err)
 			}
@@ -78,8 +78,8 @@ func TestCancelSharedRegistration(t *testing.T) {
 			}
 
 			gate.open()
-			e.mustOK(recReceive(t, other, "the other caller"), key)
-			e.mustOK(e.get(key), key) // the task was cached for everyone
+			e.mustAssertion(receive(t, other, "the other caller"), key)
+			e.mustAssertion(e.get(key), key) // the task was cached for everyone
 			if got, tasks := e.front.Attempts(key), e.tasks(key); got != 1 || len(tasks) != 1 {
 				t.Fatalf("%d registration attempts, %d tasks; want 1 and 1", got, len(tasks))
 			}
@@ -92,7 +92,7 @@ func TestCancelSharedRegistration(t *testing.T) {
 // backoff starts afresh and succeeds.
 func TestRegistrationTimeout(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	e := recNewEnv(t, recEnvOptions{config: func(c *transport.Config) { c.ThreadCache.Timeout = timeout }})
+	e := newEnv(t, envOptions{config: func(c *transport.Config) { c.ThreadCache.Timeout = timeout }})
 	e.srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Hang: true, Times: 1})
 	const key = "thread-hung"
 
@@ -102,7 +102,7 @@ func TestRegistrationTimeout(t *testing.T) {
 	if !errors.Is(r.err, transport.ErrRegistration) || !errors.Is(r.err, context.DeadlineExceeded) || !transport.IsTemporary(r.err) {
 		t.Fatalf("hung registration: status %d error %v, want a temporary deadline error", r.status, r.err)
 	}
-	if elapsed < timeout || elapsed > recWait {
+	if elapsed < timeout || elapsed > shortWait {
 		t.Fatalf("hung registration returned after %v, want about %v", elapsed, timeout)
 	}
 
@@ -115,8 +115,8 @@ func TestRegistrationTimeout(t *testing.T) {
 		t.Fatalf("server: %d faults, %d registrations; want 1 and 0", st.FaultsServed, st.TaskRegistrations)
 	}
 
-	e.clock.Advance(recFirstBackoff)
-	e.mustOK(e.get(key), key)
+	e.clock.Advance(firstBackoff)
+	e.mustAssertion(e.get(key), key)
 	if st := e.srv.Stats(); st.FaultsServed != 1 || st.RegistrationsByExternalRef[key] != 1 {
 		t.Fatalf("server: %d faults, %d registrations for the key; want 1 and 1", st.FaultsServed, st.RegistrationsByExternalRef[key])
 	}
@@ -138,9 +138,9 @@ func recSeenFor(srv *identitytest.Server, body []byte) []identitytest.SeenReques
 // concurrent 401s share one re-registration and each request is replayed
 // at most once, with its full body.
 func TestRevokedThreadTask(t *testing.T) {
-	e := recNewEnv(t, recEnvOptions{})
+	e := newEnv(t, envOptions{})
 	const key = "thread-revoked"
-	e.mustOK(e.get(key), key)
+	e.mustAssertion(e.get(key), key)
 	old := e.tasks(key)
 	if len(old) != 1 || !e.srv.RevokeTask(old[0].TaskID) {
 		t.Fatalf("cannot revoke the thread's task: %+v", old)
@@ -148,15 +148,15 @@ func TestRevokedThreadTask(t *testing.T) {
 
 	const n, size = 20, 32 << 10
 	bodies := make([][]byte, n)
-	results := make([]recResult, n)
+	results := make([]result, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		bodies[i] = recBody(i, size)
+		bodies[i] = numberedBody(i, size)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx := transport.WithThread(context.Background(), key)
-			results[i] = e.do(ctx, http.MethodPost, "/v1/responses", bytes.NewReader(bodies[i]))
+			results[i] = e.request(ctx, http.MethodPost, "/v1/responses", bytes.NewReader(bodies[i]))
 		}()
 	}
 	wg.Wait()
@@ -167,7 +167,7 @@ func TestRevokedThreadTask(t *testing.T) {
 	}
 	replays := 0
 	for i, r := range results {
-		e.mustOK(r, key)
+		e.mustAssertion(r, key)
 		if r.echo.TaskID != tasks[1].TaskID {
 			t.Fatalf("request %d signed with task %q, want the new %q", i, r.echo.TaskID, tasks[1].TaskID)
 		}
@@ -197,14 +197,14 @@ func TestRevokedThreadTask(t *testing.T) {
 // TestUnauthorizedNotReplayable: a 401 on a request whose body cannot be
 // replayed is returned as is; a later replayable request recovers.
 func TestUnauthorizedNotReplayable(t *testing.T) {
-	e := recNewEnv(t, recEnvOptions{})
+	e := newEnv(t, envOptions{})
 	const key = "thread-once"
-	e.mustOK(e.get(key), key)
+	e.mustAssertion(e.get(key), key)
 	if !e.srv.RevokeTask(e.tasks(key)[0].TaskID) {
 		t.Fatal("cannot revoke")
 	}
 	ctx := transport.WithThread(context.Background(), key)
-	body := recBody(1, 1024)
+	body := numberedBody(1, 1024)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.base+"/v1/responses", io.NopCloser(bytes.NewReader(body)))
 	if err != nil {
 		t.Fatal(err)
@@ -212,15 +212,15 @@ func TestUnauthorizedNotReplayable(t *testing.T) {
 	if req.GetBody != nil {
 		t.Fatal("test bug: the body is replayable")
 	}
-	if r := recSend(e.rt, req); r.err != nil || r.status != http.StatusUnauthorized {
+	if r := send(e.rt, req); r.err != nil || r.status != http.StatusUnauthorized {
 		t.Fatalf("non-replayable request: status %d error %v, want the 401", r.status, r.err)
 	}
 	if got := len(recSeenFor(e.srv, body)); got != 1 || e.rt.Stats().Replays != 0 {
 		t.Fatalf("non-replayable request sent %d times, %d replays; want 1 and 0", got, e.rt.Stats().Replays)
 	}
 
-	body = recBody(2, 1024)
-	if r := e.do(ctx, http.MethodPost, "/v1/responses", bytes.NewReader(body)); r.err != nil || r.status != http.StatusOK {
+	body = numberedBody(2, 1024)
+	if r := e.request(ctx, http.MethodPost, "/v1/responses", bytes.NewReader(body)); r.err != nil || r.status != http.StatusOK {
 		t.Fatalf("replayable request after the revocation: status %d error %v", r.status, r.err)
 	}
 	if got := e.srv.Stats().RegistrationsByExternalRef[key]; got != 2 {
@@ -231,7 +231,7 @@ func TestUnauthorizedNotReplayable(t *testing.T) {
 // TestSecondUnauthorized: when the re-registered task is rejected too,
 // the second 401 is returned: one replay, no loop.
 func TestSecondUnauthorized(t *testing.T) {
-	e := recNewEnv(t, recEnvOptions{front: true})
+	e := newEnv(t, envOptions{front: true})
 	// Every task is revoked the moment it is registered.
 	e.front.setOnTask(func(id string) { e.srv.RevokeTask(id) })
 	for _, key := range []string{"thread-doomed", ""} {
@@ -240,8 +240,8 @@ func TestSecondUnauthorized(t *testing.T) {
 			ctx = transport.WithThread(ctx, key)
 		}
 		before := e.rt.Stats().Replays
-		body := recBody(len(key), 4096)
-		r := e.do(ctx, http.MethodPost, "/v1/responses", bytes.NewReader(body))
+		body := numberedBody(len(key), 4096)
+		r := e.request(ctx, http.MethodPost, "/v1/responses", bytes.NewReader(body))
 		if r.err != nil || r.status != http.StatusUnauthorized {
 			t.Fatalf("key %q: status %d error %v, want the second 401", key, r.status, r.err)
 		}
@@ -261,20 +261,20 @@ func TestSecondUnauthorized(t *testing.T) {
 // TestRevokedProcessTask: the process task (no thread key) recovers from
 // revocation the same way, with one shared re-registration.
 func TestRevokedProcessTask(t *testing.T) {
-	e := recNewEnv(t, recEnvOptions{})
-	e.mustOK(e.get(""), "")
+	e := newEnv(t, envOptions{})
+	e.mustAssertion(e.get(""), "")
 	old := e.tasks("")
 	if len(old) != 1 || !e.srv.RevokeTask(old[0].TaskID) {
 		t.Fatalf("cannot revoke the process task: %+v", old)
 	}
 	const n = 10
-	results := make([]recResult, n)
+	results := make([]result, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = e.do(context.Background(), http.MethodPost, "/v1/responses", bytes.NewReader(recBody(i, 512)))
+			results[i] = e.request(context.Background(), http.MethodPost, "/v1/responses", bytes.NewReader(numberedBody(i, 512)))
 		}()
 	}
 	wg.Wait()
@@ -283,7 +283,7 @@ func TestRevokedProcessTask(t *testing.T) {
 		t.Fatalf("process tasks %+v, want the revoked one and one new one", tasks)
 	}
 	for _, r := range results {
-		e.mustOK(r, "")
+		e.mustAssertion(r, "")
 		if r.echo.TaskID != tasks[1].TaskID {
 			t.Fatalf("signed with %q, want the new process task %q", r.echo.TaskID, tasks[1].TaskID)
 		}
@@ -319,7 +319,7 @@ func TestBearerRefreshOn401(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	front := recNewFront(t, srv)
+	front := newFrontServer(t, srv)
 	path := filepath.Join(t.TempDir(), "auth.json")
 	recWriteAuthJSON(t, path, "tok-old")
 	// The Codex CLI refreshes the login while our request is in flight: the
@@ -335,11 +335,11 @@ func TestBearerRefreshOn401(t *testing.T) {
 		return transport.Config{Credentials: login, TokenSource: src, ChatGPTBaseURL: front.URL(), AllowInsecureHTTP: true}
 	}
 
-	src := &recCountingSource{inner: credentials.NewFileTokenSource(path)}
-	rt, _ := recNewTransport(t, config(src))
-	body := recBody(7, 8192)
+	src := &countingSource{inner: credentials.NewFileTokenSource(path)}
+	rt := newTransport(t, newHTTPBase(t), config(src))
+	body := numberedBody(7, 8192)
 	req, _ := http.NewRequest(http.MethodPost, front.URL()+"/v1/responses", bytes.NewReader(body))
-	r := recSend(rt, req)
+	r := send(rt, req)
 	if r.err != nil || r.status != http.StatusOK || r.echo.Mode != identitytest.ModeBearer || r.echo.AccountID != "acct-bearer" {
 		t.Fatalf("refreshing source: status %d echo %+v error %v", r.status, r.echo, r.err)
 	}
@@ -353,9 +353,9 @@ func TestBearerRefreshOn401(t *testing.T) {
 	}
 
 	// A static token cannot be refreshed: the 401 comes back, sent once.
-	static, _ := recNewTransport(t, config(nil))
+	static := newTransport(t, newHTTPBase(t), config(nil))
 	req, _ = http.NewRequest(http.MethodPost, front.URL()+"/v1/responses", bytes.NewReader(body))
-	if r := recSend(static, req); r.err != nil || r.status != http.StatusUnauthorized {
+	if r := send(static, req); r.err != nil || r.status != http.StatusUnauthorized {
 		t.Fatalf("static source: status %d error %v, want the 401", r.status, r.err)
 	}
 	if got := len(front.Seen()); got != 3 || static.Stats().Replays != 0 {

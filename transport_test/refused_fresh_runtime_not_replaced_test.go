@@ -69,7 +69,7 @@ func TestTaskRegistration401ForeverDoesNotReprovisionForever(t *testing.T) {
 	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusUnauthorized})
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
-	rt := rfrTransport(t, srv, base, credentials.Token{AccessToken: tok, AccountID: "acct-rfr", UserID: "user-rfr"}, credentials.NewMemoryStore(), clock)
+	rt := rfrTransport(t, srv, base, credentials.Token{AccessToken: identity.Secret(tok), AccountID: "acct-rfr", UserID: "user-rfr"}, credentials.NewMemoryStore(), clock)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rfrRounds(ctx, srv, rt, clock, 20, 2*time.Minute) // 40 minutes of traffic
@@ -101,7 +101,7 @@ func TestRefusedReplacementIsNotStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	login := credentials.Login{AccountID: "acct-rfr-store", UserID: "user-rfr-store"}
-	cli := identity.Record{AgentRuntimeID: "rt-rfr-cli", AgentPrivateKey: key.MarshalPrivateKey(), AccountID: login.AccountID, ChatGPTUserID: login.UserID}
+	cli := identity.Record{AgentRuntimeID: "rt-rfr-cli", AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()), AccountID: login.AccountID, ChatGPTUserID: login.UserID}
 	if err := srv.RegisterRuntime(cli); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestRefusedReplacementIsNotStored(t *testing.T) {
 	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusUnauthorized})
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
-	rt := rfrTransport(t, srv, base, credentials.Token{AccessToken: tok, AccountID: login.AccountID, UserID: login.UserID}, store, clock)
+	rt := rfrTransport(t, srv, base, credentials.Token{AccessToken: identity.Secret(tok), AccountID: login.AccountID, UserID: login.UserID}, store, clock)
 	rfrRounds(ctx, srv, rt, clock, 5, 2*time.Minute)
 	if n := srv.Stats().AgentRegistrations; n != 1 {
 		t.Fatalf("%d agent registrations, want 1 (one replacement of the rejected stored identity)", n)

@@ -35,10 +35,10 @@ func recRetryClient(rt http.RoundTripper) *retryablehttp.Client {
 // each attempt carries its own AgentAssertion (the second is signed at the
 // clock's new second and accepted) and the same body bytes.
 func TestRetryablehttpResigns(t *testing.T) {
-	e := recNewEnv(t, recEnvOptions{front: true})
+	e := newEnv(t, envOptions{front: true})
 	const key = "thread-retry"
 	e.srv.InjectFault(identitytest.RouteResource, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 1})
-	counting := &recCountingRT{next: e.rt}
+	counting := &countingRT{next: e.rt}
 	client := recRetryClient(counting)
 	client.RequestLogHook = func(_ retryablehttp.Logger, _ *http.Request, attempt int) {
 		if attempt == 1 {
@@ -46,7 +46,7 @@ func TestRetryablehttpResigns(t *testing.T) {
 		}
 	}
 
-	body := recBody(3, 16<<10)
+	body := numberedBody(3, 16<<10)
 	req, err := retryablehttp.NewRequestWithContext(transport.WithThread(context.Background(), key),
 		http.MethodPost, e.base+"/v1/responses", body)
 	if err != nil {
@@ -88,7 +88,7 @@ func TestRetryablehttpResigns(t *testing.T) {
 // permanent are not retried, and a panicking registration client becomes
 // an error instead of crashing the process.
 func TestRetryablehttpPermanent(t *testing.T) {
-	panicking := &http.Client{Transport: recPanicRT{}}
+	panicking := &http.Client{Transport: panicRT{}}
 	for _, tc := range []struct {
 		name    string
 		thread  string // "" for the process task
@@ -106,13 +106,13 @@ func TestRetryablehttpPermanent(t *testing.T) {
 		{name: "panic in process registration", regs: panicking, wantIs: resolver.ErrRegistrationPanic},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := recNewEnv(t, recEnvOptions{front: true, config: func(c *transport.Config) {
+			e := newEnv(t, envOptions{front: true, config: func(c *transport.Config) {
 				c.RegistrationClient = tc.regs
 			}})
 			if tc.fault != nil {
 				e.srv.InjectFault(identitytest.RouteTaskRegister, *tc.fault)
 			}
-			counting := &recCountingRT{next: e.rt}
+			counting := &countingRT{next: e.rt}
 			client := recRetryClient(counting)
 
 			ctx := context.Background()

@@ -46,23 +46,23 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	rec := fltNewRecorder(t, nil)
-	logger, text, js := fltLoggers()
+	rec := newWireRecorder(t, nil)
+	logger, text, js := debugLoggers()
 	url := srv.URL() + "/v1/responses"
-	ctx, cancel := context.WithTimeout(context.Background(), fltWait)
+	ctx, cancel := context.WithTimeout(context.Background(), shortWait)
 	defer cancel()
 
-	agent, secrets := fltAgent(t, srv, 0x71)
-	_, provisioned := fltKeySecrets(t, 0x72)
+	agent, secrets := seededAgent(t, srv, 0x71)
+	_, provisioned := keySecrets(t, 0x72)
 	secrets = append(secrets, provisioned...)
 	secrets = append(secrets, token, tokenRefuse, apiKey)
 
 	base := func(creds *credentials.Credentials) transport.Config {
 		cfg := transport.Config{
 			Credentials: creds, ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true,
-			IdentityStore: credentials.NewMemoryStore(), Logger: logger, AgentTimeout: fltWait,
+			IdentityStore: credentials.NewMemoryStore(), Logger: logger, AgentTimeout: shortWait,
 		}
-		*testhooks.Of(&cfg) = testhooks.Hooks{Now: clk.Now, KeyRand: fltConstReader(0x72)}
+		*testhooks.Of(&cfg) = testhooks.Hooks{Now: clk.Now, KeyRand: constReader(0x72)}
 		return cfg
 	}
 	var transports []*transport.Transport
@@ -78,8 +78,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	var errs []error
 	var statuses []int
-	send := func(rt http.RoundTripper, thread string) fltResult {
-		r := fltDo(ctx, rt, url, thread)
+	send := func(rt http.RoundTripper, thread string) result {
+		r := post(ctx, rt, url, thread)
 		if r.err != nil {
 			errs = append(errs, r.err)
 		} else {
@@ -87,7 +87,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 		return r
 	}
-	mustFail := func(what string, r fltResult, kind error) {
+	mustFail := func(what string, r result, kind error) {
 		t.Helper()
 		if !errors.Is(r.err, kind) {
 			t.Fatalf("%s: got status %d / error %v, want an error matching %v", what, r.status, r.err, kind)
@@ -125,13 +125,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// ChatGPT login with the flag on: agent registration 403, then
 	// unavailable (Bearer fallback, logged as a warning with its cause).
 	on := base(&credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-		AccessToken: token, AccountID: fltUnique("acct-secret"),
+		AccessToken: token, AccountID: unique("acct-secret"),
 	}})
 	on.Flag = featureflag.New(true)
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 403, Times: 1})
 	mustFail("agent registration 403", send(build(on), "flt-secret-agent"), transport.ErrProvisioning)
 	on.Credentials = &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-		AccessToken: token, AccountID: fltUnique("acct-secret"),
+		AccessToken: token, AccountID: unique("acct-secret"),
 	}}
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 503, RetryAfter: "0", Times: identity.DefaultAgentAttempts})
 	rtFallback := build(on)
@@ -182,7 +182,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for _, creds := range []*credentials.Credentials{
 		{Kind: credentials.KindAPIKey, APIKey: apiKey + "\r\n"},
 		{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
-			AgentRuntimeID: "rt-flt-garbled", AgentPrivateKey: badKey, AccountID: "acct-flt", ChatGPTUserID: "u",
+			AgentRuntimeID: "rt-flt-garbled", AgentPrivateKey: identity.Secret(badKey), AccountID: "acct-flt", ChatGPTUserID: "u",
 		}},
 	} {
 		cfg := base(creds)
@@ -207,18 +207,18 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// Callers log errors and transports; that must not leak either.
 	for _, err := range errs {
 		logger.Error("flt: request failed", "err", err)
-		for _, s := range fltErrTexts(err) {
-			fltNoSecret(t, "error", s, secrets)
+		for _, s := range errTexts(err) {
+			checkNoSecret(t, "error", s, secrets)
 		}
 	}
 	for i, rt := range transports {
 		logger.Info("flt: transport", "transport", rt, "stats", rt.Stats())
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
-			fltNoSecret(t, fmt.Sprintf("transport %d formatted with %s", i, verb), fmt.Sprintf(verb, rt), secrets)
+			checkNoSecret(t, fmt.Sprintf("transport %d formatted with %s", i, verb), fmt.Sprintf(verb, rt), secrets)
 		}
 	}
-	fltNoSecret(t, "text log", text.String(), secrets)
-	fltNoSecret(t, "JSON log", js.String(), secrets)
+	checkNoSecret(t, "text log", text.String(), secrets)
+	checkNoSecret(t, "JSON log", js.String(), secrets)
 	for _, want := range []string{"401 recovery failed", "agent provisioning unavailable", "request not authenticated"} {
 		if !strings.Contains(text.String(), want) || !strings.Contains(js.String(), want) {
 			t.Errorf("the logs lack %q; the secret scan did not see that path", want)

@@ -127,8 +127,8 @@ func TestSoak(t *testing.T) {
 	baseHeap := ms.HeapAlloc
 	start := time.Now()
 
-	token := fltUnique("at-flt-SECRET-soak")
-	account := fltUnique("acct-soak")
+	token := unique("at-flt-SECRET-soak")
+	account := unique("acct-soak")
 	srv, err := identitytest.NewServer(identitytest.Options{AccessTokens: []string{token}, RequestLog: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ func TestSoak(t *testing.T) {
 	// Goroutines and heap return to their baseline.
 	rt.CloseIdleConnections()
 	srv.Close()
-	deadline := time.Now().Add(fltWait)
+	deadline := time.Now().Add(shortWait)
 	for runtime.NumGoroutine() > baseGoroutines+2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond) // goroutine exit has no event to wait on
 	}
@@ -356,21 +356,11 @@ func fltSoakOne(ctx context.Context, rt http.RoundTripper, url, key, fault strin
 // all have ended, or ctx's error if it ended first (remaining items are
 // skipped).
 func fltRun(ctx context.Context, workers, n int, fn func(i int)) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				fn(i)
-			}
-		}()
-	}
-	wg.Wait()
-	return ctx.Err()
+	return runWorkers(n, workers, func(i int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fn(i)
+		return nil
+	})
 }

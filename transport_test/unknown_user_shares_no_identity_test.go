@@ -63,7 +63,7 @@ func TestUnknownUserSharesNoIdentityThroughTheStore(t *testing.T) {
 	first := credentials.Token{AccessToken: "tok-unk-user-1", AccountID: acct}  // user unknown
 	second := credentials.Token{AccessToken: "tok-unk-user-2", AccountID: acct} // another user, unknown
 	srv, err := identitytest.NewServer(identitytest.Options{
-		AccessTokens: []string{first.AccessToken}, // the second token is never accepted
+		AccessTokens: []string{first.AccessToken.Reveal()}, // the second token is never accepted
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -246,7 +246,7 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 				// bad input, like -d @FILE.
 				return usageError(stderr, fs.Name(), fmt.Errorf("--record: %w", rerr))
 			}
-			setSecrets(append(slices.Clip(secrets), rec.AgentPrivateKey))
+			setSecrets(append(slices.Clip(secrets), rec.AgentPrivateKey.Reveal()))
 			cfg.Credentials = &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: rec, Source: "--record"}
 		}
 		auth, err = transport.New(base, cfg)
@@ -627,7 +627,7 @@ func loadDoRecord(path string, stdin io.Reader) (*identity.Record, error) {
 	}
 	return &identity.Record{
 		AgentRuntimeID:  runtimeID,
-		AgentPrivateKey: key.MarshalPrivateKey(),
+		AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID:       acct.AccountID,
 		ChatGPTUserID:   acct.ChatGPTUserID,
 		Email:           acct.Email,
@@ -658,7 +658,7 @@ func credentialSecrets(c *credentials.Credentials) []string {
 		s = append(s, c.ChatGPT.AccessToken, c.ChatGPT.RefreshToken, c.ChatGPT.IDToken)
 	}
 	if c.AgentIdentity != nil {
-		s = append(s, c.AgentIdentity.AgentPrivateKey)
+		s = append(s, c.AgentIdentity.AgentPrivateKey.Reveal())
 	}
 	return s
 }

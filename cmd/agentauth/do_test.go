@@ -164,7 +164,7 @@ func TestDoRecord(t *testing.T) {
 	}
 	// Record.MarshalJSON redacts the key; write the record as auth tools do.
 	data, _ := json.Marshal(map[string]any{
-		"agent_runtime_id": rec.AgentRuntimeID, "agent_private_key": rec.AgentPrivateKey, "account_id": rec.AccountID,
+		"agent_runtime_id": rec.AgentRuntimeID, "agent_private_key": rec.AgentPrivateKey.Reveal(), "account_id": rec.AccountID,
 		"chatgpt_user_id": rec.ChatGPTUserID, "plan_type": rec.PlanType, "chatgpt_account_is_fedramp": rec.IsFedRAMP,
 	})
 	path := writeFile(t, string(data))
@@ -173,7 +173,7 @@ func TestDoRecord(t *testing.T) {
 		e.ExternalTaskRef != "th-rec" || e.AccountID != "acct-rec" || !e.FedRAMP {
 		t.Fatalf("do --record: %+v echo %+v", r, e)
 	}
-	assertNoSecret(t, r, rec.AgentPrivateKey)
+	assertNoSecret(t, r, rec.AgentPrivateKey.Reveal())
 
 	// A keygen record on stdin, its runtime known to the server: process
 	// task, and no routing headers since it names no account.
@@ -182,7 +182,7 @@ func TestDoRecord(t *testing.T) {
 	if err := json.Unmarshal([]byte(kg.stdout), &k); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.RegisterRuntime(identity.Record{AgentRuntimeID: k.AgentRuntimeID, AgentPrivateKey: k.AgentPrivateKey}); err != nil {
+	if err := srv.RegisterRuntime(identity.Record{AgentRuntimeID: k.AgentRuntimeID, AgentPrivateKey: identity.Secret(k.AgentPrivateKey)}); err != nil {
 		t.Fatal(err)
 	}
 	r = runCmd(t, kg.stdout, "do", "--record", "-", "--authapi", srv.URL(), "--use-agent-identity", srv.URL()+"/v1/responses")
@@ -340,7 +340,7 @@ func TestDoCodexHome(t *testing.T) {
 	if e2 := decodeEcho(t, r.stdout); r.code != 0 || e2.AgentRuntimeID != e.AgentRuntimeID || srv.Stats().AgentRegistrations != 1 {
 		t.Fatalf("second run: %+v echo %+v stats %+v", r, e2, srv.Stats())
 	}
-	assertNoSecret(t, r, login.AccessToken, login.RefreshToken, stored.AgentPrivateKey)
+	assertNoSecret(t, r, login.AccessToken, login.RefreshToken, stored.AgentPrivateKey.Reveal())
 	if n := srv.Stats().TokenRefreshes; n != 0 {
 		t.Errorf("%d token refreshes for a fresh login, want 0", n)
 	}
@@ -400,13 +400,13 @@ func TestDoCodexHomeAgentIdentityJWT(t *testing.T) {
 	}
 	home := writeHome(forged)
 	r = runCmd(t, "", "do", "--codex-home", home, "--authapi", srv.URL(), srv.URL()+"/v1/responses")
-	assertOneLineError(t, r, exitFailure, forged, rec.AgentPrivateKey)
-	assertNoSecret(t, r, forged, rec.AgentPrivateKey)
+	assertOneLineError(t, r, exitFailure, forged, rec.AgentPrivateKey.Reveal())
+	assertNoSecret(t, r, forged, rec.AgentPrivateKey.Reveal())
 	r = runCmd(t, "", "do", "--codex-home", home, "--insecure-unverified-jwt", "--authapi", srv.URL(), srv.URL()+"/v1/responses")
 	if e := decodeEcho(t, r.stdout); r.code != 0 || e.AgentRuntimeID != rec.AgentRuntimeID {
 		t.Fatalf("--insecure-unverified-jwt: %+v", r)
 	}
-	assertNoSecret(t, r, forged, rec.AgentPrivateKey)
+	assertNoSecret(t, r, forged, rec.AgentPrivateKey.Reveal())
 }
 
 func TestDoErrors(t *testing.T) {
@@ -533,7 +533,7 @@ func TestDoRegistrationErrorIsWordedForPeople(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(map[string]any{"agent_runtime_id": rec.AgentRuntimeID, "agent_private_key": rec.AgentPrivateKey})
+	data, _ := json.Marshal(map[string]any{"agent_runtime_id": rec.AgentRuntimeID, "agent_private_key": rec.AgentPrivateKey.Reveal()})
 	path := writeFile(t, string(data))
 	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: 403})
 	for _, tc := range []struct {
@@ -544,7 +544,7 @@ func TestDoRegistrationErrorIsWordedForPeople(t *testing.T) {
 		{[]string{"--thread", "th-w"}, "agentauth do: registering the thread's task at " + srv.URL() + " failed: the server answered 403 Forbidden"},
 	} {
 		r := runCmd(t, "", append(append([]string{"do", "--record", path}, tc.args...), srv.URL()+"/v1/responses")...)
-		assertOneLineError(t, r, exitFailure, rec.AgentPrivateKey)
+		assertOneLineError(t, r, exitFailure, rec.AgentPrivateKey.Reveal())
 		if !strings.HasPrefix(r.stderr, tc.want) || strings.Contains(r.stderr, `key ""`) || strings.Contains(r.stderr, "resolver:") {
 			t.Errorf("stderr %q, want it to start with %q", r.stderr, tc.want)
 		}

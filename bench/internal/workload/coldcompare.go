@@ -107,7 +107,7 @@ type ReferenceServer struct {
 
 // Record returns the identity as an Agent Identity record.
 func (s *ReferenceServer) Record() identity.Record {
-	return identity.Record{AgentRuntimeID: s.RuntimeID, AgentPrivateKey: s.PrivateKey,
+	return identity.Record{AgentRuntimeID: s.RuntimeID, AgentPrivateKey: identity.Secret(s.PrivateKey),
 		AccountID: s.AccountID, ChatGPTUserID: s.UserID, PlanType: "plus"}
 }
 
@@ -130,7 +130,7 @@ func NewReferenceServer() (*ReferenceServer, error) {
 		srv.Close()
 		return nil, err
 	}
-	return &ReferenceServer{URL: srv.URL(), RuntimeID: rec.AgentRuntimeID, PrivateKey: rec.AgentPrivateKey,
+	return &ReferenceServer{URL: srv.URL(), RuntimeID: rec.AgentRuntimeID, PrivateKey: rec.AgentPrivateKey.Reveal(),
 		AccountID: rec.AccountID, UserID: rec.ChatGPTUserID, srv: srv,
 		stop: func() error { srv.Close(); return nil }}, nil
 }

@@ -173,7 +173,7 @@ func NewRecord() identity.Record {
 	}
 	return identity.Record{
 		AgentRuntimeID:  fmt.Sprintf("rt-%016x", n|1<<63),
-		AgentPrivateKey: key.MarshalPrivateKey(),
+		AgentPrivateKey: identity.Secret(key.MarshalPrivateKey()),
 		AccountID:       AccountID,
 		ChatGPTUserID:   "user-bench",
 		PlanType:        "plus",
@@ -413,7 +413,7 @@ func buildFlagOn(env Env, ctx context.Context) (*Target, error) {
 	}
 	rt, err := transport.New(env.Base, withClock(transport.Config{
 		TokenSource: credentials.StaticTokenSource(credentials.Token{
-			AccessToken: "at-bench-" + strings.Repeat("t", 40), AccountID: rec.AccountID, UserID: rec.ChatGPTUserID,
+			AccessToken: identity.Secret("at-bench-" + strings.Repeat("t", 40)), AccountID: rec.AccountID, UserID: rec.ChatGPTUserID,
 		}),
 		Flag:               featureflag.New(true),
 		IdentityStore:      store,

@@ -51,3 +51,6 @@ type counters struct {
 	replays         atomic.Uint64
 	bearerFallbacks atomic.Uint64
 }
+
+// add counts one request sent in mode m.
+func (c *counters) add(m resolver.Mode) { c.requests[m].Add(1) }

@@ -141,7 +141,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 // Bearer request asks a refreshing token source once and replays likewise.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.kind == credentials.KindNone || !t.s.origins.allows(req.URL) {
-		t.stats.requests[resolver.ModePassThrough].Add(1)
+		t.stats.add(resolver.ModePassThrough)
 		if t.kind != credentials.KindNone {
 			// Holding a credential it did not send: say so once per
 			// origin at debug level, or a 401 from that server is silent.
@@ -272,17 +272,42 @@ func staleStatus(err error) (int, bool) {
 }
 
 // send clones req with the credential and routing headers and sends it with
-// body.
+// body. The credential and routing values go into spare slots of the
+// array that backs the copied values (each capped to its one slot, so a
+// base that appends to one cannot overwrite another): a request costs the
+// copy of the request, its header map and one value array, nothing per
+// header the transport sets.
 func (t *Transport) send(req *http.Request, body io.ReadCloser, a *authorization) (*http.Response, error) {
 	r := new(http.Request)
 	*r = *req
 	r.Body = body
-	r.Header = cloneHeader(req.Header, 3, a.mode != resolver.ModeAPIKey)
-	r.Header[headers.Authorization] = []string{a.header}
-	if a.mode != resolver.ModeAPIKey {
-		a.routing.Apply(r.Header)
+	routing := a.mode != resolver.ModeAPIKey
+	extra := 1
+	if routing {
+		if a.routing.AccountID != "" {
+			extra++
+		}
+		if a.routing.FedRAMP {
+			extra++
+		}
 	}
-	t.stats.requests[a.mode].Add(1)
+	h, spare := cloneHeader(req.Header, extra, routing)
+	spare[0] = a.header
+	h[headers.Authorization] = spare[0:1:1]
+	if routing {
+		i := 1
+		if a.routing.AccountID != "" {
+			spare[i] = a.routing.AccountID
+			h[headers.ChatGPTAccountID] = spare[i : i+1 : i+1]
+			i++
+		}
+		if a.routing.FedRAMP {
+			spare[i] = headers.FedRAMPValue
+			h[headers.OpenAIFedRAMP] = spare[i : i+1 : i+1]
+		}
+	}
+	r.Header = h
+	t.stats.add(a.mode)
 	return t.base.RoundTrip(r)
 }
 
@@ -453,14 +478,15 @@ func (t *Transport) fail(req *http.Request, err error) (*http.Response, error) {
 // routing also ChatGPT-Account-ID and X-OpenAI-Fedramp): a caller's
 // "authorization" in lower case would otherwise travel beside the
 // transport's own. Values are copied into one backing array, as
-// http.Header.Clone does.
-func cloneHeader(h http.Header, extra int, routing bool) http.Header {
-	n := 0
+// http.Header.Clone does, which also holds the extra values the caller
+// will set: spare has at least extra unused slots of it.
+func cloneHeader(h http.Header, extra int, routing bool) (out http.Header, spare []string) {
+	n := extra
 	for _, vv := range h {
 		n += len(vv)
 	}
 	sv := make([]string, n)
-	out := make(http.Header, len(h)+extra)
+	out = make(http.Header, len(h)+extra)
 	for k, vv := range h {
 		if ownedHeader(k, routing) {
 			continue
@@ -473,7 +499,7 @@ func cloneHeader(h http.Header, extra int, routing bool) http.Header {
 		out[k] = sv[:m:m]
 		sv = sv[m:]
 	}
-	return out
+	return out, sv
 }
 
 func ownedHeader(k string, routing bool) bool {

@@ -27,6 +27,10 @@ type agentState struct {
 	store   resolver.TaskStore // nil: thread tasks are not shared with other processes
 	keep    *sharedIdentity    // keeps a shared identity alive while this state uses it
 
+	// cacheNow is the thread cache's clock when it is not the transport's
+	// (ThreadCache.Now set by the caller); nil when they are one clock.
+	cacheNow func() time.Time
+
 	holdMu sync.Mutex
 	holds  map[string]time.Time // task key → no re-registration after a 401 before then
 }
@@ -116,29 +120,62 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 		return nil, fmt.Errorf("transport: process task: %w", err)
 	}
 	r := *rec
-	return &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process, store: t.s.TaskStore}, nil
+	st := &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process, store: t.s.TaskStore}
+	if !t.s.cacheOnTransportClock {
+		st.cacheNow = t.s.ThreadCache.Now
+	}
+	return st, nil
 }
 
 // authorize returns the AgentAssertion of the thread's task, or of the
-// process task when there is no thread key.
-func (a *agentState) authorize(ctx context.Context, t *Transport, thread string, hasThread bool) (authorization, error) {
-	mode := resolver.ModeProcessTask
+// process task when there is no thread key, signed for now (the
+// transport's clock, read once per request).
+func (a *agentState) authorize(ctx context.Context, t *Transport, thread string, hasThread bool, now time.Time) (authorization, error) {
 	var task *taskcache.Task
-	var err error
 	if hasThread {
-		mode = resolver.ModeThreadTask
-		task, err = a.threads.Get(ctx, thread)
-	} else {
+		task = a.threads.Peek(thread, a.cacheTime(now))
+	}
+	return a.authorizeTask(ctx, thread, hasThread, now, task)
+}
+
+// authorizeTask is authorize with the thread's cached task already looked
+// up: hit is that task, or nil on a miss. Only a miss validates the key
+// (the cache holds valid keys only) and may register a task; an invalid
+// key fails before any network call.
+func (a *agentState) authorizeTask(ctx context.Context, thread string, hasThread bool, now time.Time, hit *taskcache.Task) (authorization, error) {
+	mode := resolver.ModeProcessTask
+	task := hit
+	var err error
+	switch {
+	case !hasThread:
 		task, err = a.process.Get(ctx)
+	case hit != nil:
+		mode = resolver.ModeThreadTask
+	default:
+		mode = resolver.ModeThreadTask
+		if err := checkThread(thread, true); err != nil {
+			return authorization{}, err
+		}
+		task, err = a.threads.Get(ctx, thread)
 	}
 	if err != nil {
 		return authorization{}, newError(ErrRegistration, mode, err)
 	}
-	header, err := a.signer.Assertion(task, t.s.Now())
+	header, err := a.signer.Assertion(task, now)
 	if err != nil {
 		return authorization{}, newError(ErrCredential, mode, err)
 	}
 	return authorization{mode: mode, header: header, routing: a.routing, task: task, agent: a}, nil
+}
+
+// cacheTime is now on the thread cache's clock: now itself when the cache
+// runs on the transport's clock (the default), else a reading of the
+// cache's own.
+func (a *agentState) cacheTime(now time.Time) time.Time {
+	if a.cacheNow != nil {
+		return a.cacheNow()
+	}
+	return now
 }
 
 // invalidate forgets task after the server rejected it, unless it was

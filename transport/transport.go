@@ -150,12 +150,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.base.RoundTrip(req)
 	}
 	ctx := req.Context()
+	// Each authorizer validates the thread key before anything reaches
+	// the network; the assertion modes do it only when the key misses
+	// their task cache, which holds valid keys only.
 	thread, hasThread := ThreadFrom(ctx)
-	if hasThread {
-		if err := ValidateThreadKey(thread); err != nil {
-			return t.fail(req, newError(ErrInvalidThreadKey, resolver.ModeThreadTask, err))
-		}
-	}
 	a, err := t.authz(ctx, thread, hasThread)
 	if err != nil {
 		return t.fail(req, err)
@@ -178,15 +176,30 @@ type authorization struct {
 	token   *credentials.Token // Bearer mode
 }
 
-func (t *Transport) authorizeAPIKey(context.Context, string, bool) (authorization, error) {
+func (t *Transport) authorizeAPIKey(_ context.Context, thread string, hasThread bool) (authorization, error) {
+	if err := checkThread(thread, hasThread); err != nil {
+		return authorization{}, err
+	}
 	return authorization{mode: resolver.ModeAPIKey, header: t.apiKeyHeader}, nil
+}
+
+// checkThread validates the thread key of a request whose credential does
+// not look it up in a task cache: an invalid key fails in every mode.
+func checkThread(thread string, hasThread bool) error {
+	if !hasThread {
+		return nil
+	}
+	if err := ValidateThreadKey(thread); err != nil {
+		return newError(ErrInvalidThreadKey, resolver.ModeThreadTask, err)
+	}
+	return nil
 }
 
 // authorizeIdentity signs with the user-given Agent Identity. A runtime
 // the AuthAPI no longer knows is a permanent error naming it: the library
 // cannot replace an identity it did not provision.
 func (t *Transport) authorizeIdentity(ctx context.Context, thread string, hasThread bool) (authorization, error) {
-	a, err := t.agent.authorize(ctx, t, thread, hasThread)
+	a, err := t.agent.authorize(ctx, t, thread, hasThread, t.s.Now())
 	if err != nil {
 		if status, ok := staleStatus(err); ok {
 			return authorization{}, newError(ErrRegistration, modeFor(hasThread),
@@ -203,7 +216,24 @@ func (t *Transport) authorizeIdentity(ctx context.Context, thread string, hasThr
 // unavailable).
 func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThread bool) (authorization, error) {
 	if !t.flag.Enabled() {
+		if err := checkThread(thread, hasThread); err != nil {
+			return authorization{}, err
+		}
 		return t.bearer.authorize(ctx)
+	}
+	// A key the current identity has cached was valid when it was cached;
+	// any other is validated before the token source or provisioning can
+	// reach the network.
+	now := t.s.Now()
+	var hit *taskcache.Task
+	hitAgent := t.provisioner.current()
+	if hasThread && hitAgent != nil {
+		hit = hitAgent.threads.Peek(thread, hitAgent.cacheTime(now))
+	}
+	if hit == nil {
+		if err := checkThread(thread, hasThread); err != nil {
+			return authorization{}, err
+		}
 	}
 	tok, err := t.bearer.token(ctx)
 	if err != nil {
@@ -217,7 +247,13 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 		if agent == nil {
 			return t.bearer.headerFor(tok)
 		}
-		a, err := agent.authorize(ctx, t, thread, hasThread)
+		var a authorization
+		if hit != nil && agent == hitAgent {
+			a, err = agent.authorizeTask(ctx, thread, hasThread, now, hit)
+		} else {
+			a, err = agent.authorize(ctx, t, thread, hasThread, now)
+		}
+		hit = nil // a retry looks the key up again
 		if err == nil {
 			t.provisioner.signed(ctx, ls, agent)
 			return a, nil

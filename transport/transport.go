@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
@@ -141,7 +142,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 // Bearer request asks a refreshing token source once and replays likewise.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.kind == credentials.KindNone || !t.s.origins.allows(req.URL) {
-		t.stats.add(resolver.ModePassThrough)
+		t.stats.add(resolver.ModePassThrough, uintptr(unsafe.Pointer(req)))
 		if t.kind != credentials.KindNone {
 			// Holding a credential it did not send: say so once per
 			// origin at debug level, or a 401 from that server is silent.
@@ -343,7 +344,7 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser, a *authorization
 		}
 	}
 	r.Header = h
-	t.stats.add(a.mode)
+	t.stats.add(a.mode, uintptr(unsafe.Pointer(r)))
 	return t.base.RoundTrip(r)
 }
 
@@ -569,7 +570,7 @@ func (t *Transport) CloseIdleConnections() {
 func (t *Transport) Stats() Stats {
 	var s Stats
 	for i := range s.Requests {
-		s.Requests[i] = t.stats.requests[i].Load()
+		s.Requests[i] = t.stats.requestsIn(i)
 	}
 	s.ThreadRegistrations = t.stats.threadRegs.Load()
 	s.AgentRegistrations = t.stats.agentRegs.Load()

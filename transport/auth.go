@@ -105,9 +105,9 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 		return nil, fmt.Errorf("transport: thread cache: %w", err)
 	}
 	// The process task outlives this transport when others share it, so
-	// its RegisterFunc holds a copy of the registration client and the
-	// logger, not the transport.
-	ids, logger := *t.ids, t.s.Logger
+	// its RegisterFunc holds the registration client (never changed after
+	// New) and the logger, not the transport.
+	ids, logger := t.ids, t.s.Logger
 	process, err := processtask.Shared(processtask.Identity{AuthAPIBase: t.s.authAPIBase, RuntimeID: runtimeID},
 		t.obs.registerProcess(func(ctx context.Context) (string, error) {
 			id, err := ids.RegisterTask(ctx, key, runtimeID, "")

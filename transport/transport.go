@@ -539,11 +539,19 @@ func cloneHeader(h http.Header, extra int, routing bool) (out http.Header, spare
 	return out, sv
 }
 
+// ownedHeader reports whether k is a spelling of a header the transport
+// sets. It switches on the length first: most keys have none of the three
+// lengths and cost one comparison, not three case-folding ones.
 func ownedHeader(k string, routing bool) bool {
-	if strings.EqualFold(k, headers.Authorization) {
-		return true
+	switch len(k) {
+	case len(headers.Authorization):
+		return strings.EqualFold(k, headers.Authorization)
+	case len(headers.ChatGPTAccountID):
+		return routing && strings.EqualFold(k, headers.ChatGPTAccountID)
+	case len(headers.OpenAIFedRAMP):
+		return routing && strings.EqualFold(k, headers.OpenAIFedRAMP)
 	}
-	return routing && (strings.EqualFold(k, headers.ChatGPTAccountID) || strings.EqualFold(k, headers.OpenAIFedRAMP))
+	return false
 }
 
 // WrappedRoundTripper returns the base transport, as client-go's wrappers

@@ -128,39 +128,44 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 }
 
 // authorize returns the AgentAssertion of the thread's task, or of the
-// process task when there is no thread key, signed for now (the
-// transport's clock, read once per request).
-func (a *agentState) authorize(ctx context.Context, t *Transport, thread string, hasThread bool, now time.Time) (authorization, error) {
-	var task *taskcache.Task
-	if hasThread {
-		task = a.threads.Peek(thread, a.cacheTime(now))
+// process task when there is no thread key.
+//
+// A cached thread task costs one clock reading, shared by the cache's
+// recency and the signer, and no validation of the key: the cache holds
+// valid keys only. A miss validates the key, so an invalid one fails
+// before any network call, and reads the clock again once the task is
+// registered, so the assertion is not dated by the start of a slow
+// registration.
+func (a *agentState) authorize(ctx context.Context, t *Transport, thread string, hasThread bool) (authorization, error) {
+	if !hasThread {
+		task, err := a.process.Get(ctx)
+		if err != nil {
+			return authorization{}, newError(ErrRegistration, resolver.ModeProcessTask, err)
+		}
+		return a.sign(task, resolver.ModeProcessTask, t.s.Now())
 	}
-	return a.authorizeTask(ctx, thread, hasThread, now, task)
+	now := t.s.Now()
+	if task := a.threads.Peek(thread, a.cacheTime(now)); task != nil {
+		return a.sign(task, resolver.ModeThreadTask, now)
+	}
+	return a.authorizeMiss(ctx, t, thread)
 }
 
-// authorizeTask is authorize with the thread's cached task already looked
-// up: hit is that task, or nil on a miss. Only a miss validates the key
-// (the cache holds valid keys only) and may register a task; an invalid
-// key fails before any network call.
-func (a *agentState) authorizeTask(ctx context.Context, thread string, hasThread bool, now time.Time, hit *taskcache.Task) (authorization, error) {
-	mode := resolver.ModeProcessTask
-	task := hit
-	var err error
-	switch {
-	case !hasThread:
-		task, err = a.process.Get(ctx)
-	case hit != nil:
-		mode = resolver.ModeThreadTask
-	default:
-		mode = resolver.ModeThreadTask
-		if err := checkThread(thread, true); err != nil {
-			return authorization{}, err
-		}
-		task, err = a.threads.Get(ctx, thread)
+// authorizeMiss is authorize for a thread key its cache does not hold.
+func (a *agentState) authorizeMiss(ctx context.Context, t *Transport, thread string) (authorization, error) {
+	if err := checkThread(thread, true); err != nil {
+		return authorization{}, err
 	}
+	task, err := a.threads.Get(ctx, thread)
 	if err != nil {
-		return authorization{}, newError(ErrRegistration, mode, err)
+		return authorization{}, newError(ErrRegistration, resolver.ModeThreadTask, err)
 	}
+	return a.sign(task, resolver.ModeThreadTask, t.s.Now())
+}
+
+// sign returns the authorization of task in mode, its assertion signed
+// (or reused) for now.
+func (a *agentState) sign(task *taskcache.Task, mode resolver.Mode, now time.Time) (authorization, error) {
 	header, err := a.signer.Assertion(task, now)
 	if err != nil {
 		return authorization{}, newError(ErrCredential, mode, err)

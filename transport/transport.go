@@ -200,7 +200,7 @@ func checkThread(thread string, hasThread bool) error {
 // the AuthAPI no longer knows is a permanent error naming it: the library
 // cannot replace an identity it did not provision.
 func (t *Transport) authorizeIdentity(ctx context.Context, thread string, hasThread bool) (authorization, error) {
-	a, err := t.agent.authorize(ctx, t, thread, hasThread, t.s.Now())
+	a, err := t.agent.authorize(ctx, t, thread, hasThread)
 	if err != nil {
 		if status, ok := staleStatus(err); ok {
 			return authorization{}, newError(ErrRegistration, modeFor(hasThread),
@@ -225,10 +225,11 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 	// A key the current identity has cached was valid when it was cached;
 	// any other is validated before the token source or provisioning can
 	// reach the network.
-	now := t.s.Now()
+	var now time.Time
 	var hit *taskcache.Task
 	hitAgent := t.provisioner.current()
 	if hasThread && hitAgent != nil {
+		now = t.s.Now()
 		hit = hitAgent.threads.Peek(thread, hitAgent.cacheTime(now))
 	}
 	if hit == nil {
@@ -250,9 +251,9 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 		}
 		var a authorization
 		if hit != nil && agent == hitAgent {
-			a, err = agent.authorizeTask(ctx, thread, hasThread, now, hit)
+			a, err = agent.sign(hit, resolver.ModeThreadTask, now)
 		} else {
-			a, err = agent.authorize(ctx, t, thread, hasThread, now)
+			a, err = agent.authorize(ctx, t, thread, hasThread)
 		}
 		hit = nil // a retry looks the key up again
 		if err == nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -106,6 +107,11 @@ type Client struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Rand supplies the backoff jitter. Nil means crypto/rand.
 	Rand io.Reader
+
+	// lastTaskURL holds the *taskURL last built (see taskRegistrationURL).
+	// An atomic.Value, not an atomic.Pointer, keeps Client copyable as a
+	// settings struct; a copy shares the memo, which names its inputs.
+	lastTaskURL atomic.Value
 }
 
 // validate rejects settings that cannot mean anything sensible.
@@ -156,6 +162,62 @@ func (c *Client) authAPIBase() (string, error) {
 		return "", fmt.Errorf("%w: AuthAPIBase must be an absolute http(s) URL without query or fragment", errInvalidRequest)
 	}
 	return base, nil
+}
+
+// taskRegistrationURL returns <AuthAPIBase>/v1/agent/<runtimeID>/task/register.
+// The last URL built is remembered with the base and runtime it was built
+// from, so a client registering tasks for one runtime parses and checks its
+// base once, not per registration.
+func (c *Client) taskRegistrationURL(runtimeID string) (string, error) {
+	if u, _ := c.lastTaskURL.Load().(*taskURL); u != nil && u.base == c.AuthAPIBase && u.runtimeID == runtimeID {
+		return u.url, nil
+	}
+	base, err := c.authAPIBase()
+	if err != nil {
+		return "", err
+	}
+	u := &taskURL{base: c.AuthAPIBase, runtimeID: runtimeID, url: base + "/v1/agent/" + url.PathEscape(runtimeID) + "/task/register"}
+	c.lastTaskURL.Store(u)
+	return u.url, nil
+}
+
+// taskURL is a task-registration URL and what it was built from.
+type taskURL struct{ base, runtimeID, url string }
+
+// taskRegistrationJSON is the task-registration body, byte for byte what
+// marshalJSON makes of taskRegistrationBody, built by appending. The
+// timestamp and signature never need escaping (RFC 3339 and base64); a
+// thread key that does (a quote, a backslash, a control character, U+2028
+// or U+2029) goes through the encoder instead.
+func taskRegistrationJSON(ts, sig, ref string) ([]byte, error) {
+	if !jsonPlain(ts) || !jsonPlain(sig) || !jsonPlain(ref) {
+		return marshalJSON(taskRegistrationBody{Timestamp: ts, Signature: sig, ExternalTaskRef: ref})
+	}
+	b := make([]byte, 0, len(`{"timestamp":"","signature":"","external_task_ref":""}`)+len(ts)+len(sig)+len(ref))
+	b = append(b, `{"timestamp":"`...)
+	b = append(b, ts...)
+	b = append(b, `","signature":"`...)
+	b = append(b, sig...)
+	if ref != "" {
+		b = append(b, `","external_task_ref":"`...)
+		b = append(b, ref...)
+	}
+	return append(b, `"}`...), nil
+}
+
+// jsonPlain reports whether s (valid UTF-8) is encoded in a JSON string
+// as itself by an encoder that does not escape HTML: no quote, backslash,
+// control character, U+2028 or U+2029.
+func jsonPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\':
+			return false
+		case c == 0xe2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9):
+			return false
+		}
+	}
+	return true
 }
 
 // taskRegistrationBody is the wire body of task registration. Field order is the wire
@@ -209,15 +271,15 @@ func (c *Client) RegisterTask(ctx context.Context, key *PrivateKey, runtimeID, e
 	if err := c.validate(); err != nil {
 		return fail(err)
 	}
-	base, err := c.authAPIBase()
-	if err != nil {
-		return fail(err)
-	}
 	if key == nil {
 		return fail(fmt.Errorf("%w: nil key", ErrInvalidKey))
 	}
 	if runtimeID == "" || !utf8.ValidString(runtimeID) {
 		return fail(fmt.Errorf("%w: agent runtime id must be non-empty valid UTF-8", errInvalidRequest))
+	}
+	regURL, err := c.taskRegistrationURL(runtimeID)
+	if err != nil {
+		return fail(err)
 	}
 	if !utf8.ValidString(externalTaskRef) {
 		return fail(fmt.Errorf("%w: external task ref must be valid UTF-8", errInvalidRequest))
@@ -227,14 +289,14 @@ func (c *Client) RegisterTask(ctx context.Context, key *PrivateKey, runtimeID, e
 	for n := 1; ; n++ {
 		// Signed per attempt: a retry must carry a fresh timestamp.
 		sig, ts := RegistrationSignature(key, runtimeID, c.now())
-		body, err := marshalJSON(taskRegistrationBody{Timestamp: ts, Signature: sig, ExternalTaskRef: externalTaskRef})
+		body, err := taskRegistrationJSON(ts, sig, externalTaskRef)
 		if err != nil {
 			return fail(fmt.Errorf("%w: encoding body: %w", errInvalidRequest, err))
 		}
 		data, rerr := c.exchange(ctx, exchange{
 			op:      OpTaskRegistration,
 			method:  http.MethodPost,
-			url:     base + "/v1/agent/" + url.PathEscape(runtimeID) + "/task/register",
+			url:     regURL,
 			body:    body,
 			timeout: orDefault(c.TaskTimeout, DefaultTaskTimeout),
 			secrets: []string{sig},
@@ -295,16 +357,28 @@ func taskIDFromResponse(data []byte, key *PrivateKey) (string, error) {
 	return id, err
 }
 
+// taskRegistrationResponse holds the members of a registration response
+// that can carry the task id, undecoded. Decoding into it rather than a
+// map costs no map and no per-member allocation; like any struct decoding
+// it also accepts a member name that matches only case-insensitively.
+type taskRegistrationResponse struct {
+	TaskID             json.RawMessage `json:"task_id"`
+	TaskIDCamel        json.RawMessage `json:"taskId"`
+	EncryptedTaskID    json.RawMessage `json:"encrypted_task_id"`
+	EncryptedTaskIDCam json.RawMessage `json:"encryptedTaskId"`
+}
+
 func pickTaskID(data []byte, key *PrivateKey) (string, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
+	var r taskRegistrationResponse
+	if err := json.Unmarshal(data, &r); err != nil || string(bytes.TrimSpace(data)) == "null" {
 		return "", fmt.Errorf("%w: task registration response is not a JSON object", ErrMalformedResponse)
 	}
 	for _, m := range []struct {
 		name      string
+		raw       json.RawMessage
 		encrypted bool
-	}{{"task_id", false}, {"taskId", false}, {"encrypted_task_id", true}, {"encryptedTaskId", true}} {
-		s, present, err := stringMember(fields, m.name)
+	}{{"task_id", r.TaskID, false}, {"taskId", r.TaskIDCamel, false}, {"encrypted_task_id", r.EncryptedTaskID, true}, {"encryptedTaskId", r.EncryptedTaskIDCam, true}} {
+		s, present, err := rawStringMember(m.raw, m.name)
 		if err != nil {
 			return "", err
 		}
@@ -329,8 +403,13 @@ func pickTaskID(data []byte, key *PrivateKey) (string, error) {
 // stringMember returns fields[name] as a string. Absent, null and "" report
 // present == false; a non-string value is a malformed response.
 func stringMember(fields map[string]json.RawMessage, name string) (s string, present bool, err error) {
-	raw, ok := fields[name]
-	if !ok || string(bytes.TrimSpace(raw)) == "null" {
+	return rawStringMember(fields[name], name)
+}
+
+// rawStringMember is stringMember of the member name, raw as received (nil
+// when absent).
+func rawStringMember(raw json.RawMessage, name string) (s string, present bool, err error) {
+	if raw == nil || string(bytes.TrimSpace(raw)) == "null" {
 		return "", false, nil
 	}
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -361,8 +440,16 @@ func (c *Client) exchange(ctx context.Context, x exchange) ([]byte, *Registratio
 	if err := ctx.Err(); err != nil {
 		return fail(&callerDoneError{err})
 	}
-	callCtx, cancel := context.WithTimeout(ctx, x.timeout)
-	defer cancel()
+	// A context that ends within the timeout already bounds the call (a
+	// task registration's context carries the cache's own bound): a second
+	// timer and context would change nothing, since classifyTransportError
+	// looks at the caller's context first either way.
+	callCtx := ctx
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > x.timeout {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(ctx, x.timeout)
+		defer cancel()
+	}
 
 	var body io.Reader
 	if x.body != nil {

@@ -27,6 +27,10 @@ type agentState struct {
 	store   resolver.TaskStore // nil: thread tasks are not shared with other processes
 	keep    *sharedIdentity    // keeps a shared identity alive while this state uses it
 
+	// cacheNow is the thread cache's clock when it is not the transport's
+	// (ThreadCache.Now set by the caller); nil when they are one clock.
+	cacheNow func() time.Time
+
 	holdMu sync.Mutex
 	holds  map[string]time.Time // task key → no re-registration after a 401 before then
 }
@@ -101,9 +105,9 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 		return nil, fmt.Errorf("transport: thread cache: %w", err)
 	}
 	// The process task outlives this transport when others share it, so
-	// its RegisterFunc holds a copy of the registration client and the
-	// logger, not the transport.
-	ids, logger := *t.ids, t.s.Logger
+	// its RegisterFunc holds the registration client (never changed after
+	// New) and the logger, not the transport.
+	ids, logger := t.ids, t.s.Logger
 	pid := processtask.Identity{AuthAPIBase: t.s.authAPIBase, RuntimeID: runtimeID, KeyFingerprint: processtask.KeyFingerprint(key.PublicKey())}
 	process, err := processtask.Shared(pid,
 		t.obs.registerProcess(func(ctx context.Context) (string, error) {
@@ -117,29 +121,67 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 		return nil, fmt.Errorf("transport: process task: %w", err)
 	}
 	r := *rec
-	return &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process, store: t.s.TaskStore}, nil
+	st := &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process, store: t.s.TaskStore}
+	if !t.s.cacheOnTransportClock {
+		st.cacheNow = t.s.ThreadCache.Now
+	}
+	return st, nil
 }
 
 // authorize returns the AgentAssertion of the thread's task, or of the
 // process task when there is no thread key.
+//
+// A cached thread task costs one clock reading, shared by the cache's
+// recency and the signer, and no validation of the key: the cache holds
+// valid keys only. A miss validates the key, so an invalid one fails
+// before any network call, and reads the clock again once the task is
+// registered, so the assertion is not dated by the start of a slow
+// registration.
 func (a *agentState) authorize(ctx context.Context, t *Transport, thread string, hasThread bool) (authorization, error) {
-	mode := resolver.ModeProcessTask
-	var task *taskcache.Task
-	var err error
-	if hasThread {
-		mode = resolver.ModeThreadTask
-		task, err = a.threads.Get(ctx, thread)
-	} else {
-		task, err = a.process.Get(ctx)
+	if !hasThread {
+		task, err := a.process.Get(ctx)
+		if err != nil {
+			return authorization{}, newError(ErrRegistration, resolver.ModeProcessTask, err)
+		}
+		return a.sign(task, resolver.ModeProcessTask, t.s.Now())
 	}
+	now := t.s.Now()
+	if task := a.threads.Peek(thread, a.cacheTime(now)); task != nil {
+		return a.sign(task, resolver.ModeThreadTask, now)
+	}
+	return a.authorizeMiss(ctx, t, thread)
+}
+
+// authorizeMiss is authorize for a thread key its cache does not hold.
+func (a *agentState) authorizeMiss(ctx context.Context, t *Transport, thread string) (authorization, error) {
+	if err := checkThread(thread, true); err != nil {
+		return authorization{}, err
+	}
+	task, err := a.threads.Get(ctx, thread)
 	if err != nil {
-		return authorization{}, newError(ErrRegistration, mode, err)
+		return authorization{}, newError(ErrRegistration, resolver.ModeThreadTask, err)
 	}
-	header, err := a.signer.Assertion(task, t.s.Now())
+	return a.sign(task, resolver.ModeThreadTask, t.s.Now())
+}
+
+// sign returns the authorization of task in mode, its assertion signed
+// (or reused) for now.
+func (a *agentState) sign(task *taskcache.Task, mode resolver.Mode, now time.Time) (authorization, error) {
+	header, err := a.signer.Assertion(task, now)
 	if err != nil {
 		return authorization{}, newError(ErrCredential, mode, err)
 	}
 	return authorization{mode: mode, header: header, routing: a.routing, task: task, agent: a}, nil
+}
+
+// cacheTime is now on the thread cache's clock: now itself when the cache
+// runs on the transport's clock (the default), else a reading of the
+// cache's own.
+func (a *agentState) cacheTime(now time.Time) time.Time {
+	if a.cacheNow != nil {
+		return a.cacheNow()
+	}
+	return now
 }
 
 // invalidate forgets task after the server rejected it, unless it was

@@ -149,6 +149,8 @@ type settings struct {
 	testhooks.Hooks // every field set
 	authAPIBase     string
 	origins         originSet
+
+	cacheOnTransportClock bool // ThreadCache.Now was left to default to Now
 }
 
 func (c Config) resolve() (*settings, error) {
@@ -192,6 +194,7 @@ func (c Config) resolve() (*settings, error) {
 	}
 	if s.ThreadCache.Now == nil {
 		s.ThreadCache.Now = s.Now
+		s.cacheOnTransportClock = true
 	}
 	if s.ThreadCache.Rand == nil {
 		s.ThreadCache.Rand = s.Rand

@@ -36,18 +36,43 @@ type Stats struct {
 // RequestsIn returns the number of requests sent in mode m.
 func (s Stats) RequestsIn(m resolver.Mode) uint64 { return s.Requests[m] }
 
-// paddedCounter keeps each hot counter on its own cache line so that
-// parallel requests in different modes do not contend.
-type paddedCounter struct {
-	atomic.Uint64
-	_ [56]byte
+// requestStripes is the number of stripes of the per-mode request
+// counters (a power of two).
+const requestStripes = 16
+
+// requestStripe is one stripe of the per-mode request counters. Its 128
+// bytes keep the counters of two stripes at least 64 bytes apart, so no
+// two stripes share a cache line whatever the array's alignment.
+type requestStripe struct {
+	n [resolver.NumModes]atomic.Uint64
+	_ [128 - resolver.NumModes*8]byte
 }
 
 type counters struct {
-	requests        [resolver.NumModes]paddedCounter
+	// requests is striped: one counter written by every request from every
+	// core would move one cache line between the cores on each request.
+	requests        [requestStripes]requestStripe
 	threadRegs      atomic.Uint64
 	agentRegs       atomic.Uint64
 	failures        atomic.Uint64
 	replays         atomic.Uint64
 	bearerFallbacks atomic.Uint64
+}
+
+// add counts one request sent in mode m. The stripe is chosen by the page
+// of p, the address of an object the request allocated (or the caller's request): objects
+// allocated on different cores come from different spans, so concurrent
+// requests mostly write different stripes, and a goroutine keeps to one
+// stripe for a span's worth of requests.
+func (c *counters) add(m resolver.Mode, p uintptr) {
+	c.requests[p>>13&(requestStripes-1)].n[m].Add(1)
+}
+
+// requestsIn sums the stripes of mode m's request counter.
+func (c *counters) requestsIn(m int) uint64 {
+	var n uint64
+	for i := range c.requests {
+		n += c.requests[i].n[m].Load()
+	}
+	return n
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
@@ -141,7 +142,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 // Bearer request asks a refreshing token source once and replays likewise.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.kind == credentials.KindNone || !t.s.origins.allows(req.URL) {
-		t.stats.requests[resolver.ModePassThrough].Add(1)
+		t.stats.add(resolver.ModePassThrough, uintptr(unsafe.Pointer(req)))
 		if t.kind != credentials.KindNone {
 			// Holding a credential it did not send: say so once per
 			// origin at debug level, or a 401 from that server is silent.
@@ -150,12 +151,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.base.RoundTrip(req)
 	}
 	ctx := req.Context()
+	// Each authorizer validates the thread key before anything reaches
+	// the network; the assertion modes do it only when the key misses
+	// their task cache, which holds valid keys only.
 	thread, hasThread := ThreadFrom(ctx)
-	if hasThread {
-		if err := ValidateThreadKey(thread); err != nil {
-			return t.fail(req, newError(ErrInvalidThreadKey, resolver.ModeThreadTask, err))
-		}
-	}
 	a, err := t.authz(ctx, thread, hasThread)
 	if err != nil {
 		return t.fail(req, err)
@@ -178,8 +177,23 @@ type authorization struct {
 	token   *credentials.Token // Bearer mode
 }
 
-func (t *Transport) authorizeAPIKey(context.Context, string, bool) (authorization, error) {
+func (t *Transport) authorizeAPIKey(_ context.Context, thread string, hasThread bool) (authorization, error) {
+	if err := checkThread(thread, hasThread); err != nil {
+		return authorization{}, err
+	}
 	return authorization{mode: resolver.ModeAPIKey, header: t.apiKeyHeader}, nil
+}
+
+// checkThread validates the thread key of a request whose credential does
+// not look it up in a task cache: an invalid key fails in every mode.
+func checkThread(thread string, hasThread bool) error {
+	if !hasThread {
+		return nil
+	}
+	if err := ValidateThreadKey(thread); err != nil {
+		return newError(ErrInvalidThreadKey, resolver.ModeThreadTask, err)
+	}
+	return nil
 }
 
 // authorizeIdentity signs with the user-given Agent Identity. A runtime
@@ -203,7 +217,25 @@ func (t *Transport) authorizeIdentity(ctx context.Context, thread string, hasThr
 // unavailable).
 func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThread bool) (authorization, error) {
 	if !t.flag.Enabled() {
+		if err := checkThread(thread, hasThread); err != nil {
+			return authorization{}, err
+		}
 		return t.bearer.authorize(ctx)
+	}
+	// A key the current identity has cached was valid when it was cached;
+	// any other is validated before the token source or provisioning can
+	// reach the network.
+	var now time.Time
+	var hit *taskcache.Task
+	hitAgent := t.provisioner.current()
+	if hasThread && hitAgent != nil {
+		now = t.s.Now()
+		hit = hitAgent.threads.Peek(thread, hitAgent.cacheTime(now))
+	}
+	if hit == nil {
+		if err := checkThread(thread, hasThread); err != nil {
+			return authorization{}, err
+		}
 	}
 	tok, err := t.bearer.token(ctx)
 	if err != nil {
@@ -217,7 +249,13 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 		if agent == nil {
 			return t.bearer.headerFor(tok)
 		}
-		a, err := agent.authorize(ctx, t, thread, hasThread)
+		var a authorization
+		if hit != nil && agent == hitAgent {
+			a, err = agent.sign(hit, resolver.ModeThreadTask, now)
+		} else {
+			a, err = agent.authorize(ctx, t, thread, hasThread)
+		}
+		hit = nil // a retry looks the key up again
 		if err == nil {
 			t.provisioner.signed(ctx, ls, agent)
 			return a, nil
@@ -272,17 +310,42 @@ func staleStatus(err error) (int, bool) {
 }
 
 // send clones req with the credential and routing headers and sends it with
-// body.
+// body. The credential and routing values go into spare slots of the
+// array that backs the copied values (each capped to its one slot, so a
+// base that appends to one cannot overwrite another): a request costs the
+// copy of the request, its header map and one value array, nothing per
+// header the transport sets.
 func (t *Transport) send(req *http.Request, body io.ReadCloser, a *authorization) (*http.Response, error) {
 	r := new(http.Request)
 	*r = *req
 	r.Body = body
-	r.Header = cloneHeader(req.Header, 3, a.mode != resolver.ModeAPIKey)
-	r.Header[headers.Authorization] = []string{a.header}
-	if a.mode != resolver.ModeAPIKey {
-		a.routing.Apply(r.Header)
+	routing := a.mode != resolver.ModeAPIKey
+	extra := 1
+	if routing {
+		if a.routing.AccountID != "" {
+			extra++
+		}
+		if a.routing.FedRAMP {
+			extra++
+		}
 	}
-	t.stats.requests[a.mode].Add(1)
+	h, spare := cloneHeader(req.Header, extra, routing)
+	spare[0] = a.header
+	h[headers.Authorization] = spare[0:1:1]
+	if routing {
+		i := 1
+		if a.routing.AccountID != "" {
+			spare[i] = a.routing.AccountID
+			h[headers.ChatGPTAccountID] = spare[i : i+1 : i+1]
+			i++
+		}
+		if a.routing.FedRAMP {
+			spare[i] = headers.FedRAMPValue
+			h[headers.OpenAIFedRAMP] = spare[i : i+1 : i+1]
+		}
+	}
+	r.Header = h
+	t.stats.add(a.mode, uintptr(unsafe.Pointer(r)))
 	return t.base.RoundTrip(r)
 }
 
@@ -458,14 +521,15 @@ func (t *Transport) fail(req *http.Request, err error) (*http.Response, error) {
 // routing also ChatGPT-Account-ID and X-OpenAI-Fedramp): a caller's
 // "authorization" in lower case would otherwise travel beside the
 // transport's own. Values are copied into one backing array, as
-// http.Header.Clone does.
-func cloneHeader(h http.Header, extra int, routing bool) http.Header {
-	n := 0
+// http.Header.Clone does, which also holds the extra values the caller
+// will set: spare has at least extra unused slots of it.
+func cloneHeader(h http.Header, extra int, routing bool) (out http.Header, spare []string) {
+	n := extra
 	for _, vv := range h {
 		n += len(vv)
 	}
 	sv := make([]string, n)
-	out := make(http.Header, len(h)+extra)
+	out = make(http.Header, len(h)+extra)
 	for k, vv := range h {
 		if ownedHeader(k, routing) {
 			continue
@@ -478,14 +542,22 @@ func cloneHeader(h http.Header, extra int, routing bool) http.Header {
 		out[k] = sv[:m:m]
 		sv = sv[m:]
 	}
-	return out
+	return out, sv
 }
 
+// ownedHeader reports whether k is a spelling of a header the transport
+// sets. It switches on the length first: most keys have none of the three
+// lengths and cost one comparison, not three case-folding ones.
 func ownedHeader(k string, routing bool) bool {
-	if strings.EqualFold(k, headers.Authorization) {
-		return true
+	switch len(k) {
+	case len(headers.Authorization):
+		return strings.EqualFold(k, headers.Authorization)
+	case len(headers.ChatGPTAccountID):
+		return routing && strings.EqualFold(k, headers.ChatGPTAccountID)
+	case len(headers.OpenAIFedRAMP):
+		return routing && strings.EqualFold(k, headers.OpenAIFedRAMP)
 	}
-	return routing && (strings.EqualFold(k, headers.ChatGPTAccountID) || strings.EqualFold(k, headers.OpenAIFedRAMP))
+	return false
 }
 
 // WrappedRoundTripper returns the base transport, as client-go's wrappers
@@ -512,7 +584,7 @@ func (t *Transport) CloseIdleConnections() {
 func (t *Transport) Stats() Stats {
 	var s Stats
 	for i := range s.Requests {
-		s.Requests[i] = t.stats.requests[i].Load()
+		s.Requests[i] = t.stats.requestsIn(i)
 	}
 	s.ThreadRegistrations = t.stats.threadRegs.Load()
 	s.AgentRegistrations = t.stats.agentRegs.Load()

@@ -122,12 +122,41 @@ func (c *Cache) Get(ctx context.Context, key string) (*Task, error) {
 	return c.wait(ctx, key)
 }
 
+// Peek returns the live task cached for key, marking it used at now, or
+// nil when the cache holds none. It never registers, waits or consults the
+// backoff: it is the hit half of [Cache.Get], for a caller that also needs
+// the time (to sign) and so reads the clock once per request. now must be
+// a reading of the cache's clock ([resolver.CacheOptions.Now]).
+func (c *Cache) Peek(key string, now time.Time) *Task {
+	t := c.tasks.Load().find(c.seed, key)
+	if t == nil {
+		return nil
+	}
+	var tick uint64
+	if c.ttlTicks >= 0 {
+		tick = c.tick(now)
+	}
+	if !c.touch(&t.node, tick) {
+		return nil
+	}
+	return t
+}
+
 // use marks a task entry as used now and reports whether it is still live.
 // Beyond reading the clock (skipped when entries never expire), it is the
 // whole cost of a hit: one atomic load, and a store only when the second
 // changed or the eviction hand has cleared the reference bit since the last
 // use, so that hot keys do not bounce a cache line between cores.
 func (c *Cache) use(n *node) bool {
+	var now uint64
+	if c.ttlTicks >= 0 {
+		now = c.tick(c.now())
+	}
+	return c.touch(n, now)
+}
+
+// touch is use at tick now (ignored when entries never expire).
+func (c *Cache) touch(n *node, now uint64) bool {
 	v := n.used.Load()
 	if c.ttlTicks < 0 {
 		if v&1 == 0 {
@@ -135,7 +164,7 @@ func (c *Cache) use(n *node) bool {
 		}
 		return true
 	}
-	now, last := c.tick(c.now()), v>>1
+	last := v >> 1
 	if now > last && now-last > uint64(c.ttlTicks) {
 		return false
 	}

@@ -140,8 +140,10 @@ type Setup struct {
 	// sent as, with the account the AuthAPI gave for it and
 	// PersonalAccessToken set.
 	Credentials *credentials.Credentials
-	// Flag is the use_agent_identity switch; it can be flipped at run time.
-	Flag *featureflag.Flag
+	// Flag is the use_agent_identity switch: Config.Flag when set, else a
+	// *featureflag.Flag loaded from the environment and config.toml, which
+	// can be flipped at run time.
+	Flag transport.Flag
 	// TokenSource is, for a ChatGPT login, the refreshing source over
 	// auth.json (a [credentials.RefreshingTokenSource]), or, for tokens an
 	// outside host refreshes (auth_mode chatgptAuthTokens), a source that
@@ -217,10 +219,11 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 
 	flag := cfg.Flag
 	if flag == nil {
-		var err error
-		if flag, err = featureflag.Load(featureflag.Options{CodexHome: home, Getenv: getenv, Value: opts.UseAgentIdentity}); err != nil {
+		loaded, err := featureflag.Load(featureflag.Options{CodexHome: home, Getenv: getenv, Value: opts.UseAgentIdentity})
+		if err != nil {
 			return nil, err
 		}
+		flag = loaded
 	}
 	s.Flag = flag
 

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
@@ -44,8 +43,9 @@ type Config struct {
 	TokenSource credentials.TokenSource
 
 	// Flag is the use_agent_identity switch, read on every request so it can
-	// be flipped at run time. nil means off.
-	Flag *featureflag.Flag
+	// be flipped at run time: a *featureflag.Flag, or any [Flag] (a
+	// feature-flag service, a per-tenant rule). nil means off.
+	Flag Flag
 
 	// IdentityStore persists the agent identity provisioned for a ChatGPT
 	// login when the flag is on, so later transports and processes reuse it.

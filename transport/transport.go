@@ -26,7 +26,7 @@ type Transport struct {
 	base  http.RoundTripper
 	s     *settings
 	kind  credentials.Kind
-	flag  flagReader
+	flag  Flag
 	stats counters
 
 	// authz is the credential's authorizer, chosen once by New: API key,
@@ -44,7 +44,10 @@ type Transport struct {
 	passLog passThroughLog // origins logged as sent without credentials
 }
 
-type flagReader interface{ Enabled() bool }
+// Flag is the use_agent_identity switch as the transport reads it: once
+// per request, so an implementation must be cheap and safe for concurrent
+// use. *featureflag.Flag implements it.
+type Flag interface{ Enabled() bool }
 
 type offFlag struct{}
 

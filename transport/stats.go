@@ -60,10 +60,12 @@ type counters struct {
 }
 
 // add counts one request sent in mode m. The stripe is chosen by the page
-// of p, the address of an object the request allocated (or the caller's request): objects
-// allocated on different cores come from different spans, so concurrent
-// requests mostly write different stripes, and a goroutine keeps to one
-// stripe for a span's worth of requests.
+// of p, the address of an object the request allocated (or the caller's
+// request), used only as a number: objects allocated on different cores
+// come from different spans, so concurrent requests mostly write
+// different stripes, and a goroutine keeps to one stripe for a span's
+// worth of requests. (At -cpu 2, one shared counter cost 7 % of the
+// cached process-task path.)
 func (c *counters) add(m resolver.Mode, p uintptr) {
 	c.requests[p>>13&(requestStripes-1)].n[m].Add(1)
 }

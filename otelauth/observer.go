@@ -286,9 +286,11 @@ func (o *recorder) registration(ctx context.Context, ev transport.RegistrationEv
 
 func (o *recorder) provisioning(ctx context.Context, ev transport.ProvisioningEvent) {
 	attrs := outcomeAttrs(nil, ev.Outcome, ev.StatusCode)
-	set := metric.WithAttributeSet(attribute.NewSet(attrs...))
-	o.provs.Add(ctx, 1, set)
-	o.provDur.Record(ctx, ev.Duration.Seconds(), set)
+	if !ev.Loaded { // an identity read from the store was not provisioned
+		set := metric.WithAttributeSet(attribute.NewSet(attrs...))
+		o.provs.Add(ctx, 1, set)
+		o.provDur.Record(ctx, ev.Duration.Seconds(), set)
+	}
 	var extra []attribute.KeyValue
 	if ev.Attempts > 0 {
 		extra = append(extra, AttrAttempt.Int(ev.Attempts))

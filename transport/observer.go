@@ -48,7 +48,8 @@ type Observer struct {
 	OnStart func(ctx context.Context, op Operation) context.Context
 
 	// OnProvisioning reports each attempt to provision an agent identity
-	// for a ChatGPT login (reusing a stored one counts as a success).
+	// for a ChatGPT login. Reusing a stored one is reported as a success
+	// with Loaded set: count provisionings without those.
 	OnProvisioning func(ctx context.Context, ev ProvisioningEvent)
 
 	// OnRegistration reports each task registration at the AuthAPI.
@@ -166,6 +167,10 @@ type ProvisioningEvent struct {
 	// Attempts is the number of agent-registration requests made when the
 	// provisioning failed after retries, 0 when unknown.
 	Attempts int
+	// Loaded is set when no agent was registered: the identity was read
+	// from the IdentityStore (such as auth.json) or shared by another
+	// transport of the process.
+	Loaded bool
 }
 
 // RegistrationEvent is one task registration.
@@ -390,15 +395,18 @@ func (o *observer) registration(ctx context.Context, kind TaskKind, thread strin
 	}
 }
 
-// provision runs one provisioning, reporting it.
-func (o *observer) provision(ctx context.Context, fn func(context.Context) (*sharedIdentity, error)) (*sharedIdentity, error) {
+// provision runs one provisioning, reporting it. An identity only loaded
+// (from the IdentityStore, such as auth.json, or the process-wide table)
+// was not provisioned: fn leaves *registered false and the event says
+// Loaded, so a count of provisionings can leave it out.
+func (o *observer) provision(ctx context.Context, registered *bool, fn func(context.Context) (*sharedIdentity, error)) (*sharedIdentity, error) {
 	if o == nil || o.OnProvisioning == nil {
 		return fn(ctx)
 	}
 	start := time.Now()
 	ctx = o.start(ctx, OpProvisioning)
 	rec, err := fn(ctx)
-	ev := ProvisioningEvent{Start: start, Duration: time.Since(start)}
+	ev := ProvisioningEvent{Start: start, Duration: time.Since(start), Loaded: err == nil && !*registered}
 	ev.Outcome, ev.StatusCode = classify(err)
 	var re *identity.RegistrationError
 	if errors.As(err, &re) {

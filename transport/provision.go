@@ -329,7 +329,7 @@ func (p *provisioner) run(ctx context.Context, ls *loginState, tok *credentials.
 	// leaves it false and treats the identity as loaded.
 	var registered bool
 	v, err, _ := provisionFlights.Do(key+"\x00stale:"+stale, func() (any, error) {
-		return p.t.obs.provision(fctx, func(ctx context.Context) (*sharedIdentity, error) {
+		return p.t.obs.provision(fctx, &registered, func(ctx context.Context) (*sharedIdentity, error) {
 			return p.provision(ctx, key, tok, stale, &registered)
 		})
 	})

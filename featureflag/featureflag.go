@@ -93,7 +93,7 @@ func FromConfigTOML(path string) (value, ok bool, err error) {
 	}
 	b, isBool := v.(bool)
 	if !isBool {
-		return false, false, fmt.Errorf("featureflag: %s: features.%s is not a boolean", path, Name)
+		return false, false, fmt.Errorf("featureflag: %s: features.%s is not a boolean (want true or false, unquoted)", path, Name)
 	}
 	return b, true, nil
 }

@@ -90,6 +90,9 @@ func (o demoOptions) total() int64 {
 // demoSummary is what demo prints, as a table or (with --json) as one JSON
 // object. Counts are of this run only.
 type demoSummary struct {
+	// Scenario says in one sentence what the run did: the credential, the
+	// workload and the server.
+	Scenario  string `json:"scenario"`
 	ServerURL string `json:"server_url"`
 	Embedded  bool   `json:"embedded"`
 	Planned   int64  `json:"planned"`
@@ -306,6 +309,19 @@ func parseServerURL(raw string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
+// scenario describes the run the options ask for.
+func (o demoOptions) scenario(embedded bool) string {
+	where := "the server at --server"
+	if embedded {
+		where = "the embedded reference server"
+	}
+	s := fmt.Sprintf("a ChatGPT login with use_agent_identity on provisions one Agent Identity at %s; %d thread key(s) × %d request(s) sign with their thread's task", where, o.threads, o.requests)
+	if o.background > 0 {
+		s += fmt.Sprintf(" and %d background request(s) with the process task", o.background)
+	}
+	return s + fmt.Sprintf(", on %d worker(s)", o.concurrency)
+}
+
 // demoJob says what request i of the workload is: background requests are
 // spread evenly among the thread requests (Bresenham), and thread requests
 // go round-robin over the thread keys, so every phase of the run mixes
@@ -384,6 +400,9 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 	// One connection per worker stays open; the default of two idle
 	// connections per host would make most requests dial.
 	netTransport := http.DefaultTransport.(*http.Transport).Clone()
+	if testDial != nil {
+		netTransport.DialContext = testDial
+	}
 	netTransport.MaxIdleConnsPerHost = opts.concurrency + 2
 	defer netTransport.CloseIdleConnections()
 
@@ -503,7 +522,7 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 	client.CloseIdleConnections()
 
 	st := auth.Stats()
-	sum := &demoSummary{ServerURL: base, Embedded: srv != nil, Planned: total}
+	sum := &demoSummary{ServerURL: base, Embedded: srv != nil, Planned: total, Scenario: opts.scenario(srv != nil)}
 	sum.Requests.Thread = threadN.Load()
 	sum.Requests.Background = backgroundN.Load()
 	sum.Requests.Total = sum.Requests.Thread + sum.Requests.Background
@@ -662,9 +681,17 @@ func (d *demoErrors) snapshot() (errs, warnings []demoErrorKind) {
 
 // demoErrorKindOf names the kind of a request error for grouping: the
 // transport's error class, else a network or other failure.
-func demoErrorKindOf(err error) string {
+func demoErrorKindOf(err error) (kind string) {
+	defer func() {
+		if recover() != nil {
+			kind = "failed: other"
+		}
+	}()
 	var op *net.OpError
+	var dns *net.DNSError
 	switch {
+	case isNil(err):
+		return "failed: other"
 	case errors.Is(err, transport.ErrProvisioning):
 		return "failed: agent provisioning"
 	case errors.Is(err, transport.ErrRegistration):
@@ -677,8 +704,12 @@ func demoErrorKindOf(err error) string {
 		return "failed: credential"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "failed: timeout"
-	case errors.As(err, &op):
+	case errors.As(err, &dns) && dns != nil:
+		return "failed: network (dns)"
+	case errors.As(err, &op) && op != nil && op.Op != "":
 		return "failed: network (" + op.Op + ")"
+	case errors.As(err, &op) && op != nil:
+		return "failed: network"
 	}
 	return "failed: other"
 }
@@ -785,7 +816,8 @@ func printDemoTable(w io.Writer, s *demoSummary) {
 	if s.Embedded {
 		where = "embedded reference server " + s.ServerURL
 	}
-	fmt.Fprintf(w, "agentauth demo: %d requests against %s in %.3fs\n\n", s.Requests.Total, where, s.ElapsedMS/1000)
+	fmt.Fprintf(w, "agentauth demo: %d requests against %s in %.3fs\n", s.Requests.Total, where, s.ElapsedMS/1000)
+	fmt.Fprintf(w, "scenario: %s\n\n", s.Scenario)
 	srv := func(f func(*demoServerCounts) int) string {
 		if s.Server == nil {
 			return ""
@@ -797,6 +829,9 @@ func printDemoTable(w io.Writer, s *demoSummary) {
 		{"requests background", strconv.FormatInt(s.Requests.Background, 10), ""},
 		{"requests total", strconv.FormatInt(s.Requests.Total, 10), ""},
 		{"requests accepted (2xx)", strconv.FormatInt(s.Requests.Accepted, 10), srv(func(c *demoServerCounts) int { return c.Accepted })},
+		{"sent with thread task", strconv.FormatUint(s.Modes.ThreadTask, 10), ""},
+		{"sent with process task", strconv.FormatUint(s.Modes.ProcessTask, 10), ""},
+		{"sent as Bearer (fallback)", strconv.FormatUint(s.Modes.Bearer, 10), ""},
 		{"registrations agent", strconv.FormatUint(s.Registrations.Agent, 10), srv(func(c *demoServerCounts) int { return c.AgentRegistrations })},
 		{"registrations thread", strconv.FormatUint(s.Registrations.Thread, 10), srv(func(c *demoServerCounts) int { return c.ThreadRegistrations })},
 		{"registrations process", strconv.FormatUint(s.Registrations.Process, 10), srv(func(c *demoServerCounts) int { return c.ProcessRegistrations })},
@@ -810,9 +845,6 @@ func printDemoTable(w io.Writer, s *demoSummary) {
 	}
 	if s.Canceled > 0 {
 		rows = append(rows, struct{ name, value, server string }{"canceled", strconv.FormatInt(s.Canceled, 10), ""})
-	}
-	if s.BearerFallbacks > 0 || s.Modes.Bearer > 0 {
-		rows = append(rows, struct{ name, value, server string }{"sent as Bearer (fallback)", strconv.FormatUint(s.Modes.Bearer, 10), ""})
 	}
 	width := len("METRIC")
 	for _, r := range rows {

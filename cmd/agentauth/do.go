@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -204,10 +203,18 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return usageError(stderr, fs.Name(), errors.New(scrub(err.Error(), secrets)))
 	}
 
+	homeHow := ""
+	if source == "--codex-home" {
+		var herr error
+		if homeHow, herr = checkCodexHome(set["codex-home"], *codexHome); herr != nil {
+			return usageError(stderr, fs.Name(), herr)
+		}
+	}
+
 	ctx, cancel := context.WithTimeout(ctx, req.timeout)
 	defer cancel()
 
-	var base http.RoundTripper = http.DefaultTransport
+	base := networkTransport()
 	outMu := new(sync.Mutex)
 	// The verbose hop printer and the log handler read secrets through
 	// these pointers, so the credential found in the Codex home (known
@@ -227,6 +234,7 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 
 	var auth *transport.Transport
+	var using string // which credential from where, for messages
 	switch {
 	case set["api-key"] || set["access-token"] || set["record"]:
 		// A credential given on the command line: no Codex home, no
@@ -249,6 +257,7 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 			setSecrets(append(slices.Clip(secrets), rec.AgentPrivateKey.Reveal()))
 			cfg.Credentials = &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: rec, Source: "--record"}
 		}
+		using = describeCredential(cfg.Credentials, "")
 		auth, err = transport.New(base, cfg)
 	default:
 		// The Codex home, wired by the library's one-call constructor:
@@ -273,6 +282,12 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		defer closeSetup(setup)
 		creds := setup.Credentials
 		setSecrets(append(slices.Clip(secrets), credentialSecrets(creds)...))
+		using = describeCredential(creds, homeHow)
+		if strings.HasPrefix(creds.Source, "env ") && homeHow != "" && homeHow != codexHomeDefault {
+			// Codex's order: the environment comes before auth.json. Say
+			// so, or a --codex-home that is ignored looks broken.
+			fmt.Fprintf(stderr, "%s: note: %s; it comes before %s's auth.json (Codex's order): unset it to use the login there\n", fs.Name(), using, homeHow)
+		}
 		if creds.Kind == credentials.KindChatGPT && creds.ChatGPT.ExternallyManaged && set["use-agent-identity"] && *useAgent {
 			what := "ChatGPT tokens an outside host manages (auth_mode chatgptAuthTokens)"
 			if creds.PersonalAccessToken {
@@ -283,7 +298,10 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		auth, err = setup.Transport(base)
 	}
 	if err != nil {
-		return failure(stderr, fs.Name(), errors.New(scrub(err.Error(), secrets)))
+		return failure(stderr, fs.Name(), errors.New(scrub(errText(err)+" ("+using+")", secrets)))
+	}
+	if req.verbose {
+		verboseRT.print("* " + using + "\n")
 	}
 	client := &http.Client{Transport: auth}
 	defer client.CloseIdleConnections()
@@ -310,11 +328,12 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if ctx.Err() == context.DeadlineExceeded {
 			msg = fmt.Sprintf("gave up after --timeout %s: %s", req.timeout, msg)
 		}
+		msg += " (" + using + ")"
 		return failure(stderr, fs.Name(), errors.New(scrub(msg, secrets)))
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(stdout, resp.Body); err != nil {
-		return failure(stderr, fs.Name(), errors.New(scrub("reading the response failed: "+err.Error(), secrets)))
+		return failure(stderr, fs.Name(), errors.New(scrub("reading the response failed: "+rootCause(err), secrets)))
 	}
 	if resp.StatusCode >= 400 {
 		msg := "server answered " + resp.Status
@@ -323,6 +342,7 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 			// without a credential, which is often why it was refused.
 			msg += fmt.Sprintf(" (%d hop(s) went to an origin that is not first-party and carried no credential; see --allow-origin)", n)
 		}
+		msg += " (" + using + ")"
 		return failure(stderr, fs.Name(), errors.New(msg))
 	}
 	return exitOK
@@ -641,16 +661,6 @@ func loadDoRecord(path string, stdin io.Reader) (*identity.Record, error) {
 // refresh whose token request is out finish and store the new tokens.
 func closeSetup(setup *agentauth.Setup) { setup.Close() }
 
-// describeLoadError words a failure to read the Codex home for the
-// person who ran do: the library's advice names its options, do's names
-// its flags.
-func describeLoadError(err error) string {
-	if errors.Is(err, agentauth.ErrNoCredential) {
-		return strings.TrimPrefix(err.Error(), "agentauth: ") + "; or pass --api-key, --access-token or --record"
-	}
-	return strings.ReplaceAll(err.Error(), "Options.InsecureSkipJWTVerify skips verification", "--insecure-unverified-jwt skips verification")
-}
-
 // credentialSecrets lists the secret strings of c, for scrub.
 func credentialSecrets(c *credentials.Credentials) []string {
 	s := []string{c.APIKey, c.AgentIdentityJWT}
@@ -704,7 +714,7 @@ func (v *verboseRoundTripper) RoundTrip(req *http.Request) (*http.Response, erro
 	if err != nil {
 		// A hop that got no answer is shown too, so a retried
 		// registration reads as attempts, not as silence.
-		v.print(fmt.Sprintf("< no response from %s %s: %s\n<\n", req.Method, req.URL.Redacted(), scrub(oneLine(err.Error()), v.secrets)))
+		v.print(fmt.Sprintf("< no response from %s %s: %s\n<\n", req.Method, req.URL.Redacted(), scrub(oneLine(errText(err)), v.secrets)))
 		return resp, err
 	}
 	b.Reset()
@@ -795,63 +805,3 @@ func (h *doLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *doLogHandler) WithGroup(string) slog.Handler { return h }
-
-// describeDoError words a failed request for the person who ran do (or
-// demo): what
-// the transport was doing (provisioning, registering the thread's task or
-// the process task, and where) and the root cause (a status and the
-// server's words, or the network error), instead of the chain of package
-// prefixes and internal keys.
-func describeDoError(err error, authAPI string) string {
-	var te *transport.Error
-	if !errors.As(err, &te) {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			return fmt.Sprintf("sending %s %s failed: %s", strings.ToUpper(ue.Op), ue.URL, rootCause(ue.Err))
-		}
-		return err.Error()
-	}
-	var what string
-	switch {
-	case errors.Is(err, transport.ErrProvisioning):
-		what = "provisioning an Agent Identity from the ChatGPT login at " + authAPI
-	case errors.Is(err, transport.ErrRegistration) && te.Mode == resolver.ModeThreadTask:
-		what = "registering the thread's task at " + authAPI
-	case errors.Is(err, transport.ErrRegistration):
-		what = "registering the process task (the task of requests without a thread key) at " + authAPI
-	case errors.Is(err, transport.ErrInvalidThreadKey):
-		what = "checking the thread key"
-	default:
-		what = "authenticating the request"
-	}
-	msg := what + " failed: " + rootCause(te.Err)
-	if te.Temporary() {
-		msg += " (temporary; a later run may succeed)"
-	}
-	return msg
-}
-
-// rootCause describes the innermost useful error: a registration's status
-// and body, a network operation's error, or a timeout.
-func rootCause(err error) string {
-	var reg *identity.RegistrationError
-	if errors.As(err, &reg) && reg.StatusCode != 0 {
-		s := fmt.Sprintf("the server answered %d %s", reg.StatusCode, http.StatusText(reg.StatusCode))
-		if reg.Body != "" {
-			s += ": " + reg.Body
-		}
-		return s
-	}
-	var op *net.OpError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "no answer in time"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.As(err, &op):
-		return op.Op + " " + op.Addr.String() + ": " + op.Err.Error()
-	case reg != nil && reg.Err != nil:
-		return reg.Err.Error()
-	}
-	return err.Error()
-}

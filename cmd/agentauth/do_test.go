@@ -444,7 +444,7 @@ func TestDoErrors(t *testing.T) {
 	// A rejection still prints the body, then fails with one line.
 	srv := newTestServer(t, identitytest.Options{APIKeys: []string{"sk-other-key-0000"}})
 	r := runCmd(t, "", "do", "--api-key", doAPIKey, srv.URL()+"/v1/responses")
-	if r.code != exitFailure || !strings.Contains(r.stdout, "unknown_bearer") || r.stderr != "agentauth do: server answered 401 Unauthorized\n" {
+	if r.code != exitFailure || !strings.Contains(r.stdout, "unknown_bearer") || r.stderr != "agentauth do: server answered 401 Unauthorized (using the API key from --api-key)\n" {
 		t.Errorf("rejected request: %+v", r)
 	}
 	assertNoSecret(t, r, doAPIKey)
@@ -492,7 +492,7 @@ func TestDoVerboseShowsFailedHopsAndAFallbackThatFails(t *testing.T) {
 	// The fallback is announced with its cause although the request then
 	// fails, and the failure is the last line.
 	warn := strings.Index(r.stderr, "agentauth do: warning: agent provisioning unavailable; using Bearer during the cooldown: ")
-	if warn < 0 || !strings.HasSuffix(r.stderr, "agentauth do: server answered 401 Unauthorized\n") {
+	if warn < 0 || !strings.HasSuffix(r.stderr, "agentauth do: server answered 401 Unauthorized (using the ChatGPT login from --access-token)\n") {
 		t.Errorf("stderr lacks the fallback warning or the final error:\n%s", r.stderr)
 	}
 	if !strings.Contains(r.stderr, "> Authorization: Bearer [REDACTED]\n") || !strings.Contains(r.stderr, "< HTTP/1.1 401 Unauthorized\n") {
@@ -702,7 +702,7 @@ func TestDoExplainsARejectionAfterLeavingTheFirstPartyOrigins(t *testing.T) {
 	}))
 	defer first.Close()
 	r := runCmd(t, "", "do", "--api-key", doAPIKey, first.URL+"/start")
-	want := "agentauth do: server answered 401 Unauthorized (1 hop(s) went to an origin that is not first-party and carried no credential; see --allow-origin)\n"
+	want := "agentauth do: server answered 401 Unauthorized (1 hop(s) went to an origin that is not first-party and carried no credential; see --allow-origin) (using the API key from --api-key)\n"
 	if r.code != exitFailure || r.stderr != want {
 		t.Errorf("exit %d stderr %q, want %q", r.code, r.stderr, want)
 	}

@@ -57,10 +57,13 @@ func register(c command) {
 func main() {
 	// The signal context is created here, not in the subcommands, so that
 	// run stays a pure function tests can call in-process.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background(), sigs)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	os.Exit(code)
+	signal.Stop(sigs)
+	os.Exit(interruptedCode(ctx, code))
 }
 
 // run dispatches args[0] to its subcommand.
@@ -71,6 +74,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && args[0] == "help" {
+			return helpFor(ctx, args[1:], stdin, stdout, stderr)
+		}
 		usage(stdout)
 		return exitOK
 	case "-version", "--version":

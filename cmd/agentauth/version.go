@@ -6,6 +6,8 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/agentauth/agentauth/identity"
 )
 
 const versionSynopsis = "agentauth version"
@@ -20,9 +22,10 @@ func init() {
 
 // runVersion prints one line: "agentauth VERSION (COMMIT[, modified]) GO
 // OS/ARCH". VERSION is the module version recorded by "go install
-// module@version", "(devel)" for a build from a checkout; COMMIT comes from
-// the VCS stamp of a checkout build and is omitted when there is none (go
-// run, go test).
+// module@version" (or the pseudo-version a checkout's VCS stamp gives);
+// a build that has none ("(devel)": go run, go test, -buildvcs=false) says
+// the version the source declares, identity.Version, marked "-devel".
+// COMMIT comes from the VCS stamp and is omitted when there is none.
 func runVersion(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("version")
 	if code, done := parseFlags(fs, versionSynopsis, args, stdout, stderr); done {
@@ -34,9 +37,9 @@ func runVersion(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 
 // versionLine formats the build information that read returns.
 func versionLine(read func() (*debug.BuildInfo, bool)) string {
-	version, commit, modified := "(unknown)", "", false
-	if bi, ok := read(); ok {
-		if bi.Main.Version != "" {
+	version, commit, modified := "v"+identity.Version+"-devel", "", false
+	if bi, ok := read(); ok && bi != nil {
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
 			version = bi.Main.Version
 		}
 		for _, s := range bi.Settings {

@@ -1,0 +1,28 @@
+// Package transporthook lets the public processtask package reach two
+// transport internals without widening the transport package's exported
+// API: the context marker that makes a request sessionless, and the
+// computation of a request's authentication headers without sending it.
+// The transport package fills the variables in its init; processtask
+// imports transport, so they are set before it can use them.
+package transporthook
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+var (
+	// WithoutThread returns ctx marked so that the transport ignores any
+	// thread key it carries: the request uses the process task.
+	WithoutThread func(ctx context.Context) context.Context
+
+	// HeadersFor returns the authentication headers rt (a
+	// *transport.Transport) would set on a request to rawURL made with
+	// ctx.
+	HeadersFor func(rt any, ctx context.Context, rawURL string) (http.Header, error)
+)
+
+// ErrForeignOrigin is returned by HeadersFor for a URL outside the
+// transport's first-party origins: no credential goes there.
+var ErrForeignOrigin = errors.New("processtask: the URL's origin is not first-party; no credential is sent there")

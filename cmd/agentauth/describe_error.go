@@ -236,7 +236,7 @@ func networkCause(err error) (s string, ok bool) {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused (is the server running?)", true
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "the server closed the connection before answering", true
+		return "the server closed the connection before the answer was complete", true
 	case errors.As(err, &op) && op != nil:
 		return opCause(op), true
 	}

@@ -32,6 +32,10 @@
 // classify them with [errors.Is] against [ErrCredential], [ErrRegistration],
 // [ErrProvisioning] or [ErrInvalidThreadKey].
 //
+// Package processtask makes a request sessionless even when its context
+// carries a thread, and hands out the headers of a request sent outside
+// the RoundTripper (a WebSocket or SSE client).
+//
 // docs/protocol.md in the repository describes the wire formats, the
 // behaviour matrix and the guarantees in full.
 package transport

@@ -8,8 +8,8 @@
 // [register] from an init function; main only dispatches. Bad input (flags,
 // arguments, and files or standard input named on the command line that
 // cannot be read or parsed) exits 2 with a single line on stderr, runtime
-// failures exit 1, and no output carries a secret the command was not asked
-// to produce.
+// failures exit 1, a run stopped by SIGINT or SIGTERM exits 130 or 143, and
+// no output carries a secret the command was not asked to produce.
 package main
 
 import (
@@ -103,7 +103,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'agentauth COMMAND -h' for a command's flags.")
+	fmt.Fprintln(w, "Run 'agentauth COMMAND -h' (or 'agentauth help COMMAND') for a command's flags.")
 }
 
 // newFlagSet returns a flag set that reports nothing by itself: parseFlags

@@ -2,8 +2,8 @@ package agentauth_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"time"
@@ -36,8 +36,13 @@ func ExampleNewClient() {
 	}
 }
 
-// NewTransport against the reference server: a ChatGPT login written the
-// way `codex login` writes it, refreshed by the transport itself.
+// NewTransport against the reference server, with use_agent_identity on:
+// a ChatGPT login written the way `codex login` writes it, refreshed by the
+// transport itself, provisioned an agent identity, a thread request signed
+// on the thread's task and a background request on the process task.
+// BaseURL is the one setting that points everything at the server (the
+// ChatGPT and AuthAPI bases, the token endpoint, the JWKS, the allow-list,
+// and plain http because the server is on loopback).
 func ExampleNewTransport() {
 	srv, _ := identitytest.NewServer(identitytest.Options{})
 	defer srv.Close()
@@ -46,17 +51,12 @@ func ExampleNewTransport() {
 	defer os.RemoveAll(home)
 	_ = identitytest.WriteAuthJSON(home, login, time.Now())
 
-	off := false
-	env := map[string]string{"CODEX_REFRESH_TOKEN_URL_OVERRIDE": srv.TokenURL()}
+	on := true
 	rt, err := agentauth.NewTransport(nil, agentauth.Options{
 		CodexHome:        home,
-		Getenv:           func(k string) string { return env[k] },
-		UseAgentIdentity: &off,
-		Config: transport.Config{
-			ChatGPTBaseURL:    srv.URL(),
-			AuthAPIBaseURL:    srv.URL(),
-			AllowInsecureHTTP: true, // loopback test server only
-		},
+		BaseURL:          srv.URL(),
+		UseAgentIdentity: &on,
+		Getenv:           func(string) string { return "" }, // ignore this machine's environment
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -64,13 +64,23 @@ func ExampleNewTransport() {
 	}
 	client := &http.Client{Transport: rt}
 	defer client.CloseIdleConnections()
-	resp, err := client.Get(srv.URL() + "/v1/echo")
-	if err != nil {
-		fmt.Println(err)
-		return
+
+	for _, ctx := range []context.Context{
+		transport.WithThread(context.Background(), "conversation-42"),
+		context.Background(), // background work: the process task
+	} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL()+"/v1/responses", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		var echo identitytest.Echo
+		_ = json.NewDecoder(resp.Body).Decode(&echo)
+		resp.Body.Close()
+		fmt.Printf("%s %s task for %q\n", resp.Status, echo.Mode, echo.ExternalTaskRef)
 	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	fmt.Println(resp.Status)
-	// Output: 200 OK
+	// Output:
+	// 200 OK assertion task for "conversation-42"
+	// 200 OK assertion task for ""
 }

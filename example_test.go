@@ -14,26 +14,25 @@ import (
 )
 
 // The one-call start: a client authenticated from ~/.codex (or
-// $CODEX_HOME) as the Codex CLI is.
+// $CODEX_HOME) as the Codex CLI is. The README's first case; its snippet is
+// compiled by TestDocsGoSnippetsCompile.
 func ExampleNewClient() {
-	client, err := agentauth.NewClient(agentauth.Options{})
+	client, err := agentauth.NewClient(agentauth.Options{}) // reads $CODEX_HOME (default ~/.codex)
 	if err != nil {
 		fmt.Println("no Codex login here:", err != nil)
 		return
 	}
 	defer client.CloseIdleConnections()
 	ctx := transport.WithThread(context.Background(), "conversation-42") // optional: one task per thread
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://chatgpt.com/backend-api/codex/models", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://chatgpt.com/backend-api/codex/models", nil)
+	if err != nil {
+		return
+	}
 	resp, err := client.Do(req)
-	if err == nil {
-		resp.Body.Close()
+	if err != nil {
+		return
 	}
-
-	// Without a thread key (background work): the hidden process task.
-	resp, err = client.Get("https://chatgpt.com/backend-api/wham/tasks")
-	if err == nil {
-		resp.Body.Close()
-	}
+	defer resp.Body.Close()
 }
 
 // NewTransport against the reference server, with use_agent_identity on:

@@ -56,6 +56,21 @@ type Options struct {
 	// overrides. Default: os.Getenv.
 	Getenv func(string) string
 
+	// BaseURL, when set, points everything at one server, such as a local
+	// or test server (identitytest.Server.URL()), in one setting: it is
+	// the ChatGPT backend base and the AuthAPI base (Config.ChatGPTBaseURL
+	// and AuthAPIBaseURL, which must then be empty), the base of the JWKS,
+	// and BaseURL+"/oauth/token" is the token endpoint of refreshes; its
+	// origin is the first-party origin (with api.openai.com, unless
+	// Config.AllowedOrigins says otherwise). The environment overrides of
+	// these (CODEX_REFRESH_TOKEN_URL_OVERRIDE, CODEX_AUTHAPI_BASE_URL,
+	// CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL,
+	// CODEX_AGENT_IDENTITY_JWKS_BASE_URL) are then not read. Plain http is
+	// allowed (Config.AllowInsecureHTTP is set) only when BaseURL's host is
+	// loopback; any other http BaseURL is an error wrapping
+	// [ErrInvalidBaseURL]. Default: "", the production services.
+	BaseURL string
+
 	// UseAgentIdentity, when non-nil, sets the use_agent_identity flag;
 	// the environment and config.toml are then not consulted. Default:
 	// env AGENTAUTH_USE_AGENT_IDENTITY (1/true/yes/on or 0/false/no/off;
@@ -181,6 +196,12 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 		client = &http.Client{}
 	}
 	cfg := opts.Config
+	if opts.BaseURL != "" {
+		var err error
+		if getenv, err = pointAtBaseURL(opts.BaseURL, &cfg, getenv); err != nil {
+			return nil, err
+		}
+	}
 	if h := testhooks.Of(&cfg); h.Getenv == nil {
 		h.Getenv = getenv
 	}

@@ -2,8 +2,8 @@ package agentauth_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"time"
@@ -14,30 +14,34 @@ import (
 )
 
 // The one-call start: a client authenticated from ~/.codex (or
-// $CODEX_HOME) as the Codex CLI is.
+// $CODEX_HOME) as the Codex CLI is. The README's first case; its snippet is
+// compiled by TestDocsGoSnippetsCompile.
 func ExampleNewClient() {
-	client, err := agentauth.NewClient(agentauth.Options{})
+	client, err := agentauth.NewClient(agentauth.Options{}) // reads $CODEX_HOME (default ~/.codex)
 	if err != nil {
 		fmt.Println("no Codex login here:", err != nil)
 		return
 	}
 	defer client.CloseIdleConnections()
 	ctx := transport.WithThread(context.Background(), "conversation-42") // optional: one task per thread
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://chatgpt.com/backend-api/codex/models", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://chatgpt.com/backend-api/codex/models", nil)
+	if err != nil {
+		return
+	}
 	resp, err := client.Do(req)
-	if err == nil {
-		resp.Body.Close()
+	if err != nil {
+		return
 	}
-
-	// Without a thread key (background work): the hidden process task.
-	resp, err = client.Get("https://chatgpt.com/backend-api/wham/tasks")
-	if err == nil {
-		resp.Body.Close()
-	}
+	defer resp.Body.Close()
 }
 
-// NewTransport against the reference server: a ChatGPT login written the
-// way `codex login` writes it, refreshed by the transport itself.
+// NewTransport against the reference server, with use_agent_identity on:
+// a ChatGPT login written the way `codex login` writes it, refreshed by the
+// transport itself, provisioned an agent identity, a thread request signed
+// on the thread's task and a background request on the process task.
+// BaseURL is the one setting that points everything at the server (the
+// ChatGPT and AuthAPI bases, the token endpoint, the JWKS, the allow-list,
+// and plain http because the server is on loopback).
 func ExampleNewTransport() {
 	srv, _ := identitytest.NewServer(identitytest.Options{})
 	defer srv.Close()
@@ -46,17 +50,12 @@ func ExampleNewTransport() {
 	defer os.RemoveAll(home)
 	_ = identitytest.WriteAuthJSON(home, login, time.Now())
 
-	off := false
-	env := map[string]string{"CODEX_REFRESH_TOKEN_URL_OVERRIDE": srv.TokenURL()}
+	on := true
 	rt, err := agentauth.NewTransport(nil, agentauth.Options{
 		CodexHome:        home,
-		Getenv:           func(k string) string { return env[k] },
-		UseAgentIdentity: &off,
-		Config: transport.Config{
-			ChatGPTBaseURL:    srv.URL(),
-			AuthAPIBaseURL:    srv.URL(),
-			AllowInsecureHTTP: true, // loopback test server only
-		},
+		BaseURL:          srv.URL(),
+		UseAgentIdentity: &on,
+		Getenv:           func(string) string { return "" }, // ignore this machine's environment
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -64,13 +63,23 @@ func ExampleNewTransport() {
 	}
 	client := &http.Client{Transport: rt}
 	defer client.CloseIdleConnections()
-	resp, err := client.Get(srv.URL() + "/v1/echo")
-	if err != nil {
-		fmt.Println(err)
-		return
+
+	for _, ctx := range []context.Context{
+		transport.WithThread(context.Background(), "conversation-42"),
+		context.Background(), // background work: the process task
+	} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL()+"/v1/responses", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		var echo identitytest.Echo
+		_ = json.NewDecoder(resp.Body).Decode(&echo)
+		resp.Body.Close()
+		fmt.Printf("%s %s task for %q\n", resp.Status, echo.Mode, echo.ExternalTaskRef)
 	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	fmt.Println(resp.Status)
-	// Output: 200 OK
+	// Output:
+	// 200 OK assertion task for "conversation-42"
+	// 200 OK assertion task for ""
 }

@@ -69,3 +69,27 @@ func ExampleFileStore_Update() {
 	//   "written_by": "another tool"
 	// }
 }
+
+// The constructors of a credential given in code, each ready for
+// transport.Config.Credentials: an API key, a ChatGPT access token that
+// nothing refreshes (with its account and FedRAMP bit), an Agent Identity
+// record as `agentauth keygen` prints it. Every one prints redacted.
+func ExampleAPIKey() {
+	key := credentials.APIKey("sk-example")
+	login := credentials.ChatGPTToken("eyJ-access-token", "acct-123", false)
+	rec, err := credentials.AgentIdentityRecord([]byte(`{
+	  "agent_runtime_id": "rt-example",
+	  "agent_private_key": "MFECAQEwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHgSEA6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw="
+	}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(key.Kind, key)
+	fmt.Println(login.Kind, login.Routing().AccountID)
+	fmt.Println(rec.Kind, rec.AgentIdentity.AgentRuntimeID)
+	// Output:
+	// apikey credentials.Credentials{Kind:apikey Source:"credentials.APIKey" APIKey:[REDACTED]}
+	// chatgpt acct-123
+	// agentIdentity rt-example
+}

@@ -11,4 +11,11 @@
 // request carried. The server keeps the credentials it was sent in memory so
 // tests can assert on them, but never prints or logs them; `agentauth serve`
 // runs the same server from the command line.
+//
+// To point a client at it, set agentauth.Options.BaseURL to [Server.URL]:
+// that one setting makes the server the ChatGPT backend, the AuthAPI, the
+// token endpoint ([Server.TokenURL]) and the JWKS, and lets plain http in
+// for its loopback address. (This package cannot hand out an
+// agentauth.Options itself: the packages agentauth is built from use this
+// one in their tests.)
 package identitytest

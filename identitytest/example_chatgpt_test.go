@@ -27,10 +27,7 @@ func ExampleServer_chatGPTLoginWithTheFlagOn() {
 	defer srv.Close()
 
 	rt, err := transport.New(&http.Transport{}, transport.Config{
-		Credentials: &credentials.Credentials{
-			Kind:    credentials.KindChatGPT,
-			ChatGPT: &credentials.ChatGPTLogin{AccessToken: "at-example", AccountID: "acct-example"},
-		},
+		Credentials:       credentials.ChatGPTToken("at-example", "acct-example", false),
 		Flag:              featureflag.New(true),
 		IdentityStore:     credentials.NewMemoryStore(), // credentials.NewFileStore(auth.json) persists it
 		ChatGPTBaseURL:    srv.URL(),                    // the AuthAPI is derived from it

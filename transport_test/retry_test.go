@@ -18,7 +18,7 @@ import (
 )
 
 // recRetryClient is a retryablehttp client over rt, layered as
-// the README recommends: retries outermost, so every attempt runs the
+// docs/configuration.md recommends: retries outermost, so every attempt runs the
 // agentauth transport (and is signed) again.
 func recRetryClient(rt http.RoundTripper) *retryablehttp.Client {
 	c := retryablehttp.NewClient()

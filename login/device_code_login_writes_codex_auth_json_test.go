@@ -107,7 +107,9 @@ func TestDeviceCodeCancelled(t *testing.T) {
 	ctx, cancel := contextWithCancel(t)
 	out := newOut()
 	done := make(chan error, 1)
-	go func() { done <- DeviceCode(ctx, Options{CodexHome: t.TempDir(), Issuer: srv.URL(), Out: out, Getenv: env()}) }()
+	go func() {
+		done <- DeviceCode(ctx, Options{CodexHome: t.TempDir(), Issuer: srv.URL(), Out: out, Getenv: env()})
+	}()
 	out.await(t, userCodeLine)
 	cancel()
 	if err := <-done; !errors.Is(err, ErrCancelled) {

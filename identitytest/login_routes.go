@@ -64,6 +64,8 @@ type loginState struct {
 	codes     map[string]*codeEntry
 	authorize *LoginClaims
 	revoked   map[string]bool // revoked access tokens
+	rules     map[string]FederationRule
+	exchanges int // successful JWT-bearer exchanges
 }
 
 type deviceEntry struct {

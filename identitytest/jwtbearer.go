@@ -24,7 +24,7 @@ const maxFederationLifetime = time.Hour
 // ES256 or EdDSA) whose iss is Issuer, whose aud holds Audience and that
 // has not expired by the server's clock, and answers a short-lived access
 // token for Login with Codex's fields (access_token, token_type Bearer,
-// issued_token_type, expires_in, chatgpt_account_id,
+// issued_token_type, expires_in, scope, chatgpt_account_id,
 // chatgpt_account_user_id, chatgpt_plan_type, user_id).
 type FederationRule struct {
 	ID       string
@@ -120,6 +120,7 @@ func (s *Server) serveJWTBearer(w http.ResponseWriter, r *http.Request, f url.Va
 		"access_token":            l.AccessToken,
 		"token_type":              "Bearer",
 		"issued_token_type":       "urn:ietf:params:oauth:token-type:access_token",
+		"scope":                   "model.request",
 		"expires_in":              int(lifetime / time.Second),
 		"chatgpt_account_id":      rule.Login.AccountID,
 		"chatgpt_account_user_id": rule.Login.UserID + "__" + rule.Login.AccountID,

@@ -172,8 +172,8 @@ func Browser(ctx context.Context, opts Options) error {
 // is the default.
 func (r *resolved) listen(ctx context.Context) (net.Listener, error) {
 	ports := []int{r.port}
-	if r.port == 0 || r.port == DefaultPort {
-		ports = []int{DefaultPort, fallbackPort}
+	if r.port == 0 || r.port == defaultPort {
+		ports = []int{defaultPort, fallbackPort}
 	}
 	var lc net.ListenConfig
 	for i, port := range ports {

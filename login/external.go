@@ -21,8 +21,8 @@ import (
 
 // Codex's defaults for a provider auth command.
 const (
-	DefaultCommandTimeout         = 5 * time.Second
-	DefaultCommandRefreshInterval = 5 * time.Minute
+	defaultCommandTimeout         = 5 * time.Second
+	defaultCommandRefreshInterval = 5 * time.Minute
 	maxCommandOutput              = 64 << 10
 	commandExpirySkew             = 30 * time.Second
 )
@@ -43,10 +43,10 @@ func CommandTokenSource(argv []string, dir string, timeout, refreshInterval time
 		return nil, errors.New("login: CommandTokenSource needs a command")
 	}
 	if timeout <= 0 {
-		timeout = DefaultCommandTimeout
+		timeout = defaultCommandTimeout
 	}
 	if refreshInterval == 0 {
-		refreshInterval = DefaultCommandRefreshInterval
+		refreshInterval = defaultCommandRefreshInterval
 	}
 	return &commandSource{argv: append([]string(nil), argv...), dir: dir, timeout: timeout, interval: refreshInterval, now: time.Now, sem: make(chan struct{}, 1)}, nil
 }

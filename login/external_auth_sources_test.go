@@ -50,7 +50,7 @@ func TestCommandTokenSourceCachesUntilExpiry(t *testing.T) {
 	if b, _ := src.Token(testCtx(t)); b != a || runs(t, counter) != 1 {
 		t.Fatalf("not cached: %d runs", runs(t, counter))
 	}
-	offset.Store(int64(DefaultCommandRefreshInterval + time.Second))
+	offset.Store(int64(defaultCommandRefreshInterval + time.Second))
 	if b, err := src.Token(testCtx(t)); err != nil || b.AccessToken.Reveal() != "tok-2" {
 		t.Fatalf("after the refresh interval: %v, %v", b, err)
 	}

@@ -18,9 +18,9 @@ const (
 	DefaultIssuer = "https://auth.openai.com"
 	// DefaultClientID is the Codex CLI's OAuth client id.
 	DefaultClientID = "app_EMoamEEZ73f0CkXaXp7hrann"
-	// DefaultPort is the loopback port of the browser flow's callback
+	// defaultPort is the loopback port of the browser flow's callback
 	// server; Codex's redirect URI allow-list also holds fallbackPort.
-	DefaultPort = 1455
+	defaultPort = 1455
 
 	envClientID       = "CODEX_APP_SERVER_LOGIN_CLIENT_ID"
 	envRevokeURL      = "CODEX_REVOKE_TOKEN_URL_OVERRIDE"
@@ -56,7 +56,7 @@ type Options struct {
 	// only printed to Out.
 	OpenBrowser func(url string) error
 	// Port is the browser flow's loopback callback port. Zero:
-	// DefaultPort, falling back to 1457 as Codex does when it stays busy.
+	// 1455, falling back to 1457 as Codex does when it stays busy.
 	Port int
 	// Getenv reads the environment. Nil: os.Getenv.
 	Getenv func(string) string

@@ -189,7 +189,7 @@ func (s *workloadSource) exchange(ctx context.Context) (*credentials.Token, erro
 	var body []byte
 	for attempt := 0; ; attempt++ {
 		status, body, err = s.r.postForm(ctx, s.tokenURL, form)
-		retry := err != nil || status == http.StatusTooManyRequests || status >= 500
+		retry := err != nil || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
 		if !retry || attempt >= wifRetryLimit || ctx.Err() != nil {
 			break
 		}

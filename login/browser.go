@@ -46,21 +46,35 @@ func newState() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// authorizeURL builds {issuer}/oauth/authorize with Codex's parameters.
+// authorizeURL builds {issuer}/oauth/authorize with Codex's parameters,
+// in Codex's order, spaces encoded as %20 as Codex encodes them.
 func (r *resolved) authorizeURL(redirectURI string, p pkce, state string) string {
-	q := url.Values{
-		"response_type":              {"code"},
-		"client_id":                  {r.clientID},
-		"redirect_uri":               {redirectURI},
-		"scope":                      {scope},
-		"code_challenge":             {p.challenge},
-		"code_challenge_method":      {"S256"},
-		"id_token_add_organizations": {"true"},
-		"codex_cli_simplified_flow":  {"true"},
-		"state":                      {state},
-		"originator":                 {originator},
+	params := [][2]string{
+		{"response_type", "code"},
+		{"client_id", r.clientID},
+		{"redirect_uri", redirectURI},
+		{"scope", scope},
+		{"code_challenge", p.challenge},
+		{"code_challenge_method", "S256"},
+		{"id_token_add_organizations", "true"},
+		{"codex_cli_simplified_flow", "true"},
+		{"state", state},
+		{"originator", r.originator()},
 	}
-	return r.issuer + "/oauth/authorize?" + q.Encode()
+	parts := make([]string, len(params))
+	for i, kv := range params {
+		parts[i] = kv[0] + "=" + strings.ReplaceAll(url.QueryEscape(kv[1]), "+", "%20")
+	}
+	return r.issuer + "/oauth/authorize?" + strings.Join(parts, "&")
+}
+
+// originator is CODEX_INTERNAL_ORIGINATOR_OVERRIDE when it can be sent in
+// a header, else Codex's codex_cli_rs.
+func (r *resolved) originator() string {
+	if v := r.getenv(envOriginator); v != "" && printableToken(v) {
+		return v
+	}
+	return originator
 }
 
 // Browser signs in with the browser flow, as `codex login` does: it

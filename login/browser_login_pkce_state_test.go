@@ -85,6 +85,9 @@ func TestBrowserLoginWritesCodexAuthJSON(t *testing.T) {
 			t.Errorf("authorize %s = %q, want %q", k, q.Get(k), v)
 		}
 	}
+	if !strings.Contains(u.RawQuery, "scope=openid%20profile%20email") || !strings.HasPrefix(u.RawQuery, "response_type=code&client_id=") {
+		t.Errorf("authorize query is not encoded in Codex's order and style: %s", u.RawQuery)
+	}
 	if len(q.Get("state")) != 43 || len(q.Get("code_challenge")) != 43 {
 		t.Error("state or code_challenge is not 32/32 bytes base64url")
 	}

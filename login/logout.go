@@ -110,7 +110,8 @@ func (r *resolved) revoke(ctx context.Context, token, hint string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, revokeTimeout)
 	defer cancel()
-	status, resp, err := r.postJSON(ctx, endpoint, body)
+	// Codex revokes with its default client, which sends the originator.
+	status, resp, err := r.postJSON(ctx, endpoint, body, "originator", r.originator())
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("login: revoking the %s: no answer within %s", hintLabel(hint), revokeTimeout)

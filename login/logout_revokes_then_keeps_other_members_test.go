@@ -44,6 +44,7 @@ func (rr *revokeRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	var v map[string]any
 	_ = json.Unmarshal(b, &v)
+	v["originator header"] = r.Header.Get("originator")
 	rr.mu.Lock()
 	rr.bodies = append(rr.bodies, v)
 	rr.mu.Unlock()
@@ -118,7 +119,7 @@ func TestLogoutRevokeFailureStillLogsOut(t *testing.T) {
 		t.Fatalf("revoke requests = %d, want 1", len(rr.bodies))
 	}
 	b := rr.bodies[0]
-	if b["token"] != l.RefreshToken || b["token_type_hint"] != "refresh_token" || b["client_id"] != DefaultClientID || len(b) != 3 {
+	if b["token"] != l.RefreshToken || b["token_type_hint"] != "refresh_token" || b["client_id"] != DefaultClientID || b["originator header"] != "codex_cli_rs" || len(b) != 4 {
 		t.Errorf("revoke body members = %d, hint %v, client %v", len(b), b["token_type_hint"], b["client_id"])
 	}
 }

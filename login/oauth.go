@@ -31,14 +31,18 @@ type tokens struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-// postForm posts a form and returns the status and up to maxResponseBytes of body.
-func (r *resolved) post(ctx context.Context, endpoint, contentType string, body []byte) (int, []byte, error) {
+// post posts body with extra header name/value pairs and returns the
+// status and up to maxResponseBytes of the answer.
+func (r *resolved) post(ctx context.Context, endpoint, contentType string, body []byte, hdr ...string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, fmt.Errorf("login: building the request: %w", err)
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Accept", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	resp, err := r.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -57,12 +61,12 @@ func (r *resolved) post(ctx context.Context, endpoint, contentType string, body 
 	return resp.StatusCode, data, nil
 }
 
-func (r *resolved) postJSON(ctx context.Context, endpoint string, v any) (int, []byte, error) {
+func (r *resolved) postJSON(ctx context.Context, endpoint string, v any, hdr ...string) (int, []byte, error) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return 0, nil, err
 	}
-	return r.post(ctx, endpoint, "application/json", body)
+	return r.post(ctx, endpoint, "application/json", body, hdr...)
 }
 
 func (r *resolved) postForm(ctx context.Context, endpoint string, form url.Values) (int, []byte, error) {

@@ -25,6 +25,7 @@ const (
 	envClientID       = "CODEX_APP_SERVER_LOGIN_CLIENT_ID"
 	envRevokeURL      = "CODEX_REVOKE_TOKEN_URL_OVERRIDE"
 	envRefreshURL     = credentials.EnvRefreshTokenURL
+	envOriginator     = "CODEX_INTERNAL_ORIGINATOR_OVERRIDE"
 	defaultRevokeURL  = "https://auth.openai.com/oauth/revoke"
 	fallbackPort      = 1457
 	httpTimeout       = 30 * time.Second

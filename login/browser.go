@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -197,7 +196,7 @@ func (r *resolved) listen(ctx context.Context) (net.Listener, error) {
 			if err == nil {
 				return ln, nil
 			}
-			if !errors.Is(err, syscall.EADDRINUSE) {
+			if !isAddrInUse(err) {
 				return nil, fmt.Errorf("login: listening on %s: %w", addr, unwrapOpError(err))
 			}
 			if attempt == 0 && i == 0 {

@@ -93,7 +93,8 @@ func parseDeviceGrant(body []byte) (*deviceGrant, error) {
 // --device-auth` does: it asks {issuer}/api/accounts/deviceauth/usercode
 // for a code, prints {issuer}/codex/device and the code to Options.Out,
 // polls {issuer}/api/accounts/deviceauth/token at the interval the issuer
-// gave (a 403 or 404 answer means "not yet"; a slow_down answer adds 5 s)
+// gave (a 403 or 404 answer means "not yet", as in Codex, and so does an
+// RFC 8628 authorization_pending error of any status; slow_down adds 5 s)
 // for up to 15 minutes, exchanges the authorization code it gets with its
 // PKCE verifier at {issuer}/oauth/token, and writes the login to auth.json.
 // It returns [ErrTimeout] after 15 minutes and [ErrCancelled] when ctx
@@ -149,13 +150,16 @@ func (r *resolved) pollDevice(ctx context.Context, endpoint string, dc *deviceCo
 		if status/100 == 2 {
 			return parseDeviceGrant(body)
 		}
-		if status != http.StatusForbidden && status != http.StatusNotFound {
-			if code := errorCode(body); code == "expired_token" || code == "deviceauth_expired" {
+		code := errorCode(body)
+		pending := status == http.StatusForbidden || status == http.StatusNotFound ||
+			code == "authorization_pending" || code == "slow_down" // RFC 8628 sends these with 400
+		if !pending {
+			if code == "expired_token" || code == "deviceauth_expired" {
 				return nil, fmt.Errorf("%w: the device code expired before it was approved", ErrTimeout)
 			}
 			return nil, fmt.Errorf("login: device auth failed with HTTP %d: %s", status, errorDetail(body))
 		}
-		if errorCode(body) == "slow_down" {
+		if code == "slow_down" {
 			interval = min(interval+slowDownStep, maxPollInterval)
 		}
 		left := time.Until(deadline)

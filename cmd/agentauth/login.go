@@ -77,7 +77,10 @@ func runLogin(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	return exitOK
 }
 
-// openBrowser opens url with the platform's opener.
+// openBrowser starts the platform's opener on url and does not wait for
+// it: some openers (xdg-open with a terminal browser) return only when the
+// browser exits, and the login must go on meanwhile. The opener is reaped
+// in the background; the process exits after the login anyway.
 func openBrowser(url string) error {
 	var cmd *exec.Cmd
 	switch runtime.GOOS {
@@ -88,5 +91,9 @@ func openBrowser(url string) error {
 	default:
 		cmd = exec.Command("xdg-open", url)
 	}
-	return cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { _ = cmd.Wait() }()
+	return nil
 }

@@ -166,6 +166,9 @@ func (s *Server) serveLoginRoutes(w http.ResponseWriter, r *http.Request) bool {
 	case strings.HasSuffix(p, "/oauth/revoke"):
 		s.postOnly(w, r, s.serveRevoke)
 	case strings.HasSuffix(p, TokenPath) && r.Method == http.MethodPost && isForm(r):
+		if f, ok := s.takeFault(RouteToken); ok && s.serveFault(w, r, f) {
+			return true // faults of the token route apply to every grant
+		}
 		s.serveFormToken(w, r)
 	default:
 		return false

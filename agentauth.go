@@ -215,6 +215,11 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 	s := &Setup{CodexHome: home}
 
 	creds := cfg.Credentials
+	if creds == nil && cfg.TokenSource == nil {
+		if creds, cfg.TokenSource, err = workloadIdentity(getenv, home, client); err != nil {
+			return nil, err
+		}
+	}
 	if creds == nil {
 		var err error
 		creds, err = credentials.Load(credentials.LoadOptions{

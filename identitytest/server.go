@@ -41,6 +41,7 @@ type Server struct {
 	refreshLifetime time.Duration
 	oauthClientID   string
 	tok             tokenState
+	login           loginState // sign-in flows: login_routes.go
 
 	issuerOnce sync.Once
 	issuer     *JWTIssuer
@@ -278,6 +279,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.inflight.Done()
+	if s.serveLoginRoutes(w, r) {
+		return
+	}
 
 	route, rid := classify(r.URL.Path)
 	if route == "" {

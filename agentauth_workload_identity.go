@@ -1,0 +1,29 @@
+package agentauth
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/login"
+)
+
+// SourceWorkloadIdentity is Credentials.Source for a login made by
+// workload identity federation.
+const SourceWorkloadIdentity = "workload identity (OPENAI_IDENTITY_TOKEN_FILE, OPENAI_FEDERATION_RULE_ID)"
+
+// workloadIdentity selects workload identity federation as Codex does:
+// either of OPENAI_FEDERATION_RULE_ID and OPENAI_IDENTITY_TOKEN_FILE in the
+// environment selects it, ahead of every other credential, and then a
+// partial configuration is an error rather than a fall back. It returns
+// nil, nil, nil when neither is set.
+func workloadIdentity(getenv func(string) string, home string, client *http.Client) (*credentials.Credentials, credentials.TokenSource, error) {
+	src, err := login.WorkloadIdentity(login.Options{CodexHome: home, Getenv: getenv, HTTPClient: client})
+	if errors.Is(err, login.ErrNoWorkloadIdentity) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return &credentials.Credentials{Kind: credentials.KindChatGPT, Source: SourceWorkloadIdentity}, src, nil
+}

@@ -9,8 +9,10 @@ import (
 )
 
 // AuthFileCoordinator is the [RefreshCoordinator] of the ChatGPT login in
-// one auth.json, shared with the Codex CLI: Lock takes Codex's auth storage
-// lock ([AuthStorageLockFileName] in the file's directory), Load reads the
+// one auth.json, shared with the Codex CLI: Lock takes agentauth's own
+// lock ([AuthStorageLockFileName] in the file's directory; the Codex CLI
+// takes none, see [RefreshingTokenSource] for how a refresh stays safe
+// beside it), Load reads the
 // tokens object and last_refresh, and CompareAndSwap rewrites only those
 // members (every other member, known or not, is kept; the write is atomic,
 // mode 0600). Create it with [NewAuthFileCoordinator].
@@ -26,7 +28,7 @@ func NewAuthFileCoordinator(codexHome string) *AuthFileCoordinator {
 // Path returns the auth.json path.
 func (c *AuthFileCoordinator) Path() string { return c.store.Path() }
 
-// Lock takes Codex's exclusive auth storage lock.
+// Lock takes agentauth's exclusive lock on the file's directory.
 func (c *AuthFileCoordinator) Lock(ctx context.Context) (func(), error) {
 	return lockAuthStorage(ctx, c.store.path)
 }
@@ -35,12 +37,12 @@ func (c *AuthFileCoordinator) Lock(ctx context.Context) (func(), error) {
 // is missing or holds no ChatGPT login this library may refresh (tokens
 // with auth_mode chatgptAuthTokens belong to an outside host; follow them
 // with [NewFileTokenSource]). A read that catches the file being
-// rewritten is retried.
+// rewritten in place is retried, for up to two seconds while ctx allows.
 func (c *AuthFileCoordinator) Load(ctx context.Context) (*TokenSet, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	af, _, err := readAuthFileRetrying(c.store.path)
+	af, _, err := readAuthFileRetryingCtx(ctx, c.store.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -78,13 +78,17 @@ func writeTarget(path string) string {
 // The Codex CLI saves auth.json in place: it truncates the file and
 // writes the new document, with no lock and no rename, so a reader can
 // see an empty file or the first part of one. A document that stops early
-// is read again, with a backoff from tornReadFirstDelay doubling to
-// tornReadMaxDelay, for up to tornReadWindow: long enough for a slow
-// write (a loaded machine, a slow disk) to finish. Any other parse
-// failure is read again readRetries times, readRetryDelay apart (a
-// writer may have replaced the whole document meanwhile), then reported.
+// and was modified less than tornReadFresh ago (truncating and writing
+// both move the mtime) is read again, with a backoff from
+// tornReadFirstDelay doubling to tornReadMaxDelay, for up to
+// tornReadWindow: long enough for a slow write (a loaded machine, a slow
+// disk) to finish. Any other parse failure, a file that ends early
+// without having been touched for tornReadFresh included, is read again
+// readRetries times, readRetryDelay apart (a writer may have replaced the
+// whole document meanwhile), then reported.
 const (
 	tornReadWindow     = 2 * time.Second
+	tornReadFresh      = time.Second
 	tornReadFirstDelay = time.Millisecond
 	tornReadMaxDelay   = 64 * time.Millisecond
 	readRetries        = 4
@@ -118,7 +122,7 @@ func readAuthFileRetryingCtx(ctx context.Context, path string) (*AuthFile, os.Fi
 		}
 		prev = cur
 		wait := readRetryDelay
-		torn := errors.Is(err, errEndOfInput)
+		torn := errors.Is(err, errEndOfInput) && cur != nil && time.Since(cur.ModTime()) < tornReadFresh
 		if torn {
 			wait = delay
 			delay = min(2*delay, tornReadMaxDelay)

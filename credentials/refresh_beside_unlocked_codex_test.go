@@ -11,11 +11,11 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 )
 
-// A refreshing source beside a Codex CLI that saves auth.json at any
+// Refreshing sources beside a Codex CLI that saves auth.json at any
 // moment (unlocked, in place, slowly now and then, and now and then a
 // stale copy holding the previous refresh token) with access tokens that
-// live 2 s: no request fails, the endpoint never sees a refresh token of
-// ours twice (refresh_token_reused), and after the CLI stops the login in
+// live 2 s: no request fails, the endpoint never sees a spent refresh
+// token (refresh_token_reused), and after the CLI stops the login in
 // auth.json still refreshes.
 func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 	srv, err := identitytest.NewServer(identitytest.Options{TokenLifetime: 2 * time.Second})
@@ -31,15 +31,22 @@ func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewRefreshingTokenSource(RefreshOptions{
-		Coordinator: NewAuthFileCoordinator(home),
-		TokenURL:    srv.TokenURL(),
-		Getenv:      fakeEnv(nil),
-	})
-	if err != nil {
-		t.Fatal(err)
+	// Two sources, as two transports of one process hold: each loaded the
+	// file before the other's rotations.
+	var sources [2]*RefreshingTokenSource
+	for i := range sources {
+		s, err := NewRefreshingTokenSource(RefreshOptions{
+			Coordinator: NewAuthFileCoordinator(home),
+			TokenURL:    srv.TokenURL(),
+			Getenv:      fakeEnv(nil),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		sources[i] = s
 	}
-	defer s.Close()
+	s := sources[0]
 
 	w := startCodexCLIWriter(t, home, 4)
 	var requests, failed int
@@ -47,7 +54,7 @@ func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; i < 100_000 && time.Now().Before(deadline); i++ {
 		requests++
-		tok, err := s.Token(testCtx(t))
+		tok, err := sources[i%2].Token(testCtx(t))
 		if err == nil {
 			err = expiredByItsClaims(tok)
 		}
@@ -81,7 +88,8 @@ func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	s.Close()
+	sources[0].Close()
+	sources[1].Close()
 	af, err := NewFileStore(filepath.Join(home, AuthFileName)).Load()
 	if err != nil || af.Tokens == nil {
 		t.Fatalf("auth.json after Close: %v", err)

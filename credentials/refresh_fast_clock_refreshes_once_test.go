@@ -72,3 +72,47 @@ func TestRefreshClockTwoHoursFastRefreshesOnce(t *testing.T) {
 		})
 	}
 }
+
+// Without iat in the new access token the skew comes from the answer's
+// Date header.
+func TestRefreshClockTwoHoursFastUsesDateWithoutIat(t *testing.T) {
+	srv, err := identitytest.NewServer(identitytest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	claims := identitytest.LoginClaims{AccountID: "acct-skew", UserID: "user-skew"}
+	login, err := srv.IssueLogin(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := srv.IssueLogin(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	srv.InjectFault(identitytest.RouteToken, identitytest.Fault{Status: 200, Body: []byte(
+		`{"id_token":"` + next.IDToken + `","access_token":"` + withoutIat(t, next.AccessToken) + `","refresh_token":"` + next.RefreshToken + `"}`)})
+	s, err := NewRefreshingTokenSource(RefreshOptions{
+		Coordinator: NewAuthFileCoordinator(home),
+		TokenURL:    srv.TokenURL(),
+		Getenv:      fakeEnv(nil),
+		Now:         func() time.Time { return time.Now().Add(2 * time.Hour) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 20 {
+		if _, err := s.Token(testCtx(t)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		s.settle()
+	}
+	if n := s.TokenRequests(); n > 1 {
+		t.Fatalf("20 requests cost %d token exchanges, want at most 1", n)
+	}
+}

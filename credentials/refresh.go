@@ -1045,7 +1045,7 @@ func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken strin
 		if err := json.Unmarshal(data, &tr); err != nil {
 			return nil, &RefreshError{Status: resp.StatusCode, Err: errors.New("the token response is not valid JSON")}
 		}
-		if tr.RefreshToken != "" {
+		if tr.RefreshToken != "" && tr.RefreshToken != refreshToken {
 			// Rotated: the one sent is spent and is never sent again.
 			s.spent.add(refreshToken)
 		}

@@ -841,6 +841,7 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 			s.unsaved.Store(true)
 			s.log.Warn("credentials: auth.json holds an older ChatGPT token set; writing the newest one back failed, will retry", "error", err)
 		} else {
+			s.unsaved.Store(false)
 			s.log.Debug("credentials: auth.json held an older ChatGPT token set; the newest one was written back")
 		}
 		cp := newest.set
@@ -907,6 +908,8 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 			// behind) and at Close.
 			s.unsaved.Store(true)
 			s.log.Warn("credentials: storing refreshed ChatGPT tokens failed; keeping them to store later", "error", err)
+		} else {
+			s.unsaved.Store(false)
 		}
 	}
 	if unusable != nil {

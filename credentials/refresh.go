@@ -1011,6 +1011,7 @@ type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
 
+	sent     time.Time // local clock when the request went out
 	received time.Time // local clock when the answer came
 	date     time.Time // its Date header; zero when absent or unreadable
 }
@@ -1029,6 +1030,7 @@ func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken strin
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	s.requests.Add(1)
+	sent := s.now()
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, &RefreshError{Err: err}
@@ -1052,7 +1054,7 @@ func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken strin
 			// Rotated: the one sent is spent and is never sent again.
 			s.spent.add(refreshToken)
 		}
-		tr.received = s.now()
+		tr.sent, tr.received = sent, s.now()
 		if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
 			tr.date = d
 		}

@@ -5,16 +5,17 @@ import "time"
 // A local clock that is off judges every token wrong: two hours fast, a
 // token the endpoint has just issued looks expired and every request
 // refreshes again. The source therefore judges exp by the endpoint's
-// clock, estimated at each exchange as the local time the answer came
-// minus the new access token's iat (or, without iat, the answer's Date
-// header). Within skewIgnored of the local clock the two are taken to
-// agree (iat and Date have one-second resolution, and the refresh window
-// absorbs small drift); beyond it the estimate is used, lessened by
-// skewMargin so that rounding and latency make tokens due early rather
-// than late.
+// clock, estimated at each exchange from the new access token's iat (or,
+// without iat, the answer's Date header): the endpoint stamped it between
+// the local times the request went out and the answer came, to the
+// second below, so the skew k (local minus endpoint) lies in
+// (sent − iat − 1 s, received − iat]. When that range comes within
+// skewIgnored of zero the clocks are taken to agree (latency is not
+// skew, and the refresh window absorbs small drift); otherwise its lower
+// end is used, which never puts the endpoint's clock behind the truth, so
+// tokens are due early rather than late.
 const (
 	skewIgnored = 30 * time.Second
-	skewMargin  = 2 * time.Second
 	// freshHoldMax bounds how long a token the endpoint has just issued is
 	// neither due nor expired, whatever the clocks say: a quarter of its
 	// lifetime, at most this.
@@ -39,15 +40,15 @@ func (s *RefreshingTokenSource) learnSkew(resp *tokenResponse) {
 	if ref.IsZero() {
 		ref = resp.date
 	}
-	if ref.IsZero() || resp.received.IsZero() {
+	if ref.IsZero() || resp.sent.IsZero() || resp.received.IsZero() {
 		return
 	}
-	est := resp.received.Sub(ref)
-	if est > -skewIgnored && est < skewIgnored {
+	lo, hi := resp.sent.Sub(ref)-time.Second, resp.received.Sub(ref)
+	if lo < skewIgnored && hi > -skewIgnored {
 		s.skew.Store(0)
 		return
 	}
-	s.skew.Store(int64(est - skewMargin))
+	s.skew.Store(int64(lo))
 }
 
 // holdUntil returns until when (local clock) a token the endpoint issued

@@ -32,3 +32,30 @@ func TestRefreshHoldsJustIssuedToken(t *testing.T) {
 		t.Fatal("after the hold the clocks decide again")
 	}
 }
+
+// A slow answer is latency, not skew: the endpoint stamped its token
+// between the local send and receipt times, so only a stamp outside that
+// range (by more than 30 s) moves the estimate, and then by its lower
+// bound.
+func TestRefreshSkewEstimateIgnoresLatency(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name           string
+		sent, received time.Time
+		want           time.Duration
+	}{
+		{"in sync", t0, t0.Add(200 * time.Millisecond), 0},
+		{"a minute of latency", t0, t0.Add(time.Minute), 0},
+		{"2 h fast", t0.Add(2 * time.Hour), t0.Add(2*time.Hour + 200*time.Millisecond), 2*time.Hour - time.Second},
+		{"2 h slow", t0.Add(-2 * time.Hour), t0.Add(-2*time.Hour + 200*time.Millisecond), -2*time.Hour - time.Second},
+		{"20 s fast", t0.Add(20 * time.Second), t0.Add(20 * time.Second), 0},
+	}
+	for _, tt := range tests {
+		s := &RefreshingTokenSource{}
+		s.skew.Store(12345)
+		s.learnSkew(&tokenResponse{date: t0, sent: tt.sent, received: tt.received})
+		if got := time.Duration(s.skew.Load()); got != tt.want {
+			t.Errorf("%s: skew %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

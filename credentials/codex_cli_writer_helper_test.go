@@ -47,13 +47,18 @@ type codexCLIWriter struct {
 	wg         sync.WaitGroup
 
 	saves, staleSaves, slowSaves atomic.Int64
+
+	// Owned by run, then by the test after stopAndWait.
+	seen []string                      // distinct refresh tokens, in the order first seen
+	docs map[string]*codexAuthDotJSON // the copy held for each
 }
 
 // startCodexCLIWriter runs the writer on home/auth.json until the test
 // calls stopAndWait (or ends: the cleanup stops it too).
 func startCodexCLIWriter(t *testing.T, home string, staleEvery int) *codexCLIWriter {
 	t.Helper()
-	w := &codexCLIWriter{path: filepath.Join(home, AuthFileName), staleEvery: staleEvery, stop: make(chan struct{})}
+	w := &codexCLIWriter{path: filepath.Join(home, AuthFileName), staleEvery: staleEvery, stop: make(chan struct{}),
+		docs: map[string]*codexAuthDotJSON{}}
 	w.wg.Add(1)
 	go w.run()
 	t.Cleanup(w.stopAndWait)
@@ -71,38 +76,55 @@ func (w *codexCLIWriter) stopAndWait() {
 
 func (w *codexCLIWriter) run() {
 	defer w.wg.Done()
-	var seen []string                      // distinct refresh tokens, in the order first seen
-	docs := map[string]*codexAuthDotJSON{} // the copy held for each
 	for i := 0; i < 1_000_000; i++ {
 		select {
 		case <-w.stop:
 			return
 		case <-time.After(time.Duration(2+i%5) * time.Millisecond):
 		}
-		if data, err := os.ReadFile(w.path); err == nil {
-			var doc codexAuthDotJSON
-			if json.Unmarshal(data, &doc) == nil && doc.Tokens != nil {
-				rt := doc.Tokens.RefreshToken
-				if _, ok := docs[rt]; !ok {
-					seen = append(seen, rt)
-					docs[rt] = &doc
-					if len(seen) > 8 { // hold a bounded history
-						delete(docs, seen[0])
-						seen = seen[1:]
-					}
-				}
-			}
-		}
-		if len(seen) == 0 {
+		w.load()
+		if len(w.seen) == 0 {
 			continue
 		}
-		doc := docs[seen[len(seen)-1]]
-		if w.staleEvery > 0 && i%w.staleEvery == 0 && len(seen) > 1 {
-			doc = docs[seen[len(seen)-2]]
-			w.staleSaves.Add(1)
+		if w.staleEvery > 0 && i%w.staleEvery == 0 && w.saveStale(i%29 == 0) {
+			continue
 		}
-		w.save(doc, i%29 == 0)
+		w.save(w.docs[w.seen[len(w.seen)-1]], i%29 == 0)
 	}
+}
+
+// load reads auth.json as the CLI loads it, remembering a copy per
+// refresh token it has not seen before.
+func (w *codexCLIWriter) load() {
+	data, err := os.ReadFile(w.path)
+	if err != nil {
+		return
+	}
+	var doc codexAuthDotJSON
+	if json.Unmarshal(data, &doc) != nil || doc.Tokens == nil {
+		return
+	}
+	rt := doc.Tokens.RefreshToken
+	if _, ok := w.docs[rt]; ok {
+		return
+	}
+	w.seen = append(w.seen, rt)
+	w.docs[rt] = &doc
+	if len(w.seen) > 8 { // hold a bounded history
+		delete(w.docs, w.seen[0])
+		w.seen = w.seen[1:]
+	}
+}
+
+// saveStale saves the copy holding the refresh token before the newest
+// one seen, if there is one.
+func (w *codexCLIWriter) saveStale(slow bool) bool {
+	if len(w.seen) < 2 {
+		return false
+	}
+	w.staleSaves.Add(1)
+	w.save(w.docs[w.seen[len(w.seen)-2]], slow)
+	return true
 }
 
 // save writes doc in place, in two parts; slow pauses 40 ms between them.

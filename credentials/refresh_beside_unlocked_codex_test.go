@@ -15,8 +15,8 @@ import (
 // moment (unlocked, in place, slowly now and then, and now and then a
 // stale copy holding the previous refresh token) with access tokens that
 // live 2 s: no request fails, the endpoint never sees a spent refresh
-// token (refresh_token_reused), and after the CLI stops the login in
-// auth.json still refreshes.
+// token (refresh_token_reused), and after the CLI stops and the sources
+// close, the login in auth.json still refreshes.
 func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 	srv, err := identitytest.NewServer(identitytest.Options{TokenLifetime: 2 * time.Second})
 	if err != nil {
@@ -46,8 +46,6 @@ func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 		defer s.Close()
 		sources[i] = s
 	}
-	s := sources[0]
-
 	w := startCodexCLIWriter(t, home, 4)
 	var requests, failed int
 	var firstErr error
@@ -79,14 +77,11 @@ func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 		t.Errorf("the token endpoint saw %d spent refresh tokens (refresh_token_reused)", n)
 	}
 
-	// After the CLI stops, the source puts its newest rotation back at its
-	// next refresh at the latest: keep it serving until one more exchange.
-	before := srv.Stats().TokenRefreshes
-	for i := 0; i < 2000 && srv.Stats().TokenRefreshes == before; i++ {
-		if _, err := s.Token(testCtx(t)); err != nil {
-			t.Fatalf("after the CLI stopped: %v", err)
-		}
-		time.Sleep(2 * time.Millisecond)
+	// The CLI's last save is a stale copy: Close puts the newest rotation
+	// back, so the next process does not start from a spent refresh token.
+	w.load()
+	if !w.saveStale(false) {
+		t.Fatal("no stale copy to save")
 	}
 	sources[0].Close()
 	sources[1].Close()
@@ -102,8 +97,10 @@ func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 // expiredByItsClaims fails for a token whose exp has passed: a source must
 // never hand one out.
 func expiredByItsClaims(tok *Token) error {
+	// A second of slack: the source judged the token at an earlier
+	// moment than this check, and a loaded machine may stall in between.
 	exp := accessTokenClaims(tok.AccessToken.Reveal()).Expiry
-	if !exp.IsZero() && !time.Now().Before(exp) {
+	if !exp.IsZero() && time.Now().After(exp.Add(time.Second)) {
 		return errors.New("the source returned an expired access token")
 	}
 	return nil

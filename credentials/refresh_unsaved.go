@@ -18,6 +18,10 @@ const (
 	saveBackoffBase = 100 * time.Millisecond
 	saveBackoffMax  = 30 * time.Second
 	closeSaveMax    = 5 * time.Second
+	// closeCheckMax bounds Close's look at a store that took every
+	// rotation: a stale copy saved since (by the Codex CLI) is replaced by
+	// the newest set, if the lock can be had that soon.
+	closeCheckMax = 200 * time.Millisecond
 )
 
 // kickSave starts a background write of the unsaved rotation unless one
@@ -54,13 +58,20 @@ func (s *RefreshingTokenSource) kickSave() {
 // saveAtClose writes the unsaved rotation once more, bounded by the
 // refresh timeout and closeSaveMax; Close calls it after every flight
 // ended.
+// A source that refreshed but has nothing unsaved still looks once, within
+// closeCheckMax: the Codex CLI may have put a stale copy back since, and
+// the next process would read its spent refresh token.
 func (s *RefreshingTokenSource) saveAtClose() {
+	budget := min(s.timeout, closeSaveMax)
 	if !s.unsaved.Load() {
-		return
+		if s.requests.Load() == 0 {
+			return
+		}
+		budget = min(budget, closeCheckMax)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), min(s.timeout, closeSaveMax))
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
-	if err := s.saveNewest(ctx); err != nil {
+	if err := s.saveNewest(ctx); err != nil && s.unsaved.Load() {
 		s.log.Warn("credentials: the refreshed ChatGPT tokens could not be stored before Close; the next process may find a spent refresh token", "error", err)
 	}
 }

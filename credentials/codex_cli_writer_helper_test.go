@@ -49,7 +49,7 @@ type codexCLIWriter struct {
 	saves, staleSaves, slowSaves atomic.Int64
 
 	// Owned by run, then by the test after stopAndWait.
-	seen []string                      // distinct refresh tokens, in the order first seen
+	seen []string                     // distinct refresh tokens, in the order first seen
 	docs map[string]*codexAuthDotJSON // the copy held for each
 }
 

@@ -270,6 +270,7 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 					HTTPClient:  client,
 					Getenv:      getenv,
 					Logger:      cfg.Logger,
+					Now:         testhooks.Of(&cfg).Now, // the transport's clock (nil: time.Now)
 				})
 				if err != nil {
 					return nil, err

@@ -342,9 +342,15 @@ func memberName(s string) string {
 	return string([]rune(s)[:max]) + "..."
 }
 
+// errEndOfInput marks a document that stops early: an empty file, or the
+// first part of one, which is what a reader sees while a writer rewrites
+// the file in place (the Codex CLI truncates auth.json and writes it
+// anew).
+var errEndOfInput = errors.New("unexpected end of input")
+
 func syntaxError(where string, dec *json.Decoder, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fieldError(where, "not valid JSON: unexpected end of input")
+		return &LoadError{Field: where, Err: fmt.Errorf("%w: not valid JSON: %w", ErrInvalidAuthFile, errEndOfInput)}
 	}
 	return fieldError(where, "not valid JSON at byte offset %d", dec.InputOffset())
 }

@@ -227,8 +227,8 @@ func TestRecordUnknownMembersSurviveRewrite(t *testing.T) {
 	}
 }
 
-// Writers take Codex's lock file in CODEX_HOME, mode 0600.
-func TestWritersTakeCodexLock(t *testing.T) {
+// Writers take agentauth's lock file in CODEX_HOME, mode 0600.
+func TestWritersTakeAgentauthLock(t *testing.T) {
 	home := codexHome(t, "chatgpt.json")
 	path := filepath.Join(home, AuthFileName)
 	release, err := lockAuthStorage(testCtx(t), path)
@@ -239,7 +239,7 @@ func TestWritersTakeCodexLock(t *testing.T) {
 	defer cancel()
 	err = NewFileStore(path).Update(ctx, func(a *AuthFile) error { return a.SetExtra("x", json.RawMessage(`1`)) })
 	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Update while Codex holds %s: %v, want it to wait", AuthStorageLockFileName, err)
+		t.Fatalf("Update while another agentauth writer holds %s: %v, want it to wait", AuthStorageLockFileName, err)
 	}
 	release()
 	if err := NewFileStore(path).Update(testCtx(t), func(a *AuthFile) error { return a.SetExtra("x", json.RawMessage(`1`)) }); err != nil {

@@ -14,11 +14,18 @@ import (
 	"github.com/gofrs/flock"
 )
 
-// AuthStorageLockFileName is the lock file Codex takes (an exclusive
-// flock(2)/LockFileEx lock, mode 0600) in $CODEX_HOME around every write
-// of auth.json. agentauth's writers and refreshers take the same lock, so
-// a Codex CLI running beside a service and the service never interleave a
-// read-modify-write.
+// AuthStorageLockFileName is agentauth's own lock file in $CODEX_HOME (an
+// exclusive flock(2)/LockFileEx lock, mode 0600): every agentauth writer
+// and refresher of auth.json takes it, so agentauth processes and
+// goroutines never interleave a read-modify-write or spend one refresh
+// token twice. The Codex CLI takes no lock: it truncates auth.json and
+// writes it in place whenever it saves. agentauth stays correct beside it
+// without a lock (see [RefreshingTokenSource]): a partly written file is
+// read again, a file that went back to a refresh token already spent is
+// never used and gets the newest rotation written back, and a newer one
+// is adopted. The name is the one earlier agentauth versions used, so
+// processes of both versions still serialise with each other during an
+// upgrade.
 const AuthStorageLockFileName = ".auth-storage.lock"
 
 // ErrKeyringStorage is wrapped by the error [Load] returns when there is
@@ -26,8 +33,8 @@ const AuthStorageLockFileName = ".auth-storage.lock"
 // keyring, which agentauth does not read.
 var ErrKeyringStorage = errors.New("the Codex credentials are kept in the OS keyring, which agentauth does not read")
 
-// lockAuthStorage takes Codex's auth storage lock for the auth.json at
-// path, creating the directory (0700) when missing, and waits until ctx
+// lockAuthStorage takes agentauth's lock ([AuthStorageLockFileName]) for
+// the auth.json at path, creating the directory (0700) when missing, and waits until ctx
 // ends.
 func lockAuthStorage(ctx context.Context, path string) (release func(), err error) {
 	dir := filepath.Dir(path)
@@ -68,22 +75,43 @@ func writeTarget(path string) string {
 	return p
 }
 
-// Reads of a file that another process rewrites in place (older Codex
-// versions truncate and write auth.json) can see a partial document. Such
-// a parse failure is retried a few times before it is reported.
+// The Codex CLI saves auth.json in place: it truncates the file and
+// writes the new document, with no lock and no rename, so a reader can
+// see an empty file or the first part of one. A document that stops early
+// and was modified less than tornReadFresh ago (truncating and writing
+// both move the mtime) is read again, with a backoff from
+// tornReadFirstDelay doubling to tornReadMaxDelay, for up to
+// tornReadWindow: long enough for a slow write (a loaded machine, a slow
+// disk) to finish. Any other parse failure, a file that ends early
+// without having been touched for tornReadFresh included, is read again
+// readRetries times, readRetryDelay apart (a writer may have replaced the
+// whole document meanwhile), then reported.
 const (
-	readRetries    = 4
-	readRetryDelay = 5 * time.Millisecond
+	tornReadWindow     = 2 * time.Second
+	tornReadFresh      = time.Second
+	tornReadFirstDelay = time.Millisecond
+	tornReadMaxDelay   = 64 * time.Millisecond
+	readRetries        = 4
+	readRetryDelay     = 5 * time.Millisecond
 )
 
-// readAuthFileRetrying is readAuthFile that retries a parse failure. An
-// error that persists while the file kept changing is marked temporary
-// (see [LoadError.Temporary]): it is a file being rewritten, not a broken
-// one.
+// readAuthFileRetrying is readAuthFileRetryingCtx without a context.
 func readAuthFileRetrying(path string) (*AuthFile, os.FileInfo, error) {
+	return readAuthFileRetryingCtx(context.Background(), path)
+}
+
+// readAuthFileRetryingCtx is readAuthFile that retries a parse failure as
+// the constants above say, and stops early when ctx ends (returning the
+// last parse error). An error that persists while the file kept changing,
+// or while it kept stopping early, is marked temporary (see
+// [LoadError.Temporary]): it is a file being rewritten, not a broken one.
+func readAuthFileRetryingCtx(ctx context.Context, path string) (*AuthFile, os.FileInfo, error) {
 	var prev os.FileInfo
 	changed := false
-	for i := 0; ; i++ {
+	start := time.Now()
+	delay := tornReadFirstDelay
+	others := 0
+	for {
 		af, fi, err := readAuthFile(path)
 		if err == nil || !errors.Is(err, ErrInvalidAuthFile) || errors.Is(err, fs.ErrNotExist) {
 			return af, fi, err
@@ -93,14 +121,31 @@ func readAuthFileRetrying(path string) (*AuthFile, os.FileInfo, error) {
 			changed = true
 		}
 		prev = cur
-		if i == readRetries {
+		wait := readRetryDelay
+		torn := errors.Is(err, errEndOfInput) && cur != nil && time.Since(cur.ModTime()) < tornReadFresh
+		if torn {
+			wait = delay
+			delay = min(2*delay, tornReadMaxDelay)
+		} else {
+			others++
+		}
+		last := others > readRetries || (torn && time.Since(start)+wait > tornReadWindow)
+		if !last {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				last = true
+			}
+		}
+		if last {
 			var le *LoadError
 			if changed && errors.As(err, &le) {
 				le.temporary = true
 			}
 			return nil, nil, err
 		}
-		time.Sleep(readRetryDelay)
 	}
 }
 

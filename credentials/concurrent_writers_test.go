@@ -40,9 +40,9 @@ func writeRotation(t *testing.T, dir, path string, n int) {
 	}
 }
 
-// SaveAgentIdentity never rolls back a token rotation that a Codex CLI
-// writes meanwhile (issue #12, item 15): Codex takes the auth storage lock
-// for its writes, and so does every agentauth writer.
+// SaveAgentIdentity never rolls back a token rotation that another
+// agentauth process writes meanwhile (issue #12, item 15): every agentauth
+// writer takes agentauth's lock.
 func TestSaveAgentIdentityNeverRollsBackRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, AuthFileName)
@@ -53,7 +53,7 @@ func TestSaveAgentIdentityNeverRollsBackRotation(t *testing.T) {
 	var wg sync.WaitGroup
 	var last atomic.Int64
 	wg.Add(1)
-	go func() { // a Codex-style rotation writer: lock, write, rename, unlock
+	go func() { // another agentauth process rotating: lock, write, rename, unlock
 		defer wg.Done()
 		lock := flock.New(filepath.Join(dir, AuthStorageLockFileName))
 		for n := 1; !stop.Load() && n < 1_000_000; n++ {
@@ -92,7 +92,7 @@ func TestSaveAgentIdentityNeverRollsBackRotation(t *testing.T) {
 	}
 }
 
-// A writer that ignores the lock (an older Codex) and lands between an
+// A writer that takes no lock (the Codex CLI) and lands between an
 // update's read and its rename does not have its rotation rolled back: the
 // file is compared with what was read just before the rename and the
 // update is redone on the new content. (What no file system can close is
@@ -129,8 +129,8 @@ func TestUpdateRedoneWhenAnUnlockedWriterLandsMeanwhile(t *testing.T) {
 	}
 }
 
-// A reader of a file rewritten in place (truncate and write, as older
-// Codex versions did) keeps the last good token instead of failing
+// A reader of a file rewritten in place (truncate and write, as the Codex
+// CLI does) keeps the last good token instead of failing
 // (issue #12, first suspicion).
 func TestFileTokenSourceToleratesInPlaceRewrites(t *testing.T) {
 	dir := t.TempDir()

@@ -3,10 +3,11 @@
 // an Agent Identity), loads them the way the Codex CLI does from the
 // environment and $CODEX_HOME/auth.json, derives the account, user and
 // FedRAMP bit of a ChatGPT login from its token claims, and shares auth.json
-// with a Codex CLI running beside it: writers take Codex's own lock
-// ([AuthStorageLockFileName]), re-read under it, change only their members,
-// keep unknown ones and replace the file atomically (temp file, fsync,
-// rename, mode 0600).
+// with a Codex CLI running beside it: agentauth's writers serialise with
+// each other on agentauth's own lock ([AuthStorageLockFileName]; the Codex
+// CLI takes none and rewrites the file in place), re-read under it, change
+// only their members, keep unknown ones and replace the file atomically
+// (temp file, fsync, rename, mode 0600).
 //
 // [Load] resolves one credential with this precedence: env CODEX_API_KEY,
 // env CODEX_ACCESS_TOKEN ("at-..." a personal access token, else an Agent

@@ -104,9 +104,10 @@ func TestMultiProcessRefreshHelper(t *testing.T) {
 	}
 }
 
-// codexStyleRefresh is what the Codex CLI does: under its lock, re-read
-// auth.json, refresh when the access token expired, write the file by
-// atomic rename. It reports whether it sent a token request.
+// codexStyleRefresh is a third, minimal refresher that follows agentauth's
+// rule (the Codex CLI takes no lock; codexCLIWriter models it): under
+// agentauth's lock, re-read auth.json, refresh when the access token
+// expired, write the file by atomic rename. It reports whether it sent a token request.
 func codexStyleRefresh(t *testing.T, home, tokenURL string, now time.Time) bool {
 	lock := flock.New(filepath.Join(home, AuthStorageLockFileName))
 	if err := lock.Lock(); err != nil {
@@ -150,7 +151,7 @@ func codexStyleRefresh(t *testing.T, home, tokenURL string, now time.Time) bool 
 	return true
 }
 
-// Two processes with refreshing sources and a Codex-style writer (same
+// Two processes with refreshing sources and a third locked refresher (same
 // lock file, atomic rename) refresh one login through 50 expiries: one
 // token request per expiry, no refresh_token_reused, no rotation lost,
 // and auth.json always parses.

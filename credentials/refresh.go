@@ -100,11 +100,17 @@ const (
 	ReasonRefreshTokenExpired     = "refresh_token_expired"
 	ReasonRefreshTokenReused      = "refresh_token_reused"
 	ReasonRefreshTokenInvalidated = "refresh_token_invalidated"
-	ReasonUnauthorized            = "unauthorized"     // 401 with another or no code
-	ReasonInvalidGrant            = "invalid_grant"    // 400 invalid_grant (RFC 6749)
-	ReasonAccountChanged          = "account_changed"  // the store or the token answer names another account or user
-	ReasonNoRefreshToken          = "no_refresh_token" // the login has no refresh token
-	ReasonNoLogin                 = "no_login"         // the store holds no ChatGPT login
+	// ReasonAppSessionTerminated: the ChatGPT session the login belongs
+	// to was ended (a sign-out elsewhere, a revoked app session).
+	ReasonAppSessionTerminated = "app_session_terminated"
+	// ReasonInvalidRefreshToken: the endpoint does not accept the refresh
+	// token at all.
+	ReasonInvalidRefreshToken = "invalid_refresh_token"
+	ReasonUnauthorized        = "unauthorized"     // 401 with another or no code
+	ReasonInvalidGrant        = "invalid_grant"    // 400 invalid_grant (RFC 6749)
+	ReasonAccountChanged      = "account_changed"  // the store or the token answer names another account or user
+	ReasonNoRefreshToken      = "no_refresh_token" // the login has no refresh token
+	ReasonNoLogin             = "no_login"         // the store holds no ChatGPT login
 )
 
 // RefreshError is a failed ChatGPT token refresh. It never holds a token or
@@ -132,6 +138,8 @@ func (e *RefreshError) Error() string {
 			ReasonRefreshTokenExpired:     "the refresh token has expired",
 			ReasonRefreshTokenReused:      "the refresh token was already used",
 			ReasonRefreshTokenInvalidated: "the refresh token was revoked",
+			ReasonAppSessionTerminated:    "the ChatGPT session of this login was ended",
+			ReasonInvalidRefreshToken:     "the token endpoint does not accept the refresh token",
 			ReasonUnauthorized:            "the token endpoint rejected the refresh token",
 			ReasonInvalidGrant:            "the token endpoint rejected the refresh token (invalid_grant)",
 			ReasonAccountChanged:          "the login now belongs to another ChatGPT account or user (auth.json holds another login, or the token endpoint answered with another one's tokens)",
@@ -267,7 +275,8 @@ type RefreshOptions struct {
 //     whose access token cannot be used stores only its rotated refresh
 //     token (the old one is spent) and is a temporary failure.
 //   - A permanent failure (401, or error code refresh_token_expired,
-//     refresh_token_reused, refresh_token_invalidated, or 400
+//     refresh_token_reused, refresh_token_invalidated,
+//     app_session_terminated or invalid_refresh_token, or 400
 //     invalid_grant) is a *[RefreshError] matching [ErrLoginExpired],
 //     remembered until the store changes, with no network call meanwhile;
 //     the store is looked at again at most once a second, on the
@@ -302,13 +311,20 @@ type RefreshingTokenSource struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	loadMu sync.Mutex // one initial load at a time
+	loadMu  sync.Mutex // one initial load at a time
+	adoptMu sync.Mutex // one adopt at a time
 
-	// pending is a rotation the token endpoint answered but the store did
-	// not take (an I/O error, an outage): it is stored before the next
-	// refresh sends the spent refresh token again. Only the flight
-	// goroutine touches it, and flights never overlap.
-	pending *pendingRotation
+	// spent remembers the refresh tokens of this login that must never
+	// be sent again (see refresh_spent.go).
+	spent spentTokens
+	// unsaved is set while the newest rotation this source holds has not
+	// reached the store (a failed write, a full disk): it is written on
+	// the next Token call, in the background, and at Close (see
+	// refresh_unsaved.go).
+	unsaved atomic.Bool
+	// skew is the local clock minus the token endpoint's, in
+	// nanoseconds, 0 when they agree (see refresh_clock.go).
+	skew atomic.Int64
 
 	mu      sync.Mutex
 	flight  *refreshFlight
@@ -318,6 +334,10 @@ type RefreshingTokenSource struct {
 	backoff time.Duration
 	lastErr error // the last temporary failure, served during the backoff
 
+	saving      bool      // a background write of the unsaved rotation runs
+	saveRetryAt time.Time // no background write before this (local clock)
+	saveBackoff time.Duration
+
 	// requests counts token requests sent (for tests and diagnostics).
 	requests atomic.Int64
 }
@@ -326,8 +346,13 @@ type refreshSnap struct {
 	set TokenSet
 	tok *Token
 	exp time.Time // the access token's exp; zero when unknown
+	iat time.Time // the access token's iat; zero when unknown
 	// window is how long before exp the token is due.
 	window time.Duration
+	// heldUntil (local clock) is set on a token the endpoint has just
+	// issued to this source: until then it is neither due nor expired,
+	// whatever the clocks say (see refresh_clock.go).
+	heldUntil time.Time
 }
 
 type refreshFlight struct {
@@ -345,10 +370,6 @@ type freshToken struct {
 	access string
 	issued time.Time
 }
-
-// pendingRotation is a refreshed token set (next) not yet stored over the
-// set it replaces (prev).
-type pendingRotation struct{ prev, next TokenSet }
 
 type permanentFailure struct {
 	err *RefreshError
@@ -441,11 +462,14 @@ func withoutRedirects(c *http.Client) *http.Client {
 // HTTP client's idle connections. A refresh whose token request was
 // already sent is not cut short: its answer is read and stored (within the
 // refresh timeout), because the endpoint has spent the old refresh token.
+// A rotation the store could not take earlier (a full disk) is written
+// once more, within the refresh timeout and at most five seconds.
 // The source keeps serving its current token afterwards but refreshes no
 // more.
 func (s *RefreshingTokenSource) Close() {
 	s.cancel()
 	s.wg.Wait()
+	s.saveAtClose()
 	s.client.CloseIdleConnections()
 }
 
@@ -464,7 +488,10 @@ func (s *RefreshingTokenSource) Token(ctx context.Context) (*Token, error) {
 			return nil, err
 		}
 	}
-	now := s.now()
+	if s.unsaved.Load() {
+		s.kickSave()
+	}
+	now := s.clock()
 	if !snap.due(now) {
 		return snap.tok, nil
 	}
@@ -529,21 +556,25 @@ func (s *RefreshingTokenSource) RefreshWithOrigin(ctx context.Context, rejected 
 		rejected = snap.tok
 	}
 	set, err := s.coord.Load(ctx)
-	if err != nil {
+	switch {
+	case err != nil && !isTornRead(err):
 		return nil, 0, err
-	}
-	if set == nil {
+	case err == nil && set == nil:
 		return nil, 0, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
-	}
-	cur := newRefreshSnap(*set)
-	if !sameLogin(snap, cur) {
-		return nil, 0, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
+	case err == nil && !s.behind(set):
+		// A file still being written is skipped here (the flight reads
+		// it again), and so is one behind the newest set this source
+		// holds: a stale copy must not replace it (the flight writes the
+		// newest one back).
+		cur := newRefreshSnap(*set)
+		if !sameLogin(snap, cur) {
+			return nil, 0, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
+		}
+		if cur.tok.AccessToken != rejected.AccessToken && !cur.expired(s.clock()) && s.adopt(cur) {
+			return cur.tok, RefreshFromStore, nil
+		}
 	}
 	now := s.now()
-	if cur.tok.AccessToken != rejected.AccessToken && !cur.expired(now) {
-		s.adopt(cur)
-		return cur.tok, RefreshFromStore, nil
-	}
 	if s.heldFresh(rejected.AccessToken.Reveal(), now) {
 		return nil, 0, errFreshRejected
 	}
@@ -604,12 +635,24 @@ func (s *RefreshingTokenSource) initial(ctx context.Context) (*refreshSnap, erro
 	return snap, nil
 }
 
-// adopt makes snap current unless a newer one is there already.
-func (s *RefreshingTokenSource) adopt(snap *refreshSnap) {
-	if validateToken(snap.tok) != nil {
-		return
+// adopt makes snap current unless its token cannot be sent or its set is
+// behind the one held (see [RefreshingTokenSource.behind]), and reports
+// whether it did. The refresh token of the set it replaces is remembered
+// as spent: a newer set of the login was issued in exchange for it.
+func (s *RefreshingTokenSource) adopt(snap *refreshSnap) bool {
+	if validateToken(snap.tok) != nil || s.behind(&snap.set) {
+		return false
+	}
+	s.adoptMu.Lock()
+	defer s.adoptMu.Unlock()
+	if old := s.cache.Load(); old != nil && old.set.RefreshToken != snap.set.RefreshToken {
+		if s.behind(&snap.set) { // a newer one came meanwhile
+			return false
+		}
+		s.spent.add(old.set.RefreshToken)
 	}
 	s.cache.Store(snap)
+	return true
 }
 
 // start joins the refresh in flight or starts one. held is the snapshot the
@@ -645,8 +688,7 @@ func (s *RefreshingTokenSource) start(ctx context.Context, held *refreshSnap, re
 		if !sameLogin(held, cur) {
 			return nil, s.remember(&RefreshError{Permanent: true, Reason: ReasonAccountChanged}, set)
 		}
-		if !cur.due(s.now()) {
-			s.adopt(cur)
+		if !cur.due(s.clock()) && s.adopt(cur) {
 			f := &refreshFlight{done: make(chan struct{}), snap: cur}
 			close(f.done)
 			return f, nil
@@ -720,7 +762,7 @@ func (s *RefreshingTokenSource) recheck(ctx context.Context, p *permanentFailure
 
 	set, err := s.coord.Load(ctx)
 	s.mu.Lock()
-	if err == nil && set != nil && fingerprint(set) != p.fp {
+	if err == nil && set != nil && fingerprint(set) != p.fp && !s.behind(set) {
 		p.changed = set
 	}
 	p.reading = nil
@@ -751,6 +793,11 @@ func (s *RefreshingTokenSource) run(f *refreshFlight, held *refreshSnap, rejecte
 		}
 	case errors.As(err, &re) && re.Permanent:
 		s.perm = &permanentFailure{err: re, fp: fingerprint(set)}
+	case isTornRead(err):
+		// auth.json was being rewritten in place for longer than a read
+		// retries: nothing is wrong with the login, so the next request
+		// tries again at once instead of waiting out a backoff.
+		err = &RefreshError{Err: err}
 	default:
 		if !errors.As(err, &re) {
 			err = &RefreshError{Err: err}
@@ -785,16 +832,20 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 	if set == nil {
 		return nil, nil, false, &RefreshError{Permanent: true, Reason: ReasonNoLogin}
 	}
-	if p := s.pending; p != nil {
-		// A rotation this source could not store: while the store still
-		// holds the set it replaced, that set's refresh token is spent.
-		if fingerprint(set) == fingerprint(&p.prev) {
-			if err := s.coord.CompareAndSwap(ctx, set, &p.next); err != nil {
-				return nil, set, false, err
-			}
-			set = &p.next
+	if newest := s.cache.Load(); s.behind(set) {
+		// The store went back to an older set of the login: a stale copy
+		// the Codex CLI saved (it writes the auth it loaded earlier, with
+		// no lock), or a rotation of ours that never reached the store.
+		// Its refresh token is spent: keep the newest set and put it back.
+		if err := s.coord.CompareAndSwap(ctx, set, &newest.set); err != nil {
+			s.unsaved.Store(true)
+			s.log.Warn("credentials: auth.json holds an older ChatGPT token set; writing the newest one back failed, will retry", "error", err)
+		} else {
+			s.unsaved.Store(false)
+			s.log.Debug("credentials: auth.json held an older ChatGPT token set; the newest one was written back")
 		}
-		s.pending = nil // stored now, or the store moved on to a newer rotation
+		cp := newest.set
+		set = &cp
 	}
 	cur := newRefreshSnap(*set)
 	if !sameLogin(held, cur) {
@@ -804,11 +855,18 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 	if rejected != nil {
 		target = rejected.AccessToken
 	}
-	if cur.tok.AccessToken != target && !cur.due(s.now()) {
+	if cur.tok.AccessToken != target && !cur.due(s.clock()) {
 		return cur, set, false, nil // someone else refreshed: no network call
 	}
 	if set.RefreshToken == "" {
 		return nil, set, false, &RefreshError{Permanent: true, Reason: ReasonNoRefreshToken}
+	}
+	if s.spent.has(set.RefreshToken) {
+		// Never sent twice: the endpoint would answer
+		// refresh_token_reused and end the login for every reader. Only a
+		// store that went back to it without being behind (no newer set
+		// held) gets here; wait for a newer one.
+		return nil, set, false, &RefreshError{Err: errors.New("the stored refresh token was already exchanged; waiting for the newer one to be stored")}
 	}
 	// Once the request is out, the endpoint may rotate the tokens: cutting
 	// the answer or its storing short (Close, a process shutting down)
@@ -837,19 +895,31 @@ func (s *RefreshingTokenSource) refreshLocked(ctx context.Context, held *refresh
 		return nil, set, false, &RefreshError{Permanent: true, Reason: ReasonAccountChanged}
 	}
 	next, unusable := s.nextSet(*set, resp)
+	if unusable == nil {
+		s.learnSkew(resp)
+	}
+	snap := newRefreshSnap(next)
 	if next != *set {
 		if err := s.coord.CompareAndSwap(ctx, set, &next); err != nil {
 			// The endpoint already rotated the tokens; the new ones are
-			// valid even though the store could not take them. Keep them
-			// to store before the next refresh.
-			s.pending = &pendingRotation{prev: *set, next: next}
+			// valid even though the store could not take them. They are
+			// held and written on the next Token call, by a later
+			// refresh (the store still holds the spent set, which is
+			// behind) and at Close.
+			s.unsaved.Store(true)
 			s.log.Warn("credentials: storing refreshed ChatGPT tokens failed; keeping them to store later", "error", err)
+		} else {
+			s.unsaved.Store(false)
 		}
 	}
 	if unusable != nil {
+		// Only the rotated refresh token is new; hold it with the old
+		// access token, so that it is the one written back and sent next.
+		s.adopt(snap)
 		return nil, &next, false, unusable
 	}
-	return newRefreshSnap(next), &next, true, nil
+	snap.heldUntil = s.holdUntil(snap, resp.received)
+	return snap, &next, true, nil
 }
 
 // nextSet returns the set to store after a successful token answer: prev
@@ -940,6 +1010,10 @@ type tokenResponse struct {
 	IDToken      string `json:"id_token"`
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
+
+	sent     time.Time // local clock when the request went out
+	received time.Time // local clock when the answer came
+	date     time.Time // its Date header; zero when absent or unreadable
 }
 
 // exchange sends one refresh request.
@@ -956,6 +1030,7 @@ func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken strin
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	s.requests.Add(1)
+	sent := s.now()
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, &RefreshError{Err: err}
@@ -975,12 +1050,20 @@ func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken strin
 		if err := json.Unmarshal(data, &tr); err != nil {
 			return nil, &RefreshError{Status: resp.StatusCode, Err: errors.New("the token response is not valid JSON")}
 		}
+		if tr.RefreshToken != "" && tr.RefreshToken != refreshToken {
+			// Rotated: the one sent is spent and is never sent again.
+			s.spent.add(refreshToken)
+		}
+		tr.sent, tr.received = sent, s.now()
+		if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+			tr.date = d
+		}
 		return &tr, nil
 	}
 	code := strings.ToLower(refreshErrorCode(data))
 	e := &RefreshError{Status: resp.StatusCode, Reason: safeCode(code)}
 	switch {
-	case code == ReasonRefreshTokenExpired || code == ReasonRefreshTokenReused || code == ReasonRefreshTokenInvalidated:
+	case permanentRefreshCodes[code]:
 		e.Permanent = true
 	case resp.StatusCode == http.StatusBadRequest && code == ReasonInvalidGrant:
 		e.Permanent = true
@@ -991,6 +1074,16 @@ func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken strin
 		}
 	}
 	return nil, e
+}
+
+// permanentRefreshCodes are the token endpoint error codes after which no
+// refresh can succeed, whatever the status: the user must log in again.
+var permanentRefreshCodes = map[string]bool{
+	ReasonRefreshTokenExpired:     true,
+	ReasonRefreshTokenReused:      true,
+	ReasonRefreshTokenInvalidated: true,
+	ReasonAppSessionTerminated:    true,
+	ReasonInvalidRefreshToken:     true,
 }
 
 // refreshErrorCode finds the error code of a token endpoint error body:
@@ -1082,24 +1175,30 @@ func newRefreshSnap(set TokenSet) *refreshSnap {
 	if set.IDToken == "" {
 		tok.FedRAMP = at.FedRAMP
 	}
-	return &refreshSnap{set: set, tok: tok, exp: at.Expiry, window: RefreshWindowFor(at.IssuedAt, at.Expiry)}
+	return &refreshSnap{set: set, tok: tok, exp: at.Expiry, iat: at.IssuedAt, window: RefreshWindowFor(at.IssuedAt, at.Expiry)}
 }
 
-func (r *refreshSnap) due(now time.Time) bool {
-	if !r.exp.IsZero() {
-		return !now.Before(r.exp.Add(-r.window))
+// due reports whether the token should be refreshed at t: exp is judged
+// by the endpoint's clock, last_refresh (which this library writes by
+// the local clock) by the local one.
+func (r *refreshSnap) due(t instant) bool {
+	if t.local.Before(r.heldUntil) {
+		return false
 	}
-	return r.set.LastRefresh.IsZero() || now.Sub(r.set.LastRefresh) >= StaleAfter
+	if !r.exp.IsZero() {
+		return !t.server.Before(r.exp.Add(-r.window))
+	}
+	return r.set.LastRefresh.IsZero() || t.local.Sub(r.set.LastRefresh) >= StaleAfter
 }
 
-func (r *refreshSnap) expired(now time.Time) bool {
-	return !r.exp.IsZero() && !now.Before(r.exp)
+func (r *refreshSnap) expired(t instant) bool {
+	return !r.exp.IsZero() && !t.local.Before(r.heldUntil) && !t.server.Before(r.exp)
 }
 
 // mustWait: the token cannot be used before the refresh ends (expired, or
 // stale with an unknown expiry).
-func (r *refreshSnap) mustWait(now time.Time) bool {
-	return r.expired(now) || (r.exp.IsZero() && r.due(now))
+func (r *refreshSnap) mustWait(t instant) bool {
+	return r.expired(t) || (r.exp.IsZero() && r.due(t))
 }
 
 // String describes the source without its tokens.

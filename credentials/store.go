@@ -59,14 +59,16 @@ type Login struct {
 }
 
 // FileStore reads and updates one auth.json file, sharing it with the
-// Codex CLI. Reads need no lock because every write replaces the file
-// atomically (and a read that catches an older Codex rewriting the file in
-// place is retried). Writers take Codex's own lock, an exclusive lock on
+// Codex CLI. Writers take agentauth's own lock, an exclusive lock on
 // [AuthStorageLockFileName] in the file's directory (flock(2) on Unix,
 // LockFileEx on Windows), which serialises them with goroutines, other
-// FileStores, other processes using agentauth and the Codex CLI. Under
-// the lock a writer re-reads the file and changes only its own members,
-// so a token rotation Codex wrote meanwhile is never rolled back. A
+// FileStores and other processes using agentauth. The Codex CLI takes no
+// lock: it truncates auth.json and writes it in place whenever it saves.
+// So reads take no lock either, and a read that catches a partly written
+// file is retried; every agentauth write replaces the file atomically
+// (temp file, fsync, rename), re-reads it first, changes only its own
+// members and redoes the update when the file changed before the rename,
+// so a rotation Codex wrote meanwhile is not rolled back. A
 // FileStore is safe for concurrent use; create it with [NewFileStore].
 //
 // When auth.json is a symlink, reads follow it and writes replace the
@@ -79,6 +81,10 @@ type FileStore struct {
 	// rename replaces the destination with the fully written temp file;
 	// tests swap it to simulate a crash between write and rename.
 	rename func(oldpath, newpath string) error
+	// writeFault, when set, is asked before every write of the file; an
+	// error it returns fails the write as the disk would (tests simulate
+	// a full disk with it).
+	writeFault func() error
 }
 
 // NewFileStore returns a store for the auth.json at path. Nothing is read
@@ -100,8 +106,8 @@ func (s *FileStore) Load() (*AuthFile, error) {
 	return af, err
 }
 
-// Update applies fn to the current content of the file under Codex's
-// auth storage lock and writes the result atomically. It creates the
+// Update applies fn to the current content of the file under agentauth's
+// lock ([AuthStorageLockFileName]) and writes the result atomically. It creates the
 // directory (mode 0700) when missing, takes the lock (waiting until ctx
 // ends), re-reads the file under the lock (missing → empty AuthFile), calls fn, and, if
 // fn returns nil and the encoding changed, writes a temp file (mode 0600)
@@ -131,7 +137,7 @@ func (s *FileStore) Update(ctx context.Context, fn func(*AuthFile) error) error 
 // updateLocked is Update's read-modify-write; the caller holds the auth
 // storage lock.
 func (s *FileStore) updateLocked(fn func(*AuthFile) error) error {
-	// A writer that ignores the lock (an older Codex) can replace the file
+	// A writer that takes no lock (the Codex CLI) can rewrite the file
 	// between our read and our rename. The file is compared with what was
 	// read just before the rename, and the update redone on a change, so
 	// such a rotation is not rolled back (the window shrinks to a read and
@@ -162,8 +168,8 @@ func (s *FileStore) updateOnce(fn func(*AuthFile) error) error {
 		return withPath(err, s.path)
 	default:
 		if af, err = ParseAuthFile(data); err != nil {
-			// Under the lock only a writer that ignores it (an older Codex
-			// rewriting in place) can be mid-write; read once more.
+			// Under the lock only a writer that takes none (the Codex
+			// CLI, which rewrites in place) can be mid-write; read again.
 			if a2, _, err2 := readAuthFileRetrying(target); err2 == nil {
 				af, err = a2, nil
 				data, _, _ = readAuthBytes(target)
@@ -200,6 +206,11 @@ func (s *FileStore) updateOnce(fn func(*AuthFile) error) error {
 // renames it over target if unchanged (checked last) still reports true;
 // otherwise it removes the temp file and returns errFileChanged.
 func (s *FileStore) writeAtomic(target string, data []byte, unchanged func() bool) (err error) {
+	if s.writeFault != nil {
+		if err := s.writeFault(); err != nil {
+			return &LoadError{Path: s.path, Err: err}
+		}
+	}
 	dir := filepath.Dir(target)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
@@ -284,7 +295,7 @@ func (s *FileStore) LoadAgentIdentity(ctx context.Context, login Login) (*identi
 // else of its access token) equals rec.ChatGPTUserID; otherwise it writes
 // nothing and returns [ErrLoginChanged]. A user that cannot be read from
 // the file's tokens is not compared: the file then names no other user.
-// The check runs under Codex's lock on a fresh read, so a logout, an
+// The check runs under agentauth's lock on a fresh read, so a logout, an
 // account or user switch or a token rotation that happened during
 // provisioning is never overwritten. A legacy agent_identity_record is
 // migrated by the write; an Agent Identity JWT in agent_identity is left

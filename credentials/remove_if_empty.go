@@ -10,7 +10,7 @@ import (
 
 // RemoveIfEmpty removes the file when it holds nothing: no member at all
 // but a null OPENAI_API_KEY (what an [AuthFile] with every field cleared
-// encodes to). It takes Codex's auth storage lock and re-reads the file
+// encodes to). It takes agentauth's own lock and re-reads the file
 // under it; a missing file is not an error. It reports whether it removed
 // the file.
 func (s *FileStore) RemoveIfEmpty(ctx context.Context) (bool, error) {

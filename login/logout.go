@@ -13,7 +13,7 @@ import (
 // login's refresh token at the issuer (its access token when there is no
 // refresh token), then removes the login (auth_mode, tokens, last_refresh,
 // the API key the login obtained and an agent identity record provisioned
-// from it) from auth.json under Codex's auth storage lock, keeping every
+// from it) from auth.json under agentauth's own lock, keeping every
 // other member; a file left with nothing in it is removed. A revoke that
 // fails does not stop the local logout: the login is removed and the error
 // wraps [ErrRevokeFailed]. A file without a ChatGPT login gives

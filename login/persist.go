@@ -11,7 +11,7 @@ import (
 
 // saveLogin writes a ChatGPT login to auth.json as Codex does after a
 // sign-in (auth_mode "chatgpt", OPENAI_API_KEY, tokens with the account id
-// of the id token, last_refresh), under Codex's auth storage lock. The
+// of the id token, last_refresh), under agentauth's own lock. The
 // credentials that belonged to the previous login (its tokens, an agent
 // identity provisioned from it, a personal access token) are replaced, as
 // Codex replaces the file; members agentauth does not model are kept. The

@@ -13,7 +13,7 @@ const logoutSynopsis = `agentauth logout [--codex-home DIR]
 
 Revokes the ChatGPT login's refresh token (its access token when there is
 none) at the issuer, as Codex does, then removes the login from auth.json
-under Codex's lock, keeping every member that is not the login's. A failed
+under agentauth's own lock, keeping every member that is not the login's. A failed
 revoke still logs out locally and says so (exit 1). See docs/logout.md.`
 
 func init() {

@@ -59,6 +59,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Debug("identitytest: resource", "method", r.Method, "path", r.URL.Path, "mode", echo.Mode,
 		"agent_runtime_id", echo.AgentRuntimeID, "task_id", echo.TaskID)
+	if s.answerUsage(w, echo.AccountID) {
+		return // usage_limit_reached (usage.go)
+	}
 	w.Header().Set(EchoHeader, "identitytest")
 	if upgrade {
 		s.serveWebSocket(w, r, echo)

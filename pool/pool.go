@@ -104,6 +104,7 @@ type Pool struct {
 	threads  *taskcache.Cache // thread key → member (the task's id is the member's index)
 	rr       atomic.Uint64
 	now      func() time.Time
+	coarse   *coarseClock // the affinity table's hit path
 	log      *slog.Logger
 	cooldown time.Duration
 }
@@ -119,13 +120,22 @@ type member struct {
 	leave        sync.Once
 }
 
-// available reports whether m may take work at now.
-func (m *member) available(now time.Time) bool {
+// available reports whether m may take work now. The clock is read only
+// for a member that was limited; once its reset has passed, the limit is
+// cleared so the next request need not read it.
+func (m *member) available(now func() time.Time) bool {
 	if m.gone.Load() {
 		return false
 	}
 	u := m.limitedUntil.Load()
-	return u == 0 || now.UnixNano() >= u
+	if u == 0 {
+		return true
+	}
+	if now().UnixNano() >= u {
+		m.limitedUntil.CompareAndSwap(u, 0)
+		return true
+	}
+	return false
 }
 
 // limit keeps new work off m until until (or later, if already so), and
@@ -155,7 +165,7 @@ func newPool(opts Options, now func() time.Time, members []Member) (*Pool, error
 	if opts.MaxThreads < 0 || opts.ThreadIdleTTL < 0 || opts.LimitCooldown < 0 {
 		return nil, errors.New("pool: New: negative MaxThreads, ThreadIdleTTL or LimitCooldown")
 	}
-	p := &Pool{now: now, log: opts.Logger, cooldown: opts.LimitCooldown}
+	p := &Pool{now: now, coarse: newCoarseClock(now), log: opts.Logger, cooldown: opts.LimitCooldown}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -197,7 +207,7 @@ const noMember = "none"
 // assign picks the member of a thread that has none: the thread cache's
 // registration, so concurrent first requests of a thread agree on one.
 func (p *Pool) assign(context.Context, string) (string, error) {
-	if i := p.pick(p.now(), -1); i >= 0 {
+	if i := p.pick(-1); i >= 0 {
 		return strconv.Itoa(i), nil
 	}
 	return noMember, nil
@@ -206,14 +216,14 @@ func (p *Pool) assign(context.Context, string) (string, error) {
 // pick returns the index of the least used available member other than
 // skip, starting the scan at a rotating member so equals take turns; -1
 // when none is available.
-func (p *Pool) pick(now time.Time, skip int) int {
+func (p *Pool) pick(skip int) int {
 	n := len(p.members)
 	start := int(p.rr.Add(1) % uint64(n))
 	best, bestUsed := -1, 0.0
 	for k := range n {
 		i := (start + k) % n
 		m := p.members[i]
-		if i == skip || !m.available(now) {
+		if i == skip || !m.available(p.now) {
 			continue
 		}
 		if u := m.usedPercent(); best < 0 || u < bestUsed {
@@ -226,7 +236,7 @@ func (p *Pool) pick(now time.Time, skip int) int {
 // threadMember returns the member of thread at now, assigning one if the
 // thread has none or its member can no longer serve; -1 when no member
 // can serve. t is the thread's cached assignment, if the caller has it.
-func (p *Pool) threadMember(ctx context.Context, thread string, t *taskcache.Task, now time.Time) (int, error) {
+func (p *Pool) threadMember(ctx context.Context, thread string, t *taskcache.Task) (int, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		if t == nil {
 			var err error
@@ -234,7 +244,7 @@ func (p *Pool) threadMember(ctx context.Context, thread string, t *taskcache.Tas
 				return -1, err
 			}
 		}
-		if i := p.memberOf(t); i >= 0 && p.members[i].available(now) {
+		if i := p.memberOf(t); i >= 0 && p.members[i].available(p.now) {
 			return i, nil
 		}
 		// Its member cannot serve (or none could): assign again.
@@ -242,9 +252,9 @@ func (p *Pool) threadMember(ctx context.Context, thread string, t *taskcache.Tas
 		if t.ID() == noMember {
 			return -1, nil
 		}
-		t = p.threads.Peek(thread, now)
+		t = p.threads.Peek(thread, p.now())
 	}
-	return p.pick(now, -1), nil
+	return p.pick(-1), nil
 }
 
 // memberOf returns the index of the member t assigns, or -1.
@@ -262,37 +272,36 @@ func (p *Pool) memberOf(t *taskcache.Task) int {
 // that member closes.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	now := p.now()
 	thread, hasThread := transport.ThreadFrom(ctx)
 	i := -1
 	if hasThread {
 		// The hit path: the thread's member, still serving. A key the
 		// cache does not hold is validated before it is remembered; an
 		// invalid one is left to the member's transport to refuse.
-		t := p.threads.Peek(thread, now)
+		t := p.threads.Peek(thread, p.coarse.Now())
 		if t != nil {
-			if j := p.memberOf(t); j >= 0 && p.members[j].available(now) {
+			if j := p.memberOf(t); j >= 0 && p.members[j].available(p.now) {
 				i = j
 			}
 		}
 		if i < 0 {
 			if t == nil && transport.ValidateThreadKey(thread) != nil {
 				hasThread = false
-				i = p.pick(now, -1)
+				i = p.pick(-1)
 			} else {
 				var err error
-				if i, err = p.threadMember(ctx, thread, t, now); err != nil {
+				if i, err = p.threadMember(ctx, thread, t); err != nil {
 					closeBody(req)
 					return nil, err
 				}
 			}
 		}
 	} else {
-		i = p.pick(now, -1)
+		i = p.pick(-1)
 	}
 	if i < 0 {
 		closeBody(req)
-		return nil, p.unavailable(now)
+		return nil, p.unavailable(p.now())
 	}
 	m := p.members[i]
 	resp, err := m.rt.RoundTrip(req)
@@ -310,7 +319,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	if le == nil {
 		return resp, nil // a plain rate limit: the member's own business
 	}
-	p.limited(m, le, now)
+	p.limited(m, le, p.now())
 	if !replayable(req) {
 		return resp, nil
 	}
@@ -323,15 +332,14 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 // cannot be had again, the first answer stands.
 func (p *Pool) replay(req *http.Request, thread string, hasThread bool, from int, first *http.Response, firstErr error) (*http.Response, error) {
 	ctx := req.Context()
-	now := p.now()
 	var i int
 	if hasThread {
 		var err error
-		if i, err = p.threadMember(ctx, thread, p.threads.Peek(thread, now), now); err != nil {
+		if i, err = p.threadMember(ctx, thread, p.threads.Peek(thread, p.now())); err != nil {
 			i = -1
 		}
 	} else {
-		i = p.pick(now, from)
+		i = p.pick(from)
 	}
 	if i < 0 || i == from {
 		return first, firstErr
@@ -354,7 +362,7 @@ func (p *Pool) replay(req *http.Request, thread string, hasThread bool, from int
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		if _, le := usage.FromResponse(resp); le != nil {
-			p.limited(m, le, now)
+			p.limited(m, le, p.now())
 		}
 		return resp, nil
 	}
@@ -469,6 +477,7 @@ func (p *Pool) CloseIdleConnections() {
 // Close releases what [CodexHomes] built for the members (a token refresh
 // in flight) and closes idle connections. The pool keeps working.
 func (p *Pool) Close() {
+	p.coarse.stop()
 	for _, m := range p.members {
 		if m.close != nil {
 			m.close()

@@ -218,7 +218,7 @@ func (p *Pool) assign(context.Context, string) (string, error) {
 // when none is available.
 func (p *Pool) pick(skip int) int {
 	n := len(p.members)
-	start := int(p.rr.Add(1) % uint64(n))
+	start := int((p.rr.Add(1) - 1) % uint64(n))
 	best, bestUsed := -1, 0.0
 	for k := range n {
 		i := (start + k) % n

@@ -38,13 +38,12 @@ func (c *clock) Add(d time.Duration) {
 // stub is a member transport that answers from a function, closes every
 // body it is given and counts what it saw.
 type stub struct {
-	name    string
-	answer  func(req *http.Request) (*http.Response, error)
-	calls   atomic.Int64
-	idle    atomic.Int64
-	mu      sync.Mutex
-	bodies  []string
-	threads []string
+	name   string
+	answer func(req *http.Request) (*http.Response, error)
+	calls  atomic.Int64
+	idle   atomic.Int64
+	mu     sync.Mutex
+	bodies []string
 }
 
 func (s *stub) RoundTrip(req *http.Request) (*http.Response, error) {

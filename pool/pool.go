@@ -200,6 +200,10 @@ func newPool(opts Options, now func() time.Time, members []Member) (*Pool, error
 	return p, nil
 }
 
+// maxLimit bounds how long a usage limit keeps work off a member: the
+// longest window the backend reports is a week.
+const maxLimit = 8 * 24 * time.Hour
+
 // noMember is the id of a thread assignment made when no member could
 // serve; it is dropped at once.
 const noMember = "none"
@@ -384,6 +388,9 @@ func (p *Pool) limited(m *member, le *usage.LimitError, now time.Time) {
 	until := le.ResetsAt
 	if !until.After(now) {
 		until = now.Add(p.cooldown)
+	}
+	if limit := now.Add(maxLimit); until.After(limit) {
+		until = limit // a reset beyond any window Codex knows is not believed
 	}
 	if !m.limit(until, now) {
 		return // already limited: said once

@@ -161,3 +161,17 @@ func mustReq(t *testing.T, body string) *http.Request {
 	}
 	return req
 }
+
+// A reset time beyond any usage window is not believed: the member is
+// limited for at most eight days.
+func TestFarResetIsBounded(t *testing.T) {
+	c := newClock()
+	a := &stub{name: "a", answer: func(*http.Request) (*http.Response, error) {
+		return limitReached(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)), nil
+	}}
+	p := newPool(t, c, a)
+	get(t, p, context.Background())
+	if got, want := p.Members()[0].LimitedUntil, c.Now().Add(8*24*time.Hour); !got.Equal(want) {
+		t.Errorf("limited until %v, want %v", got, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,6 +71,8 @@ func ok(h http.Header) *http.Response {
 	}
 	return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(bytes.NewReader(nil))}
 }
+
+func nopBody(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }
 
 func used(p float64) http.Header {
 	return http.Header{"X-Codex-Primary-Used-Percent": {strconv.FormatFloat(p, 'f', -1, 64)}}

@@ -95,6 +95,10 @@ type Options struct {
 	// without a reset time in the future gets no work. Default:
 	// [DefaultLimitCooldown].
 	LimitCooldown time.Duration
+	// Shared, when set, shares thread assignments and usage limits with
+	// the other replicas of a fleet (see [Shared]). Default: none, each
+	// replica decides alone.
+	Shared Shared
 }
 
 // Pool is an [http.RoundTripper] over several logins' transports. Build it
@@ -107,6 +111,11 @@ type Pool struct {
 	coarse   *coarseClock // the affinity table's hit path
 	log      *slog.Logger
 	cooldown time.Duration
+
+	shared   Shared         // nil: this replica decides alone (shared.go)
+	index    map[string]int // member name → index
+	ttl      time.Duration  // the thread idle TTL
+	lastSync atomic.Int64   // Unix ns of the last read of the fleet's limits
 }
 
 type member struct {
@@ -165,7 +174,8 @@ func newPool(opts Options, now func() time.Time, members []Member) (*Pool, error
 	if opts.MaxThreads < 0 || opts.ThreadIdleTTL < 0 || opts.LimitCooldown < 0 {
 		return nil, errors.New("pool: New: negative MaxThreads, ThreadIdleTTL or LimitCooldown")
 	}
-	p := &Pool{now: now, coarse: newCoarseClock(now), log: opts.Logger, cooldown: opts.LimitCooldown}
+	p := &Pool{now: now, coarse: newCoarseClock(now), log: opts.Logger, cooldown: opts.LimitCooldown,
+		shared: opts.Shared, index: map[string]int{}}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -183,6 +193,7 @@ func newPool(opts Options, now func() time.Time, members []Member) (*Pool, error
 			return nil, fmt.Errorf("pool: New: member %q has no transport", m.Name)
 		}
 		seen[m.Name] = true
+		p.index[m.Name] = i
 		p.members = append(p.members, &member{name: m.Name, rt: m.Transport, close: m.close})
 	}
 	capacity, ttl := opts.MaxThreads, opts.ThreadIdleTTL
@@ -192,6 +203,7 @@ func newPool(opts Options, now func() time.Time, members []Member) (*Pool, error
 	if ttl == 0 {
 		ttl = DefaultThreadIdleTTL
 	}
+	p.ttl = ttl
 	threads, err := taskcache.New(p.assign, resolver.CacheOptions{Capacity: capacity, IdleTTL: ttl, Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("pool: New: %w", err)
@@ -210,11 +222,18 @@ const noMember = "none"
 
 // assign picks the member of a thread that has none: the thread cache's
 // registration, so concurrent first requests of a thread agree on one.
-func (p *Pool) assign(context.Context, string) (string, error) {
-	if i := p.pick(-1); i >= 0 {
-		return strconv.Itoa(i), nil
+func (p *Pool) assign(ctx context.Context, thread string) (string, error) {
+	if p.shared != nil {
+		p.syncLimits(ctx, p.now())
 	}
-	return noMember, nil
+	i := p.pick(-1)
+	if i < 0 {
+		return noMember, nil
+	}
+	if p.shared != nil {
+		i = p.sharedAssign(ctx, thread, i)
+	}
+	return strconv.Itoa(i), nil
 }
 
 // pick returns the index of the least used available member other than
@@ -282,6 +301,9 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		// The hit path: the thread's member, still serving. A key the
 		// cache does not hold is validated before it is remembered; an
 		// invalid one is left to the member's transport to refuse.
+		if p.shared != nil {
+			p.syncLimits(ctx, p.now())
+		}
 		t := p.threads.Peek(thread, p.coarse.Now())
 		if t != nil {
 			if j := p.memberOf(t); j >= 0 && p.members[j].available(p.now) {
@@ -301,6 +323,9 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	} else {
+		if p.shared != nil {
+			p.syncLimits(ctx, p.now())
+		}
 		i = p.pick(-1)
 	}
 	if i < 0 {
@@ -323,7 +348,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	if le == nil {
 		return resp, nil // a plain rate limit: the member's own business
 	}
-	p.limited(m, le, p.now())
+	p.limited(ctx, m, le, p.now())
 	if !replayable(req) {
 		return resp, nil
 	}
@@ -366,7 +391,7 @@ func (p *Pool) replay(req *http.Request, thread string, hasThread bool, from int
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		if _, le := usage.FromResponse(resp); le != nil {
-			p.limited(m, le, p.now())
+			p.limited(ctx, m, le, p.now())
 		}
 		return resp, nil
 	}
@@ -384,7 +409,7 @@ func (p *Pool) observe(m *member, resp *http.Response) {
 }
 
 // limited keeps new work off m until the limit le reported resets.
-func (p *Pool) limited(m *member, le *usage.LimitError, now time.Time) {
+func (p *Pool) limited(ctx context.Context, m *member, le *usage.LimitError, now time.Time) {
 	until := le.ResetsAt
 	if !until.After(now) {
 		until = now.Add(p.cooldown)
@@ -394,6 +419,9 @@ func (p *Pool) limited(m *member, le *usage.LimitError, now time.Time) {
 	}
 	if !m.limit(until, now) {
 		return // already limited: said once
+	}
+	if p.shared != nil {
+		p.shareLimit(ctx, m, until)
 	}
 	p.log.Info("agentauth/pool: login at its usage limit; no new work until its reset",
 		"member", m.name, "type", le.Type, "resets_at", until)

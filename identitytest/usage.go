@@ -88,7 +88,7 @@ func (s *Server) LimitUsage(accountID string, resetsAt time.Time) {
 
 // UsageRequests returns how many authenticated protected-resource requests
 // of accountID the server received, and how many of them it refused with
-// usage_limit_reached.
+// usage_limit_reached (they are in [Server.Requests] with Status 429).
 func (s *Server) UsageRequests(accountID string) (requests, refused int) {
 	s.usage.mu.Lock()
 	defer s.usage.mu.Unlock()
@@ -98,25 +98,40 @@ func (s *Server) UsageRequests(accountID string) (requests, refused int) {
 	return 0, 0
 }
 
-// answerUsage counts an accepted resource request of accountID, sets its
-// usage headers, and answers usage_limit_reached when the account is
-// limited (reporting true: the request is answered).
-func (s *Server) answerUsage(w http.ResponseWriter, accountID string) bool {
+// usageAnswer is what the resource route answers an account about its
+// usage: decided (and counted) before the request is logged, written after.
+type usageAnswer struct {
+	known   bool // the account has usage state
+	usage   Usage
+	limited bool
+	reset   time.Time
+}
+
+// usageFor counts an accepted resource request of accountID and decides
+// its usage answer.
+func (s *Server) usageFor(accountID string) usageAnswer {
 	now := s.now()
 	s.usage.mu.Lock()
+	defer s.usage.mu.Unlock()
 	a := s.usage.account(accountID, false)
 	if a == nil {
-		s.usage.mu.Unlock()
-		return false
+		return usageAnswer{}
 	}
 	a.requests++
-	u, limited := a.usage, !a.limited.IsZero() && now.Before(a.limited)
-	reset := a.limited
-	if limited {
+	ua := usageAnswer{known: true, usage: a.usage, reset: a.limited, limited: !a.limited.IsZero() && now.Before(a.limited)}
+	if ua.limited {
 		a.refused++
 	}
-	s.usage.mu.Unlock()
+	return ua
+}
 
+// answerUsage sets the usage headers of ua and, for a limited account,
+// answers usage_limit_reached (reporting true: the request is answered).
+func (s *Server) answerUsage(w http.ResponseWriter, ua usageAnswer) bool {
+	if !ua.known {
+		return false
+	}
+	u, limited, reset := ua.usage, ua.limited, ua.reset
 	h := w.Header()
 	if limited {
 		u.PrimaryUsedPercent = 100

@@ -73,6 +73,15 @@ func TestUsageHeadersAndLimitPerAccount(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("acct-a after its reset: %d", resp.StatusCode)
 	}
+	var statuses []int
+	for _, r := range s.Requests() {
+		if r.Echo.AccountID == "acct-a" {
+			statuses = append(statuses, r.Status)
+		}
+	}
+	if len(statuses) != 3 || statuses[0] != 200 || statuses[1] != http.StatusTooManyRequests || statuses[2] != 200 {
+		t.Errorf("logged statuses of acct-a = %v, want [200 429 200]", statuses)
+	}
 	if n, refused := s.UsageRequests("acct-a"); n != 3 || refused != 1 {
 		t.Errorf("acct-a requests = %d (refused %d), want 3 (1)", n, refused)
 	}

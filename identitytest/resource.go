@@ -41,6 +41,12 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		seen.Status, seen.Reason = status, reason
 		seen.Echo = Echo{Mode: ModeNone, Path: r.URL.Path}
 	}
+	var ua usageAnswer // usage.go
+	if reason == "" {
+		if ua = s.usageFor(echo.AccountID); ua.limited {
+			seen.Status = http.StatusTooManyRequests
+		}
+	}
 	s.mu.Lock()
 	if s.requestLog > 0 {
 		if len(s.requests) >= s.requestLog {
@@ -59,6 +65,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Debug("identitytest: resource", "method", r.Method, "path", r.URL.Path, "mode", echo.Mode,
 		"agent_runtime_id", echo.AgentRuntimeID, "task_id", echo.TaskID)
+	if s.answerUsage(w, ua) {
+		return // usage_limit_reached (usage.go)
+	}
 	w.Header().Set(EchoHeader, "identitytest")
 	if upgrade {
 		s.serveWebSocket(w, r, echo)

@@ -64,6 +64,8 @@ type Server struct {
 	faults   map[Route]*faultState
 	stats    Stats
 	requests []SeenRequest
+
+	usage usageState // per-account usage headers and limits (usage.go)
 }
 
 type runtimeEntry struct {

@@ -71,7 +71,10 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 // Option configures [Observer].
 type Option func(*config)
 
-type config struct{ threadKeys bool }
+type config struct {
+	threadKeys bool
+	login      string // WithLogin (usage.go)
+}
 
 // WithThreadKeys puts the thread key on registration spans (attribute
 // agentauth.thread.key). Thread keys are caller data and may be personal,
@@ -99,7 +102,7 @@ func Observer(mp metric.MeterProvider, tp trace.TracerProvider, opts ...Option) 
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
-	o := &recorder{tracer: tp.Tracer(ScopeName), threadKeys: cfg.threadKeys}
+	o := &recorder{tracer: tp.Tracer(ScopeName), threadKeys: cfg.threadKeys, login: cfg.login}
 	o.instruments(mp.Meter(ScopeName))
 	return &transport.Observer{
 		IncludeThreadKeys: cfg.threadKeys,
@@ -118,6 +121,7 @@ func Observer(mp metric.MeterProvider, tp trace.TracerProvider, opts ...Option) 
 type recorder struct {
 	tracer     trace.Tracer
 	threadKeys bool
+	login      string // WithLogin (usage.go)
 
 	regs, provs, refreshes, recoveries, fallbacks, signatures, removals metric.Int64Counter
 	regDur, provDur, refreshDur                                         metric.Float64Histogram
@@ -157,6 +161,7 @@ func (o *recorder) instruments(m metric.Meter) {
 		metric.WithDescription("Thread tasks (and thread keys backing off) held by the transports' caches."),
 		metric.WithInt64Callback(o.observeCached))
 	handle(err)
+	o.usageInstruments(m)
 }
 
 // attach keeps a weak reference to a new transport for the gauge.

@@ -75,6 +75,10 @@ type Observer struct {
 	// is called with the cache's lock held: it must not call the Transport.
 	OnCacheRemoval func(ev CacheEvent)
 
+	// OnUsage reports that the usage the login's answers report changed
+	// (see [UsageEvent]).
+	OnUsage func(ctx context.Context, ev UsageEvent)
+
 	// OnNew, if set, is called once by New with the transport it built, for
 	// metrics read from [Transport.Stats] at collection time. Hold the
 	// transport weakly (package weak) or it is never garbage collected.

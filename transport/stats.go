@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/usage"
 )
 
 // Stats is a snapshot of a transport's counters.
@@ -31,6 +32,9 @@ type Stats struct {
 	BearerFallbacks uint64
 	// CachedThreads is the number of thread tasks currently cached.
 	CachedThreads int
+	// Usage is what the last answer that reported the login's usage (the
+	// x-codex-… headers) said; nil before any did.
+	Usage *usage.Snapshot
 }
 
 // RequestsIn returns the number of requests sent in mode m.

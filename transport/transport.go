@@ -42,6 +42,7 @@ type Transport struct {
 	obs          *observer // nil without Config.Observer
 
 	passLog passThroughLog // origins logged as sent without credentials
+	usage   usageState     // the last usage answers reported (usage.go)
 }
 
 // Flag is the use_agent_identity switch as the transport reads it: once
@@ -164,6 +165,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.send(req, req.Body, &a)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		if err == nil {
+			t.noteUsage(ctx, resp) // usage.go
+		}
 		return resp, err
 	}
 	return t.recoverUnauthorized(req, resp, &a, thread, hasThread)
@@ -594,6 +598,7 @@ func (t *Transport) Stats() Stats {
 	s.Failures = t.stats.failures.Load()
 	s.Replays = t.stats.replays.Load()
 	s.BearerFallbacks = t.stats.bearerFallbacks.Load()
+	s.Usage = t.usage.snapshot()
 	agent := t.agent
 	if t.provisioner != nil {
 		agent = t.provisioner.current()

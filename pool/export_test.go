@@ -1,0 +1,9 @@
+package pool
+
+import "time"
+
+// NewWithClock is New on a test's clock: the seam for limits, resets and
+// the affinity table's idle time. It is not part of the package's API.
+func NewWithClock(opts Options, now func() time.Time, members ...Member) (*Pool, error) {
+	return newPool(opts, now, members)
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identityreplace"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -196,9 +198,13 @@ func newProvisioner(t *Transport) *provisioner {
 	// never in this bound expiring first.
 	timeout := identity.DefaultAgentAttempts*(agentTimeout+identity.MaxRetryWait) + 10*time.Second
 	p := &provisioner{t: t, store: t.s.IdentityStore, timeout: timeout, logins: map[loginKey]*loginState{}}
-	switch {
+	switch fs, isFile := p.store.(*credentials.FileStore); {
 	case p.store == nil:
 		p.scope = "default"
+	case isFile && fs != nil:
+		// Every FileStore of one auth.json is one store: transports built
+		// over one Codex home share the login's provisioning.
+		p.scope = "file:" + fileScope(fs.Path())
 	case reflect.ValueOf(p.store).Kind() == reflect.Pointer:
 		// A store is named by its address. An address is reused only after
 		// the store was collected, and a flight keeps its store alive, so a
@@ -460,7 +466,7 @@ func (p *provisioner) signed(ctx context.Context, ls *loginState, agent *agentSt
 		if ls.state.CompareAndSwap(st, &next) {
 			p.endFallback(ctx, st, p.t.s.Now())
 			if st.unsaved {
-				p.saveProven(ctx, agent)
+				p.saveProven(ctx, agent, st.stale)
 			}
 			return
 		}
@@ -472,9 +478,9 @@ func (p *provisioner) signed(ctx context.Context, ls *loginState, agent *agentSt
 // where the first identity wins may refuse it because another process
 // stored its own replacement meanwhile; that one stays stored, and this
 // process keeps signing with the identity it has proven.
-func (p *provisioner) saveProven(ctx context.Context, agent *agentState) {
+func (p *provisioner) saveProven(ctx context.Context, agent *agentState, stale string) {
 	rec := agent.record
-	if err := p.store.SaveAgentIdentity(ctx, &rec); err != nil {
+	if err := p.store.SaveAgentIdentity(identityreplace.With(ctx, stale), &rec); err != nil {
 		p.t.s.Logger.WarnContext(ctx, "agentauth: could not persist the provisioned agent identity", "runtime", rec.AgentRuntimeID, "error", err)
 	}
 }
@@ -676,4 +682,13 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 		si = publishShared(key, si)
 	}
 	return si, nil
+}
+
+// fileScope names an auth.json by its cleaned absolute path (the path as
+// given when it cannot be made absolute).
+func fileScope(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return filepath.Clean(path)
 }

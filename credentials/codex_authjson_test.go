@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/identity"
-	"github.com/agentauth/agentauth/internal/identityreplace"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/identityreplace"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite golden files")

@@ -119,7 +119,10 @@ type Options struct {
 
 	// AllowNoCredential makes a Codex home without any credential build a
 	// transport that passes requests through unchanged. Default: false,
-	// that is an error wrapping [ErrNoCredential].
+	// that is an error wrapping [ErrNoCredential]. A Codex login that
+	// cannot call the ChatGPT backend (Bedrock, host-provided headers) is
+	// then passed through too, instead of the error wrapping
+	// [credentials.ErrNotChatGPTLogin].
 	AllowNoCredential bool
 
 	// Config configures the transport for everything else: base URLs,
@@ -203,6 +206,11 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 				return decodeJWT(ctx, opts, getenv, client, cfg.ChatGPTBaseURL, token)
 			},
 		})
+		if errors.Is(err, credentials.ErrNotChatGPTLogin) && opts.AllowNoCredential {
+			// A Bedrock or host-provided login: nothing of it is sent to
+			// the ChatGPT backend, so requests pass through.
+			creds, err = &credentials.Credentials{Kind: credentials.KindNone}, nil
+		}
 		if err != nil {
 			return nil, err
 		}

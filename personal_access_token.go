@@ -18,10 +18,9 @@ import (
 // one, and returns the credential it is then sent as: a ChatGPT login
 // (Bearer with that account's routing headers) that is never refreshed and
 // never provisions an agent identity, since Codex provisions only from a
-// login it refreshes itself. The AuthAPI is the one the transport
-// registers agents with: cfg.AuthAPIBaseURL, else env
-// CODEX_AUTHAPI_BASE_URL, then CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL, else
-// the base that belongs to cfg.ChatGPTBaseURL (https://auth.openai.com/api/accounts
+// login it refreshes itself. The AuthAPI is cfg.AuthAPIBaseURL, else env
+// CODEX_AUTHAPI_BASE_URL (the lookup base only, as in Codex), else the
+// base that belongs to cfg.ChatGPTBaseURL (https://auth.openai.com/api/accounts
 // for the default ChatGPT backend).
 func hydratePersonalAccessToken(ctx context.Context, cfg transport.Config, client *http.Client, creds *credentials.Credentials) (*credentials.Credentials, error) {
 	if cfg.TokenSource != nil {
@@ -29,7 +28,7 @@ func hydratePersonalAccessToken(ctx context.Context, cfg transport.Config, clien
 	}
 	base := strings.TrimRight(strings.TrimSpace(cfg.AuthAPIBaseURL), "/")
 	if base == "" {
-		base = identity.ResolveBaseURLs(testhooks.Of(&cfg).Getenv, cfg.ChatGPTBaseURL).AuthAPI
+		base = identity.PersonalAccessTokenAuthAPIBase(testhooks.Of(&cfg).Getenv, cfg.ChatGPTBaseURL)
 	}
 	md, err := credentials.HydratePersonalAccessToken(ctx, client, base, creds.APIKey)
 	if err != nil {

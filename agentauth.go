@@ -31,6 +31,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
+	"github.com/agentauth/agentauth/internal/useragent"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -382,7 +383,8 @@ func decodeJWT(ctx context.Context, opts Options, getenv func(string) string, cl
 	// 3xx answer fails the fetch.
 	noRedirects := *client
 	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	keys, err := (&identity.Client{HTTPClient: &noRedirects}).FetchJWKS(ctx, url)
+	jwks := &identity.Client{HTTPClient: &noRedirects, Originator: useragent.Originator(opts.Config.Originator, getenv)}
+	keys, err := jwks.FetchJWKS(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: cannot verify the agent identity JWT (Options.InsecureSkipJWTVerify skips verification): %w", err)
 	}

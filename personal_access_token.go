@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
+	"github.com/agentauth/agentauth/internal/useragent"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -30,6 +32,11 @@ func hydratePersonalAccessToken(ctx context.Context, cfg transport.Config, clien
 	if base == "" {
 		base = identity.PersonalAccessTokenAuthAPIBase(testhooks.Of(&cfg).Getenv, cfg.ChatGPTBaseURL)
 	}
+	getenv := testhooks.Of(&cfg).Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	ctx = useragent.WithOriginator(ctx, useragent.Originator(cfg.Originator, getenv))
 	md, err := credentials.HydratePersonalAccessToken(ctx, client, base, creds.APIKey)
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: the personal access token of %s: %w", creds.Source, err)

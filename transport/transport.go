@@ -16,6 +16,7 @@ import (
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/internal/useragent"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -86,6 +87,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 		Now:          s.Now,
 		AgentTimeout: s.AgentTimeout,
 		TaskTimeout:  s.ThreadCache.Timeout, // one attempt may use the whole per-registration bound
+		Originator:   useragent.Originator(s.Originator, s.Getenv),
 	}
 
 	creds := s.Credentials

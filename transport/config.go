@@ -127,9 +127,10 @@ type Config struct {
 
 	// Originator is the "originator" header value sent on agent and task
 	// registration and JWKS fetches, as Codex clients name themselves, for
-	// callers that must look like a given Codex client. Empty means
-	// $CODEX_INTERNAL_ORIGINATOR_OVERRIDE (which Codex reads too), else no
-	// header. Every auth call sends User-Agent "agentauth/<version>".
+	// callers that must look like a given Codex client. Default: no
+	// header. $CODEX_INTERNAL_ORIGINATOR_OVERRIDE, when set, overrides it
+	// on every auth call, as in Codex. Every auth call sends User-Agent
+	// "agentauth/<version>".
 	Originator string
 
 	// Observer receives typed events (registrations, refreshes, 401

@@ -45,8 +45,8 @@ func TestRegistrationsSayWhoWeAre(t *testing.T) {
 		name, configured, env, want string
 	}{
 		{"default: no originator", "", "", ""},
-		{"configured", "codex_exec", "ignored", "codex_exec"},
-		{"from the environment", "", "codex_cli_rs", "codex_cli_rs"},
+		{"configured", "codex_exec", "", "codex_exec"},
+		{"the environment overrides, as in Codex", "codex_exec", "codex_cli_rs", "codex_cli_rs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			token := unique("ua-token")

@@ -57,14 +57,18 @@ func usable(v string) bool {
 	return v != "" && v != "(devel)" && headers.ValidateValue("User-Agent", v) == nil && !strings.ContainsAny(v, " \t")
 }
 
-// Originator returns the originator header value to send: explicit when
-// set, else the trimmed EnvOriginatorOverride read through getenv (nil
-// means none is read), else "" (no header). A value that cannot be sent as
-// a header is dropped.
+// Originator returns the originator header value to send, with Codex's
+// precedence (default_client.rs, get_originator_value): the trimmed
+// EnvOriginatorOverride read through getenv (nil means none is read) when
+// set, else explicit, else "" (no header; Codex would send its default
+// "codex_cli_rs"). A value that cannot be sent as a header is dropped.
 func Originator(explicit string, getenv func(string) string) string {
-	v := strings.TrimSpace(explicit)
-	if v == "" && getenv != nil {
+	var v string
+	if getenv != nil {
 		v = strings.TrimSpace(getenv(EnvOriginatorOverride))
+	}
+	if v == "" {
+		v = strings.TrimSpace(explicit)
 	}
 	if headers.ValidateValue(HeaderOriginator, v) != nil {
 		return ""

@@ -51,8 +51,11 @@ func TestOriginator(t *testing.T) {
 	if got := Originator("", env(" codex_cli_rs ")); got != "codex_cli_rs" {
 		t.Errorf("env = %q", got)
 	}
-	if got := Originator("codex_vscode", env("codex_cli_rs")); got != "codex_vscode" {
-		t.Errorf("explicit must win over env: %q", got)
+	if got := Originator("codex_vscode", env("codex_cli_rs")); got != "codex_cli_rs" {
+		t.Errorf("the override variable wins, as in Codex: %q", got)
+	}
+	if got := Originator("codex_vscode", env(" ")); got != "codex_vscode" {
+		t.Errorf("explicit without the variable: %q", got)
 	}
 	if got := Originator("bad\nvalue", nil); got != "" {
 		t.Errorf("unsendable value kept: %q", got)

@@ -21,6 +21,7 @@ import (
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/internal/identityreplace"
+	"github.com/agentauth/agentauth/internal/provisionlock"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -620,13 +621,18 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 	useStore := p.store != nil && knownLogin(tok)
 	switch {
 	case useStore:
-		rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())
-		if err != nil {
-			return nil, &storeError{op: "loading stored", err: err}
+		if si, err := p.loadStored(ctx, tok, stale); si != nil || err != nil {
+			return si, err
 		}
-		if rec != nil && rec.Validate() == nil && rec.AgentRuntimeID != stale &&
-			rec.AccountID == tok.AccountID && rec.ChatGPTUserID == tok.UserID {
-			return &sharedIdentity{rec: *rec}, nil
+		if release, ok := p.lockAuthFile(ctx); ok {
+			// Another process may have stored the login's identity while
+			// this one waited for the lock.
+			defer release()
+			if si, err := p.loadStored(ctx, tok, stale); si != nil || err != nil {
+				return si, err
+			}
+		} else if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	case p.store == nil:
 		if si := lookupShared(key); si != nil && si.rec.AgentRuntimeID != stale {
@@ -691,4 +697,44 @@ func fileScope(path string) string {
 		return abs
 	}
 	return filepath.Clean(path)
+}
+
+// loadStored returns the usable identity the store holds for tok's login,
+// nil when there is none.
+func (p *provisioner) loadStored(ctx context.Context, tok *credentials.Token, stale string) (*sharedIdentity, error) {
+	rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())
+	if err != nil {
+		return nil, &storeError{op: "loading stored", err: err}
+	}
+	if rec != nil && rec.Validate() == nil && rec.AgentRuntimeID != stale &&
+		rec.AccountID == tok.AccountID && rec.ChatGPTUserID == tok.UserID {
+		return &sharedIdentity{rec: *rec}, nil
+	}
+	return nil, nil
+}
+
+// authFile is an IdentityStore kept in an auth.json ([credentials.FileStore]).
+type authFile interface {
+	Path() string
+	runTaskStore
+}
+
+// lockAuthFile takes the provisioning lock of the store's auth.json, so
+// that processes sharing the file register one agent per login. ok is
+// false when the store is not an auth.json or the lock could not be taken
+// (provisioning then goes on without it; the file's first identity still
+// wins).
+func (p *provisioner) lockAuthFile(ctx context.Context) (release func(), ok bool) {
+	af, isFile := p.store.(authFile)
+	if !isFile {
+		return nil, false
+	}
+	release, err := provisionlock.Acquire(ctx, af.Path())
+	if err != nil {
+		if ctx.Err() == nil {
+			p.t.s.Logger.WarnContext(ctx, "agentauth: provisioning without the auth.json provisioning lock", "error", err)
+		}
+		return nil, false
+	}
+	return release, true
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/internal/processtask"
+	"github.com/agentauth/agentauth/internal/provisionlock"
 )
 
 // runTaskStore keeps an identity's run task (its process task) where the
@@ -30,7 +31,20 @@ func (p runTaskPersistence) Save(ctx context.Context, taskID, replaces string) e
 	return p.store.SaveRunTask(ctx, p.runtimeID, taskID, replaces)
 }
 
-var _ processtask.Persistence = runTaskPersistence{}
+// Lock takes the provisioning lock of the auth.json, when the store is
+// one, so that processes starting together register one run task.
+func (p runTaskPersistence) Lock(ctx context.Context) (func(), error) {
+	af, ok := p.store.(authFile)
+	if !ok {
+		return func() {}, nil
+	}
+	return provisionlock.Acquire(ctx, af.Path())
+}
+
+var (
+	_ processtask.Persistence = runTaskPersistence{}
+	_ processtask.Locker      = runTaskPersistence{}
+)
 
 // runTasks returns where the run tasks of this transport's identities are
 // kept: the IdentityStore when it can keep them (an auth.json), else the

@@ -1,8 +1,8 @@
 // One login, one identity, on one machine: transports built over one Codex
 // home (each with its own credentials.FileStore on the same auth.json)
 // share one provisioning, and stores that share nothing but the file (two
-// processes) end with one stored identity that both sign with, because
-// the file's first identity wins.
+// processes) register one agent (the provisioning lock beside auth.json)
+// and sign with the one stored identity (the file's first identity wins).
 package transport_test
 
 import (
@@ -102,6 +102,10 @@ func TestTwoProcessesOnOneAuthFileSignWithOneIdentity(t *testing.T) {
 	}
 	if len(distinct) != 1 || !distinct[stored.AgentRuntimeID] {
 		t.Fatalf("runtimes used %v, stored %q: want only the stored one", distinct, stored.AgentRuntimeID)
+	}
+	// The provisioning lock beside auth.json lets one of them register.
+	if n := srv.Stats().AgentRegistrations; n != 1 {
+		t.Fatalf("%d agent registrations, want 1", n)
 	}
 	// A third "process" started afterwards reuses it: no registration.
 	before := srv.Stats().AgentRegistrations

@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
@@ -153,5 +155,52 @@ func TestRunTaskStoredByCodexIsReused(t *testing.T) {
 	}
 	if n := srv.Stats().ProcessTaskRegistrations; n != 0 {
 		t.Fatalf("%d process task registrations, want 0", n)
+	}
+}
+
+// Two processes started together over one auth.json register one agent
+// and one run task between them, and sign with the same runtime and task.
+func TestTwoProcessesRegisterOneAgent(t *testing.T) {
+	const token = "two-real-procs-token"
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}})
+	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Latency: 100 * time.Millisecond, Times: 2})
+	account := uniqueAccount("tworeal")
+	path := writeLoginFile(t, token, account)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	type result struct {
+		out bytes.Buffer
+		err error
+	}
+	results := make([]*result, 2)
+	var wg sync.WaitGroup
+	for i := range results {
+		r := &result{}
+		results[i] = r
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestRunTaskChildProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), runTaskChildEnv+"="+strings.Join([]string{srv.URL(), path, token, account}, "|"))
+		cmd.Stdout, cmd.Stderr = &r.out, &r.out
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.err = cmd.Run()
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("child %d: %v\n%s", i, r.err, r.out.String())
+		}
+		for _, line := range strings.Split(r.out.String(), "\n") {
+			if rest, ok := strings.CutPrefix(line, "RUNTASK "); ok {
+				seen[rest] = true
+			}
+		}
+	}
+	st := srv.Stats()
+	if st.AgentRegistrations != 1 || st.ProcessTaskRegistrations != 1 || len(seen) != 1 {
+		t.Fatalf("%d agent and %d run task registrations, %d distinct (runtime, task) pairs; want 1, 1, 1",
+			st.AgentRegistrations, st.ProcessTaskRegistrations, len(seen))
 	}
 }

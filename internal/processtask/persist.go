@@ -15,6 +15,14 @@ type Persistence interface {
 	Save(ctx context.Context, taskID, replaces string) error
 }
 
+// Locker is implemented by a Persistence shared between processes: Lock
+// takes a lock that every process holds from reading the stored task to
+// storing the one it registers, so that processes starting together
+// register one task between them. release must be called exactly once.
+type Locker interface {
+	Lock(ctx context.Context) (release func(), err error)
+}
+
 // SetPersistence makes h reuse the task p holds before registering one,
 // and store each task it registers. The first persistence set on a handle
 // stays (the handle is shared by every transport of the identity); it

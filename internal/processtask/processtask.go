@@ -199,6 +199,14 @@ func (h *Handle) fly(ctx context.Context) (any, error) {
 		return nil, err
 	}
 	p, id, rejected := h.stored(ctx)
+	if lk, ok := p.(Locker); ok && id == "" {
+		// Another process may be registering the task: wait for it, then
+		// look again.
+		if release, err := lk.Lock(ctx); err == nil {
+			defer release()
+			_, id, rejected = h.stored(ctx)
+		}
+	}
 	if id != "" {
 		t := taskcache.NewTask("", id)
 		h.mu.Lock()

@@ -56,7 +56,7 @@ func (t *Transport) runTasks() runTaskStore {
 	}
 	c := t.s.Credentials
 	if c != nil && c.Kind == credentials.KindAgentIdentity && c.AgentIdentityJWT == "" &&
-		filepath.Base(c.Source) == credentials.AuthFileName && filepath.IsAbs(c.Source) {
+		filepath.Base(c.Source) == credentials.AuthFileName {
 		return credentials.NewFileStore(c.Source)
 	}
 	return nil

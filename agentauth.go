@@ -31,6 +31,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
+	"github.com/agentauth/agentauth/internal/useragent"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -134,7 +135,10 @@ type Options struct {
 
 	// AllowNoCredential makes a Codex home without any credential build a
 	// transport that passes requests through unchanged. Default: false,
-	// that is an error wrapping [ErrNoCredential].
+	// that is an error wrapping [ErrNoCredential]. A Codex login that
+	// cannot call the ChatGPT backend (Bedrock, host-provided headers) is
+	// then passed through too, instead of the error wrapping
+	// [credentials.ErrNotChatGPTLogin].
 	AllowNoCredential bool
 
 	// Config configures the transport for everything else: base URLs,
@@ -229,6 +233,11 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 				return decodeJWT(ctx, opts, getenv, client, cfg.ChatGPTBaseURL, token)
 			},
 		})
+		if errors.Is(err, credentials.ErrNotChatGPTLogin) && opts.AllowNoCredential {
+			// A Bedrock or host-provided login: nothing of it is sent to
+			// the ChatGPT backend, so requests pass through.
+			creds, err = &credentials.Credentials{Kind: credentials.KindNone}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -401,7 +410,8 @@ func decodeJWT(ctx context.Context, opts Options, getenv func(string) string, cl
 	// 3xx answer fails the fetch.
 	noRedirects := *client
 	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	keys, err := (&identity.Client{HTTPClient: &noRedirects}).FetchJWKS(ctx, url)
+	jwks := &identity.Client{HTTPClient: &noRedirects, Originator: useragent.Originator(opts.Config.Originator, getenv)}
+	keys, err := jwks.FetchJWKS(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: cannot verify the agent identity JWT (Options.InsecureSkipJWTVerify skips verification): %w", err)
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
+	"github.com/agentauth/agentauth/internal/useragent"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -18,10 +20,9 @@ import (
 // one, and returns the credential it is then sent as: a ChatGPT login
 // (Bearer with that account's routing headers) that is never refreshed and
 // never provisions an agent identity, since Codex provisions only from a
-// login it refreshes itself. The AuthAPI is the one the transport
-// registers agents with: cfg.AuthAPIBaseURL, else env
-// CODEX_AUTHAPI_BASE_URL, then CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL, else
-// the base that belongs to cfg.ChatGPTBaseURL (https://auth.openai.com/api/accounts
+// login it refreshes itself. The AuthAPI is cfg.AuthAPIBaseURL, else env
+// CODEX_AUTHAPI_BASE_URL (the lookup base only, as in Codex), else the
+// base that belongs to cfg.ChatGPTBaseURL (https://auth.openai.com/api/accounts
 // for the default ChatGPT backend).
 func hydratePersonalAccessToken(ctx context.Context, cfg transport.Config, client *http.Client, creds *credentials.Credentials) (*credentials.Credentials, error) {
 	if cfg.TokenSource != nil {
@@ -29,8 +30,13 @@ func hydratePersonalAccessToken(ctx context.Context, cfg transport.Config, clien
 	}
 	base := strings.TrimRight(strings.TrimSpace(cfg.AuthAPIBaseURL), "/")
 	if base == "" {
-		base = identity.ResolveBaseURLs(testhooks.Of(&cfg).Getenv, cfg.ChatGPTBaseURL).AuthAPI
+		base = identity.PersonalAccessTokenAuthAPIBase(testhooks.Of(&cfg).Getenv, cfg.ChatGPTBaseURL)
 	}
+	getenv := testhooks.Of(&cfg).Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	ctx = useragent.WithOriginator(ctx, useragent.Originator(cfg.Originator, getenv))
 	md, err := credentials.HydratePersonalAccessToken(ctx, client, base, creds.APIKey)
 	if err != nil {
 		return nil, fmt.Errorf("agentauth: the personal access token of %s: %w", creds.Source, err)

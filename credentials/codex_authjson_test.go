@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/identityreplace"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite golden files")
@@ -134,8 +135,13 @@ func TestSavedRecordMatchesCodexSchema(t *testing.T) {
 		t.Run(fixture, func(t *testing.T) {
 			home := codexHome(t, fixture)
 			path := filepath.Join(home, AuthFileName)
-			rec := &identity.Record{AgentRuntimeID: "rt-saved-1", AgentPrivateKey: fixturePrivateKey, AccountID: "acct-codex-1", ChatGPTUserID: "user-codex-1", PlanType: "pro", IsFedRAMP: true}
-			if err := NewFileStore(path).SaveAgentIdentity(testCtx(t), rec); err != nil {
+			// No email or plan: both come from the file's id token, as
+			// Codex writes them.
+			rec := &identity.Record{AgentRuntimeID: "rt-saved-1", AgentPrivateKey: fixturePrivateKey, AccountID: "acct-codex-1", ChatGPTUserID: "user-codex-1", IsFedRAMP: true}
+			// The legacy record is of the same login: the save replaces it
+			// as the replacement of a runtime the AuthAPI no longer knows.
+			ctx := identityreplace.With(testCtx(t), "rt-legacy-1")
+			if err := NewFileStore(path).SaveAgentIdentity(ctx, rec); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := os.ReadFile(path)
@@ -175,8 +181,8 @@ func TestSavedRecordMatchesCodexSchema(t *testing.T) {
 				t.Fatalf("agent_identity is not Codex's record: %v", err)
 			}
 			if codexRecord.AgentRuntimeID == nil || *codexRecord.AgentRuntimeID != "rt-saved-1" || codexRecord.AgentPrivateKey == nil ||
-				codexRecord.AccountID == nil || codexRecord.ChatGPTUserID == nil || codexRecord.Email == nil || *codexRecord.Email != "" ||
-				codexRecord.PlanType == nil || codexRecord.IsFedRAMP == nil || !*codexRecord.IsFedRAMP || codexRecord.TaskID != nil {
+				codexRecord.AccountID == nil || codexRecord.ChatGPTUserID == nil || codexRecord.Email == nil || *codexRecord.Email != "dev@example.com" ||
+				codexRecord.PlanType == nil || *codexRecord.PlanType != "pro" || codexRecord.IsFedRAMP == nil || !*codexRecord.IsFedRAMP || codexRecord.TaskID != nil {
 				t.Errorf("record members: %s", top["agent_identity"])
 			}
 			for _, keep := range []string{`"future_top_member"`, `"future_token_member": "kept"`, `"last_refresh": "2026-11-30T10:00:00.123456Z"`} {
@@ -219,7 +225,7 @@ func TestRecordUnknownMembersSurviveRewrite(t *testing.T) {
 		t.Errorf("task_id of the same runtime dropped")
 	}
 	rec.AgentRuntimeID = "rt-other"
-	if err := NewFileStore(path).SaveAgentIdentity(testCtx(t), rec); err != nil {
+	if err := NewFileStore(path).SaveAgentIdentity(identityreplace.With(testCtx(t), "rt-codex-1"), rec); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(path); bytes.Contains(got, []byte(`task_id`)) {

@@ -14,6 +14,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identityreplace"
 )
 
 // rotationNumber reads the N of an access token "at-rot-N".
@@ -74,7 +75,9 @@ func TestSaveAgentIdentityNeverRollsBackRotation(t *testing.T) {
 	for i := range saves {
 		rec := &identity.Record{AgentRuntimeID: fmt.Sprintf("rt-%d", i), AgentPrivateKey: fixturePrivateKey, AccountID: "acct-1"}
 		before := last.Load()
-		if err := store.SaveAgentIdentity(testCtx(t), rec); err != nil {
+		// Each save replaces the previous runtime (the first identity of a
+		// login wins otherwise).
+		if err := store.SaveAgentIdentity(identityreplace.With(testCtx(t), fmt.Sprintf("rt-%d", i-1)), rec); err != nil {
 			t.Fatal(err)
 		}
 		af, err := store.Load()

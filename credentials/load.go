@@ -17,7 +17,7 @@ import (
 const (
 	EnvCodexAPIKey        = "CODEX_API_KEY"        // an API key; wins over everything
 	EnvCodexAccessToken   = "CODEX_ACCESS_TOKEN"   // "at-..." a personal access token, else an Agent Identity JWT
-	EnvCodexAgentIdentity = "CODEX_AGENT_IDENTITY" // an Agent Identity JWT
+	EnvCodexAgentIdentity = "CODEX_AGENT_IDENTITY" // deprecated (Codex no longer reads it): an Agent Identity JWT
 	EnvOpenAIAPIKey       = "OPENAI_API_KEY"       // an API key, used only when auth.json holds no credential
 	EnvCodexHome          = "CODEX_HOME"           // the directory holding auth.json (default ~/.codex)
 )
@@ -146,19 +146,25 @@ func DefaultCodexHome(getenv func(string) string) (string, error) {
 //     agentauth.Load does), any other value
 //     an Agent Identity JWT (decoded by opts.DecodeAgentIdentityJWT) →
 //     [KindAgentIdentity];
-//  3. env CODEX_AGENT_IDENTITY (a JWT) → [KindAgentIdentity];
+//  3. env CODEX_AGENT_IDENTITY (a JWT) → [KindAgentIdentity], with a
+//     one-time warning: the Codex CLI no longer reads it, and
+//     CODEX_ACCESS_TOKEN takes the JWT;
 //  4. $CODEX_HOME/auth.json, when it exists. A present auth_mode decides:
 //     "apikey" → OPENAI_API_KEY; "chatgpt" → tokens; "chatgptAuthTokens" →
 //     tokens with ChatGPTLogin.ExternallyManaged set; "agentIdentity" →
 //     agent_identity (a JWT or a record object); "personalAccessToken" →
-//     personal_access_token; the member the mode needs must be present,
-//     and any other mode is an error wrapping [ErrUnknownAuthMode].
-//     Without auth_mode: an agent_identity JWT, else personal_access_token
-//     (Codex writes it without auth_mode), else tokens (ChatGPT; files
-//     written by older Codex logins hold both tokens and an exchanged
-//     OPENAI_API_KEY, and the login is what the user chose), else a
-//     non-empty OPENAI_API_KEY. A record agent_identity on its own is not
-//     a credential without auth_mode "agentIdentity": it belongs to the
+//     personal_access_token; the member the mode needs must be present.
+//     "bedrockApiKey", "bedrockAccessKeys" and "headers" are Codex logins
+//     that cannot call the ChatGPT backend: an error wrapping
+//     [ErrNotChatGPTLogin]. Any other mode is an error wrapping
+//     [ErrUnknownAuthMode]. Without auth_mode the mode is resolved in
+//     Codex's order: personal_access_token (Codex writes it without
+//     auth_mode), else a bedrock_api_key (ErrNotChatGPTLogin), else a
+//     non-empty OPENAI_API_KEY (so a file of an older Codex login holding
+//     both tokens and an exchanged key is an API key login, as Codex
+//     reads it), else tokens (ChatGPT), else, beyond Codex, an
+//     agent_identity JWT. A record agent_identity on its own is not a
+//     credential without auth_mode "agentIdentity": it belongs to the
 //     ChatGPT login it was provisioned from;
 //  5. env OPENAI_API_KEY → [KindAPIKey];
 //  6. otherwise [KindNone] with a nil error, or, when config.toml keeps
@@ -205,6 +211,7 @@ func Load(opts LoadOptions) (*Credentials, error) {
 		return &Credentials{Kind: KindAgentIdentity, AgentIdentity: rec, AgentIdentityJWT: tok, Source: SourceEnvCodexAccessToken}, nil
 	}
 	if jwt := strings.TrimSpace(getenv(EnvCodexAgentIdentity)); jwt != "" {
+		warnAgentIdentityEnv()
 		rec, err := decodeAgentIdentityJWT(opts.DecodeAgentIdentityJWT, jwt)
 		if err != nil {
 			return nil, &LoadError{Field: SourceEnvCodexAgentIdentity, Err: err}
@@ -265,17 +272,23 @@ func IsPersonalAccessToken(tok string) bool { return strings.HasPrefix(tok, Pers
 func credentialsFromAuthFile(af *AuthFile, decode func(string) (*identity.Record, error)) (*Credentials, error) {
 	switch af.AuthMode {
 	case "":
+		// Codex's order (AuthDotJson::resolved_mode); an agent_identity
+		// JWT is the last resort Codex does not have.
 		switch {
-		case af.AgentIdentity != "":
-			return agentIdentityFromJWT(af.AgentIdentity, decode)
 		case af.PersonalAccessToken != "":
 			return patFromAuthFile(af)
-		case af.Tokens != nil:
-			return chatGPTFromAuthFile(af, false)
+		case hasBedrockKey(af):
+			return nil, notChatGPTLogin(AuthModeBedrockAPIKey)
 		case af.OpenAIAPIKey != nil && *af.OpenAIAPIKey != "":
 			return apiKeyFromAuthFile(af)
+		case af.Tokens != nil:
+			return chatGPTFromAuthFile(af, false)
+		case af.AgentIdentity != "":
+			return agentIdentityFromJWT(af.AgentIdentity, decode)
 		}
 		return nil, nil
+	case AuthModeBedrockAPIKey, AuthModeBedrockAccessKeys, AuthModeHeaders:
+		return nil, notChatGPTLogin(af.AuthMode)
 	case AuthModeAPIKey:
 		if af.OpenAIAPIKey == nil || *af.OpenAIAPIKey == "" {
 			return nil, fieldError(keyOpenAIAPIKey, "auth_mode %q needs a non-empty value", AuthModeAPIKey)

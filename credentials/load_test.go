@@ -30,10 +30,9 @@ func TestLoadFixtures(t *testing.T) {
 		{"chatgpt_account_override.json", &Credentials{Kind: KindChatGPT, ChatGPT: &ChatGPTLogin{
 			AccessToken: fixtureAccessToken, RefreshToken: fixtureRefreshToken, AccountID: "acct-tokens-456",
 		}}},
-		{"chatgpt_legacy_both.json", &Credentials{Kind: KindChatGPT, ChatGPT: &ChatGPTLogin{
-			AccessToken: fixtureAccessToken, RefreshToken: fixtureRefreshToken, AccountID: "acct-tokens-456",
-			FedRAMP: true, LastRefresh: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
-		}}},
+		// Without auth_mode a non-null OPENAI_API_KEY comes before tokens,
+		// as in Codex's AuthDotJson::resolved_mode.
+		{"chatgpt_legacy_both.json", &Credentials{Kind: KindAPIKey, APIKey: fixtureAPIKey}},
 		{"chatgpt_external.json", &Credentials{Kind: KindChatGPT, ChatGPT: &ChatGPTLogin{
 			AccessToken: fixtureAccessToken, AccountID: "acct-claim-123", FedRAMP: true, ExternallyManaged: true,
 		}}},
@@ -44,10 +43,7 @@ func TestLoadFixtures(t *testing.T) {
 			AgentRuntimeID: "agent-123", AgentPrivateKey: fixturePrivateKey, AccountID: "acct-agent-777",
 			ChatGPTUserID: "user-1", Email: "a@example.com", PlanType: "enterprise", IsFedRAMP: true,
 		}}},
-		{"agent_identity_nomode.json", &Credentials{Kind: KindAgentIdentity, AgentIdentity: &identity.Record{
-			AgentRuntimeID: "agent-123", AgentPrivateKey: fixturePrivateKey, AccountID: "acct-agent-777",
-			ChatGPTUserID: "user-1", Email: "a@example.com", PlanType: "enterprise", IsFedRAMP: true,
-		}}},
+		{"agent_identity_nomode.json", &Credentials{Kind: KindAPIKey, APIKey: fixtureAPIKey}},
 		{"agent_identity_record.json", &Credentials{Kind: KindAgentIdentity, AgentIdentity: &identity.Record{
 			AgentRuntimeID: "agent-123", AgentPrivateKey: fixturePrivateKey, AccountID: "acct-record-888",
 			ChatGPTUserID: "user-1", PlanType: "plus",
@@ -72,7 +68,7 @@ func TestLoadFixtures(t *testing.T) {
 				}
 				got.ChatGPT.IDToken = ""
 			}
-			if (got.AgentIdentityJWT != "") != (tc.fixture == "agent_identity.json" || tc.fixture == "agent_identity_nomode.json") {
+			if (got.AgentIdentityJWT != "") != (tc.fixture == "agent_identity.json") {
 				t.Errorf("AgentIdentityJWT set = %v", got.AgentIdentityJWT != "")
 			}
 			got.AgentIdentityJWT, got.Source = "", ""
@@ -192,8 +188,8 @@ func TestLoadPrecedence(t *testing.T) {
 		{"CODEX_API_KEY ignores a broken file", "not_json.json", map[string]string{EnvCodexAPIKey: " sk-env-codex\n"}, want{KindAPIKey, SourceEnvCodexAPIKey, "sk-env-codex"}},
 		{"CODEX_AGENT_IDENTITY beats file", "apikey.json", map[string]string{EnvCodexAgentIdentity: agentJWT, EnvOpenAIAPIKey: "sk-env-openai"}, want{KindAgentIdentity, SourceEnvCodexAgentIdentity, ""}},
 		{"blank env values ignored", "chatgpt.json", map[string]string{EnvCodexAPIKey: "  ", EnvCodexAgentIdentity: "\t"}, want{KindChatGPT, "file", ""}},
-		{"file agent_identity beats tokens and key", "agent_identity_nomode.json", nil, want{KindAgentIdentity, "file", ""}},
-		{"tokens beat OPENAI_API_KEY without auth_mode", "chatgpt_legacy_both.json", nil, want{KindChatGPT, "file", ""}},
+		{"OPENAI_API_KEY beats tokens and agent_identity without auth_mode", "agent_identity_nomode.json", nil, want{KindAPIKey, "file", fixtureAPIKey}},
+		{"OPENAI_API_KEY beats tokens without auth_mode", "chatgpt_legacy_both.json", nil, want{KindAPIKey, "file", fixtureAPIKey}},
 		{"auth_mode apikey beats tokens", "apikey.json", nil, want{KindAPIKey, "file", fixtureAPIKey}},
 		{"CODEX_HOME from env", "USE_ENV_HOME", nil, want{KindAPIKey, "file", fixtureAPIKey}},
 	} {

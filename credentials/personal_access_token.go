@@ -8,12 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/useragent"
 )
 
 // PersonalAccessTokenWhoamiPath is appended to the AuthAPI base to learn
@@ -151,6 +153,7 @@ func HydratePersonalAccessToken(ctx context.Context, client *http.Client, authAP
 	}
 	req.Header.Set(headers.Authorization, headers.SchemeBearer+" "+token)
 	req.Header.Set("Accept", "application/json")
+	useragent.Set(req.Header, useragent.Originator(useragent.FromContext(ctx), os.Getenv))
 	resp, err := noRedirect.Do(req)
 	if err != nil {
 		return nil, &PersonalAccessTokenError{Err: err}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/useragent"
 )
 
 // The ChatGPT token endpoint, as the Codex CLI uses it.
@@ -1029,6 +1030,7 @@ func (s *RefreshingTokenSource) exchange(ctx context.Context, refreshToken strin
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	useragent.Set(req.Header, useragent.Originator(useragent.FromContext(ctx), os.Getenv))
 	s.requests.Add(1)
 	sent := s.now()
 	resp, err := s.client.Do(req)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identityreplace"
 )
 
 // lockRetryDelay is how often a waiting [FileStore.Update] retries the
@@ -45,8 +46,8 @@ type IdentityStore interface {
 	LoadAgentIdentity(ctx context.Context, login Login) (*identity.Record, error)
 	// SaveAgentIdentity stores rec under its AccountID and ChatGPTUserID,
 	// replacing any record stored for that login, or, for a store where
-	// the first identity wins, refusing with an error wrapping
-	// [ErrIdentityExists].
+	// the first identity wins ([FileStore] and a fleet store), refusing
+	// with an error wrapping [ErrIdentityExists].
 	SaveAgentIdentity(ctx context.Context, rec *identity.Record) error
 }
 
@@ -295,12 +296,24 @@ func (s *FileStore) LoadAgentIdentity(ctx context.Context, login Login) (*identi
 // else of its access token) equals rec.ChatGPTUserID; otherwise it writes
 // nothing and returns [ErrLoginChanged]. A user that cannot be read from
 // the file's tokens is not compared: the file then names no other user.
-// The check runs under agentauth's lock on a fresh read, so a logout, an
-// account or user switch or a token rotation that happened during
-// provisioning is never overwritten. A legacy agent_identity_record is
-// migrated by the write; an Agent Identity JWT in agent_identity is left
-// in place (the record then goes to the legacy member). A task_id stored
-// with a record of the same runtime is kept.
+//
+// The first identity stored for a login wins, across FileStores and
+// processes: when the file already holds a valid record of the same
+// account and user with another runtime, nothing is written and the error
+// wraps [ErrIdentityExists]; the caller then loads that record and signs
+// with it, so one login has one identity on the machine. Only the
+// replacement of a runtime the AuthAPI no longer knows (named through the
+// save's context by the transport) overwrites it. Saving the runtime that
+// is already stored is not an error.
+//
+// The record is written with the email and plan_type of the file's id
+// token when rec has none, as Codex writes them. Every check runs under
+// agentauth's lock on a fresh read, so a logout, an account or user switch
+// or a token rotation that happened during provisioning is never
+// overwritten. A legacy agent_identity_record is migrated by the write; an
+// Agent Identity JWT in agent_identity is left in place (the record then
+// goes to the legacy member). A task_id stored with a record of the same
+// runtime is kept.
 func (s *FileStore) SaveAgentIdentity(ctx context.Context, rec *identity.Record) error {
 	if rec == nil {
 		return errors.New("credentials: SaveAgentIdentity: nil record")
@@ -309,6 +322,7 @@ func (s *FileStore) SaveAgentIdentity(ctx context.Context, rec *identity.Record)
 	if err := validateRecord(&cp); err != nil {
 		return fmt.Errorf("credentials: SaveAgentIdentity: %w", err)
 	}
+	replaces := identityreplace.From(ctx)
 	return s.Update(ctx, func(af *AuthFile) error {
 		if af.Tokens == nil {
 			return ErrLoginChanged
@@ -322,6 +336,20 @@ func (s *FileStore) SaveAgentIdentity(ctx context.Context, rec *identity.Record)
 		}
 		if login.UserID != "" && cp.ChatGPTUserID != "" && login.UserID != cp.ChatGPTUserID {
 			return ErrLoginChanged
+		}
+		if prev := af.AgentIdentityRecord; prev != nil && prev.AgentRuntimeID != cp.AgentRuntimeID &&
+			prev.AgentRuntimeID != replaces && prev.AccountID == cp.AccountID &&
+			prev.ChatGPTUserID == cp.ChatGPTUserID && validateRecord(prev) == nil {
+			return fmt.Errorf("%w (stored runtime %q, not %q)", ErrIdentityExists, prev.AgentRuntimeID, cp.AgentRuntimeID)
+		}
+		if cp.Email == "" || cp.PlanType == "" {
+			email, plan := idTokenProfile(af.Tokens.IDToken)
+			if cp.Email == "" {
+				cp.Email = email
+			}
+			if cp.PlanType == "" {
+				cp.PlanType = plan
+			}
 		}
 		if prev := af.AgentIdentityRecord; prev == nil || prev.AgentRuntimeID != cp.AgentRuntimeID {
 			af.AgentIdentityTaskID = ""

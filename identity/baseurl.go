@@ -22,11 +22,12 @@ const (
 // Environment variables that override the derived bases, as in the Codex
 // CLI. Values are trimmed, trailing "/" removed, and ignored when empty.
 const (
-	// EnvCodexAuthAPIBase is the AuthAPI base override current Codex reads
-	// first.
+	// EnvCodexAuthAPIBase overrides only the AuthAPI base a personal
+	// access token is looked up at (whoami), as in Codex. It never moves
+	// agent or task registration, which send the ChatGPT access token.
 	EnvCodexAuthAPIBase = "CODEX_AUTHAPI_BASE_URL"
-	// EnvAuthAPIBase is the older name, read when EnvCodexAuthAPIBase is
-	// empty.
+	// EnvAuthAPIBase overrides the AuthAPI base of agent and task
+	// registration.
 	EnvAuthAPIBase = "CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL"
 	EnvJWKSBase    = "CODEX_AGENT_IDENTITY_JWKS_BASE_URL"
 )
@@ -92,9 +93,9 @@ func IsLoopbackBase(base string) bool {
 type BaseURLs struct {
 	// ChatGPT is the ChatGPT backend base (default [DefaultChatGPTBase]).
 	ChatGPT string
-	// AuthAPI is where agents and tasks are registered: [EnvCodexAuthAPIBase]
-	// if set, else [EnvAuthAPIBase] if set, else the AuthAPI paired with
-	// ChatGPT (see [ResolveBaseURLs]).
+	// AuthAPI is where agents and tasks are registered: [EnvAuthAPIBase]
+	// if set, else the AuthAPI paired with ChatGPT (see
+	// [ResolveBaseURLs]).
 	AuthAPI string
 	// JWKS is the base the JWKS is served under: [EnvJWKSBase] if set, else
 	// ChatGPT. Pass it to [JWKSURL] for the key-set URL.
@@ -102,8 +103,10 @@ type BaseURLs struct {
 }
 
 // ResolveBaseURLs derives the service bases from a ChatGPT backend base
-// (empty means [DefaultChatGPTBase]) and applies the [EnvCodexAuthAPIBase]
-// (then [EnvAuthAPIBase]) and [EnvJWKSBase] overrides read through getenv (nil means [os.Getenv]).
+// (empty means [DefaultChatGPTBase]) and applies the [EnvAuthAPIBase]
+// (registration) and [EnvJWKSBase] overrides read through getenv (nil
+// means [os.Getenv]). [EnvCodexAuthAPIBase] does not apply here: see
+// [PersonalAccessTokenAuthAPIBase].
 // Override values are trimmed, lose trailing "/", and are ignored when
 // empty.
 func ResolveBaseURLs(getenv func(string) string, chatgptBase string) BaseURLs {
@@ -115,9 +118,7 @@ func ResolveBaseURLs(getenv func(string) string, chatgptBase string) BaseURLs {
 		b.ChatGPT = DefaultChatGPTBase
 	}
 	b.AuthAPI = authAPIBaseFor(b.ChatGPT)
-	if v := normalizeBase(getenv(EnvCodexAuthAPIBase)); v != "" {
-		b.AuthAPI = v
-	} else if v := normalizeBase(getenv(EnvAuthAPIBase)); v != "" {
+	if v := normalizeBase(getenv(EnvAuthAPIBase)); v != "" {
 		b.AuthAPI = v
 	}
 	b.JWKS = b.ChatGPT
@@ -136,4 +137,23 @@ func JWKSURL(base string) string {
 		return base + "/wham/agent-identities/jwks"
 	}
 	return base + "/agent-identities/jwks"
+}
+
+// PersonalAccessTokenAuthAPIBase returns the AuthAPI base a personal
+// access token's account is looked up at (whoami), as Codex chooses it:
+// [EnvCodexAuthAPIBase] read through getenv (nil means [os.Getenv];
+// trimmed, trailing "/" removed) if set, else the AuthAPI paired with the
+// ChatGPT backend base. [EnvAuthAPIBase] does not move it.
+func PersonalAccessTokenAuthAPIBase(getenv func(string) string, chatgptBase string) string {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if v := normalizeBase(getenv(EnvCodexAuthAPIBase)); v != "" {
+		return v
+	}
+	base := normalizeBase(chatgptBase)
+	if base == "" {
+		base = DefaultChatGPTBase
+	}
+	return authAPIBaseFor(base)
 }

@@ -109,3 +109,30 @@ func TestJWKSURL(t *testing.T) {
 		}
 	}
 }
+
+// CODEX_AUTHAPI_BASE_URL moves only the personal access token lookup;
+// registration follows CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL alone.
+func TestAuthAPIEnvNamesSplitAsInCodex(t *testing.T) {
+	env := func(k, v string) func(string) string {
+		return func(name string) string {
+			if name == k {
+				return v
+			}
+			return ""
+		}
+	}
+	getenv := env(EnvCodexAuthAPIBase, "http://127.0.0.1:7/whoami-base/")
+	if got := ResolveBaseURLs(getenv, "").AuthAPI; got != DefaultAuthAPIBase {
+		t.Errorf("registration base = %q: CODEX_AUTHAPI_BASE_URL must not move it", got)
+	}
+	if got := PersonalAccessTokenAuthAPIBase(getenv, ""); got != "http://127.0.0.1:7/whoami-base" {
+		t.Errorf("whoami base = %q", got)
+	}
+	getenv = env(EnvAuthAPIBase, "http://127.0.0.1:8/reg")
+	if got := ResolveBaseURLs(getenv, "").AuthAPI; got != "http://127.0.0.1:8/reg" {
+		t.Errorf("registration base = %q", got)
+	}
+	if got := PersonalAccessTokenAuthAPIBase(getenv, ""); got != DefaultAuthAPIBase {
+		t.Errorf("whoami base = %q: the registration override must not move it", got)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/agentauth/agentauth/internal/useragent"
 )
 
 // Version is the agentauth version reported in agent registrations and the
@@ -33,8 +35,11 @@ const (
 	MaxRetryWait = 5 * time.Second
 )
 
-// DefaultUserAgent is sent when [Client.UserAgent] is empty.
-const DefaultUserAgent = "agentauth/" + Version
+// DefaultUserAgent is sent when [Client.UserAgent] is empty:
+// "agentauth/" and the module version from the build info ("devel" when
+// the build records none), the User-Agent of every auth call agentauth
+// makes.
+var DefaultUserAgent = useragent.Value()
 
 // defaultHTTPClient is used when Client.HTTPClient is nil. It refuses
 // redirects: registration endpoints never redirect, and following one would
@@ -85,6 +90,10 @@ type Client struct {
 
 	// UserAgent is sent as User-Agent. Empty means [DefaultUserAgent].
 	UserAgent string
+	// Originator is sent as the "originator" header, the value Codex
+	// clients name themselves with (for callers that must look like a
+	// given Codex client). Empty sends none.
+	Originator string
 
 	// AgentAttempts is the maximum number of agent-registration attempts;
 	// only temporary failures are retried. 0 means [DefaultAgentAttempts]
@@ -475,6 +484,9 @@ func (c *Client) exchange(ctx context.Context, x exchange) ([]byte, *Registratio
 		ua = DefaultUserAgent
 	}
 	req.Header.Set("User-Agent", ua)
+	if c.Originator != "" {
+		req.Header.Set(useragent.HeaderOriginator, c.Originator)
+	}
 
 	resp, err := c.httpClient().Do(req)
 	if err != nil {

@@ -120,6 +120,9 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: process task: %w", err)
 	}
+	if rs := t.runTasks(); rs != nil {
+		process.SetPersistence(runTaskPersistence{store: rs, runtimeID: runtimeID})
+	}
 	r := *rec
 	st := &agentState{record: r, routing: routing, signer: signer, threads: threads, process: process, store: t.s.TaskStore}
 	if !t.s.cacheOnTransportClock {

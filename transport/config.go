@@ -125,6 +125,14 @@ type Config struct {
 	// http.Client over the base transport that follows no redirects.
 	RegistrationClient *http.Client
 
+	// Originator is the "originator" header value sent on agent and task
+	// registration and JWKS fetches, as Codex clients name themselves, for
+	// callers that must look like a given Codex client. Default: no
+	// header. $CODEX_INTERNAL_ORIGINATOR_OVERRIDE, when set, overrides it
+	// on every auth call, as in Codex. Every auth call sends User-Agent
+	// "agentauth/<version>".
+	Originator string
+
 	// Observer receives typed events (registrations, refreshes, 401
 	// recoveries, Bearer fallbacks, signatures, cache removals) for metrics
 	// and traces; see the otelauth module. nil means none, at no cost.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"sync"
@@ -19,6 +20,8 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identityreplace"
+	"github.com/agentauth/agentauth/internal/provisionlock"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -196,9 +199,13 @@ func newProvisioner(t *Transport) *provisioner {
 	// never in this bound expiring first.
 	timeout := identity.DefaultAgentAttempts*(agentTimeout+identity.MaxRetryWait) + 10*time.Second
 	p := &provisioner{t: t, store: t.s.IdentityStore, timeout: timeout, logins: map[loginKey]*loginState{}}
-	switch {
+	switch fs, isFile := p.store.(*credentials.FileStore); {
 	case p.store == nil:
 		p.scope = "default"
+	case isFile && fs != nil:
+		// Every FileStore of one auth.json is one store: transports built
+		// over one Codex home share the login's provisioning.
+		p.scope = "file:" + fileScope(fs.Path())
 	case reflect.ValueOf(p.store).Kind() == reflect.Pointer:
 		// A store is named by its address. An address is reused only after
 		// the store was collected, and a flight keeps its store alive, so a
@@ -460,7 +467,7 @@ func (p *provisioner) signed(ctx context.Context, ls *loginState, agent *agentSt
 		if ls.state.CompareAndSwap(st, &next) {
 			p.endFallback(ctx, st, p.t.s.Now())
 			if st.unsaved {
-				p.saveProven(ctx, agent)
+				p.saveProven(ctx, agent, st.stale)
 			}
 			return
 		}
@@ -472,9 +479,9 @@ func (p *provisioner) signed(ctx context.Context, ls *loginState, agent *agentSt
 // where the first identity wins may refuse it because another process
 // stored its own replacement meanwhile; that one stays stored, and this
 // process keeps signing with the identity it has proven.
-func (p *provisioner) saveProven(ctx context.Context, agent *agentState) {
+func (p *provisioner) saveProven(ctx context.Context, agent *agentState, stale string) {
 	rec := agent.record
-	if err := p.store.SaveAgentIdentity(ctx, &rec); err != nil {
+	if err := p.store.SaveAgentIdentity(identityreplace.With(ctx, stale), &rec); err != nil {
 		p.t.s.Logger.WarnContext(ctx, "agentauth: could not persist the provisioned agent identity", "runtime", rec.AgentRuntimeID, "error", err)
 	}
 }
@@ -614,13 +621,18 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 	useStore := p.store != nil && knownLogin(tok)
 	switch {
 	case useStore:
-		rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())
-		if err != nil {
-			return nil, &storeError{op: "loading stored", err: err}
+		if si, err := p.loadStored(ctx, tok, stale); si != nil || err != nil {
+			return si, err
 		}
-		if rec != nil && rec.Validate() == nil && rec.AgentRuntimeID != stale &&
-			rec.AccountID == tok.AccountID && rec.ChatGPTUserID == tok.UserID {
-			return &sharedIdentity{rec: *rec}, nil
+		if release, ok := p.lockAuthFile(ctx); ok {
+			// Another process may have stored the login's identity while
+			// this one waited for the lock.
+			defer release()
+			if si, err := p.loadStored(ctx, tok, stale); si != nil || err != nil {
+				return si, err
+			}
+		} else if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	case p.store == nil:
 		if si := lookupShared(key); si != nil && si.rec.AgentRuntimeID != stale {
@@ -676,4 +688,53 @@ func (p *provisioner) provision(ctx context.Context, key string, tok *credential
 		si = publishShared(key, si)
 	}
 	return si, nil
+}
+
+// fileScope names an auth.json by its cleaned absolute path (the path as
+// given when it cannot be made absolute).
+func fileScope(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return filepath.Clean(path)
+}
+
+// loadStored returns the usable identity the store holds for tok's login,
+// nil when there is none.
+func (p *provisioner) loadStored(ctx context.Context, tok *credentials.Token, stale string) (*sharedIdentity, error) {
+	rec, err := p.store.LoadAgentIdentity(ctx, tok.Login())
+	if err != nil {
+		return nil, &storeError{op: "loading stored", err: err}
+	}
+	if rec != nil && rec.Validate() == nil && rec.AgentRuntimeID != stale &&
+		rec.AccountID == tok.AccountID && rec.ChatGPTUserID == tok.UserID {
+		return &sharedIdentity{rec: *rec}, nil
+	}
+	return nil, nil
+}
+
+// authFile is an IdentityStore kept in an auth.json ([credentials.FileStore]).
+type authFile interface {
+	Path() string
+	runTaskStore
+}
+
+// lockAuthFile takes the provisioning lock of the store's auth.json, so
+// that processes sharing the file register one agent per login. ok is
+// false when the store is not an auth.json or the lock could not be taken
+// (provisioning then goes on without it; the file's first identity still
+// wins).
+func (p *provisioner) lockAuthFile(ctx context.Context) (release func(), ok bool) {
+	af, isFile := p.store.(authFile)
+	if !isFile {
+		return nil, false
+	}
+	release, err := provisionlock.Acquire(ctx, af.Path())
+	if err != nil {
+		if ctx.Err() == nil {
+			p.t.s.Logger.WarnContext(ctx, "agentauth: provisioning without the auth.json provisioning lock", "error", err)
+		}
+		return nil, false
+	}
+	return release, true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
 	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/internal/useragent"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -87,6 +88,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 		Now:          s.Now,
 		AgentTimeout: s.AgentTimeout,
 		TaskTimeout:  s.ThreadCache.Timeout, // one attempt may use the whole per-registration bound
+		Originator:   useragent.Originator(s.Originator, s.Getenv),
 	}
 
 	creds := s.Credentials
@@ -140,10 +142,12 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 // req.Body is closed exactly once on every path, including errors returned
 // before the base transport is called. Requests to origins outside the
 // allow-list, and every request when there is no credential, go to the base
-// transport untouched. On a 401 to an AgentAssertion request the task is
-// re-registered once (shared by concurrent 401s) and the request replayed
-// once if its body can be replayed (no body, or GetBody set); a 401 to a
-// Bearer request asks a refreshing token source once and replays likewise.
+// transport untouched. On a 401 to an AgentAssertion request, or a 400 or
+// 404 whose error code says the task is gone (invalid_task_id,
+// task_not_found, task_expired), the task is re-registered once (shared by
+// concurrent rejections) and the request replayed once if its body can be
+// replayed (no body, or GetBody set); a 401 to a Bearer request asks a
+// refreshing token source once and replays likewise.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.kind == credentials.KindNone || !t.s.origins.allows(req.URL) {
 		t.stats.add(resolver.ModePassThrough, uintptr(unsafe.Pointer(req)))
@@ -164,13 +168,24 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.fail(req, err)
 	}
 	resp, err := t.send(req, req.Body, &a)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		if err == nil {
-			t.noteUsage(ctx, resp) // usage.go
-		}
+	if err != nil {
 		return resp, err
 	}
-	return t.recoverUnauthorized(req, resp, &a, thread, hasThread)
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return t.recoverUnauthorized(req, resp, &a, thread, hasThread)
+	case http.StatusBadRequest, http.StatusNotFound:
+		// A task the server no longer knows is replaced as after a 401.
+		if a.mode.IsAssertion() {
+			r, gone := peekTaskGone(resp)
+			if gone {
+				return t.recoverUnauthorized(req, r, &a, thread, hasThread)
+			}
+			resp = r
+		}
+	}
+	t.noteUsage(ctx, resp) // usage.go
+	return resp, nil
 }
 
 // authorization is the outcome of mode selection and credential lookup for

@@ -68,12 +68,15 @@ type Handle struct {
 	policy   taskcache.Policy
 	task     atomic.Pointer[taskcache.Task]
 	flight   singleflight.Group
+	persist  atomic.Pointer[Persistence]
 
 	mu       sync.Mutex
 	failures int                    // consecutive failed registrations
 	backoff  *resolver.BackoffError // the last failure while its backoff runs
+	rejected string                 // the last task id the server refused
 
 	registrations, failed, panics, rejections, invalidations atomic.Uint64
+	reused, saveFailures                                     atomic.Uint64 // persisted tasks taken; failed saves
 }
 
 var (
@@ -195,6 +198,24 @@ func (h *Handle) fly(ctx context.Context) (any, error) {
 	if err := h.backingOff(); err != nil {
 		return nil, err
 	}
+	p, id, rejected := h.stored(ctx)
+	if lk, ok := p.(Locker); ok && id == "" {
+		// Another process may be registering the task: wait for it, then
+		// look again.
+		if release, err := lk.Lock(ctx); err == nil {
+			defer release()
+			_, id, rejected = h.stored(ctx)
+		}
+	}
+	if id != "" {
+		t := taskcache.NewTask("", id)
+		h.mu.Lock()
+		h.failures, h.backoff = 0, nil
+		h.mu.Unlock()
+		h.reused.Add(1)
+		h.task.Store(t)
+		return t, nil
+	}
 	h.mu.Lock()
 	n := h.failures + 1
 	h.mu.Unlock()
@@ -218,16 +239,27 @@ func (h *Handle) fly(ctx context.Context) (any, error) {
 	h.mu.Unlock()
 	h.registrations.Add(1)
 	h.task.Store(t)
+	if p != nil {
+		// Best effort: the task serves this process whether or not it can
+		// be kept for the next one.
+		if p.Save(ctx, id, rejected) != nil {
+			h.saveFailures.Add(1)
+		}
+	}
 	return t, nil
 }
 
 // Invalidate drops task if it is still the current process task (after the
-// server rejected it with 401), so the next Get registers a new one. A
+// server rejected it), so the next Get registers a new one (a persisted
+// task equal to the rejected one is not reused). A
 // stale call (the task was already replaced) changes nothing.
 func (h *Handle) Invalidate(task *taskcache.Task) bool {
 	if task == nil || !h.task.CompareAndSwap(task, nil) {
 		return false
 	}
+	h.mu.Lock()
+	h.rejected = task.ID()
+	h.mu.Unlock()
 	h.invalidations.Add(1)
 	return true
 }

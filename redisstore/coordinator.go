@@ -143,8 +143,14 @@ var _ credentials.RefreshCoordinator = (*Coordinator)(nil)
 // the same way, or replicas that differ in UserID take different locks
 // and refresh the same refresh token twice. agentauth's
 // Options.RefreshCoordinator (with [Store.Coordinators]) passes both.
+// A login without a user id is also keyed by what Initial's tokens say
+// about their user (a chatgpt_user_id or user_id claim, else the subject,
+// else the email), and every set loaded or stored is checked against the
+// login and those claims ([ErrLoginMismatch]): two users of one workspace
+// never share a set. Without a user id and without such claims, the
+// caller vouches that the account names one login.
 func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOptions) (*Coordinator, error) {
-	return s.refreshCoordinator(login, "", opts)
+	return s.refreshCoordinator(login, subjectMark(login, opts.Initial), opts)
 }
 
 func (s *Store) refreshCoordinator(login credentials.Login, mark string, opts CoordinatorOptions) (*Coordinator, error) {
@@ -190,7 +196,10 @@ func (s *Store) refreshCoordinator(login credentials.Login, mark string, opts Co
 // opts, for agentauth.Options.RefreshCoordinator: given a login and the
 // token set a replica loaded (its auth.json), it returns the login's
 // Coordinator seeded with that set (opts.Initial, when set, wins). Like
-// RefreshCoordinator it needs a sealing key.
+// RefreshCoordinator it needs a sealing key. A login whose tokens name no
+// user and carry no subject or email is unsure to be one user's: it is
+// keyed by its seed as well (replicas started from one auth.json share
+// it, another user's auth.json never does).
 func (s *Store) Coordinators(opts CoordinatorOptions) func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
 	return func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
 		o := opts

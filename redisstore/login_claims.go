@@ -133,6 +133,16 @@ func setRank(ts *credentials.TokenSet) int64 {
 // whose tokens carry no user id never share a set. It is "" for a login
 // with a user id.
 func loginMark(login credentials.Login, seed *credentials.TokenSet) string {
+	if m := subjectMark(login, seed); m != "" || login.UserID != "" || seed == nil || seed.RefreshToken == "" {
+		return m
+	}
+	sum := sha256.Sum256([]byte("agentauth/redisstore seed lineage\x00" + seed.RefreshToken))
+	return "seed:" + hex.EncodeToString(sum[:])
+}
+
+// subjectMark is loginMark without the seed lineage: what the seed's
+// tokens say about their user, for a login that names none.
+func subjectMark(login credentials.Login, seed *credentials.TokenSet) string {
 	if login.UserID != "" || seed == nil {
 		return ""
 	}
@@ -144,9 +154,6 @@ func loginMark(login credentials.Login, seed *credentials.TokenSet) string {
 		return "sub:" + c.subject
 	case c.email != "":
 		return "email:" + c.email
-	case seed.RefreshToken != "":
-		sum := sha256.Sum256([]byte("agentauth/redisstore seed lineage\x00" + seed.RefreshToken))
-		return "seed:" + hex.EncodeToString(sum[:])
 	}
 	return ""
 }

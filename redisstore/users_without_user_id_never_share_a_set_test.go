@@ -24,7 +24,6 @@ func userSet(acct, claims string, n int) *credentials.TokenSet {
 	return &credentials.TokenSet{IDToken: jwt("id"), AccessToken: jwt("access"), RefreshToken: "rt-" + rand.Text(), AccountID: acct}
 }
 
-
 // Two users of one workspace whose tokens carry no user id each keep their
 // own fleet token set: by their tokens' subject or email when they carry
 // one, else by their seed. A replica of user B never loads user A's set.

@@ -19,10 +19,6 @@ import (
 // another user's tokens.
 var ErrLoginMismatch = errors.New("redisstore: the token set belongs to another ChatGPT login")
 
-// openAIAuthClaim is the JWT claim that carries the ChatGPT account and
-// user.
-const openAIAuthClaim = "https://api.openai.com/auth"
-
 // jwtClaims is what the coordinator reads, unverified, from a JWT-shaped
 // token: who it names and when it was issued. Reading it only decides
 // which fleet set a token belongs to and which of two sets is newer; the

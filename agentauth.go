@@ -335,10 +335,16 @@ func (s *Setup) Transport(base http.RoundTripper) (*transport.Transport, error) 
 }
 
 // Close stops a background token refresh in flight (a refresh ends by
-// itself within its timeout otherwise) and releases the refresher's idle
-// connections. The transport keeps working with the current token.
+// itself within its timeout otherwise), releases the refresher's idle
+// connections and closes the RefreshCoordinator when it has a Close
+// method (a fleet coordinator's background publish). The transport keeps
+// working with the current token.
 func (s *Setup) Close() {
 	if c, ok := s.TokenSource.(interface{ Close() }); ok {
+		c.Close()
+	}
+	// A fleet coordinator may be publishing a rotation in the background.
+	if c, ok := s.RefreshCoordinator.(interface{ Close() }); ok {
 		c.Close()
 	}
 }

@@ -108,10 +108,23 @@ type Coordinator struct {
 	local chan struct{} // in-process lock, capacity 1
 	token string        // this Coordinator's value of the fleet lock
 
+	owner  credentials.Login // login, completed from Initial's claims
+	claims jwtClaims         // the token subject and email of Initial
+
+	// holding is set while this Coordinator holds the fleet lock: a Load
+	// then never answers from memory, since its caller is about to
+	// refresh from what it returns.
+	holding atomic.Bool
+	pubMu   sync.Mutex // one publish of the pending set at a time
+	wg      sync.WaitGroup
+	done    chan struct{} // closed by Close
+
 	mu          sync.Mutex
 	last        *credentials.TokenSet // the newest set this replica saw
 	pendingPrev *credentials.TokenSet // the fleet's set pending replaces (nil: none stored)
 	pending     *credentials.TokenSet // a set that did not reach Redis yet
+	retrying    bool                  // the background publish of pending runs
+	closed      bool
 	down        bool
 	outageStart time.Time
 
@@ -130,7 +143,17 @@ var _ credentials.RefreshCoordinator = (*Coordinator)(nil)
 // the same way, or replicas that differ in UserID take different locks
 // and refresh the same refresh token twice. agentauth's
 // Options.RefreshCoordinator (with [Store.Coordinators]) passes both.
+// A login without a user id is also keyed by what Initial's tokens say
+// about their user (a chatgpt_user_id or user_id claim, else the subject,
+// else the email), and every set loaded or stored is checked against the
+// login and those claims ([ErrLoginMismatch]): two users of one workspace
+// never share a set. Without a user id and without such claims, the
+// caller vouches that the account names one login.
 func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOptions) (*Coordinator, error) {
+	return s.refreshCoordinator(login, subjectMark(login, opts.Initial), opts)
+}
+
+func (s *Store) refreshCoordinator(login credentials.Login, mark string, opts CoordinatorOptions) (*Coordinator, error) {
 	if s.sealer == nil {
 		return nil, ErrNoSealingKey
 	}
@@ -154,7 +177,17 @@ func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOpti
 	if err != nil {
 		return nil, err
 	}
-	c := &Coordinator{s: s, login: login, keys: s.loginKeysFor(login), opts: opts, local: make(chan struct{}, 1), token: token}
+	c := &Coordinator{s: s, login: login, keys: s.markedLoginKeys(login, mark), opts: opts,
+		local: make(chan struct{}, 1), token: token, owner: login, done: make(chan struct{})}
+	if opts.Initial != nil {
+		c.claims = setClaims(opts.Initial)
+		if c.owner.AccountID == "" {
+			c.owner.AccountID = c.claims.account
+		}
+		if c.owner.UserID == "" {
+			c.owner.UserID = c.claims.user
+		}
+	}
 	c.last = opts.Initial
 	return c, nil
 }
@@ -163,14 +196,20 @@ func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOpti
 // opts, for agentauth.Options.RefreshCoordinator: given a login and the
 // token set a replica loaded (its auth.json), it returns the login's
 // Coordinator seeded with that set (opts.Initial, when set, wins). Like
-// RefreshCoordinator it needs a sealing key.
+// RefreshCoordinator it needs a sealing key. A login whose tokens name no
+// user and carry no subject or email is unsure to be one user's: it is
+// keyed by its seed as well (replicas started from one auth.json share
+// it, another user's auth.json never does).
 func (s *Store) Coordinators(opts CoordinatorOptions) func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
 	return func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
 		o := opts
 		if o.Initial == nil {
 			o.Initial = initial
 		}
-		c, err := s.RefreshCoordinator(login, o)
+		// A login whose tokens name no user is told apart by its token
+		// subject, or else by the seed's lineage: two users of one
+		// workspace never share a set.
+		c, err := s.refreshCoordinator(login, loginMark(login, o.Initial), o)
 		if err != nil {
 			return nil, err // not a nil *Coordinator in a non-nil interface
 		}
@@ -184,6 +223,9 @@ func checkSet(login credentials.Login, ts *credentials.TokenSet) error {
 	}
 	if login.AccountID != "" && ts.AccountID != "" && ts.AccountID != login.AccountID {
 		return errors.New("token set of another account")
+	}
+	if checkOwner(login, jwtClaims{}, ts) != nil {
+		return errors.New("token set of another user")
 	}
 	return nil
 }
@@ -208,6 +250,14 @@ func (c *Coordinator) Stats() CoordinatorStats {
 // outlasted OutageBound and the token has expired: then only the
 // in-process lock is held. release frees the fleet lock only if this
 // replica still holds it, and is safe to call more than once.
+//
+// A holder whose rotation could not be published (Redis failed at its
+// CompareAndSwap) does not free the fleet lock at release: it publishes
+// the set in the background as soon as Redis answers, and frees the lock
+// with the same script. A lock that lapsed meanwhile (Redis stalled for
+// longer than LockTimeout) is not taken over at once: the next holder
+// first grants the lapsed one a short grace to publish, so it loads the
+// rotation instead of refreshing with the spent refresh token.
 func (c *Coordinator) Lock(ctx context.Context) (release func(), err error) {
 	select {
 	case c.local <- struct{}{}:
@@ -226,7 +276,8 @@ func (c *Coordinator) Lock(ctx context.Context) (release func(), err error) {
 	}()
 	for {
 		opCtx, cancel := context.WithTimeout(ctx, c.s.opts.OpTimeout)
-		n, err := lockScript.Run(opCtx, c.s.client, []string{c.keys.tokensLock}, token, c.opts.LockTimeout.Milliseconds()).Int64()
+		n, err := lockScript.Run(opCtx, c.s.client, []string{c.keys.tokensLock, c.keys.tokensHolder, c.keys.tokensGrace},
+			token, c.opts.LockTimeout.Milliseconds(), c.graceTime().Milliseconds(), holderMarkTTL.Milliseconds()).Int64()
 		cancel()
 		ok := n == 1
 		if err != nil {
@@ -250,8 +301,15 @@ func (c *Coordinator) Lock(ctx context.Context) (release func(), err error) {
 			if waited {
 				c.waits.Add(1)
 			}
+			c.holding.Store(true)
 			var once sync.Once
-			return func() { once.Do(func() { c.unlock(ctx, token); unlockLocal() }) }, nil
+			return func() {
+				once.Do(func() {
+					c.releaseFleet(ctx, token)
+					c.holding.Store(false)
+					unlockLocal()
+				})
+			}, nil
 		}
 		waited = true
 		if timer == nil {
@@ -269,63 +327,167 @@ func (c *Coordinator) Lock(ctx context.Context) (release func(), err error) {
 	}
 }
 
-// lockScript takes the refresh lock for ARGV[1], or renews it when it
-// holds ARGV[1] already: a lock this Coordinator set in a call that timed
-// out on the client but still ran on a frozen Redis, or whose release
-// failed. The in-process lock makes this Coordinator's holds exclusive, so
-// finding its own token means no one else holds the lock.
+// holderMarkTTL bounds how long the mark of a holder that never came back
+// (see lockScript) lives: long enough to outlast any Redis stall.
+const holderMarkTTL = 24 * time.Hour
+
+// graceTime is how long the next holder waits for a lapsed holder to
+// publish: a few of the background publish's polls (each at most
+// MaxPollInterval apart and OpTimeout long), within LockTimeout.
+func (c *Coordinator) graceTime() time.Duration {
+	return max(min(4*(c.s.opts.MaxPollInterval+c.s.opts.OpTimeout), c.opts.LockTimeout), time.Millisecond)
+}
+
+// lockScript takes the refresh lock (KEYS[1]) for ARGV[1], or renews it
+// when it holds ARGV[1] already: a lock this Coordinator set in a call
+// that timed out on the client but still ran on a frozen Redis, or whose
+// release failed. The in-process lock makes this Coordinator's holds
+// exclusive, so finding its own token means no one else holds the lock.
+//
+// The holder is also marked in KEYS[2] until it releases cleanly or
+// publishes (a mark that outlives its lock). A free lock whose last holder
+// left its mark behind may have a rotation that holder could not publish
+// yet: the lock is then refused (0) for a grace of ARGV[3] ms (KEYS[3]),
+// once per lapsed holder (its mark is prefixed with "~" when the grace
+// starts), so that a holder alive behind a stalled Redis publishes first.
 var lockScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
   return 1
 end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 1
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
 end
-return 0
+local h = redis.call('GET', KEYS[2])
+if h and h ~= ARGV[1] and h ~= '~' .. ARGV[1] then
+  if string.sub(h, 1, 1) ~= '~' then
+    redis.call('SET', KEYS[2], '~' .. h, 'PX', ARGV[4])
+    redis.call('SET', KEYS[3], h, 'PX', ARGV[3])
+    return 0
+  end
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
+return 1
 `)
 
-// unlock deletes the fleet lock if it still holds token; a failure leaves
-// it to expire.
-func (c *Coordinator) unlock(ctx context.Context, token string) {
+// unlockScript deletes the lock (KEYS[1]) and the holder's mark (KEYS[2])
+// if they are still ARGV[1]'s.
+var unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+local h = redis.call('GET', KEYS[2])
+if h == ARGV[1] or h == '~' .. ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+`)
+
+// releaseFleet ends a hold of the fleet lock: with a rotation still
+// pending it publishes it and frees the lock in one script, or leaves
+// both (lock and mark) to the background publish when Redis still fails;
+// otherwise it frees the lock. A failure leaves the lock to expire.
+func (c *Coordinator) releaseFleet(ctx context.Context, token string) {
+	c.mu.Lock()
+	pending := c.pending != nil
+	c.mu.Unlock()
+	if pending {
+		if c.publishPending(context.WithoutCancel(ctx), true) != nil {
+			c.schedulePublish()
+		}
+		return
+	}
+	c.unlockFleet(ctx, token)
+}
+
+func (c *Coordinator) unlockFleet(ctx context.Context, token string) {
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.opts.OpTimeout)
 	defer cancel()
-	if err := compareAndDelete.Run(opCtx, c.s.client, []string{c.keys.tokensLock}, token).Err(); err != nil {
+	if err := unlockScript.Run(opCtx, c.s.client, []string{c.keys.tokensLock, c.keys.tokensHolder}, token).Err(); err != nil {
 		c.failed(err)
 		return
 	}
 	c.healthy(ctx)
 }
 
-// loadScript seeds the login with ARGV[1..2] (digest, sealed set) when it
-// has no token set and a seed is given, and returns {digest, sealed}.
+// loadScript seeds the login with ARGV[1..3] (digest, sealed set, rank)
+// when it has no token set, or when the seed was issued after the stored
+// set (a generation only moves forward: an older seed never replaces a
+// newer set, and a newer one, such as a new login after the old one was
+// revoked, or the newest set a replica saw after Redis restarted with an
+// older one, replaces it), and returns {digest, sealed}. A stored set
+// without a rank is never replaced by a seed.
 var loadScript = redis.NewScript(`
-if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'd', ARGV[1], 's', ARGV[2])
+if ARGV[1] ~= '' then
+  local d = redis.call('HGET', KEYS[1], 'd')
+  if not d then
+    redis.call('HSET', KEYS[1], 'd', ARGV[1], 's', ARGV[2], 'g', ARGV[3])
+  elseif d ~= ARGV[1] then
+    local g = tonumber(redis.call('HGET', KEYS[1], 'g'))
+    if g and tonumber(ARGV[3]) > g then
+      redis.call('HSET', KEYS[1], 'd', ARGV[1], 's', ARGV[2], 'g', ARGV[3])
+    end
+  end
 end
 return redis.call('HMGET', KEYS[1], 'd', 's')
 `)
 
-// casScript stores {ARGV[2], ARGV[3]} when the stored digest equals ARGV[1]
-// ("" meaning no set stored) and returns 1, or 0 when it does not.
+// casScript stores {ARGV[3], ARGV[4]} with rank ARGV[5] and returns 1 when
+// the login has no set (Redis lost it: the set being stored is the newest
+// the fleet has), when the stored digest equals ARGV[1] (prev), or when
+// the stored set was issued before prev (ARGV[2]: an older set seeded
+// after Redis lost the data); it returns 0 otherwise. The stored rank only
+// moves forward. Storing ends the mark of holder ARGV[6] (its rotation is
+// published); with ARGV[7] = "1" the script also frees ARGV[6]'s lock and
+// mark whatever it decided.
 var casScript = redis.NewScript(`
 local d = redis.call('HGET', KEYS[1], 'd')
-if (ARGV[1] == '' and not d) or d == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'd', ARGV[2], 's', ARGV[3])
+local g = tonumber(redis.call('HGET', KEYS[1], 'g'))
+local ok = (not d) or d == ARGV[1]
+if not ok and g and g < tonumber(ARGV[2]) then
+  ok = true
+end
+if ok then
+  local rank = tonumber(ARGV[5])
+  if g and g > rank then
+    rank = g
+  end
+  redis.call('HSET', KEYS[1], 'd', ARGV[3], 's', ARGV[4], 'g', rank)
+end
+if ok or ARGV[7] == '1' then
+  local h = redis.call('GET', KEYS[2])
+  if h == ARGV[6] or h == '~' .. ARGV[6] then
+    redis.call('DEL', KEYS[2])
+  end
+end
+if ARGV[7] == '1' and redis.call('GET', KEYS[3]) == ARGV[6] then
+  redis.call('DEL', KEYS[3])
+end
+if ok then
   return 1
 end
 return 0
 `)
 
 // Load implements [credentials.RefreshCoordinator]: it returns the login's
-// token set from Redis, seeding it with CoordinatorOptions.Initial the
-// first time. A Redis failure returns at once with a temporary *[Error]
-// (Op "load"), unless the outage has outlasted OutageBound and the token
-// has expired: then it returns the newest set this replica saw. A set that
-// does not open with the configured keys is an error wrapping
-// [ErrUnknownSealingKey] or [ErrSealedValueInvalid].
+// token set from Redis, seeding it with the newest set this replica saw
+// (CoordinatorOptions.Initial at first) when Redis has none or an older
+// one. A Redis failure returns the newest set this replica saw while its
+// access token has not expired (a replica started during an outage serves
+// its auth.json token), except to the holder of the fleet lock, which is
+// about to refresh from what Load returns: it gets a temporary *[Error]
+// (Op "load"), as does a replica without a valid token, unless the outage
+// has outlasted OutageBound and the token has expired: then it returns
+// the newest set this replica saw. A set that does not open with the
+// configured keys is an error wrapping [ErrUnknownSealingKey] or
+// [ErrSealedValueInvalid]; one that names another login, [ErrLoginMismatch].
 func (c *Coordinator) Load(ctx context.Context) (*credentials.TokenSet, error) {
-	if err := c.publishPending(ctx); err != nil {
+	if err := c.publishPending(ctx, false); err != nil {
 		return c.loadFailed(ctx, err)
 	}
 	// Seed with the newest set this replica saw: Initial at first, and
@@ -343,7 +505,7 @@ func (c *Coordinator) Load(ctx context.Context) (*credentials.TokenSet, error) {
 		}
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.s.opts.OpTimeout)
-	res, err := loadScript.Run(opCtx, c.s.client, []string{c.keys.tokens}, digest, sealed).Slice()
+	res, err := loadScript.Run(opCtx, c.s.client, []string{c.keys.tokens}, digest, sealed, setRank(seed)).Slice()
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -366,6 +528,9 @@ func (c *Coordinator) Load(ctx context.Context) (*credentials.TokenSet, error) {
 	if d, _ := res[0].(string); d != setDigest(ts) {
 		return nil, fmt.Errorf("redisstore: the stored token set does not match its digest: %w", ErrSealedValueInvalid)
 	}
+	if err := checkOwner(c.owner, c.claims, ts); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	c.last = copySet(ts)
 	c.mu.Unlock()
@@ -382,18 +547,31 @@ func (c *Coordinator) loadFailed(ctx context.Context, err error) (*credentials.T
 		defer c.mu.Unlock()
 		return copySet(c.last), nil
 	}
+	if !c.holding.Load() {
+		c.mu.Lock()
+		last := copySet(c.last)
+		c.mu.Unlock()
+		if last != nil {
+			if exp, ok := accessTokenExpiry(last.AccessToken); ok && c.s.opts.Now().Before(exp) {
+				return last, nil
+			}
+		}
+	}
 	return nil, &Error{Op: "load", Err: err}
 }
 
 // CompareAndSwap implements [credentials.RefreshCoordinator]: it stores
 // next if the fleet's set still has prev's access and refresh tokens (prev
 // nil: if the login has no set yet), atomically in Redis, and returns
-// [credentials.ErrTokenSetChanged] otherwise. When Redis fails, next is
-// kept and published at this replica's next successful Redis call (if the
-// fleet's set is then still prev), because the refresh that produced it
-// has used up the fleet's refresh token; the error is a temporary
-// *[Error] (Op "swap"), or nil when the outage has outlasted OutageBound
-// and the token had expired (the refresh was uncoordinated anyway).
+// [credentials.ErrTokenSetChanged] otherwise. A login whose set Redis
+// lost (it restarted empty), or whose set was re-seeded with one issued
+// before prev, takes next too: next is then the newest set of the fleet.
+// When Redis fails, next is kept and published in the background as soon
+// as Redis answers again (and at Close), if the fleet's set is then still
+// prev (or older, or gone), because the refresh that produced it has used
+// up the fleet's refresh token; the error is a temporary *[Error] (Op
+// "swap"), or nil when the outage has outlasted OutageBound and the token
+// had expired (the refresh was uncoordinated anyway).
 func (c *Coordinator) CompareAndSwap(ctx context.Context, prev, next *credentials.TokenSet) error {
 	if next == nil {
 		return errors.New("redisstore: CompareAndSwap: nil next token set")
@@ -401,7 +579,10 @@ func (c *Coordinator) CompareAndSwap(ctx context.Context, prev, next *credential
 	if err := checkSet(c.login, next); err != nil {
 		return fmt.Errorf("redisstore: CompareAndSwap: %w", err)
 	}
-	err := c.swap(ctx, prev, next)
+	if err := checkOwner(c.owner, c.claims, next); err != nil {
+		return fmt.Errorf("redisstore: CompareAndSwap: %w", err)
+	}
+	err := c.swap(ctx, prev, next, false)
 	if err == nil || errors.Is(err, credentials.ErrTokenSetChanged) {
 		return err
 	}
@@ -419,13 +600,15 @@ func (c *Coordinator) CompareAndSwap(ctx context.Context, prev, next *credential
 	c.pending = copySet(next)
 	c.last = copySet(next)
 	c.mu.Unlock()
+	c.schedulePublish()
 	if uncoordinated {
 		return nil
 	}
 	return err
 }
 
-func (c *Coordinator) swap(ctx context.Context, prev, next *credentials.TokenSet) error {
+// swap runs casScript; release also frees this Coordinator's fleet lock.
+func (c *Coordinator) swap(ctx context.Context, prev, next *credentials.TokenSet, release bool) error {
 	prevDigest := ""
 	if prev != nil {
 		prevDigest = setDigest(prev)
@@ -434,9 +617,14 @@ func (c *Coordinator) swap(ctx context.Context, prev, next *credentials.TokenSet
 	if err != nil {
 		return err
 	}
+	rel := "0"
+	if release {
+		rel = "1"
+	}
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.opts.OpTimeout)
 	defer cancel()
-	n, err := casScript.Run(opCtx, c.s.client, []string{c.keys.tokens}, prevDigest, digest, sealed).Int64()
+	n, err := casScript.Run(opCtx, c.s.client, []string{c.keys.tokens, c.keys.tokensHolder, c.keys.tokensLock},
+		prevDigest, setRank(prev), digest, sealed, setRank(next), c.token, rel).Int64()
 	if err != nil {
 		c.failed(err)
 		return &Error{Op: "swap", Err: err}
@@ -454,17 +642,23 @@ func (c *Coordinator) swap(ctx context.Context, prev, next *credentials.TokenSet
 }
 
 // publishPending stores a set that did not reach Redis, if the fleet's
-// set is still the one it replaces; otherwise the fleet's newer set wins
-// and the pending one is dropped. It returns the Redis error that keeps
-// it pending.
-func (c *Coordinator) publishPending(ctx context.Context) error {
+// set is still the one it replaces (or older, or gone); otherwise the
+// fleet's newer set wins and the pending one is dropped. release also
+// frees this Coordinator's fleet lock and mark (a hold that ended with the
+// set unpublished). It returns the Redis error that keeps it pending.
+func (c *Coordinator) publishPending(ctx context.Context, release bool) error {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
 	c.mu.Lock()
 	prev, next := c.pendingPrev, c.pending
 	c.mu.Unlock()
 	if next == nil {
+		if release { // published meanwhile by the background publish
+			c.unlockFleet(ctx, c.token)
+		}
 		return nil
 	}
-	err := c.swap(ctx, prev, next)
+	err := c.swap(ctx, prev, next, release)
 	var re *Error
 	if errors.As(err, &re) {
 		return re.Err // still failing: keep it

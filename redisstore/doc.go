@@ -32,17 +32,30 @@
 //
 // Secrets (tokens, private keys) are sealed with AES-256-GCM under an
 // operator's key ([Sealer], [SealingKeyEnv]) and bound to their key name;
-// without a key they are refused ([ErrNoSealingKey]). Key names are
-// SHA-256 hashes of the runtime id and thread key or of the account and
-// user ids, never a credential or an id in the clear.
+// without a key they are refused ([ErrNoSealingKey]). The first key seals
+// and every listed key opens, so a key is rotated in two phases across a
+// rolling deploy: first list the new key second ("OLD,NEW") on every
+// replica, which still seals with OLD and can already open NEW; once every
+// replica runs that list, promote it ("NEW,OLD"); drop OLD once the values
+// sealed with it are rewritten. Putting the new key first in one step
+// breaks the replicas still on "OLD": they cannot open what NEW sealed.
+// Key names are SHA-256 hashes of the runtime id and thread key or of the
+// account and user ids, never a credential or an id in the clear.
 //
 // The store prefers availability: when Redis is unreachable or slower than
 // Options.OpTimeout, a replica registers thread tasks locally, and refresh
 // coordination fails fast with a temporary error so a replica keeps using
-// its still-valid token; only with CoordinatorOptions.OutageBound set, and
-// once its token has expired, does it refresh on its own. Outages are
-// counted in Stats and logged once, until the next successful Redis call
-// ends them.
+// its still-valid token (a replica started during the outage uses its
+// seed's); only with CoordinatorOptions.OutageBound set, and once its
+// token has expired, does it refresh on its own. A rotation that could not
+// reach Redis is published in the background as soon as Redis answers
+// (until [Coordinator.Close]); a lock that lapsed meanwhile is taken by the
+// next replica only after a short grace for that publish. Token sets are
+// ranked by their issue time, which only moves forward: a seed replaces
+// only an older set (a new login replaces a revoked one;
+// [Store.ResetLogin] and the agentauth-redis command reset a login).
+// Outages are counted in Stats and logged once, until the next successful
+// Redis call ends them.
 //
 // Only commands of Redis 6.2 and earlier are used (GET, SET with NX/PX,
 // DEL, EXISTS, PEXPIRE, HSET, HGET, HMGET, EVALSHA/EVAL), so Valkey works

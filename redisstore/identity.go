@@ -30,6 +30,10 @@ var ErrIdentityExists = fmt.Errorf("redisstore: %w", credentials.ErrIdentityExis
 // loginKeys are the Redis keys of one ChatGPT login.
 type loginKeys struct {
 	identity, identityLock, tokens, tokensLock string
+	// tokensHolder names the last replica that took the refresh lock
+	// while it may still have a rotation to publish; tokensGrace is the
+	// wait the next holder grants it (see lockScript).
+	tokensHolder, tokensGrace string
 }
 
 // loginKeysFor derives the keys of login from a SHA-256 hash of its
@@ -37,20 +41,34 @@ type loginKeys struct {
 // Redis key names carry neither id. The hash is unkeyed: someone who can
 // list the keys and already knows an account and user id can confirm that
 // the login is stored.
-func (s *Store) loginKeysFor(login credentials.Login) loginKeys {
+func (s *Store) loginKeysFor(login credentials.Login) loginKeys { return s.markedLoginKeys(login, "") }
+
+// markedLoginKeys is loginKeysFor for a login told apart by mark too (see
+// loginMark); "" is the login's account and user alone.
+func (s *Store) markedLoginKeys(login credentials.Login, mark string) loginKeys {
 	h := sha256.New()
 	h.Write([]byte("agentauth/redisstore login\x00"))
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(login.AccountID)))
 	h.Write(n[:])
 	h.Write([]byte(login.AccountID))
-	h.Write([]byte(login.UserID))
+	if mark != "" {
+		binary.BigEndian.PutUint64(n[:], uint64(len(login.UserID)))
+		h.Write([]byte("\x00marked\x00"))
+		h.Write(n[:])
+		h.Write([]byte(login.UserID))
+		h.Write([]byte(mark))
+	} else {
+		h.Write([]byte(login.UserID))
+	}
 	base := s.opts.LoginPrefix + "{" + hex.EncodeToString(h.Sum(nil)) + "}"
 	return loginKeys{
 		identity:     base + ":identity",
 		identityLock: base + ":identity:lock",
 		tokens:       base + ":tokens",
 		tokensLock:   base + ":tokens:lock",
+		tokensHolder: base + ":tokens:holder",
+		tokensGrace:  base + ":tokens:grace",
 	}
 }
 
@@ -99,7 +117,10 @@ return cur
 //
 // On a miss it also makes provisioning single-flight across the fleet:
 // it reserves the login's provisioning for this Store (a lock that lives
-// Options.LockTimeout, released by SaveAgentIdentity) and returns nil, so
+// Options.LockTimeout, released by SaveAgentIdentity, and also as soon as
+// ctx ends: every way out of a provisioning that fails, a registration
+// answering 503 included, frees it, so the replicas waiting for it
+// provision at once instead of waiting for the lock to expire) and returns nil, so
 // the caller registers an agent and saves it; a replica that misses while
 // another provisions waits until the other's identity is stored, or its
 // lock is gone, or two thirds of ctx's time have passed (it then returns
@@ -153,6 +174,7 @@ func (s *Store) LoadAgentIdentity(ctx context.Context, login credentials.Login) 
 		case identityHit:
 			return s.openRecord(k.identity, login, val)
 		case identityLocked:
+			s.reserve(ctx, k.identityLock)
 			return nil, nil
 		case identityBusy: // another replica provisions: wait below
 		default:
@@ -262,3 +284,39 @@ func (s *Store) SaveAgentIdentity(ctx context.Context, rec *identity.Record) err
 }
 
 var _ credentials.IdentityStore = (*Store)(nil)
+
+// reserve ties this Store's provisioning reservation of lockKey to ctx:
+// when ctx ends (the provisioning that loaded returned, whichever way) and
+// no other provisioning of this Store holds it, the lock is freed if it
+// is still this Store's. A ctx that never ends leaves the lock to
+// SaveAgentIdentity or to its expiry (Options.LockTimeout).
+func (s *Store) reserve(ctx context.Context, lockKey string) {
+	if ctx.Done() == nil {
+		return
+	}
+	s.provMu.Lock()
+	if s.prov == nil {
+		s.prov = map[string]int{}
+	}
+	s.prov[lockKey]++
+	s.provMu.Unlock()
+	context.AfterFunc(ctx, func() {
+		s.provMu.Lock()
+		s.prov[lockKey]--
+		last := s.prov[lockKey] == 0
+		if last {
+			delete(s.prov, lockKey)
+		}
+		s.provMu.Unlock()
+		if !last {
+			return
+		}
+		opCtx, cancel := context.WithTimeout(context.Background(), s.opts.OpTimeout)
+		defer cancel()
+		if err := compareAndDelete.Run(opCtx, s.client, []string{lockKey}, s.instance).Err(); err != nil {
+			s.failed(err)
+			return
+		}
+		s.healthy()
+	})
+}

@@ -15,10 +15,11 @@ import (
 
 // SealingKeyEnv names the environment variable [New] reads when
 // Options.Sealer is nil: one or more base64-encoded 32-byte keys separated
-// by commas. The first key seals; every key opens, so a key is rotated by
-// putting the new key first and keeping the old one listed until every
-// value sealed with it has been rewritten (tokens are rewritten at each
-// refresh; an agent identity only when it is provisioned again).
+// by commas. The first key seals; every key opens, so a key is rotated in
+// two phases (see the package doc): list the new key second on every
+// replica, then promote it to first, and keep the old one listed until
+// every value sealed with it has been rewritten (tokens are rewritten at
+// each refresh; an agent identity only when it is provisioned again).
 const SealingKeyEnv = "AGENTAUTH_REDIS_SEALING_KEY"
 
 // SealingKeySize is the length of a sealing key: AES-256.

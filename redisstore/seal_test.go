@@ -274,11 +274,17 @@ func randHex(tb testing.TB) string {
 	return fmt.Sprintf("%x", b)
 }
 
+// testEpoch is the issue time (seconds) of generation 0 of every
+// testTokenSet login, an hour ago.
+var testEpoch = time.Now().Add(-time.Hour).Unix()
+
 // testTokenSet is generation n of a login's tokens: a JWT-shaped access
 // token expiring after life, and opaque refresh and id tokens, all unique.
 func testTokenSet(name string, n int, life time.Duration) *credentials.TokenSet {
 	exp := time.Now().Add(life).Unix()
-	payload := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"exp":%d,"n":%d}`, exp, n))
+	// iat orders the generations of a login (n), as the token endpoint's
+	// issue times do.
+	payload := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"exp":%d,"iat":%d,"n":%d}`, exp, testEpoch+int64(n), n))
 	r := make([]byte, 8)
 	rand.Read(r)
 	return &credentials.TokenSet{

@@ -179,6 +179,11 @@ type Store struct {
 
 	randMu sync.Mutex
 
+	// prov counts this Store's provisionings in progress per identity
+	// lock key (see reserve); an entry lives while one is.
+	provMu sync.Mutex
+	prov   map[string]int
+
 	outageMu    sync.Mutex
 	down        atomic.Bool
 	outageStart time.Time

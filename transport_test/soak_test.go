@@ -363,10 +363,10 @@ func fltSoakOne(ctx context.Context, rt http.RoundTripper, url, key, fault strin
 }
 
 // fltRun calls fn(i) for i in [0, n) on workers goroutines, counting each
-// call that returns in progress, and returns when all have ended, or ctx's
-// cause if it ended first (remaining items are skipped).
+// call that returns in progress, and returns when all have ended: nil, or
+// ctx's cause if it ended before (remaining items are skipped).
 func fltRun(ctx context.Context, workers, n int, progress *atomic.Int64, fn func(i int)) error {
-	return runWorkers(n, workers, func(i int) error {
+	err := runWorkers(n, workers, func(i int) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
@@ -374,6 +374,11 @@ func fltRun(ctx context.Context, workers, n int, progress *atomic.Int64, fn func
 		progress.Add(1)
 		return nil
 	})
+	if err == nil && ctx.Err() != nil {
+		// The items ran, but ctx ended under the last of them.
+		err = context.Cause(ctx)
+	}
+	return err
 }
 
 // soakStall is how long the soak may go without completing a request

@@ -330,11 +330,17 @@ func (c *Client) RegisterTask(ctx context.Context, key *PrivateKey, runtimeID, e
 // waitToRetry waits before attempt n+1 after rerr. It returns nil to go
 // on, or the error to return: rerr itself when the wait would outlast ctx's
 // deadline (the registration's own bound), or a caller-done error when ctx
-// ended while waiting.
+// ended while waiting. The server's Retry-After is compared with the
+// deadline before it is capped: a server that asks for more time than is
+// left would only answer the capped retry as it did this attempt, so rerr
+// (temporary, carrying RetryAfter for the caller's own backoff) is
+// returned at once instead of after waits that hold every caller.
 func (c *Client) waitToRetry(ctx context.Context, n int, rerr *RegistrationError) *RegistrationError {
 	d := c.backoff(n, rerr.RetryAfter)
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
-		return rerr
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := time.Until(deadline); left < d || left < rerr.RetryAfter {
+			return rerr
+		}
 	}
 	if werr := c.wait(ctx, d); werr != nil {
 		cause := werr

@@ -2,6 +2,7 @@ package identitytest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -19,22 +20,37 @@ func TestFaultsStopWhenClientGivesUp(t *testing.T) {
 			}
 			defer s.Close()
 			s.InjectFault(RouteResource, f)
-			done := make(chan struct{}, 1)
+			started, done := make(chan struct{}, 1), make(chan struct{}, 1)
 			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				defer func() { done <- struct{}{} }()
+				started <- struct{}{}
 				s.Handler().ServeHTTP(w, r)
 			}))
 			defer front.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			// The client gives up once the handler runs, not after a fixed
+			// delay: on a loaded machine a 100 ms timeout could end the
+			// request before it reached the handler, which then never ran.
+			// The timeout only bounds a request that never arrives.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			go func() {
+				select {
+				case <-started:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front.URL+"/v1/responses", nil)
 			if resp, err := front.Client().Do(req); err == nil {
 				resp.Body.Close()
 				t.Fatal("the faulted request was answered")
 			}
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				t.Fatal("the request never reached the handler")
+			}
 			select {
 			case <-done:
-			case <-time.After(5 * time.Second):
+			case <-time.After(10 * time.Second):
 				t.Fatal("the handler kept running after the client gave up")
 			}
 		})

@@ -44,12 +44,12 @@ type CacheOptions struct {
 	// key; each further consecutive failure doubles it, up to BackoffMax. A
 	// success resets the sequence. A failure that carries the server's
 	// Retry-After (an [identity.RegistrationError] of a 429 or 503) waits at
-	// least that long, up to BackoffMax. 0 means DefaultBackoffInitial
-	// (1 s); negative is an error.
+	// least that long, up to BackoffMax or 10 min, whichever is longer. 0
+	// means DefaultBackoffInitial (1 s); negative is an error.
 	BackoffInitial time.Duration
 
-	// BackoffMax caps the wait between attempts for one key, a server's
-	// Retry-After included. 0 means
+	// BackoffMax caps the wait between attempts for one key; a server's
+	// Retry-After is honoured beyond it, up to 10 min. 0 means
 	// DefaultBackoffMax (1 min), or BackoffInitial if that is larger; a
 	// non-zero value below BackoffInitial, or a negative one, is an error.
 	BackoffMax time.Duration

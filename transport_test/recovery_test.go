@@ -111,14 +111,20 @@ func TestRegistrationTimeout(t *testing.T) {
 	if !errors.As(r.err, &be) || !errors.Is(r.err, context.DeadlineExceeded) {
 		t.Fatalf("request inside the backoff: %v, want a *resolver.BackoffError over the timeout", r.err)
 	}
-	if st := e.srv.Stats(); st.FaultsServed != 1 || st.TaskRegistrations != 0 {
-		t.Fatalf("server: %d faults, %d registrations; want 1 and 0", st.FaultsServed, st.TaskRegistrations)
+	// The hang is served when the request reaches the server within the
+	// 100 ms; on a saturated CPU (.ci/stress) the attempt can time out
+	// before it does, with the same outcome for the client. Either way
+	// nothing was registered, and the fault is cleared so that the fresh
+	// attempt cannot meet a hang left unserved.
+	if st := e.srv.Stats(); st.FaultsServed > 1 || st.TaskRegistrations != 0 {
+		t.Fatalf("server: %d faults, %d registrations; want at most 1 and 0", st.FaultsServed, st.TaskRegistrations)
 	}
+	e.srv.ClearFaults(identitytest.RouteTaskRegister)
 
 	e.clock.Advance(firstBackoff)
 	e.mustAssertion(e.get(key), key)
-	if st := e.srv.Stats(); st.FaultsServed != 1 || st.RegistrationsByExternalRef[key] != 1 {
-		t.Fatalf("server: %d faults, %d registrations for the key; want 1 and 1", st.FaultsServed, st.RegistrationsByExternalRef[key])
+	if st := e.srv.Stats(); st.FaultsServed > 1 || st.RegistrationsByExternalRef[key] != 1 {
+		t.Fatalf("server: %d faults, %d registrations for the key; want at most 1 and 1", st.FaultsServed, st.RegistrationsByExternalRef[key])
 	}
 }
 

@@ -159,8 +159,17 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := srv.URL() + "/v1/responses"
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// The soak is bounded by its progress, not by the time its 22,000
+	// requests take: that is about 17 CPU-seconds under -race, 35-60 s on
+	// two shared cores and more with the CPU saturated (.ci/stress), where
+	// a 60 s bound on the whole failed it half-way while every request
+	// still succeeded. A hang shows as no request completing for
+	// soakStall; the overall bound only caps a soak that crawls.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	var progress atomic.Int64
+	ctx, stopWatch := withStallBound(ctx, soakStall, &progress)
+	defer stopWatch()
 
 	// Chaos: the flag flips every few ms (on for 6 ms, off for 2 ms: a
 	// request on a new key takes longer with the flag on, so an even duty
@@ -188,7 +197,7 @@ func TestSoak(t *testing.T) {
 	var tally fltSoakTally
 	var runtimeID atomic.Pointer[string]
 	var next atomic.Int64
-	err = fltRun(ctx, workers, requests, func(i int) {
+	err = fltRun(ctx, workers, requests, &progress, func(i int) {
 		next.Add(1)
 		if i%200 == 0 {
 			srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 2})
@@ -236,7 +245,7 @@ func TestSoak(t *testing.T) {
 	// with its own task and was registered exactly once.
 	flag.Set(true)
 	clk.Advance(time.Minute)
-	err = fltRun(ctx, workers, keys, func(k int) {
+	err = fltRun(ctx, workers, keys, &progress, func(k int) {
 		fltSoakOne(ctx, rt, url, fmt.Sprintf("flt-soak-%04d", k), "", k%10 == 0, account, &runtimeID, &tally)
 	})
 	if err != nil {
@@ -259,6 +268,7 @@ func TestSoak(t *testing.T) {
 		tally.injected.Load(), tally.authErrs.Load(), rt.Stats())
 
 	// Goroutines and heap return to their baseline.
+	stopWatch()
 	rt.CloseIdleConnections()
 	srv.Close()
 	deadline := time.Now().Add(shortWait)
@@ -352,15 +362,63 @@ func fltSoakOne(ctx context.Context, rt http.RoundTripper, url, key, fault strin
 	}
 }
 
-// fltRun calls fn(i) for i in [0, n) on workers goroutines and returns when
-// all have ended, or ctx's error if it ended first (remaining items are
-// skipped).
-func fltRun(ctx context.Context, workers, n int, fn func(i int)) error {
-	return runWorkers(n, workers, func(i int) error {
-		if err := ctx.Err(); err != nil {
-			return err
+// fltRun calls fn(i) for i in [0, n) on workers goroutines, counting each
+// call that returns in progress, and returns when all have ended: nil, or
+// ctx's cause if it ended before (remaining items are skipped).
+func fltRun(ctx context.Context, workers, n int, progress *atomic.Int64, fn func(i int)) error {
+	err := runWorkers(n, workers, func(i int) error {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		fn(i)
+		progress.Add(1)
 		return nil
 	})
+	if err == nil && ctx.Err() != nil {
+		// The items ran, but ctx ended under the last of them.
+		err = context.Cause(ctx)
+	}
+	return err
+}
+
+// soakStall is how long the soak may go without completing a request
+// before it is taken for hung: far above one request's time on a
+// saturated machine (tens of milliseconds), far below go test's timeout.
+const soakStall = 30 * time.Second
+
+// errSoakStalled is the cause of a soak's context cancelled by its stall
+// bound.
+var errSoakStalled = fmt.Errorf("soak: no request completed for %v (hung)", soakStall)
+
+// withStallBound returns a context derived from parent that is cancelled,
+// with errSoakStalled, once progress has not moved for stall. stop ends
+// the watch and releases the context; it may be called more than once.
+func withStallBound(parent context.Context, stall time.Duration, progress *atomic.Int64) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		const checks = 10 // per stall period
+		tick := time.NewTicker(stall / checks)
+		defer tick.Stop()
+		last, still := progress.Load(), 0
+		for { // ends with parent's deadline at the latest
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if n := progress.Load(); n != last {
+				last, still = n, 0
+				continue
+			}
+			if still++; still >= checks {
+				cancel(errSoakStalled)
+				return
+			}
+		}
+	})
+	return ctx, sync.OnceFunc(func() { close(done); wg.Wait(); cancel(nil) })
 }

@@ -52,17 +52,24 @@ func (p backoffPolicy) delay(failures int) time.Duration {
 	return d
 }
 
+// maxRetryAfter bounds a server's Retry-After when it is longer than
+// BackoffMax: a key is parked for what the server asked (asking sooner
+// only earns another refusal), but a mistaken huge value does not park it
+// for hours.
+const maxRetryAfter = 10 * time.Minute
+
 // wait is the backoff after the n-th consecutive failure err: the policy's
-// delay, or the server's Retry-After (capped at max) when that is longer.
-// A server that said when to come back is not asked again sooner, even
-// after the registration's own retries gave up well before that time; and
-// the cap keeps a hostile or mistaken Retry-After from parking a key for
-// longer than the operator allowed. Retry-After is not jittered: it is the
-// server's own schedule.
+// delay, or the server's Retry-After when that is longer. A server that
+// said when to come back is not asked again sooner, even after the
+// registration's own retries gave up well before that time (a Retry-After
+// beyond the registration's budget ends it after one attempt), and not
+// sooner than BackoffMax either; only a Retry-After longer than both
+// BackoffMax and maxRetryAfter is cut, to the larger of the two.
+// Retry-After is not jittered: it is the server's own schedule.
 func (p backoffPolicy) wait(n int, err error) time.Duration {
 	d := p.delay(n)
 	if ra := retryAfter(err); ra > d {
-		d = min(ra, p.max)
+		d = min(ra, max(p.max, maxRetryAfter))
 	}
 	return d
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // A registration that failed with the server's Retry-After puts the key
-// into backoff until then (capped at BackoffMax), not for the policy's
+// into backoff until then (beyond BackoffMax, up to ten minutes), not for the policy's
 // sub-second first wait: the server said when to come back, and asking
 // sooner only earns another 429.
 func TestBackoffHonoursRetryAfter(t *testing.T) {
@@ -22,7 +22,9 @@ func TestBackoffHonoursRetryAfter(t *testing.T) {
 		max        time.Duration
 		want       time.Duration
 	}{
-		{"capped by BackoffMax", 120 * time.Second, time.Minute, time.Minute},
+		{"beyond BackoffMax", 120 * time.Second, time.Minute, 120 * time.Second},
+		{"capped at ten minutes", time.Hour, time.Minute, 10 * time.Minute},
+		{"capped by a BackoffMax above ten minutes", 2 * time.Hour, time.Hour, time.Hour},
 		{"below the cap", 20 * time.Second, time.Minute, 20 * time.Second},
 		{"shorter than the policy's wait", 100 * time.Millisecond, time.Minute, 750 * time.Millisecond},
 		{"absent", 0, time.Minute, 750 * time.Millisecond},

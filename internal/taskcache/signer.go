@@ -23,14 +23,19 @@ const DefaultMaxAssertionAge = time.Second
 // younger than the maximum age, so a task is signed at most once per window
 // at any request rate. Three rules keep that exact under contention:
 //
-//   - A caller whose clock reading is older than the cached assertion's, by
-//     at most one window, is given the cached assertion. Such a caller read
-//     the clock, was descheduled, and arrives after another caller signed
-//     the next second; re-signing its older second would replace the newer
-//     assertion and make the next caller sign again. The timestamp it sends
-//     is then within one window of its request, as a reused one is. A
-//     reading older by more than a window is a clock that stepped back, and
-//     is signed.
+//   - A caller whose clock reading is older than the cached assertion's is
+//     given the cached assertion when it read the clock before that
+//     assertion was signed: it was descheduled between its reading and its
+//     call (on a loaded machine, or with many goroutines on one thread, for
+//     seconds), and re-signing its older second would replace the newer
+//     assertion and make the next caller sign that second again. The
+//     timestamp it sends is then nearer its request than its own reading.
+//     "Before" is judged on the readings' monotonic clock when both carry
+//     one (time.Now's do), so a late caller is told from a wall clock that
+//     stepped back, whose reading is monotonically later: that one is
+//     signed. Readings without a monotonic part (a fake clock) are judged
+//     on the wall clock alone: older by at most one window is a late
+//     caller, older by more a clock that stepped back.
 //   - One caller at a time signs a task (single flight). While it does,
 //     callers holding the task's previous assertion, at most one second past
 //     its window, send that rather than wait behind a signature; only callers
@@ -40,6 +45,12 @@ const DefaultMaxAssertionAge = time.Second
 //     and releases an assertion once it can no longer be sent, when it next
 //     signs: a task idle for more than a window does not hold its last
 //     header (about 320 bytes) until it is evicted.
+//
+// So, on a clock that does not step back, a task that holds its assertion
+// is signed at most once per second it is used in. The one exception is a
+// task whose assertion was released while idle: a caller that read the
+// clock before the release and arrives after it has nothing to reuse, and
+// signs its own reading.
 type Signer struct {
 	key        *identity.PrivateKey
 	runtimeID  string
@@ -89,6 +100,9 @@ func (s *Signer) Assertion(task *Task, now time.Time) (string, error) {
 	if a != nil && s.usable(a, sec) {
 		return a.header, nil
 	}
+	if a != nil && s.late(a, sec, now) {
+		return a.header, nil
+	}
 	if a != nil && sec-a.second == s.maxAgeSecs {
 		if !task.signMu.TryLock() {
 			// Another caller is signing the successor; this one is at
@@ -99,7 +113,7 @@ func (s *Signer) Assertion(task *Task, now time.Time) (string, error) {
 		task.signMu.Lock()
 	}
 	defer task.signMu.Unlock()
-	if a := task.assertion.Load(); a != nil && s.usable(a, sec) {
+	if a := task.assertion.Load(); a != nil && (s.usable(a, sec) || s.late(a, sec, now)) {
 		return a.header, nil
 	}
 	header, err := identity.SignAssertion(s.key, s.runtimeID, task.ID(), now)
@@ -108,7 +122,7 @@ func (s *Signer) Assertion(task *Task, now time.Time) (string, error) {
 	}
 	s.signatures.Add(1)
 	s.signed(task)
-	a = &signedAssertion{second: sec, header: header}
+	a = &signedAssertion{second: sec, header: header, at: now}
 	task.assertion.Store(a)
 	s.hold(task, a)
 	return header, nil
@@ -121,6 +135,22 @@ func (s *Signer) usable(a *signedAssertion, sec int64) bool {
 	age := sec - a.second
 	return age < s.maxAgeSecs && age >= -s.maxAgeSecs
 }
+
+// late reports whether a caller whose clock reads now (sec, more than a
+// window before a's second, which usable already refused) read it before a
+// was signed: a caller descheduled since its reading, not a clock that
+// stepped back. Only the monotonic clock can tell those apart; without it
+// on both readings, such a reading is a step back.
+func (s *Signer) late(a *signedAssertion, sec int64, now time.Time) bool {
+	if a.second-sec <= s.maxAgeSecs {
+		return false
+	}
+	return hasMonotonic(now) && hasMonotonic(a.at) && now.Before(a.at)
+}
+
+// hasMonotonic reports whether t carries a monotonic clock reading, which
+// Round(0) strips.
+func hasMonotonic(t time.Time) bool { return t != t.Round(0) }
 
 // hold records that a was stored on task, and releases the assertions
 // stored earlier that no caller near a's second may send any more, so that

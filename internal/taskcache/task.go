@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Task is a registered Agent Identity task for one key (a thread key, or the
@@ -33,10 +34,12 @@ type Task struct {
 }
 
 // signedAssertion is an AgentAssertion header minted for a task at one
-// whole Unix second. header is a secret.
+// whole Unix second. at is the clock reading it was signed for, kept for
+// its monotonic part (see [Signer]). header is a secret.
 type signedAssertion struct {
 	second int64
 	header string
+	at     time.Time
 }
 
 // ID returns the task id the registration endpoint assigned.

@@ -220,8 +220,10 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // CallerHeaders returns a RoundTripper that sends h on every request
 // through base (nil: http.DefaultTransport), for auth a caller supplies
 // as headers, as Codex's caller-provided auth does: the caller owns
-// validation and rotation. Names must be valid header names and values
-// free of control characters; Host and hop-by-hop headers are refused.
+// validation and rotation. They are not sent on a redirect to another
+// origin (scheme and host) than the first request's. Names must be valid
+// header names and values free of control characters; Host and hop-by-hop
+// headers are refused.
 // The values are not printed by the returned RoundTripper or its errors.
 func CallerHeaders(base http.RoundTripper, h http.Header) (http.RoundTripper, error) {
 	if base == nil {
@@ -273,11 +275,27 @@ type headerTransport struct {
 }
 
 func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !sameOriginAsFirst(req) {
+		// An http.Client following a redirect to another origin calls
+		// RoundTrip again: the caller's auth stays with the first origin.
+		return t.base.RoundTrip(req)
+	}
 	r := req.Clone(req.Context())
 	for k, v := range t.h {
 		r.Header[k] = append([]string(nil), v...)
 	}
 	return t.base.RoundTrip(r)
+}
+
+// sameOriginAsFirst reports whether req, when an http.Client made it to
+// follow redirects, has the scheme and host of the request the chain
+// started with (bounded: a client stops after 10 redirects).
+func sameOriginAsFirst(req *http.Request) bool {
+	first := req
+	for i := 0; i < 64 && first.Response != nil && first.Response.Request != nil; i++ {
+		first = first.Response.Request
+	}
+	return strings.EqualFold(first.URL.Scheme, req.URL.Scheme) && strings.EqualFold(first.URL.Host, req.URL.Host)
 }
 
 // String keeps the header values out of fmt output.

@@ -2,9 +2,12 @@ package login
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/agentauth/agentauth/credentials"
 )
@@ -33,7 +36,7 @@ func Logout(ctx context.Context, opts Options) error {
 	}
 	var revokeErr error
 	if tok, hint := revocable(af); tok != "" {
-		revokeErr = r.revoke(ctx, tok, hint)
+		revokeErr = r.revoke(ctx, tok, hint, af.Tokens.IDToken)
 	}
 	removed := false
 	err = store.Update(ctx, func(af *credentials.AuthFile) error {
@@ -98,13 +101,14 @@ func revocable(af *credentials.AuthFile) (token, hint string) {
 }
 
 // revoke posts {"token", "token_type_hint", "client_id" (refresh tokens
-// only)} as JSON to the revoke endpoint, with a 10 s bound, as Codex does.
-func (r *resolved) revoke(ctx context.Context, token, hint string) error {
+// only)} as JSON to the revoke endpoint of the login whose id token is
+// idToken, with a 10 s bound, as Codex does.
+func (r *resolved) revoke(ctx context.Context, token, hint, idToken string) error {
 	body := map[string]string{"token": token, "token_type_hint": hint}
 	if hint == "refresh_token" {
 		body["client_id"] = r.clientID
 	}
-	endpoint, err := r.revokeURL()
+	endpoint, err := r.revokeURLFor(idToken)
 	if err != nil {
 		return err
 	}
@@ -151,6 +155,40 @@ func (r *resolved) revokeURL() (string, error) {
 		return r.issuer + "/oauth/revoke", nil
 	}
 	return defaultRevokeURL, nil
+}
+
+// revokeURLFor is revokeURL for the login whose id token is idToken, except
+// that an endpoint derived from an overridden issuer is used only for a
+// token that issuer issued: a login whose id token names another issuer
+// (its iss claim) is revoked where Codex revokes it, Codex's default
+// endpoint, so an --experimental_issuer never receives another issuer's
+// refresh token. An id token without iss keeps the issuer's endpoint.
+func (r *resolved) revokeURLFor(idToken string) (string, error) {
+	if r.issuer != DefaultIssuer && r.getenv(envRevokeURL) == "" && r.getenv(envRefreshURL) == "" {
+		if iss := jwtIssuer(idToken); iss != "" && strings.TrimRight(iss, "/") != r.issuer {
+			return defaultRevokeURL, nil
+		}
+	}
+	return r.revokeURL()
+}
+
+// jwtIssuer is the iss claim of a JWT, unverified, or "".
+func jwtIssuer(jwt string) string {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return ""
+	}
+	var v struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(payload, &v) != nil {
+		return ""
+	}
+	return v.Iss
 }
 
 func checkEndpoint(s string) error {

@@ -50,7 +50,7 @@ func (r *resolved) saveLogin(ctx context.Context, t *tokens, apiKey string) erro
 		return fmt.Errorf("login: signed in, but saving %s failed: %w", r.authFile(), err)
 	}
 	if tok, hint := revocable(previous); tok != "" && tok != t.RefreshToken && tok != t.AccessToken {
-		_ = r.revoke(ctx, tok, hint) // best effort, as Codex does
+		_ = r.revoke(ctx, tok, hint, previous.Tokens.IDToken) // best effort, as Codex does
 	}
 	return nil
 }

@@ -416,7 +416,7 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 	auth, err := transport.New(timedRoundTripper{next: netTransport, base: true}, transport.Config{
 		// Warnings (a Bearer fallback and its cause, a store that cannot
 		// persist) are the transport's explanation of a failing run.
-		Logger: slog.New(&demoWarnHandler{errs: errs}),
+		Logger: slog.New(demoWarnHandler(errs)),
 		Credentials: &credentials.Credentials{
 			Kind:    credentials.KindChatGPT,
 			ChatGPT: &credentials.ChatGPTLogin{AccessToken: token, AccountID: demoAccountID},
@@ -714,35 +714,23 @@ func demoErrorKindOf(err error) (kind string) {
 	return "failed: other"
 }
 
-// demoWarnHandler collects the transport's warn-level log records.
-type demoWarnHandler struct {
-	errs  *demoErrors
-	attrs []slog.Attr
-}
-
-func (h *demoWarnHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-
-func (h *demoWarnHandler) Handle(_ context.Context, r slog.Record) error {
-	msg := r.Message
-	add := func(a slog.Attr) bool {
-		if a.Key == "error" {
-			msg += ": " + a.Value.Resolve().String()
-		}
-		return true
+// demoWarnHandler returns the slog.Handler that collects the transport's
+// warn-level records, with their error attribute, into errs.
+func demoWarnHandler(errs *demoErrors) slog.Handler {
+	return &logHandler{
+		enabled: func(l slog.Level) bool { return l >= slog.LevelWarn },
+		emit: func(r slog.Record, attrs []slog.Attr) error {
+			msg := r.Message
+			eachAttr(r, attrs, func(a slog.Attr) {
+				if a.Key == "error" {
+					msg += ": " + a.Value.Resolve().String()
+				}
+			})
+			errs.warn(msg)
+			return nil
+		},
 	}
-	for _, a := range h.attrs {
-		add(a)
-	}
-	r.Attrs(add)
-	h.errs.warn(msg)
-	return nil
 }
-
-func (h *demoWarnHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &demoWarnHandler{errs: h.errs, attrs: append(slices.Clip(h.attrs), as...)}
-}
-
-func (h *demoWarnHandler) WithGroup(string) slog.Handler { return h }
 
 // demoMaxRegistrationSamples bounds the registration durations a run
 // keeps: one per thread (at most 10,000) plus re-registrations.

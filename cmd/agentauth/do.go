@@ -223,14 +223,14 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if req.verbose {
 		base = verboseRT
 	}
-	logs := &doLogHandler{w: stderr, verbose: req.verbose, secrets: secrets, mu: outMu}
+	logs := &doLog{w: stderr, verbose: req.verbose, secrets: secrets, mu: outMu}
 	setSecrets := func(s []string) { secrets, verboseRT.secrets, logs.secrets = s, s, s }
 	cfg := transport.Config{
 		ChatGPTBaseURL:    req.chatgptBase,
 		AuthAPIBaseURL:    req.authAPI,
 		AllowedOrigins:    req.origins,
 		AllowInsecureHTTP: req.insecure,
-		Logger:            slog.New(logs),
+		Logger:            slog.New(logs.handler()),
 	}
 
 	var auth *transport.Transport
@@ -747,22 +747,25 @@ func (v *verboseRoundTripper) CloseIdleConnections() {
 	}
 }
 
-// doLogHandler turns the transport's slog records into do's stderr lines:
+// doLog turns the transport's slog records into do's stderr lines:
 // warnings always ("agentauth do: warning: ..."), and with -v every debug
 // record as a "* ..." line between the hops. Values pass through scrub.
-type doLogHandler struct {
+type doLog struct {
 	w       io.Writer
 	verbose bool
 	secrets []string
-	attrs   []slog.Attr
-	mu      *sync.Mutex // shared by the handlers WithAttrs derives
+	mu      *sync.Mutex // shared with the verbose hop printer
 }
 
-func (h *doLogHandler) Enabled(_ context.Context, l slog.Level) bool {
-	return h.verbose || l >= slog.LevelWarn
+// handler returns the slog.Handler that writes to l.
+func (l *doLog) handler() slog.Handler {
+	return &logHandler{
+		enabled: func(lv slog.Level) bool { return l.verbose || lv >= slog.LevelWarn },
+		emit:    l.emit,
+	}
 }
 
-func (h *doLogHandler) Handle(_ context.Context, r slog.Record) error {
+func (l *doLog) emit(r slog.Record, attrs []slog.Attr) error {
 	var b strings.Builder
 	msg := strings.TrimPrefix(r.Message, "agentauth: ")
 	warn := r.Level >= slog.LevelWarn
@@ -772,7 +775,7 @@ func (h *doLogHandler) Handle(_ context.Context, r slog.Record) error {
 		b.WriteString("* " + msg)
 	}
 	var cause string
-	write := func(a slog.Attr) bool {
+	eachAttr(r, attrs, func(a slog.Attr) {
 		v := a.Value.Resolve()
 		switch {
 		case a.Key == "error":
@@ -780,28 +783,15 @@ func (h *doLogHandler) Handle(_ context.Context, r slog.Record) error {
 		case !warn: // a warning says what and why; details are for -v
 			fmt.Fprintf(&b, " %s=%s", a.Key, v.String())
 		}
-		return true
-	}
-	for _, a := range h.attrs {
-		write(a)
-	}
-	r.Attrs(write)
+	})
 	if cause != "" {
 		b.WriteString(": " + cause)
 	}
-	line := oneLine(scrub(b.String(), h.secrets)) + "\n"
-	if h.mu != nil {
-		h.mu.Lock()
-		defer h.mu.Unlock()
+	line := oneLine(scrub(b.String(), l.secrets)) + "\n"
+	if l.mu != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
 	}
-	_, err := io.WriteString(h.w, line)
+	_, err := io.WriteString(l.w, line)
 	return err
 }
-
-func (h *doLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	c := *h
-	c.attrs = append(slices.Clip(h.attrs), as...)
-	return &c
-}
-
-func (h *doLogHandler) WithGroup(string) slog.Handler { return h }

@@ -101,40 +101,9 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 	netTransport.MaxIdleConnsPerHost = opts.concurrency + 2
 	defer netTransport.CloseIdleConnections()
 
-	cache := resolver.CacheOptions{}
-	if opts.threads > resolver.DefaultCapacity {
-		// Evicting a live thread would re-register it and skew the counts.
-		cache.Capacity = opts.threads
-	}
 	errs := &demoErrors{secrets: []string{token}}
 	regs := &registrationTimes{max: demoMaxRegistrationSamples}
-	auth, err := transport.New(timedRoundTripper{next: netTransport, base: true}, transport.Config{
-		// Warnings (a Bearer fallback and its cause, a store that cannot
-		// persist) are the transport's explanation of a failing run.
-		Logger: slog.New(demoWarnHandler(errs)),
-		Credentials: &credentials.Credentials{
-			Kind:    credentials.KindChatGPT,
-			ChatGPT: &credentials.ChatGPTLogin{AccessToken: token, AccountID: demoAccountID},
-			Source:  "agentauth demo",
-		},
-		Flag: featureflag.New(true),
-		// A fresh store per run: the identity is provisioned against this
-		// run's server and must not be reused against another.
-		IdentityStore:     credentials.NewMemoryStore(),
-		ChatGPTBaseURL:    base,
-		AuthAPIBaseURL:    base,
-		AllowedOrigins:    []string{base},
-		AllowInsecureHTTP: strings.HasPrefix(base, "http://"),
-		ThreadCache:       cache,
-		Software:          identity.Software{HarnessID: "agentauth-demo"},
-		Observer:          &transport.Observer{OnRegistration: regs.record},
-		// Registrations bypass the timing wrapper, so the time a request
-		// waits for one counts as latency added by the middleware.
-		RegistrationClient: &http.Client{
-			Transport:     netTransport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	})
+	auth, err := newDemoTransport(netTransport, base, token, opts, errs, regs)
 	if err != nil {
 		return nil, fmt.Errorf("building the transport: %w", err)
 	}
@@ -256,29 +225,7 @@ func runDemoWorkload(ctx context.Context, opts demoOptions, stderr io.Writer) (*
 	}
 	sum.Errors, sum.Warnings = errs.snapshot()
 	if srv != nil {
-		ss := srv.Stats()
-		accepted := 0
-		for _, n := range ss.RequestsByMode {
-			accepted += n
-		}
-		sum.Server = &demoServerCounts{
-			AgentRegistrations:   ss.AgentRegistrations,
-			ThreadRegistrations:  ss.ThreadTaskRegistrations,
-			ProcessRegistrations: ss.ProcessTaskRegistrations,
-			Accepted:             accepted,
-			Rejections:           ss.Rejections,
-		}
-		// A canceled request may still have been answered by the server
-		// (and a registration it was waiting for may still have
-		// completed there): when the run was cut short, the server may
-		// count up to the canceled requests more than the client.
-		slack := sum.Canceled
-		sum.Server.Unsettled = slack > 0
-		within := func(server, client int64) bool { return server >= client && server-client <= slack }
-		sum.Server.Consistent = within(int64(ss.AgentRegistrations), int64(st.AgentRegistrations)) &&
-			within(int64(ss.ThreadTaskRegistrations), int64(st.ThreadRegistrations)) &&
-			within(int64(ss.ProcessTaskRegistrations), int64(st.ProcessRegistrations)) &&
-			within(int64(accepted), sum.Requests.Accepted)
+		sum.Server = demoServerView(srv, st, sum)
 	}
 	return sum, nil
 }
@@ -338,4 +285,70 @@ func demoToken() (string, error) {
 		return "", errors.New("reading randomness failed")
 	}
 	return "demo-" + hex.EncodeToString(b[:]), nil
+}
+
+// demoServerView is the embedded server's count of the run, checked
+// against the transport's stats st and the client's summary sum.
+func demoServerView(srv *identitytest.Server, st transport.Stats, sum *demoSummary) *demoServerCounts {
+	ss := srv.Stats()
+	accepted := 0
+	for _, n := range ss.RequestsByMode {
+		accepted += n
+	}
+	c := &demoServerCounts{
+		AgentRegistrations:   ss.AgentRegistrations,
+		ThreadRegistrations:  ss.ThreadTaskRegistrations,
+		ProcessRegistrations: ss.ProcessTaskRegistrations,
+		Accepted:             accepted,
+		Rejections:           ss.Rejections,
+	}
+	// A canceled request may still have been answered by the server
+	// (and a registration it was waiting for may still have
+	// completed there): when the run was cut short, the server may
+	// count up to the canceled requests more than the client.
+	slack := sum.Canceled
+	c.Unsettled = slack > 0
+	within := func(server, client int64) bool { return server >= client && server-client <= slack }
+	c.Consistent = within(int64(ss.AgentRegistrations), int64(st.AgentRegistrations)) &&
+		within(int64(ss.ThreadTaskRegistrations), int64(st.ThreadRegistrations)) &&
+		within(int64(ss.ProcessTaskRegistrations), int64(st.ProcessRegistrations)) &&
+		within(int64(accepted), sum.Requests.Accepted)
+	return c
+}
+
+// newDemoTransport builds the transport under test: a ChatGPT-style login
+// with use_agent_identity on, against base, with a fresh identity store.
+func newDemoTransport(netTransport *http.Transport, base, token string, opts demoOptions, errs *demoErrors, regs *registrationTimes) (*transport.Transport, error) {
+	cache := resolver.CacheOptions{}
+	if opts.threads > resolver.DefaultCapacity {
+		// Evicting a live thread would re-register it and skew the counts.
+		cache.Capacity = opts.threads
+	}
+	return transport.New(timedRoundTripper{next: netTransport, base: true}, transport.Config{
+		// Warnings (a Bearer fallback and its cause, a store that cannot
+		// persist) are the transport's explanation of a failing run.
+		Logger: slog.New(demoWarnHandler(errs)),
+		Credentials: &credentials.Credentials{
+			Kind:    credentials.KindChatGPT,
+			ChatGPT: &credentials.ChatGPTLogin{AccessToken: token, AccountID: demoAccountID},
+			Source:  "agentauth demo",
+		},
+		Flag: featureflag.New(true),
+		// A fresh store per run: the identity is provisioned against this
+		// run's server and must not be reused against another.
+		IdentityStore:     credentials.NewMemoryStore(),
+		ChatGPTBaseURL:    base,
+		AuthAPIBaseURL:    base,
+		AllowedOrigins:    []string{base},
+		AllowInsecureHTTP: strings.HasPrefix(base, "http://"),
+		ThreadCache:       cache,
+		Software:          identity.Software{HarnessID: "agentauth-demo"},
+		Observer:          &transport.Observer{OnRegistration: regs.record},
+		// Registrations bypass the timing wrapper, so the time a request
+		// waits for one counts as latency added by the middleware.
+		RegistrationClient: &http.Client{
+			Transport:     netTransport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	})
 }

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -20,7 +19,6 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identity"
-	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -249,44 +247,5 @@ func runDo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	client := &http.Client{Transport: auth}
 	defer client.CloseIdleConnections()
 
-	rctx := ctx
-	if req.hasThr {
-		rctx = transport.WithThread(ctx, req.thread)
-	}
-	var body io.Reader
-	if req.body != nil {
-		body = bytes.NewReader(req.body)
-	}
-	hreq, err := http.NewRequestWithContext(rctx, req.method, req.target.String(), body)
-	if err != nil {
-		return failure(stderr, fs.Name(), errors.New("cannot build the request"))
-	}
-	hreq.Header = req.header
-	if req.host != "" {
-		hreq.Host = req.host
-	}
-	resp, err := client.Do(hreq)
-	if err != nil {
-		msg := describeDoError(err, req.authAPI)
-		if ctx.Err() == context.DeadlineExceeded {
-			msg = fmt.Sprintf("gave up after --timeout %s: %s", req.timeout, msg)
-		}
-		msg += " (" + using + ")"
-		return failure(stderr, fs.Name(), errors.New(scrub(msg, secrets)))
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(stdout, resp.Body); err != nil {
-		return failure(stderr, fs.Name(), errors.New(scrub("reading the response failed: "+rootCause(err), secrets)))
-	}
-	if resp.StatusCode >= 400 {
-		msg := "server answered " + resp.Status
-		if n := auth.Stats().RequestsIn(resolver.ModePassThrough); n > 0 {
-			// A redirect left the first-party origins: that hop went out
-			// without a credential, which is often why it was refused.
-			msg += fmt.Sprintf(" (%d hop(s) went to an origin that is not first-party and carried no credential; see --allow-origin)", n)
-		}
-		msg += " (" + using + ")"
-		return failure(stderr, fs.Name(), errors.New(msg))
-	}
-	return exitOK
+	return sendDo(ctx, client, auth, req, using, secrets, stdout, stderr)
 }

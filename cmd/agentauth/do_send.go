@@ -29,7 +29,7 @@ func sendDo(ctx context.Context, client *http.Client, auth *transport.Transport,
 	}
 	hreq, err := http.NewRequestWithContext(rctx, req.method, req.target.String(), body)
 	if err != nil {
-		return failure(stderr, "do", errors.New("cannot build the request"))
+		return failure(stderr, "agentauth do", errors.New("cannot build the request"))
 	}
 	hreq.Header = req.header
 	if req.host != "" {
@@ -42,11 +42,11 @@ func sendDo(ctx context.Context, client *http.Client, auth *transport.Transport,
 			msg = fmt.Sprintf("gave up after --timeout %s: %s", req.timeout, msg)
 		}
 		msg += " (" + using + ")"
-		return failure(stderr, "do", errors.New(scrub(msg, secrets)))
+		return failure(stderr, "agentauth do", errors.New(scrub(msg, secrets)))
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(stdout, resp.Body); err != nil {
-		return failure(stderr, "do", errors.New(scrub("reading the response failed: "+rootCause(err), secrets)))
+		return failure(stderr, "agentauth do", errors.New(scrub("reading the response failed: "+rootCause(err), secrets)))
 	}
 	if resp.StatusCode >= 400 {
 		msg := "server answered " + resp.Status
@@ -56,7 +56,7 @@ func sendDo(ctx context.Context, client *http.Client, auth *transport.Transport,
 			msg += fmt.Sprintf(" (%d hop(s) went to an origin that is not first-party and carried no credential; see --allow-origin)", n)
 		}
 		msg += " (" + using + ")"
-		return failure(stderr, "do", errors.New(msg))
+		return failure(stderr, "agentauth do", errors.New(msg))
 	}
 	return exitOK
 }

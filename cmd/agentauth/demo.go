@@ -34,8 +34,13 @@ func runDemo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	concurrency := fs.Int("concurrency", 8, fmt.Sprintf("number of concurrent workers, 1 to %d", demoMaxConcurrency))
 	timeout := fs.Duration("timeout", demoDefaultTimeout, fmt.Sprintf("give up after this long (at most %s)", demoMaxTimeout))
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object instead of a table")
+	logins := fs.Int("logins", 0, "run the pool scenario instead: this many logins (2 or more) on the reference server behind one pool, one of them limited mid-run")
 	if code, done := parseFlags(fs, demoSynopsis, args, stdout, stderr); done {
 		return code
+	}
+	if *logins != 0 {
+		// demo_pool.go: the pool scenario has its own workload and summary.
+		return runPoolDemo(ctx, *logins, *threads, *requests, stdout, stderr)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

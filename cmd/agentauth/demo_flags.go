@@ -12,7 +12,7 @@ import (
 	"github.com/agentauth/agentauth/identity"
 )
 
-const demoSynopsis = "agentauth demo [--server URL] [--threads N] [--requests M] [--background K] [--concurrency C] [--timeout 1m] [--json]"
+const demoSynopsis = "agentauth demo [--server URL] [--threads N] [--requests M] [--background K] [--concurrency C] [--timeout 1m] [--json] [--logins N]"
 
 // Workload bounds: large enough for any demonstration, small enough that a
 // run finishes within the default timeout on a small machine (the embedded

@@ -51,6 +51,9 @@ func (v *verboseRoundTripper) RoundTrip(req *http.Request) (*http.Response, erro
 	fmt.Fprintf(&b, "< %s %s\n", resp.Proto, resp.Status)
 	v.writeHeaders(&b, "< ", resp.Header)
 	b.WriteString("<\n")
+	if u := usageSummary(resp); u != "" { // usage_summary.go
+		b.WriteString(u)
+	}
 	v.print(b.String())
 	return resp, nil
 }

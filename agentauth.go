@@ -242,6 +242,11 @@ func Load(ctx context.Context, opts Options) (*Setup, error) {
 			return nil, err
 		}
 	}
+	if creds.Kind == credentials.KindNone && cfg.TokenSource != nil {
+		// The caller's token source is the login (a command, a federation,
+		// an OAuth2 source): its tokens carry their own routing.
+		creds = &credentials.Credentials{Kind: credentials.KindChatGPT, Source: "Config.TokenSource"}
+	}
 	if creds.Kind == credentials.KindNone && cfg.TokenSource == nil && !opts.AllowNoCredential {
 		return nil, fmt.Errorf("%w (looked in %s and the environment)", ErrNoCredential, filepath.Join(home, credentials.AuthFileName))
 	}

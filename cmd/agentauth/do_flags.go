@@ -44,8 +44,8 @@ const doHelp = `Credentials go only to first-party origins: https://chatgpt.com,
 the AuthAPI origin, the URL's origin when the URL is a loopback host, and each --allow-origin.
 A URL outside that list is refused; a redirect that leaves it is followed without credentials.
 A loopback URL is also where its agent and task registrations go, unless --authapi or
-$CODEX_AUTHAPI_BASE_URL (or the older $CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL) names another
-AuthAPI. Without a credential flag, do reads $AGENTAUTH_API_KEY or $AGENTAUTH_ACCESS_TOKEN,
+$CODEX_AGENT_IDENTITY_AUTHAPI_BASE_URL names another AuthAPI ($CODEX_AUTHAPI_BASE_URL moves
+only the personal access token lookup, as in Codex). Without a credential flag, do reads $AGENTAUTH_API_KEY or $AGENTAUTH_ACCESS_TOKEN,
 else the Codex login (--codex-home): a ChatGPT login is refreshed there when due
 ($CODEX_REFRESH_TOKEN_URL_OVERRIDE names another token endpoint, such as agentauth serve's
 /oauth/token), and tokens an outside host manages (auth_mode chatgptAuthTokens) are always

@@ -428,8 +428,12 @@ func TestFleetRefreshingSourceHolderKilled(t *testing.T) {
 				if took < lockTimeout-250*time.Millisecond || took > lockTimeout+5*time.Second {
 					t.Fatalf("took over %v after the holder locked; lock timeout %v", took, lockTimeout)
 				}
-				if n := survivors[0].src.TokenRequests(); n != 1 {
-					t.Fatalf("the survivor sent %d token requests, want 1", n)
+				// One token request from the fleet: the survivor asked, or
+				// (the takeover waits out the lock and a lapsed holder's
+				// grace, by which time the token is due) the other survivor
+				// refreshed ahead under the lock and this one adopted it.
+				if n := survivors[0].src.TokenRequests() + survivors[1].src.TokenRequests(); n != 1 {
+					t.Fatalf("the survivors sent %d token requests, want 1", n)
 				}
 			case "release":
 				// The dead holder's rotation is in the fleet: adopted as is.

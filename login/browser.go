@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -109,12 +111,31 @@ func Browser(ctx context.Context, opts Options) error {
 		default:
 		}
 	}
+	// Handlers run on hctx, which ends when Browser returns, and Browser
+	// waits for them (handlers), so none outlives it or writes auth.json
+	// after it returned.
+	hctx, hcancel := context.WithCancel(ctx)
+	defer hcancel()
+	var handlers handlerGroup
+	// The state is spent by the first callback carrying it: a replayed or
+	// concurrent callback gets an error page and no second exchange.
+	var stateUsed atomic.Bool
 	mux := http.NewServeMux()
 	mux.HandleFunc(callbackPath, func(w http.ResponseWriter, req *http.Request) {
+		if !handlers.enter() {
+			http.Error(w, "The login has ended", http.StatusServiceUnavailable)
+			return
+		}
+		defer handlers.leave()
+		ctx := hctx
 		q := req.URL.Query()
 		if q.Get("state") != state {
 			http.Error(w, "State mismatch", http.StatusBadRequest)
 			return // a stray or forged callback does not end the login
+		}
+		if !stateUsed.CompareAndSwap(false, true) {
+			writePage(w, http.StatusBadRequest, "Sign-in could not be completed", "This sign-in link was already used.")
+			return // the first callback decides the login
 		}
 		if e := q.Get("error"); e != "" {
 			msg := "Sign-in failed: " + safeText(e)
@@ -140,7 +161,7 @@ func Browser(ctx context.Context, opts Options) error {
 		apiKey, _ := r.obtainAPIKey(ctx, t.IDToken)
 		if err := r.saveLogin(ctx, t, apiKey); err != nil {
 			writePage(w, http.StatusOK, "Sign-in could not be completed", "Signed in, but the credentials could not be saved.")
-			finish(err)
+			finish(cancelled(ctx, err))
 			return
 		}
 		writePage(w, http.StatusOK, "Signed in", "You may close this window and return to the terminal.")
@@ -158,11 +179,14 @@ func Browser(ctx context.Context, opts Options) error {
 		_ = srv.Serve(ln)
 	}()
 	defer func() {
+		handlers.close() // no handler starts any more
+		hcancel()        // a running one stops its exchange
 		shut, cancel := context.WithTimeout(context.Background(), serverTimeout)
 		_ = srv.Shutdown(shut)
 		cancel()
 		_ = srv.Close()
 		<-serveDone
+		handlers.wait()
 	}()
 
 	fmt.Fprintf(r.out, "Open this link in a browser to sign in (listening on port %d):\n  %s\n", port, authURL)
@@ -255,3 +279,31 @@ func writePage(w http.ResponseWriter, status int, title, msg string) {
 	fmt.Fprintf(w, "<!doctype html><html><head><title>%s</title></head><body><h1>%s</h1><p>%s</p></body></html>\n",
 		html.EscapeString(title), html.EscapeString(title), html.EscapeString(msg))
 }
+
+// handlerGroup tracks the callback handlers in flight: after close, enter
+// refuses new ones, and wait returns once the running ones have left.
+type handlerGroup struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (g *handlerGroup) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
+}
+
+func (g *handlerGroup) leave() { g.wg.Done() }
+
+func (g *handlerGroup) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+func (g *handlerGroup) wait() { g.wg.Wait() }

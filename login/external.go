@@ -116,6 +116,7 @@ func (s *commandSource) acquire(ctx context.Context) error {
 
 func (s *commandSource) run(ctx context.Context) (*credentials.Token, error) {
 	name := s.argv[0]
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, s.argv[1:]...)
@@ -128,6 +129,10 @@ func (s *commandSource) run(ctx context.Context) (*credentials.Token, error) {
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
 	switch {
+	case err != nil && parent.Err() != nil:
+		// The caller gave up (cancelled, or its own deadline passed): the
+		// kill that followed is not the command's failure.
+		return nil, fmt.Errorf("login: auth command %q: %w", name, parent.Err())
 	case ctx.Err() == context.DeadlineExceeded:
 		return nil, fmt.Errorf("login: auth command %q timed out after %s", name, s.timeout)
 	case err != nil:

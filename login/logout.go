@@ -20,7 +20,9 @@ import (
 // other member; a file left with nothing in it is removed. A revoke that
 // fails does not stop the local logout: the login is removed and the error
 // wraps [ErrRevokeFailed]. A file without a ChatGPT login gives
-// [ErrNotLoggedIn] and is not changed.
+// [ErrNotLoggedIn] and is not changed. When another login replaced the
+// one read while its token was being revoked, that new login is kept and
+// the error is [ErrLoginReplaced].
 func Logout(ctx context.Context, opts Options) error {
 	r, err := opts.resolve()
 	if err != nil {
@@ -38,9 +40,15 @@ func Logout(ctx context.Context, opts Options) error {
 	if tok, hint := revocable(af); tok != "" {
 		revokeErr = r.revoke(ctx, tok, hint, af.Tokens.IDToken)
 	}
-	removed := false
+	read := *af.Tokens
+	removed, replaced := false, false
 	err = store.Update(ctx, func(af *credentials.AuthFile) error {
+		removed, replaced = false, false // the update may be redone
 		if !hasLogin(af) {
+			return nil
+		}
+		if af.Tokens.RefreshToken != read.RefreshToken || af.Tokens.AccessToken != read.AccessToken {
+			replaced = true // another login was written meanwhile: it was not revoked, keep it
 			return nil
 		}
 		removed = true
@@ -63,6 +71,12 @@ func Logout(ctx context.Context, opts Options) error {
 		if _, err := store.RemoveIfEmpty(ctx); err != nil {
 			return err
 		}
+	}
+	if replaced {
+		if revokeErr != nil {
+			return fmt.Errorf("%w; revoking the previous one also failed: %w", ErrLoginReplaced, revokeErr)
+		}
+		return ErrLoginReplaced
 	}
 	if revokeErr != nil {
 		return fmt.Errorf("%w (logged out locally): %w", ErrRevokeFailed, revokeErr)

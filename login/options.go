@@ -71,6 +71,10 @@ var (
 	// ErrNotLoggedIn is returned by [Logout] when auth.json holds no
 	// ChatGPT login.
 	ErrNotLoggedIn = errors.New("login: not logged in")
+	// ErrLoginReplaced is returned by [Logout] when auth.json came to
+	// hold another login while the previous one was being revoked; the
+	// new login is left in place.
+	ErrLoginReplaced = errors.New("login: auth.json now holds another login, which was left in place")
 	// ErrCancelled is returned when a login is cancelled: its context
 	// ended, or the callback server was asked to stop.
 	ErrCancelled = errors.New("login: cancelled")

@@ -25,6 +25,9 @@ func (r *resolved) saveLogin(ctx context.Context, t *tokens, apiKey string) erro
 	var previous *credentials.AuthFile
 	store := credentials.NewFileStore(r.authFile())
 	err := store.Update(ctx, func(af *credentials.AuthFile) error {
+		if err := ctx.Err(); err != nil {
+			return err // the login ended while waiting for the lock: write nothing
+		}
 		prev := *af
 		if af.Tokens != nil {
 			tk := *af.Tokens

@@ -174,9 +174,15 @@ func TestSoak(t *testing.T) {
 	// Chaos: the flag flips every few ms (on for 6 ms, off for 2 ms: a
 	// request on a new key takes longer with the flag on, so an even duty
 	// cycle would leave few assertion requests) until the workers are done, and
-	// (below) every 200th request starts a burst of two failing task
-	// registrations — counted in requests, not time, so a slow machine
-	// does not get more of them.
+	// (below) task registration goes down in outages, started in requests,
+	// not time, so a slow machine does not get more of them. An outage
+	// fails every task-registration request until a registration has
+	// failed all its attempts and the login fell back to Bearer: a fault
+	// counted in requests (Fault.Times) is shared by all registrations in
+	// flight and each retries a 503, so a few failing requests rarely
+	// exhaust one registration, and whether a later burst re-armed in time
+	// for its last attempt depended on how many requests the machine
+	// started during the retry waits (none, under load).
 	done := make(chan struct{})
 	var chaos sync.WaitGroup
 	chaos.Add(1)
@@ -197,11 +203,40 @@ func TestSoak(t *testing.T) {
 	var tally fltSoakTally
 	var runtimeID atomic.Pointer[string]
 	var next atomic.Int64
+	// Outages start while keys are still new (the first half of the
+	// requests registers them), so each one meets registrations and
+	// ends in a fallback; one is armed at a time.
+	const outageEvery = 2_000
+	var outage struct {
+		sync.Mutex
+		armed     atomic.Bool // written under the lock
+		fallbacks uint64      // BearerFallbacks when it started
+		started   uint64      // outages started, under the lock
+	}
+	endOutage := func() {
+		if !outage.armed.Load() {
+			return
+		}
+		outage.Lock()
+		defer outage.Unlock()
+		if outage.armed.Load() && rt.Stats().BearerFallbacks > outage.fallbacks {
+			outage.armed.Store(false)
+			srv.ClearFaults(identitytest.RouteTaskRegister)
+		}
+	}
 	err = fltRun(ctx, workers, requests, &progress, func(i int) {
 		next.Add(1)
-		if i%200 == 0 {
-			srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 2})
+		if i%outageEvery == 0 && i < requests/2 {
+			outage.Lock()
+			if !outage.armed.Load() {
+				outage.armed.Store(true)
+				outage.fallbacks = rt.Stats().BearerFallbacks
+				outage.started++
+				srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable})
+			}
+			outage.Unlock()
 		}
+		defer endOutage()
 		rng := rand.New(rand.NewPCG(seed, uint64(i)))
 		// Five consecutive requests share a key, so new keys are
 		// also requested concurrently; each key comes back once.
@@ -236,9 +271,11 @@ func TestSoak(t *testing.T) {
 	// Task-registration outages no longer fail requests of this login: they
 	// show as Bearer fallbacks (a typed error remains possible for a
 	// request that met a backoff before the fallback was recorded).
-	if fb := rt.Stats().BearerFallbacks; tally.injected.Load() < requests/40 || fb == 0 || tally.authErrs.Load() > requests/5 {
-		t.Fatalf("%d injected faults, %d Bearer fallbacks and %d registration errors: the chaos did not run as designed",
-			tally.injected.Load(), fb, tally.authErrs.Load())
+	// Each outage lasts until it has caused a fallback, so there are at
+	// least as many fallbacks as outages.
+	if fb := rt.Stats().BearerFallbacks; tally.injected.Load() < requests/40 || outage.started == 0 || fb < outage.started || tally.authErrs.Load() > requests/5 {
+		t.Fatalf("%d injected faults, %d Bearer fallbacks for %d task-registration outages and %d registration errors: the chaos did not run as designed",
+			tally.injected.Load(), fb, outage.started, tally.authErrs.Load())
 	}
 
 	// Recovery: with the faults gone and every backoff over, each key works

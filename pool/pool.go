@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/replay"
 	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
@@ -335,7 +336,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	m := p.members[i]
 	resp, err := m.rt.RoundTrip(req)
 	if err != nil {
-		if !p.failed(ctx, m, err) || !replayable(req) {
+		if !p.failed(ctx, m, err) || !replay.Possible(req) {
 			return nil, err
 		}
 		return p.replay(req, thread, hasThread, i, nil, err)
@@ -349,7 +350,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil // a plain rate limit: the member's own business
 	}
 	p.limited(ctx, m, le, p.now())
-	if !replayable(req) {
+	if !replay.Possible(req) {
 		return resp, nil
 	}
 	return p.replay(req, thread, hasThread, i, resp, nil)
@@ -373,7 +374,7 @@ func (p *Pool) replay(req *http.Request, thread string, hasThread bool, from int
 	if i < 0 || i == from {
 		return first, firstErr
 	}
-	body, err := replayBody(req)
+	body, err := replay.Body(req)
 	if err != nil {
 		return first, firstErr
 	}
@@ -531,17 +532,6 @@ func (p *Pool) String() string {
 		s += strconv.Quote(m.name)
 	}
 	return s + "}"
-}
-
-func replayable(req *http.Request) bool {
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-}
-
-func replayBody(req *http.Request) (io.ReadCloser, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return req.Body, nil
-	}
-	return req.GetBody()
 }
 
 func closeBody(req *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"github.com/agentauth/agentauth/credentials"
 	"github.com/agentauth/agentauth/headers"
 	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/replay"
 	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/useragent"
 	"github.com/agentauth/agentauth/resolver"
@@ -397,7 +398,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		// rejected on the revoked task until it idles out.
 		a.agent.invalidate(ctx, a.task)
 	}
-	if !replayable(req) {
+	if !replay.Possible(req) {
 		t.obs.recovery(ctx, a.mode, RecoveryNotReplayable)
 		return resp, nil
 	}
@@ -409,7 +410,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		t.obs.recovery(ctx, a.mode, RecoveryFailed)
 		return resp, nil
 	}
-	body, err := replayBody(req)
+	body, err := replay.Body(req)
 	if err != nil {
 		t.obs.recovery(ctx, a.mode, RecoveryFailed)
 		return resp, nil
@@ -485,11 +486,11 @@ func (t *Transport) recoverBearer(req *http.Request, resp *http.Response, a *aut
 			t.obs.recovery(ctx, a.mode, RecoveryFailed)
 			return resp, nil
 		}
-		if !replayable(req) {
+		if !replay.Possible(req) {
 			t.obs.recovery(ctx, a.mode, RecoveryNotReplayable)
 			return resp, nil
 		}
-		body, err := replayBody(req)
+		body, err := replay.Body(req)
 		if err != nil {
 			t.obs.recovery(ctx, a.mode, RecoveryFailed)
 			return resp, nil
@@ -503,18 +504,6 @@ func (t *Transport) recoverBearer(req *http.Request, resp *http.Response, a *aut
 		resp, rejected = buffer(r), next.token
 	}
 	return resp, nil
-}
-
-// replayable reports whether req can be sent a second time.
-func replayable(req *http.Request) bool {
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-}
-
-func replayBody(req *http.Request) (io.ReadCloser, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return req.Body, nil
-	}
-	return req.GetBody()
 }
 
 // drain discards a little of a response body so the connection can be

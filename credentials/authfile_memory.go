@@ -75,7 +75,7 @@ func (m *authFileMemory) effective(file *TokenSet) (_ *TokenSet, behind bool) {
 	}
 	if n := m.newest; n != nil && (file.AccessToken != n.AccessToken || file.RefreshToken != n.RefreshToken) {
 		fs, ns := newRefreshSnap(*file), newRefreshSnap(*n)
-		if sameLogin(fs, ns) {
+		if sameLoginKnown(fs, ns) {
 			if (file.RefreshToken != n.RefreshToken && m.spent.has(file.RefreshToken)) ||
 				(!fs.iat.IsZero() && !m.iat.IsZero() && fs.iat.Before(m.iat)) {
 				cp := *n
@@ -91,6 +91,14 @@ func (m *authFileMemory) effective(file *TokenSet) (_ *TokenSet, behind bool) {
 	m.setLocked(file)
 	cp := *file
 	return &cp, false
+}
+
+// sameLoginKnown reports whether two sets name the same account and the
+// same user, a claim missing from one set counting as a difference: the
+// memory must never take a set of an unknown user for the one it holds
+// (it would serve, and write back, another login's tokens over it).
+func sameLoginKnown(a, b *refreshSnap) bool {
+	return a.tok.AccountID == b.tok.AccountID && a.tok.UserID == b.tok.UserID
 }
 
 // stored records a successful swap of prev for next.

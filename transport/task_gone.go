@@ -62,3 +62,18 @@ func errorCode(body []byte) string {
 	}
 	return strings.ToLower(b.Code)
 }
+
+// rejectsFreshTask reports whether resp, the answer to a replay signed
+// with a just-registered task, rejects that task too: a 401, or a 400 or
+// 404 saying the task is gone. The task is then held as after a 401, so a
+// server that says so on every request does not get a registration per
+// request. It returns resp with its body intact.
+func rejectsFreshTask(resp *http.Response) (*http.Response, bool) {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return resp, true
+	case http.StatusBadRequest, http.StatusNotFound:
+		return peekTaskGone(resp)
+	}
+	return resp, false
+}

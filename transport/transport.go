@@ -419,9 +419,12 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	t.stats.replays.Add(1)
 	t.obs.recovery(ctx, a.mode, RecoveryReplayed)
 	out, err := t.send(req, body, &next)
-	if err == nil && out.StatusCode == http.StatusUnauthorized && a.mode.IsAssertion() &&
-		next.mode.IsAssertion() && next.agent == a.agent && next.task != a.task {
-		next.agent.hold(next.task, t.s.Now(), t.holdFor())
+	if err == nil && a.mode.IsAssertion() && next.mode.IsAssertion() && next.agent == a.agent && next.task != a.task {
+		var rejected bool
+		out, rejected = rejectsFreshTask(out) // task_gone.go
+		if rejected {
+			next.agent.hold(next.task, t.s.Now(), t.holdFor())
+		}
 	}
 	return out, err
 }

@@ -63,7 +63,8 @@ func (s *spentTokens) hasLocked(h [sha256.Size]byte) bool {
 
 // behind reports whether set is older than the newest set this source
 // holds: its refresh token is one the source knows to be spent, or its
-// access token was issued (iat) before the held one's. Such a set is a
+// access token was issued (iat) before the held one's and it names the
+// same account and user. Such a set is a
 // stale copy (or a rotation of ours the store never took): it is never
 // adopted and its refresh token is never sent; the held set is written
 // back over it instead. A set that is neither is the same login moved on
@@ -79,6 +80,9 @@ func (s *RefreshingTokenSource) behind(set *TokenSet) bool {
 	if set.RefreshToken != held.set.RefreshToken && s.spent.has(set.RefreshToken) {
 		return true
 	}
-	iat := accessTokenClaims(set.AccessToken).IssuedAt
-	return !iat.IsZero() && !held.iat.IsZero() && iat.Before(held.iat)
+	// An older iat says stale only of the same login: another account or
+	// user (or a set naming none) issued earlier is a login switch, which
+	// the caller must see, never a copy to write the held set over.
+	cur := newRefreshSnap(*set)
+	return !cur.iat.IsZero() && !held.iat.IsZero() && cur.iat.Before(held.iat) && sameLoginKnown(held, cur)
 }

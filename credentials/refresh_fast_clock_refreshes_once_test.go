@@ -27,48 +27,11 @@ func TestRefreshClockTwoHoursFastRefreshesOnce(t *testing.T) {
 			if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
 				t.Fatal(err)
 			}
-			fast := func() time.Time { return time.Now().Add(2 * time.Hour) }
-			s, err := NewRefreshingTokenSource(RefreshOptions{
-				Coordinator: NewAuthFileCoordinator(home),
-				TokenURL:    srv.TokenURL(),
-				Getenv:      fakeEnv(nil),
-				Now:         fast,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			for i := range 20 {
-				if _, err := s.Token(testCtx(t)); err != nil {
-					t.Fatalf("request %d: %v", i, err)
-				}
-				s.settle()
-			}
-			if n := s.TokenRequests(); n > 1 {
-				t.Fatalf("20 requests with the clock 2 h fast cost %d token exchanges, want at most 1", n)
-			}
+			twentyRequestsCostOneExchange(t, "first source", home, srv.TokenURL())
 			// A second source on the same clock, starting from the file
 			// the first one wrote, learns nothing before its first
 			// exchange: it refreshes once, then holds.
-			s2, err := NewRefreshingTokenSource(RefreshOptions{
-				Coordinator: NewAuthFileCoordinator(home),
-				TokenURL:    srv.TokenURL(),
-				Getenv:      fakeEnv(nil),
-				Now:         fast,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s2.Close()
-			for i := range 20 {
-				if _, err := s2.Token(testCtx(t)); err != nil {
-					t.Fatalf("second source, request %d: %v", i, err)
-				}
-				s2.settle()
-			}
-			if n := s2.TokenRequests(); n > 1 {
-				t.Fatalf("second source: %d token exchanges, want at most 1", n)
-			}
+			twentyRequestsCostOneExchange(t, "second source", home, srv.TokenURL())
 		})
 	}
 }
@@ -114,5 +77,31 @@ func TestRefreshClockTwoHoursFastUsesDateWithoutIat(t *testing.T) {
 	}
 	if n := s.TokenRequests(); n > 1 {
 		t.Fatalf("20 requests cost %d token exchanges, want at most 1", n)
+	}
+}
+
+// twentyRequestsCostOneExchange sends 20 requests through a new source over
+// home whose clock runs 2 h fast and fails unless they cost at most one
+// token exchange.
+func twentyRequestsCostOneExchange(t *testing.T, name, home, tokenURL string) {
+	t.Helper()
+	s, err := NewRefreshingTokenSource(RefreshOptions{
+		Coordinator: NewAuthFileCoordinator(home),
+		TokenURL:    tokenURL,
+		Getenv:      fakeEnv(nil),
+		Now:         func() time.Time { return time.Now().Add(2 * time.Hour) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 20 {
+		if _, err := s.Token(testCtx(t)); err != nil {
+			t.Fatalf("%s, request %d: %v", name, i, err)
+		}
+		s.settle()
+	}
+	if n := s.TokenRequests(); n > 1 {
+		t.Fatalf("%s: 20 requests with the clock 2 h fast cost %d token exchanges, want at most 1", name, n)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // A Codex Bedrock login cannot call the ChatGPT backend: Load says so with

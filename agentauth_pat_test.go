@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
 )
 

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -43,10 +43,10 @@ import (
 // name it uses.
 var snippetPackages = map[string]string{
 	"agentauth":     "github.com/agentauth/agentauth",
-	"credentials":   "github.com/agentauth/agentauth/credentials",
+	"credentials":   "github.com/agentauth/agentauth/internal/credentials",
 	"featureflag":   "github.com/agentauth/agentauth/featureflag",
-	"headers":       "github.com/agentauth/agentauth/headers",
-	"identity":      "github.com/agentauth/agentauth/identity",
+	"headers":       "github.com/agentauth/agentauth/internal/headers",
+	"identity":      "github.com/agentauth/agentauth/internal/identity",
 	"identitytest":  "github.com/agentauth/agentauth/identitytest",
 	"login":         "github.com/agentauth/agentauth/login",
 	"pool":          "github.com/agentauth/agentauth/pool",

@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/internal/useragent"
 	"github.com/agentauth/agentauth/transport"

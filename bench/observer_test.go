@@ -9,7 +9,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/agentauth/agentauth/bench/internal/workload"
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/otelauth"
 	"github.com/agentauth/agentauth/transport"
 )

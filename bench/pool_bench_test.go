@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/agentauth/agentauth/bench/internal/workload"
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/pool"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // Route names a group of endpoints that faults are injected into.

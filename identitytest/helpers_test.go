@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // t0 is the fake clock's start, the test vectors' timestamp.

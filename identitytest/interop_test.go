@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/agentauth/agentauth/headers"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/headers"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // TestInteropWithIdentityClient runs the library's own registration client

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // Issuer returns the server's JWT issuer, whose key set the JWKS route

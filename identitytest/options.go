@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/internal/headers"
 )
 
 // DefaultMaxSkew is the clock skew allowed when [Options.MaxSkew] is zero.

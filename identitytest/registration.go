@@ -7,8 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/agentauth/agentauth/headers"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/headers"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // maxRegistrationBody bounds what a registration route reads.

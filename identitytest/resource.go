@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/agentauth/agentauth/headers"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/headers"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // maxResourceBody bounds how much of a resource request body is kept.

@@ -3,7 +3,7 @@ package identitytest
 import (
 	"testing"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 func TestRegisterRuntimeKeyTrustsAPublicKey(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // Server is a running reference server. All methods are safe for concurrent

@@ -8,7 +8,7 @@ import (
 	"maps"
 	"net/http"
 
-	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/internal/headers"
 )
 
 // Authentication modes a protected resource reports in [Echo.Mode] and

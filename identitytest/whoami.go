@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/internal/headers"
 )
 
 // RouteWhoami is GET .../v1/user-auth-credential/whoami, where a client

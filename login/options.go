@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // The defaults and environment variables the flows share with the Codex CLI.

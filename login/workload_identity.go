@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // Workload identity federation, as Codex's codex-workload-identity does it.

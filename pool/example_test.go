@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/pool"
 	"github.com/agentauth/agentauth/transport"

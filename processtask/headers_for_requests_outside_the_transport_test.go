@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/processtask"
 	"github.com/agentauth/agentauth/resolver"

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // A provisioning that fails (agent registration answering 503, a timeout)

@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/redis/go-redis/v9"
 )
 

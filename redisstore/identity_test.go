@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 func TestIdentityStoredPerLogin(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // ErrLoginMismatch is returned when a token set stored or about to be

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // The fleet's login is revoked: every refresh fails for good. After the

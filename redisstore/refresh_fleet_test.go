@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // The refresh fleet test drives the Coordinator with a minimal model

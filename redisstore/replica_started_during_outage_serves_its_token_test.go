@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // A replica started while Redis is down serves the still-valid token of

@@ -3,7 +3,7 @@ package redisstore
 import (
 	"context"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // ResetLogin deletes the fleet's refresh state of a ChatGPT login: its

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // A sealing key is rotated across a rolling deploy in two phases: the new

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 const (

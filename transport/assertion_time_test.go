@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 type atRoundTripper func(*http.Request) (*http.Response, error)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // TestPlainHTTPOnlyOnLoopback: AllowInsecureHTTP admits plain-http origins

@@ -11,8 +11,8 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/internal/transporthook"
 	"github.com/agentauth/agentauth/resolver"
 )

@@ -17,9 +17,9 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/headers"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/headers"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/identityreplace"
 	"github.com/agentauth/agentauth/internal/provisionlock"
 	"github.com/agentauth/agentauth/resolver"

@@ -12,9 +12,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/headers"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/headers"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/replay"
 	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/useragent"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/testhooks"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
 )

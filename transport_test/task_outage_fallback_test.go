@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/featureflag"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"

@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 const assertionSynopsis = "agentauth assertion --record FILE --task-id ID [--at RFC3339]"

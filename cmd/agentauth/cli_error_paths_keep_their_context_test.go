@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
 )
 

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // The published test vectors of the protocol (docs/protocol.md): seed

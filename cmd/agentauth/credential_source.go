@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 const demoSynopsis = "agentauth demo [--server URL] [--threads N] [--requests M] [--background K] [--concurrency C] [--timeout 1m] [--json] [--logins N]"

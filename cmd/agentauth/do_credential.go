@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/credentials"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // loadDoRecord reads --record: an Agent Identity record or a keygen JSON

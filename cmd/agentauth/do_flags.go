@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentauth/agentauth/headers"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/headers"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/transport"
 )
 

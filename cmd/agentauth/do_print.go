@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/internal/headers"
 )
 
 // verboseRoundTripper prints each request as the agentauth transport sends

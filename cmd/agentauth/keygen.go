@@ -10,8 +10,8 @@ import (
 	"io"
 	"unicode/utf8"
 
-	"github.com/agentauth/agentauth/headers"
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/headers"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 const keygenSynopsis = "agentauth keygen [--runtime-id ID]"

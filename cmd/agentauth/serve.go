@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
 )
 

@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/resolver"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // TestSignerLateCallersDoNotResign is the regression test of the

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/identity"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 func testSigner(t *testing.T, maxAge time.Duration) *Signer {

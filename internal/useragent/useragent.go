@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/agentauth/agentauth/headers"
+	"github.com/agentauth/agentauth/internal/headers"
 )
 
 // ModulePath is agentauth's module path, looked up in the build info.

@@ -25,7 +25,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/redisstore"
 	"github.com/redis/go-redis/v9"
 )

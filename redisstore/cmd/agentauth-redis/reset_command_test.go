@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/credentials"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/redisstore"
 	"github.com/redis/go-redis/v9"
 )

@@ -27,8 +27,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/internal/useragent"

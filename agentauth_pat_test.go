@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 const patSecret = "at-test-personal-access-token"

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // ExampleNewServer registers a thread task with a signed body and then

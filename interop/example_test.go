@@ -14,9 +14,9 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	goopenai "github.com/sashabaranov/go-openai"
 
+	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/interop"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/featureflag"
-	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/interop"
 	"github.com/agentauth/agentauth/transport"
 )

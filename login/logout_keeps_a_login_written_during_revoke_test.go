@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // A login written to auth.json while Logout revokes the previous one's

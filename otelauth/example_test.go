@@ -12,9 +12,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/otelauth"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/pool"
 	"github.com/agentauth/agentauth/transport"
 	"github.com/agentauth/agentauth/usage"

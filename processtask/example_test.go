@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/processtask"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // An identity read back from the IdentityStore (auth.json for a Codex

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/testhooks"
 )
 

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 func writeLoginFile(t *testing.T, token, account string) string {

@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // A server that says the task is gone (400/404 invalid_task_id) on every

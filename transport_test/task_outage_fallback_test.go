@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/featureflag"
-	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )

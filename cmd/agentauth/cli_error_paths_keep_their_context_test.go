@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/identitytest"
 )
 
 // failDial makes every connection do and demo open fail with err, for the

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // codexHomeDefault is how the Codex home was chosen when neither

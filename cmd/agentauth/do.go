@@ -16,8 +16,8 @@ import (
 	"sync"
 
 	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/featureflag"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 // `agentauth login --no-browser` prints the authorize URL and finishes

@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 const serveSynopsis = "agentauth serve [--addr 127.0.0.1:8787] [--access-token TOKEN... | --access-token-stdin] [--api-key KEY... | --api-key-stdin] [--trust-record FILE]... [--issue-login DIR [--account-id ID] [--user-id ID] [--email E] [--plan-type P]] [--token-lifetime 1h] [--encrypt-task-ids] [--max-skew 5m]"

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // A Codex CLI that saves the auth.json it loaded before our rotation puts

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // auth.json switched to another account whose tokens were issued before

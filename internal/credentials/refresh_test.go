@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 // fakeClock is a settable clock shared by the token endpoint and sources.

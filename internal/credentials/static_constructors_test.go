@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/identity"
 )
 
 func TestAPIKeyBuildsAnAPIKeyCredential(t *testing.T) {

@@ -22,8 +22,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/redisstore"
 	"github.com/agentauth/agentauth/transport"
 )

@@ -30,9 +30,9 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/internal/useragent"
-	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -131,7 +131,7 @@ type Options struct {
 	// is registered once. It is Config.TaskStore; setting both is an
 	// error. Default: none, each transport
 	// registers the threads it serves and caches their tasks in memory.
-	TaskStore resolver.TaskStore
+	TaskStore taskcache.TaskStore
 
 	// AllowNoCredential makes a Codex home without any credential build a
 	// transport that passes requests through unchanged. Default: false,

@@ -16,7 +16,7 @@ import (
 	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -68,11 +68,11 @@ func (c *memCoordinator) CompareAndSwap(_ context.Context, prev, next *credentia
 // counts the calls.
 type countingTaskStore struct {
 	mu      sync.Mutex
-	tasks   map[resolver.StoreKey]string
+	tasks   map[taskcache.StoreKey]string
 	resolve int
 }
 
-func (s *countingTaskStore) Resolve(ctx context.Context, key resolver.StoreKey, register func(context.Context) (string, error)) (string, error) {
+func (s *countingTaskStore) Resolve(ctx context.Context, key taskcache.StoreKey, register func(context.Context) (string, error)) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resolve++
@@ -84,13 +84,13 @@ func (s *countingTaskStore) Resolve(ctx context.Context, key resolver.StoreKey, 
 		return "", err
 	}
 	if s.tasks == nil {
-		s.tasks = map[resolver.StoreKey]string{}
+		s.tasks = map[taskcache.StoreKey]string{}
 	}
 	s.tasks[key] = id
 	return id, nil
 }
 
-func (s *countingTaskStore) Forget(_ context.Context, key resolver.StoreKey, taskID string) error {
+func (s *countingTaskStore) Forget(_ context.Context, key taskcache.StoreKey, taskID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tasks[key] == taskID {
@@ -147,7 +147,7 @@ func TestLoadWithFleetPieces(t *testing.T) {
 	if setup.RefreshCoordinator != credentials.RefreshCoordinator(coord) || setup.IdentityStore != credentials.IdentityStore(identities) {
 		t.Fatalf("setup: coordinator %T, identity store %T", setup.RefreshCoordinator, setup.IdentityStore)
 	}
-	if cfg := setup.Config(); cfg.TaskStore != resolver.TaskStore(tasks) || cfg.IdentityStore != credentials.IdentityStore(identities) {
+	if cfg := setup.Config(); cfg.TaskStore != taskcache.TaskStore(tasks) || cfg.IdentityStore != credentials.IdentityStore(identities) {
 		t.Fatalf("config: task store %T, identity store %T", cfg.TaskStore, cfg.IdentityStore)
 	}
 	rt, err := setup.Transport(base)

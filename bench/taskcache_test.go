@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/agentauth/agentauth/internal/taskcache"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // uuidKey is a 36-byte thread key shaped like the UUIDs callers use.
@@ -22,7 +21,7 @@ func warmCache(b *testing.B, n int) (*taskcache.Cache, []string) {
 	b.Helper()
 	c, err := taskcache.New(func(_ context.Context, key string) (string, error) {
 		return "task-" + key, nil
-	}, resolver.CacheOptions{Capacity: n})
+	}, taskcache.CacheOptions{Capacity: n})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +75,7 @@ func BenchmarkTaskCacheMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		c, err := taskcache.New(func(_ context.Context, key string) (string, error) {
 			return "task", nil
-		}, resolver.CacheOptions{Capacity: n})
+		}, taskcache.CacheOptions{Capacity: n})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -38,7 +38,6 @@ import (
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/replay"
 	"github.com/agentauth/agentauth/internal/taskcache"
-	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 	"github.com/agentauth/agentauth/usage"
 )
@@ -205,7 +204,7 @@ func newPool(opts Options, now func() time.Time, members []Member) (*Pool, error
 		ttl = DefaultThreadIdleTTL
 	}
 	p.ttl = ttl
-	threads, err := taskcache.New(p.assign, resolver.CacheOptions{Capacity: capacity, IdleTTL: ttl, Now: now})
+	threads, err := taskcache.New(p.assign, taskcache.CacheOptions{Capacity: capacity, IdleTTL: ttl, Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("pool: New: %w", err)
 	}

@@ -1,7 +1,7 @@
 // Package redisstore lets the replicas of a service share, through Redis
 // (or Valkey), what would otherwise be duplicated per process:
 //
-//   - Thread tasks ([Store] is a resolver.TaskStore for
+//   - Thread tasks ([Store] is a taskcache.TaskStore for
 //     transport.Config.TaskStore): a conversation thread served by a whole
 //     fleet costs one task registration instead of one per replica. A
 //     replica that misses its in-process cache looks the thread up in

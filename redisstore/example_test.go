@@ -10,8 +10,8 @@ import (
 	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/redisstore"
-	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 	"github.com/redis/go-redis/v9"
 )
@@ -55,7 +55,7 @@ func ExampleStore_Resolve_unavailable() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	key := resolver.StoreKey{RuntimeID: "rt-example", ExternalRef: "thread-1"}
+	key := taskcache.StoreKey{RuntimeID: "rt-example", ExternalRef: "thread-1"}
 	id, err := store.Resolve(context.Background(), key, func(context.Context) (string, error) {
 		return "task-registered-locally", nil
 	})

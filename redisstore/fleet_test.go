@@ -19,7 +19,7 @@ import (
 
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 )
 
 // The fleet tests run each replica in its own process: the test binary
@@ -517,8 +517,8 @@ func TestFleetLockHolderKilled(t *testing.T) {
 	}
 }
 
-func storeKey(rec identity.Record, thread string) resolver.StoreKey {
-	return resolver.StoreKey{RuntimeID: rec.AgentRuntimeID, ExternalRef: thread}
+func storeKey(rec identity.Record, thread string) taskcache.StoreKey {
+	return taskcache.StoreKey{RuntimeID: rec.AgentRuntimeID, ExternalRef: thread}
 }
 
 func lockKeys(t *testing.T, addr, prefix string) []string {

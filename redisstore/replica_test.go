@@ -12,7 +12,7 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -26,7 +26,7 @@ type replica struct {
 
 // newReplica builds a replica against srv. store may be nil (per-process
 // tasks only); regClient may be nil (the default registration client).
-func newReplica(tb testing.TB, srvURL string, rec identity.Record, store resolver.TaskStore, regClient *http.Client) *replica {
+func newReplica(tb testing.TB, srvURL string, rec identity.Record, store taskcache.TaskStore, regClient *http.Client) *replica {
 	tb.Helper()
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	rt, err := transport.New(base, transport.Config{

@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -55,7 +55,7 @@ type Options struct {
 	// holder neither publishes nor releases it (it crashed): after that,
 	// another replica takes over. It must cover a whole registration attempt,
 	// so keep it at least the thread cache's registration timeout
-	// (resolver.CacheOptions.Timeout, default 30 s); a shorter lock lets a
+	// (taskcache.CacheOptions.Timeout, default 30 s); a shorter lock lets a
 	// slow registration be duplicated. A lock can also be left by a call
 	// that timed out on the client but still ran on a frozen Redis; it too
 	// expires after LockTimeout. It is also how long a replica's
@@ -165,7 +165,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // when the caller cancelled.
 func (e *Error) Temporary() bool { return !errors.Is(e.Err, context.Canceled) }
 
-// Store is a [resolver.TaskStore] on Redis. It is safe for concurrent use;
+// Store is a [taskcache.TaskStore] on Redis. It is safe for concurrent use;
 // one Store per process (per Redis client) is enough for any number of
 // transports and identities.
 type Store struct {
@@ -192,7 +192,7 @@ type Store struct {
 	outages, errs, forgets                           atomic.Uint64
 }
 
-var _ resolver.TaskStore = (*Store)(nil)
+var _ taskcache.TaskStore = (*Store)(nil)
 
 // New returns a Store that keeps fleet mappings in client. The client stays
 // the caller's: close it after the last use of the Store. Because
@@ -321,7 +321,7 @@ type keys struct{ mapping, lock string }
 // keysFor derives the keys of key. Hashing (with the runtime id
 // length-prefixed, so no two pairs collide) bounds the key length and keeps
 // arbitrary thread keys out of Redis key syntax.
-func (s *Store) keysFor(key resolver.StoreKey) keys {
+func (s *Store) keysFor(key taskcache.StoreKey) keys {
 	h := sha256.New()
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(key.RuntimeID)))
@@ -379,7 +379,7 @@ const (
 	stateLocked = 2
 )
 
-// Resolve implements [resolver.TaskStore]: it returns the fleet's task for
+// Resolve implements [taskcache.TaskStore]: it returns the fleet's task for
 // key, registering (with register) and publishing one when the fleet has
 // none. When Redis fails or is slower than OpTimeout it calls register
 // itself and returns that task without sharing it; so it does when another
@@ -388,7 +388,7 @@ const (
 // is returned unchanged; the only other error is an *[Error] with Op
 // "wait", when ctx ends (without a deadline, or before the two thirds)
 // while another replica registers.
-func (s *Store) Resolve(ctx context.Context, key resolver.StoreKey, register func(context.Context) (string, error)) (string, error) {
+func (s *Store) Resolve(ctx context.Context, key taskcache.StoreKey, register func(context.Context) (string, error)) (string, error) {
 	if register == nil {
 		return "", errors.New("redisstore: nil register function")
 	}
@@ -482,7 +482,7 @@ func (s *Store) acquire(ctx context.Context, k keys, token string) (state int, i
 }
 
 // registerAndPublish runs while this replica holds the lock.
-func (s *Store) registerAndPublish(ctx context.Context, key resolver.StoreKey, k keys, token string, register func(context.Context) (string, error)) (string, error) {
+func (s *Store) registerAndPublish(ctx context.Context, key taskcache.StoreKey, k keys, token string, register func(context.Context) (string, error)) (string, error) {
 	id, err := register(ctx)
 	if err == nil && id == "" {
 		err = errors.New("redisstore: register returned an empty task id")
@@ -515,10 +515,10 @@ func (s *Store) registerAndPublish(ctx context.Context, key resolver.StoreKey, k
 	return fleetID, nil
 }
 
-// Forget implements [resolver.TaskStore]: it removes key's mapping only if
+// Forget implements [taskcache.TaskStore]: it removes key's mapping only if
 // it still names taskID, so that a replica rejected with an old task never
 // erases the replacement another replica already published.
-func (s *Store) Forget(ctx context.Context, key resolver.StoreKey, taskID string) error {
+func (s *Store) Forget(ctx context.Context, key taskcache.StoreKey, taskID string) error {
 	k := s.keysFor(key)
 	opCtx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	defer cancel()

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -133,8 +133,8 @@ func TestNewValidation(t *testing.T) {
 		o.OpTimeout != DefaultOpTimeout || o.PollInterval != time.Second || o.MaxPollInterval != time.Second {
 		t.Fatalf("defaults not applied: %+v", o)
 	}
-	if o.LockTimeout < resolver.DefaultTimeout {
-		t.Fatalf("default LockTimeout %v is shorter than the registration timeout %v", o.LockTimeout, resolver.DefaultTimeout)
+	if o.LockTimeout < taskcache.DefaultTimeout {
+		t.Fatalf("default LockTimeout %v is shorter than the registration timeout %v", o.LockTimeout, taskcache.DefaultTimeout)
 	}
 }
 
@@ -145,15 +145,15 @@ func TestKeysAreHashedAndUnambiguous(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := s.keysFor(resolver.StoreKey{RuntimeID: "rt-a", ExternalRef: "bc"})
-	b := s.keysFor(resolver.StoreKey{RuntimeID: "rt-ab", ExternalRef: "c"})
+	a := s.keysFor(taskcache.StoreKey{RuntimeID: "rt-a", ExternalRef: "bc"})
+	b := s.keysFor(taskcache.StoreKey{RuntimeID: "rt-ab", ExternalRef: "c"})
 	if a.mapping == b.mapping {
 		t.Fatal("different (runtime, thread) pairs share a key")
 	}
 	if !strings.HasPrefix(a.mapping, DefaultPrefix+"{") || !strings.HasSuffix(a.mapping, "}") || a.lock != a.mapping+":lock" {
 		t.Fatalf("unexpected key layout %q / %q", a.mapping, a.lock)
 	}
-	odd := s.keysFor(resolver.StoreKey{RuntimeID: "rt", ExternalRef: "thread {with} spaces\nand \u2028 more"})
+	odd := s.keysFor(taskcache.StoreKey{RuntimeID: "rt", ExternalRef: "thread {with} spaces\nand \u2028 more"})
 	if strings.Contains(odd.mapping, "thread") || len(odd.mapping) != len(DefaultPrefix)+2+64 {
 		t.Fatalf("thread key not hashed into a fixed-length key: %q", odd.mapping)
 	}
@@ -169,7 +169,7 @@ func TestFleetSingleFlight(t *testing.T) {
 	for i := range stores {
 		stores[i] = newStore(t, addr, Options{Prefix: prefix, PollInterval: time.Millisecond, MaxPollInterval: 5 * time.Millisecond})
 	}
-	key := resolver.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-1"}
+	key := taskcache.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-1"}
 	release := make(chan struct{})
 	var calls atomic.Int32
 	register := func(ctx context.Context) (string, error) {
@@ -230,7 +230,7 @@ func TestFleetSingleFlight(t *testing.T) {
 func TestTakeoverAfterLockExpiry(t *testing.T) {
 	addr := redisAddr(t)
 	s := newStore(t, addr, Options{LockTimeout: time.Second, OpTimeout: 500 * time.Millisecond, PollInterval: 5 * time.Millisecond, MaxPollInterval: 20 * time.Millisecond})
-	key := resolver.StoreKey{RuntimeID: "rt-1", ExternalRef: "orphaned"}
+	key := taskcache.StoreKey{RuntimeID: "rt-1", ExternalRef: "orphaned"}
 	k := s.keysFor(key)
 	c := newClient(t, addr)
 	if err := c.Set(context.Background(), k.lock, "dead-holder", 400*time.Millisecond).Err(); err != nil {
@@ -262,7 +262,7 @@ func TestFailedRegistrationReleasesLock(t *testing.T) {
 	prefix := uniquePrefix(t)
 	opts := Options{Prefix: prefix, PollInterval: time.Millisecond, MaxPollInterval: 5 * time.Millisecond}
 	a, b := newStore(t, addr, opts), newStore(t, addr, opts)
-	key := resolver.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-f"}
+	key := taskcache.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-f"}
 	boom := errors.New("registration rejected")
 	entered, fail := make(chan struct{}), make(chan struct{})
 	var aErr error
@@ -308,7 +308,7 @@ func TestLateHolderAdoptsPublishedTask(t *testing.T) {
 	prefix := uniquePrefix(t)
 	opts := Options{Prefix: prefix, PollInterval: time.Millisecond}
 	a, b := newStore(t, addr, opts), newStore(t, addr, opts)
-	key := resolver.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-late"}
+	key := taskcache.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-late"}
 	k := a.keysFor(key)
 	c := newClient(t, addr)
 	entered, finish := make(chan struct{}), make(chan struct{})
@@ -349,7 +349,7 @@ func TestLateHolderAdoptsPublishedTask(t *testing.T) {
 func TestWaitEndsWithContext(t *testing.T) {
 	addr := redisAddr(t)
 	s := newStore(t, addr, Options{PollInterval: time.Millisecond})
-	key := resolver.StoreKey{RuntimeID: "rt-1", ExternalRef: "busy"}
+	key := taskcache.StoreKey{RuntimeID: "rt-1", ExternalRef: "busy"}
 	c := newClient(t, addr)
 	if err := c.Set(context.Background(), s.keysFor(key).lock, "someone", time.Minute).Err(); err != nil {
 		t.Fatal(err)
@@ -395,7 +395,7 @@ func TestWaitEndsWithContext(t *testing.T) {
 func TestForgetOnlyTheRejectedTask(t *testing.T) {
 	addr := redisAddr(t)
 	s := newStore(t, addr, Options{})
-	key := resolver.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-401"}
+	key := taskcache.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-401"}
 	ctx := context.Background()
 	var calls atomic.Int32
 	if id, err := s.Resolve(ctx, key, fixedID("task-1", &calls)); err != nil || id != "task-1" {
@@ -422,7 +422,7 @@ func TestForgetOnlyTheRejectedTask(t *testing.T) {
 func TestHitRefreshesTTL(t *testing.T) {
 	addr := redisAddr(t)
 	s := newStore(t, addr, Options{TTL: time.Hour})
-	key := resolver.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-ttl"}
+	key := taskcache.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-ttl"}
 	ctx := context.Background()
 	var calls atomic.Int32
 	if _, err := s.Resolve(ctx, key, fixedID("task-1", &calls)); err != nil {
@@ -445,7 +445,7 @@ func TestHitRefreshesTTL(t *testing.T) {
 func TestEmptyTaskIDIsAnError(t *testing.T) {
 	addr := redisAddr(t)
 	s := newStore(t, addr, Options{})
-	key := resolver.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-empty"}
+	key := taskcache.StoreKey{RuntimeID: "rt-1", ExternalRef: "thread-empty"}
 	var calls atomic.Int32
 	if _, err := s.Resolve(context.Background(), key, fixedID("", &calls)); err == nil {
 		t.Fatal("empty task id accepted")
@@ -465,12 +465,12 @@ func TestUnreachableRedisFallsBackLocally(t *testing.T) {
 	s := newStore(t, addr, Options{Logger: slog.New(logs), OpTimeout: DefaultOpTimeout})
 	var calls atomic.Int32
 	for i := range 5 {
-		id, err := s.Resolve(context.Background(), resolver.StoreKey{RuntimeID: "rt", ExternalRef: fmt.Sprint(i)}, fixedID("local", &calls))
+		id, err := s.Resolve(context.Background(), taskcache.StoreKey{RuntimeID: "rt", ExternalRef: fmt.Sprint(i)}, fixedID("local", &calls))
 		if err != nil || id != "local" {
 			t.Fatalf("Resolve = %q, %v", id, err)
 		}
 	}
-	err := s.Forget(context.Background(), resolver.StoreKey{RuntimeID: "rt", ExternalRef: "0"}, "local")
+	err := s.Forget(context.Background(), taskcache.StoreKey{RuntimeID: "rt", ExternalRef: "0"}, "local")
 	var se *Error
 	if !errors.As(err, &se) || se.Op != "forget" || !se.Temporary() {
 		t.Fatalf("Forget err = %v", err)

@@ -24,8 +24,8 @@ type agentState struct {
 	signer  *taskcache.Signer
 	threads *taskcache.Cache
 	process *processtask.Handle
-	store   resolver.TaskStore // nil: thread tasks are not shared with other processes
-	keep    *sharedIdentity    // keeps a shared identity alive while this state uses it
+	store   taskcache.TaskStore // nil: thread tasks are not shared with other processes
+	keep    *sharedIdentity     // keeps a shared identity alive while this state uses it
 
 	// cacheNow is the thread cache's clock when it is not the transport's
 	// (ThreadCache.Now set by the caller); nil when they are one clock.
@@ -96,7 +96,7 @@ func (t *Transport) newAgentState(rec *identity.Record) (*agentState, error) {
 	resolveThread := registerThread
 	if store := t.s.TaskStore; store != nil {
 		resolveThread = func(ctx context.Context, thread string) (string, error) {
-			return store.Resolve(ctx, resolver.StoreKey{RuntimeID: runtimeID, ExternalRef: thread},
+			return store.Resolve(ctx, taskcache.StoreKey{RuntimeID: runtimeID, ExternalRef: thread},
 				func(ctx context.Context) (string, error) { return registerThread(ctx, thread) })
 		}
 	}
@@ -197,7 +197,7 @@ func (a *agentState) invalidate(ctx context.Context, task *taskcache.Task) {
 	if a.threads.Invalidate(task) && a.store != nil {
 		// Best effort: a store that cannot be reached keeps a mapping that
 		// the next replica to be rejected will remove.
-		_ = a.store.Forget(ctx, resolver.StoreKey{RuntimeID: a.record.AgentRuntimeID, ExternalRef: task.Key()}, task.ID())
+		_ = a.store.Forget(ctx, taskcache.StoreKey{RuntimeID: a.record.AgentRuntimeID, ExternalRef: task.Key()}, task.ID())
 	}
 }
 

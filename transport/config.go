@@ -15,8 +15,8 @@ import (
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // DefaultProvisioningCooldown is how long a ChatGPT login stays on Bearer
@@ -93,13 +93,13 @@ type Config struct {
 	// identity, uses the same timeout and backoff: New fails for a second
 	// transport on an identity whose timeout or backoff differ from the
 	// first's.
-	ThreadCache resolver.CacheOptions
+	ThreadCache taskcache.CacheOptions
 
 	// TaskStore shares thread tasks with other processes (replicas) so a
 	// thread served by several of them registers one task, not one per
 	// replica; see the redisstore module. nil means tasks are per process.
 	// The in-process cache (ThreadCache) stays in front of it.
-	TaskStore resolver.TaskStore
+	TaskStore taskcache.TaskStore
 
 	// MaxAssertionAge is how long one signed assertion is reused, in whole
 	// seconds. 0 means one second: exactly what signing every request sends.

@@ -54,8 +54,8 @@ func (e *Error) Temporary() bool { return IsTemporary(e.Err) }
 
 // IsTemporary reports whether err may go away on its own, so a retry after
 // a backoff is reasonable. It is the module's one rule, also behind the
-// Temporary methods of [Error], resolver.AttemptError and
-// resolver.BackoffError: a canceled context is never temporary; otherwise
+// Temporary methods of [Error], taskcache.AttemptError and
+// taskcache.BackoffError: a canceled context is never temporary; otherwise
 // the outermost error that classifies itself (Temporary or Timeout) decides
 // (identity.RegistrationError does for HTTP statuses and network failures,
 // a backoff defers to the failure behind it); an error nothing classifies is

@@ -296,7 +296,7 @@ type SignatureEvent struct {
 
 // CacheEvent is one thread task dropped by the cache on its own.
 type CacheEvent struct {
-	Reason resolver.RemovalReason
+	Reason taskcache.RemovalReason
 	Thread string // only with [Observer.IncludeThreadKeys]
 }
 
@@ -489,12 +489,12 @@ func (o *observer) watchSigner(s *taskcache.Signer) {
 
 // cacheOptions adds the removal hook to the thread cache's options,
 // keeping one the caller set.
-func (o *observer) cacheOptions(opts resolver.CacheOptions) resolver.CacheOptions {
+func (o *observer) cacheOptions(opts taskcache.CacheOptions) taskcache.CacheOptions {
 	if o == nil || o.OnCacheRemoval == nil {
 		return opts
 	}
 	prev := opts.OnRemove
-	opts.OnRemove = func(key string, why resolver.RemovalReason) {
+	opts.OnRemove = func(key string, why taskcache.RemovalReason) {
 		if prev != nil {
 			prev(key, why)
 		}

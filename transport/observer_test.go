@@ -13,6 +13,7 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/resolver"
 )
@@ -167,7 +168,7 @@ func TestObserverCountsAttemptsAndClassifiesFailures(t *testing.T) {
 	if _, err := c.Do(req); err == nil {
 		t.Fatal("request succeeded despite the registration fault")
 	}
-	now.Add(int64(2 * resolver.DefaultBackoffMax / time.Second)) // past any backoff
+	now.Add(int64(2 * taskcache.DefaultBackoffMax / time.Second)) // past any backoff
 	if code := get(t, c, ctx, srv.URL()+"/v1/models"); code != http.StatusOK {
 		t.Fatalf("status %d after the backoff", code)
 	}
@@ -186,13 +187,13 @@ func TestObserverCountsAttemptsAndClassifiesFailures(t *testing.T) {
 func TestObserverReportsCacheEvictions(t *testing.T) {
 	srv, creds := agentServer(t, identitytest.Options{})
 	var rec recorder
-	rt, c := observedTransport(t, srv, Config{Credentials: creds, Observer: rec.observer(true), ThreadCache: resolver.CacheOptions{Capacity: 1}})
+	rt, c := observedTransport(t, srv, Config{Credentials: creds, Observer: rec.observer(true), ThreadCache: taskcache.CacheOptions{Capacity: 1}})
 	get(t, c, WithThread(context.Background(), "thread-a"), srv.URL()+"/v1/models")
 	get(t, c, WithThread(context.Background(), "thread-b"), srv.URL()+"/v1/models")
 	_ = rt.Stats() // takes the cache lock: the removal was recorded before it
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.removals) != 1 || rec.removals[0].Reason != resolver.RemovalEvicted || rec.removals[0].Thread != "thread-a" {
+	if len(rec.removals) != 1 || rec.removals[0].Reason != taskcache.RemovalEvicted || rec.removals[0].Thread != "thread-a" {
 		t.Fatalf("removals %+v, want thread-a evicted", rec.removals)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/identityreplace"
 	"github.com/agentauth/agentauth/internal/provisionlock"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 )
 
@@ -410,7 +411,7 @@ func (p *provisioner) storeFallback(ctx context.Context, ls *loginState, st, nex
 func (p *provisioner) storeBackoff(n int) time.Duration {
 	d := p.t.s.ThreadCache.BackoffInitial
 	if d <= 0 {
-		d = resolver.DefaultBackoffInitial
+		d = taskcache.DefaultBackoffInitial
 	}
 	for i := 1; i < n && d < maxStoreBackoff; i++ {
 		d *= 2

@@ -308,8 +308,8 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 // neither is the backoff after one: a backoff is as temporary as the
 // failure behind it.
 func taskUnavailable(err error) bool {
-	var be *resolver.BackoffError
-	var re *resolver.AttemptError
+	var be *taskcache.BackoffError
+	var re *taskcache.AttemptError
 	return (errors.As(err, &be) || errors.As(err, &re)) && IsTemporary(err)
 }
 
@@ -435,7 +435,7 @@ func (t *Transport) holdFor() time.Duration {
 	if d := t.s.ThreadCache.BackoffMax; d > 0 {
 		return d
 	}
-	return max(resolver.DefaultBackoffMax, t.s.ThreadCache.BackoffInitial)
+	return max(taskcache.DefaultBackoffMax, t.s.ThreadCache.BackoffInitial)
 }
 
 // maxBufferedUnauthorized bounds the copy of a 401 kept while recovering.

@@ -11,7 +11,7 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -23,7 +23,7 @@ func TestBindingUnauthorizedDrainedBeforeRecovery(t *testing.T) {
 	base := &http.Transport{MaxConnsPerHost: 4, MaxIdleConnsPerHost: 4}
 	t.Cleanup(base.CloseIdleConnections)
 	cfg := loopbackConfig(srv, agentCreds(newRuntime(t, srv, uniqueAccount("drain"), false)))
-	cfg.ThreadCache = resolver.CacheOptions{Timeout: 3 * time.Second}
+	cfg.ThreadCache = taskcache.CacheOptions{Timeout: 3 * time.Second}
 	rt := newTransport(t, base, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()

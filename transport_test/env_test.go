@@ -19,8 +19,8 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
-	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -106,7 +106,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		AllowInsecureHTTP: true,
 		IdentityStore:     credentials.NewMemoryStore(),
 		Logger:            logger,
-		ThreadCache: resolver.CacheOptions{
+		ThreadCache: taskcache.CacheOptions{
 			Timeout:        shortWait,
 			BackoffInitial: firstBackoff,
 			BackoffJitter:  -1,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -80,13 +81,13 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 	for range n {
 		r := receive(t, results, "a caller of the failing registration")
 		recCheckRegistrationFailure(t, r)
-		var be *resolver.BackoffError
+		var be *taskcache.BackoffError
 		if errors.As(r.err, &be) {
 			t.Fatalf("a caller got the backoff instead of the shared failure: %v", r.err)
 		}
-		var re *resolver.AttemptError
+		var re *taskcache.AttemptError
 		if !errors.As(r.err, &re) || re.Key != key {
-			t.Fatalf("error %v is not the shared *resolver.AttemptError", r.err)
+			t.Fatalf("error %v is not the shared *taskcache.AttemptError", r.err)
 		}
 	}
 	if got := e.front.Attempts(key); got != identity.DefaultTaskAttempts {
@@ -97,9 +98,9 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 	e.clock.Advance(firstBackoff - time.Millisecond)
 	r := e.get(key)
 	recCheckRegistrationFailure(t, r)
-	var be *resolver.BackoffError
+	var be *taskcache.BackoffError
 	if !errors.As(r.err, &be) {
-		t.Fatalf("request inside the backoff: %v, want a *resolver.BackoffError", r.err)
+		t.Fatalf("request inside the backoff: %v, want a *taskcache.BackoffError", r.err)
 	}
 	if want := t0.Add(firstBackoff); !be.Until.Equal(want) || be.Failures != 1 || be.Key != key {
 		t.Fatalf("backoff until %v after %d failures for %q, want until %v after 1 for %q",
@@ -144,7 +145,7 @@ func TestFailureInjectedFault(t *testing.T) {
 	for range n {
 		r := receive(t, results, "a caller")
 		recCheckRegistrationFailure(t, r)
-		var be *resolver.BackoffError
+		var be *taskcache.BackoffError
 		if !errors.As(r.err, &be) {
 			shared++
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -117,7 +118,7 @@ func TestFaultMatrixTaskRegistration(t *testing.T) {
 
 			r := e.do(key)
 			fltCheckRegErr(t, r.err, transport.ErrRegistration, resolver.ModeThreadTask, c, c.cause)
-			var be *resolver.BackoffError
+			var be *taskcache.BackoffError
 			if errors.As(r.err, &be) {
 				t.Fatalf("first failure is already a backoff: %v", r.err)
 			}
@@ -133,7 +134,7 @@ func TestFaultMatrixTaskRegistration(t *testing.T) {
 			r = e.do(key)
 			fltCheckRegErr(t, r.err, transport.ErrRegistration, resolver.ModeThreadTask, c, c.cause)
 			if !errors.As(r.err, &be) || be.Key != key {
-				t.Fatalf("request inside the backoff: %v, want a *resolver.BackoffError for %q", r.err, key)
+				t.Fatalf("request inside the backoff: %v, want a *taskcache.BackoffError for %q", r.err, key)
 			}
 			if n := e.wire.registrations.Load(); n != int64(f.Times) {
 				t.Fatalf("%d registration attempts, want %d (none inside the backoff)", n, f.Times)

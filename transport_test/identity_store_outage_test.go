@@ -14,8 +14,8 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
-	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -80,7 +80,7 @@ func TestIdentityStoreOutageRetriesSoon(t *testing.T) {
 	cfg.Flag = featureflag.New(true)
 	cfg.IdentityStore = store
 	testhooks.Of(&cfg).Now = clk.Now
-	cfg.ThreadCache = resolver.CacheOptions{BackoffInitial: time.Second}
+	cfg.ThreadCache = taskcache.CacheOptions{BackoffInitial: time.Second}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Observer = events.observer()
 	rt := newTransport(t, newHTTPBase(t), cfg)

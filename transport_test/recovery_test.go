@@ -15,7 +15,7 @@ import (
 
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -107,9 +107,9 @@ func TestRegistrationTimeout(t *testing.T) {
 	}
 
 	r = e.get(key)
-	var be *resolver.BackoffError
+	var be *taskcache.BackoffError
 	if !errors.As(r.err, &be) || !errors.Is(r.err, context.DeadlineExceeded) {
-		t.Fatalf("request inside the backoff: %v, want a *resolver.BackoffError over the timeout", r.err)
+		t.Fatalf("request inside the backoff: %v, want a *taskcache.BackoffError over the timeout", r.err)
 	}
 	// The hang is served when the request reaches the server within the
 	// 100 ms; on a saturated CPU (.ci/stress) the attempt can time out

@@ -8,7 +8,7 @@ import (
 
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -37,7 +37,7 @@ func TestRegistrationRetryAfterBeyondBudget(t *testing.T) {
 	for _, d := range []time.Duration{time.Minute, 60*time.Second - time.Nanosecond} {
 		e.clock.Advance(d)
 		r = e.get(key)
-		var be *resolver.BackoffError
+		var be *taskcache.BackoffError
 		if !errors.As(r.err, &be) || !errors.As(r.err, &ie) || ie.RetryAfter != 120*time.Second {
 			t.Fatalf("inside the server's 120 s: %v, want a backoff carrying the Retry-After", r.err)
 		}

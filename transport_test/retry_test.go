@@ -13,7 +13,7 @@ import (
 
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -102,8 +102,8 @@ func TestRetryablehttpPermanent(t *testing.T) {
 		{name: "403 at registration", thread: "thread-forbidden", fault: &identitytest.Fault{Status: http.StatusForbidden},
 			wantIs: transport.ErrRegistration, wantReg: 1},
 		{name: "panic in thread registration", thread: "thread-panic", regs: panicking, cancel: true,
-			wantIs: resolver.ErrRegistrationPanic},
-		{name: "panic in process registration", regs: panicking, wantIs: resolver.ErrRegistrationPanic},
+			wantIs: taskcache.ErrRegistrationPanic},
+		{name: "panic in process registration", regs: panicking, wantIs: taskcache.ErrRegistrationPanic},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{front: true, config: func(c *transport.Config) {

@@ -18,8 +18,8 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
-	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -147,7 +147,7 @@ func TestSoak(t *testing.T) {
 		ChatGPTBaseURL:    srv.URL(),
 		AuthAPIBaseURL:    srv.URL(),
 		AllowInsecureHTTP: true,
-		ThreadCache:       resolver.CacheOptions{BackoffInitial: 2 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
+		ThreadCache:       taskcache.CacheOptions{BackoffInitial: 2 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
 		// A task-registration outage falls back to Bearer for this long
 		// (the identity was provisioned from the login); short, so the
 		// soak keeps mixing modes and the recovery below is past it.

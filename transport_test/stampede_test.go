@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
-	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -176,7 +176,7 @@ func TestThreadCacheCapacity(t *testing.T) {
 		Credentials:    agentCreds(ident),
 		ChatGPTBaseURL: origin,
 		AuthAPIBaseURL: origin + "/api/accounts",
-		ThreadCache:    resolver.CacheOptions{Capacity: capacity},
+		ThreadCache:    taskcache.CacheOptions{Capacity: capacity},
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

@@ -23,6 +23,7 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -319,8 +320,8 @@ func demoServerView(srv *identitytest.Server, st transport.Stats, sum *demoSumma
 // newDemoTransport builds the transport under test: a ChatGPT-style login
 // with use_agent_identity on, against base, with a fresh identity store.
 func newDemoTransport(netTransport *http.Transport, base, token string, opts demoOptions, errs *demoErrors, regs *registrationTimes) (*transport.Transport, error) {
-	cache := resolver.CacheOptions{}
-	if opts.threads > resolver.DefaultCapacity {
+	cache := taskcache.CacheOptions{}
+	if opts.threads > taskcache.DefaultCapacity {
 		// Evicting a live thread would re-register it and skew the counts.
 		cache.Capacity = opts.threads
 	}

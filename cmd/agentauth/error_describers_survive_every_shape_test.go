@@ -17,6 +17,7 @@ import (
 	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -68,8 +69,8 @@ var leafErrors = []struct {
 	{"no credential", agentauth.ErrNoCredential},
 	{"deadline", context.DeadlineExceeded},
 	{"canceled", context.Canceled},
-	{"backoff empty", &resolver.BackoffError{}},
-	{"attempt empty", &resolver.AttemptError{}},
+	{"backoff empty", &taskcache.BackoffError{}},
+	{"attempt empty", &taskcache.AttemptError{}},
 	{"stale identity empty", &transport.StaleIdentityError{}},
 	{"panicking Error", panicky{}},
 }
@@ -96,7 +97,7 @@ var wrappers = []struct {
 	{"refresh", func(e error) error { return &credentials.RefreshError{Err: e} }},
 	{"load", func(e error) error { return &credentials.LoadError{Path: "/nonexistent/auth.json", Err: e} }},
 	{"verification", func(e error) error { return &tls.CertificateVerificationError{Err: e} }},
-	{"backoff", func(e error) error { return &resolver.BackoffError{Err: e} }},
+	{"backoff", func(e error) error { return &taskcache.BackoffError{Err: e} }},
 	{"stale", func(e error) error { return &transport.StaleIdentityError{RuntimeID: "rt", Err: e} }},
 }
 

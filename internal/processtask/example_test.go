@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/agentauth/agentauth/internal/processtask"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 )
 
 // Two transports built on one identity share its process task: the first
@@ -17,8 +17,8 @@ func ExampleShared() {
 		return "task-1", nil
 	}
 	id := processtask.Identity{AuthAPIBase: "https://auth.openai.com/api/accounts", RuntimeID: "example-runtime"}
-	a, _ := processtask.Shared(id, register, resolver.CacheOptions{})
-	b, _ := processtask.Shared(id, register, resolver.CacheOptions{})
+	a, _ := processtask.Shared(id, register, taskcache.CacheOptions{})
+	b, _ := processtask.Shared(id, register, taskcache.CacheOptions{})
 
 	ta, _ := a.Get(context.Background())
 	tb, _ := b.Get(context.Background())

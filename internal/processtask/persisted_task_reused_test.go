@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 )
 
 type memPersistence struct {
@@ -35,7 +35,7 @@ func TestPersistedTaskReusedThenReplaced(t *testing.T) {
 	h, err := New(func(context.Context) (string, error) {
 		calls.Add(1)
 		return "registered", nil
-	}, resolver.CacheOptions{})
+	}, taskcache.CacheOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/agentauth/agentauth/internal/taskcache"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // Identity names an agent identity: the AuthAPI base that registers its
@@ -71,9 +70,9 @@ type Handle struct {
 	persist  atomic.Pointer[Persistence]
 
 	mu       sync.Mutex
-	failures int                    // consecutive failed registrations
-	backoff  *resolver.BackoffError // the last failure while its backoff runs
-	rejected string                 // the last task id the server refused
+	failures int                     // consecutive failed registrations
+	backoff  *taskcache.BackoffError // the last failure while its backoff runs
+	rejected string                  // the last task id the server refused
 
 	registrations, failed, panics, rejections, invalidations atomic.Uint64
 	reused, saveFailures                                     atomic.Uint64 // persisted tasks taken; failed saves
@@ -94,7 +93,7 @@ var (
 // silently behave otherwise; its clock and jitter source (Now, Rand) cannot
 // be compared, and the first caller's are kept. The registry holds handles
 // weakly, so an identity whose transports are all gone costs nothing.
-func Shared(id Identity, register RegisterFunc, opts resolver.CacheOptions) (*Handle, error) {
+func Shared(id Identity, register RegisterFunc, opts taskcache.CacheOptions) (*Handle, error) {
 	if id.RuntimeID == "" {
 		return nil, errors.New("processtask: identity has no runtime id")
 	}
@@ -129,7 +128,7 @@ func forget(id Identity) {
 }
 
 // New returns a handle that is not shared with other transports.
-func New(register RegisterFunc, opts resolver.CacheOptions) (*Handle, error) {
+func New(register RegisterFunc, opts taskcache.CacheOptions) (*Handle, error) {
 	policy, err := taskcache.NewPolicy(opts)
 	if err != nil {
 		return nil, err
@@ -147,8 +146,8 @@ func newHandle(register RegisterFunc, policy taskcache.Policy) (*Handle, error) 
 // Get returns the process task, registering it if needed. Concurrent first
 // callers share one registration; if ctx ends first, Get returns an error
 // wrapping ctx.Err() and the registration carries on for the others. A
-// failed registration returns a [*resolver.AttemptError] to everyone
-// who waited for it, and later calls get a [*resolver.BackoffError] without
+// failed registration returns a [*taskcache.AttemptError] to everyone
+// who waited for it, and later calls get a [*taskcache.BackoffError] without
 // a registration until the backoff has passed.
 func (h *Handle) Get(ctx context.Context) (*taskcache.Task, error) {
 	if t := h.task.Load(); t != nil {
@@ -225,11 +224,11 @@ func (h *Handle) fly(ctx context.Context) (any, error) {
 	}
 	if err != nil {
 		h.failed.Add(1)
-		rerr := &resolver.AttemptError{Key: "", Err: err}
+		rerr := &taskcache.AttemptError{Key: "", Err: err}
 		until := h.policy.Now().Add(h.policy.Wait(n, err))
 		h.mu.Lock()
 		h.failures = n
-		h.backoff = &resolver.BackoffError{Key: "", Until: until, Failures: n, Err: rerr}
+		h.backoff = &taskcache.BackoffError{Key: "", Until: until, Failures: n, Err: rerr}
 		h.mu.Unlock()
 		return nil, rerr
 	}

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/agentauth/agentauth/internal/taskcache"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -24,14 +23,14 @@ func TestSharedOnePerIdentity(t *testing.T) {
 		return "task-" + string(rune('0'+n)), nil
 	}
 	id := Identity{AuthAPIBase: "http://127.0.0.1:1", RuntimeID: t.Name()}
-	h1, err := Shared(id, register, resolver.CacheOptions{})
+	h1, err := Shared(id, register, taskcache.CacheOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h2, err := Shared(id, func(context.Context) (string, error) {
 		t.Error("the second transport's RegisterFunc was used")
 		return "", errors.New("unused")
-	}, resolver.CacheOptions{})
+	}, taskcache.CacheOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +68,11 @@ func TestSharedOnePerIdentity(t *testing.T) {
 		}
 	}
 
-	other, _ := Shared(Identity{AuthAPIBase: id.AuthAPIBase, RuntimeID: t.Name() + "-other"}, register, resolver.CacheOptions{})
+	other, _ := Shared(Identity{AuthAPIBase: id.AuthAPIBase, RuntimeID: t.Name() + "-other"}, register, taskcache.CacheOptions{})
 	if other == h1 {
 		t.Fatal("a different runtime shares the handle")
 	}
-	if _, err := Shared(Identity{}, register, resolver.CacheOptions{}); err == nil {
+	if _, err := Shared(Identity{}, register, taskcache.CacheOptions{}); err == nil {
 		t.Fatal("an identity without a runtime id was accepted")
 	}
 }
@@ -83,7 +82,7 @@ func TestInvalidateReRegistersOnce(t *testing.T) {
 	h, err := New(func(context.Context) (string, error) {
 		calls.Add(1)
 		return "task", nil
-	}, resolver.CacheOptions{})
+	}, taskcache.CacheOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +100,7 @@ func TestInvalidateReRegistersOnce(t *testing.T) {
 	if got, _ := h.Get(context.Background()); got != second || calls.Load() != 2 {
 		t.Fatal("stale invalidation caused a registration")
 	}
-	if _, err := New(nil, resolver.CacheOptions{}); err == nil {
+	if _, err := New(nil, taskcache.CacheOptions{}); err == nil {
 		t.Fatal("nil RegisterFunc accepted")
 	}
 }
@@ -118,12 +117,12 @@ func TestFailureIsRetriedAfterBackoff(t *testing.T) {
 			return "", errors.New("503")
 		}
 		return "task", nil
-	}, resolver.CacheOptions{Now: clock, BackoffInitial: time.Second, BackoffJitter: -1})
+	}, taskcache.CacheOptions{Now: clock, BackoffInitial: time.Second, BackoffJitter: -1})
 	if _, err := h.Get(context.Background()); err == nil {
 		t.Fatal("failure not reported")
 	}
 	fail = false
-	var be *resolver.BackoffError
+	var be *taskcache.BackoffError
 	if _, err := h.Get(context.Background()); !errors.As(err, &be) || calls.Load() != 1 {
 		t.Fatalf("inside backoff: %v, calls %d", err, calls.Load())
 	}
@@ -144,7 +143,7 @@ func TestFailureIsRetriedAfterBackoff(t *testing.T) {
 func TestRegistryDropsUnusedHandles(t *testing.T) {
 	id := Identity{AuthAPIBase: "http://127.0.0.1:1", RuntimeID: t.Name()}
 	func() {
-		h, err := Shared(id, func(context.Context) (string, error) { return "t", nil }, resolver.CacheOptions{})
+		h, err := Shared(id, func(context.Context) (string, error) { return "t", nil }, taskcache.CacheOptions{})
 		if err != nil || h == nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 )
 
 // A later transport on the same identity cannot silently get a process task
@@ -15,11 +15,11 @@ import (
 func TestSharedRejectsADifferentSchedule(t *testing.T) {
 	id := Identity{AuthAPIBase: "http://127.0.0.1:1", RuntimeID: t.Name()}
 	register := func(context.Context) (string, error) { return "task", nil }
-	first, err := Shared(id, register, resolver.CacheOptions{Timeout: 5 * time.Second, BackoffInitial: time.Second})
+	first, err := Shared(id, register, taskcache.CacheOptions{Timeout: 5 * time.Second, BackoffInitial: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, opts := range map[string]resolver.CacheOptions{
+	for name, opts := range map[string]taskcache.CacheOptions{
 		"timeout":         {Timeout: 6 * time.Second, BackoffInitial: time.Second},
 		"backoff initial": {Timeout: 5 * time.Second, BackoffInitial: 2 * time.Second},
 		"backoff max":     {Timeout: 5 * time.Second, BackoffInitial: time.Second, BackoffMax: 2 * time.Minute},
@@ -31,12 +31,12 @@ func TestSharedRejectsADifferentSchedule(t *testing.T) {
 	}
 	// Defaults are compared after they apply, and fields the process task
 	// does not use (capacity, idle TTL) do not count.
-	same := resolver.CacheOptions{Timeout: 5 * time.Second, BackoffInitial: time.Second,
-		BackoffMax: resolver.DefaultBackoffMax, Capacity: 7, IdleTTL: time.Minute}
+	same := taskcache.CacheOptions{Timeout: 5 * time.Second, BackoffInitial: time.Second,
+		BackoffMax: taskcache.DefaultBackoffMax, Capacity: 7, IdleTTL: time.Minute}
 	if h, err := Shared(id, register, same); err != nil || h != first {
 		t.Fatalf("matching options: Shared = %v, %v; want the first handle", h, err)
 	}
-	if _, err := Shared(id, register, resolver.CacheOptions{Timeout: -1}); err == nil || errors.Is(err, ErrOptionsMismatch) {
+	if _, err := Shared(id, register, taskcache.CacheOptions{Timeout: -1}); err == nil || errors.Is(err, ErrOptionsMismatch) {
 		t.Fatalf("invalid options: %v, want a validation error", err)
 	}
 }
@@ -49,7 +49,7 @@ func TestSharedKeepsTheFirstClock(t *testing.T) {
 	first := func() time.Time { return start }
 	later := func() time.Time { return start.Add(time.Hour) }
 	register := func(context.Context) (string, error) { return "", errors.New("503") }
-	opts := resolver.CacheOptions{Now: first, BackoffInitial: time.Second, BackoffJitter: -1}
+	opts := taskcache.CacheOptions{Now: first, BackoffInitial: time.Second, BackoffJitter: -1}
 	h, err := Shared(id, register, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestSharedKeepsTheFirstClock(t *testing.T) {
 	if _, err := h2.Get(context.Background()); err == nil {
 		t.Fatal("failure not reported")
 	}
-	var be *resolver.BackoffError
+	var be *taskcache.BackoffError
 	if _, err := h2.Get(context.Background()); !errors.As(err, &be) || !be.Until.Equal(start.Add(time.Second)) {
 		t.Fatalf("backoff %v: want a deadline on the first caller's clock (%v)", err, start.Add(time.Second))
 	}
@@ -81,7 +81,7 @@ func TestCanceledWaiterLeavesTheRegistrationRunning(t *testing.T) {
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-	}, resolver.CacheOptions{})
+	}, taskcache.CacheOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // backoffState is a key's entry while its last registration failed. It is
@@ -15,7 +14,7 @@ type backoffState struct {
 	node
 	failures int
 	until    time.Time
-	err      *resolver.BackoffError // built once so rejected Gets do not allocate
+	err      *BackoffError // built once so rejected Gets do not allocate
 }
 
 // backoffPolicy computes the wait after the n-th consecutive failure:

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // A registration that failed with the server's Retry-After puts the key
@@ -44,16 +43,16 @@ func TestBackoffHonoursRetryAfter(t *testing.T) {
 				t.Fatal("Get succeeded on a 429")
 			}
 			_, err := c.Get(ctx, "k")
-			var berr *resolver.BackoffError
+			var berr *BackoffError
 			if !errors.As(err, &berr) {
-				t.Fatalf("second Get: %v, want a resolver.BackoffError", err)
+				t.Fatalf("second Get: %v, want a BackoffError", err)
 			}
 			if got := berr.Until.Sub(clk.Now()); got != tc.want {
 				t.Errorf("backoff %v, want %v", got, tc.want)
 			}
 			clk.Advance(tc.want - time.Nanosecond)
 			if _, err := c.Get(ctx, "k"); !errors.As(err, &berr) || calls != 1 {
-				t.Errorf("just before the deadline: %v after %d calls, want a resolver.BackoffError and 1 call", err, calls)
+				t.Errorf("just before the deadline: %v after %d calls, want a BackoffError and 1 call", err, calls)
 			}
 			clk.Advance(time.Nanosecond)
 			_, _ = c.Get(ctx, "k")

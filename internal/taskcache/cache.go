@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentauth/agentauth/resolver"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -26,7 +25,7 @@ type CacheStats struct {
 	Evictions uint64
 	// Expirations counts entries dropped or replaced after IdleTTL.
 	Expirations uint64
-	// BackoffRejections counts Gets refused with a [*resolver.BackoffError] without
+	// BackoffRejections counts Gets refused with a [*BackoffError] without
 	// a registration call.
 	BackoffRejections uint64
 	// Invalidations counts [Cache.Invalidate] calls that removed a task.
@@ -39,7 +38,7 @@ type CacheStats struct {
 //
 // The cache is bounded by a capacity and an idle TTL; a failed registration
 // is never cached as a task but puts its key into exponential, jittered
-// backoff, during which Gets for that key fail fast with a [*resolver.BackoffError].
+// backoff, during which Gets for that key fail fast with a [*BackoffError].
 // Other keys are unaffected. A Cache must be built with [New]
 // and is safe for concurrent use.
 type Cache struct {
@@ -70,13 +69,13 @@ type Cache struct {
 	// (DoChan), just before joining otherwise (Do).
 	onWait func(key string)
 
-	onRemove func(key string, why resolver.RemovalReason) // resolver.CacheOptions.OnRemove
+	onRemove func(key string, why RemovalReason) // CacheOptions.OnRemove
 }
 
 // New returns a cache that registers tasks with register, configured
-// by opts (see [resolver.CacheOptions] for each default). It reports an error for a
+// by opts (see [CacheOptions] for each default). It reports an error for a
 // nil register and for invalid or contradictory options.
-func New(register RegisterFunc, opts resolver.CacheOptions) (*Cache, error) {
+func New(register RegisterFunc, opts CacheOptions) (*Cache, error) {
 	if register == nil {
 		return nil, errors.New("taskcache: New: nil RegisterFunc")
 	}
@@ -109,8 +108,8 @@ func New(register RegisterFunc, opts resolver.CacheOptions) (*Cache, error) {
 // Get returns an error that satisfies errors.Is with ctx.Err()
 // (context.Canceled or context.DeadlineExceeded); the attempt carries on
 // for the other callers and its result is cached. A failed attempt returns a
-// [*resolver.AttemptError] to everyone who waited for it; later Gets for that
-// key return a [*resolver.BackoffError] without calling the RegisterFunc until the
+// [*AttemptError] to everyone who waited for it; later Gets for that
+// key return a [*BackoffError] without calling the RegisterFunc until the
 // backoff deadline passes.
 //
 // Get treats key as an opaque string; validating thread keys is the
@@ -126,7 +125,7 @@ func (c *Cache) Get(ctx context.Context, key string) (*Task, error) {
 // nil when the cache holds none. It never registers, waits or consults the
 // backoff: it is the hit half of [Cache.Get], for a caller that also needs
 // the time (to sign) and so reads the clock once per request. now must be
-// a reading of the cache's clock ([resolver.CacheOptions.Now]).
+// a reading of the cache's clock ([CacheOptions.Now]).
 func (c *Cache) Peek(key string, now time.Time) *Task {
 	t := c.tasks.Load().find(c.seed, key)
 	if t == nil {

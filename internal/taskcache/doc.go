@@ -1,6 +1,6 @@
 // Package taskcache holds the per-thread Agent Identity tasks of a transport
 // and signs their assertions; it is the machinery behind
-// resolver.CacheOptions and is used only by the transport.
+// CacheOptions and is used only by the transport.
 //
 // A [Cache] keeps one registered task per key: keyed single flight on a
 // miss, a lock-free read on a hit, jittered backoff after a failure, a
@@ -10,7 +10,7 @@
 // second however many requests use it. [Policy] (timeout, backoff, clock)
 // is shared with the process task.
 //
-// One file per concern: options.go validates resolver.CacheOptions,
+// One file per concern: options.go validates CacheOptions,
 // flight.go is the keyed single flight, backoff.go and policy.go how an
 // attempt runs and is retried, ring.go the CLOCK eviction ring and the idle
 // sweep, table.go the lock-free index (and why it is not a sync.Map),

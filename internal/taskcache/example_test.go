@@ -9,7 +9,6 @@ import (
 
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/taskcache"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // One registration per key: the second Get is served from the cache.
@@ -19,7 +18,7 @@ func ExampleCache() {
 		calls.Add(1)
 		return "task-for-" + key, nil // a real RegisterFunc calls the task registration endpoint
 	}
-	cache, err := taskcache.New(register, resolver.CacheOptions{Capacity: 1000})
+	cache, err := taskcache.New(register, taskcache.CacheOptions{Capacity: 1000})
 	if err != nil {
 		panic(err)
 	}
@@ -37,7 +36,7 @@ func ExampleCache_Invalidate() {
 	register := func(ctx context.Context, key string) (string, error) {
 		return fmt.Sprintf("task-%d", n.Add(1)), nil
 	}
-	cache, _ := taskcache.New(register, resolver.CacheOptions{})
+	cache, _ := taskcache.New(register, taskcache.CacheOptions{})
 	ctx := context.Background()
 
 	rejected, _ := cache.Get(ctx, "thread-1")
@@ -53,12 +52,12 @@ func ExampleCache_Invalidate() {
 }
 
 // A failed registration is shared by its waiters and puts the key into
-// backoff; Gets fail fast with a resolver.BackoffError until the deadline.
+// backoff; Gets fail fast with a taskcache.BackoffError until the deadline.
 func ExampleBackoffError() {
 	now := time.Date(2026, 4, 23, 0, 0, 0, 0, time.UTC)
 	unavailable := &identity.RegistrationError{Op: identity.OpTaskRegistration, StatusCode: 503} // temporary
 	register := func(ctx context.Context, key string) (string, error) { return "", unavailable }
-	cache, _ := taskcache.New(register, resolver.CacheOptions{
+	cache, _ := taskcache.New(register, taskcache.CacheOptions{
 		Now:           func() time.Time { return now },
 		BackoffJitter: -1, // exact waits, for the example
 	})
@@ -67,7 +66,7 @@ func ExampleBackoffError() {
 	_, err := cache.Get(ctx, "thread-1")
 	fmt.Println(err)
 	_, err = cache.Get(ctx, "thread-1")
-	var backoff *resolver.BackoffError
+	var backoff *taskcache.BackoffError
 	if errors.As(err, &backoff) {
 		fmt.Println(backoff.Until.Sub(now), backoff.Temporary(), errors.Is(err, unavailable))
 	}

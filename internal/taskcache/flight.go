@@ -2,8 +2,6 @@ package taskcache
 
 import (
 	"context"
-
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // RegisterFunc registers the task for key and returns its id.
@@ -13,11 +11,11 @@ import (
 // attempt (trace spans, loggers) but none of that Get's cancellation or
 // deadline: the attempt is shared by every caller waiting for the key, so no
 // one caller may end it. The context is instead bounded by
-// [resolver.CacheOptions.Timeout]. RegisterFunc must return when ctx ends; one that
+// [CacheOptions.Timeout]. RegisterFunc must return when ctx ends; one that
 // does not holds the key's attempt (and its goroutine) open, and later Gets
 // for that key wait on it until their own contexts end. It must not call
 // runtime.Goexit. A panic is recovered and reported as
-// [resolver.ErrRegistrationPanic].
+// [ErrRegistrationPanic].
 type RegisterFunc func(ctx context.Context, key string) (taskID string, err error)
 
 // wait is the slow path of Get: join or start the key's flight and wait for
@@ -92,13 +90,13 @@ func (c *Cache) fly(ctx context.Context, key string) (any, error) {
 	if err != nil {
 		c.failures.Add(1)
 		n := failures + 1
-		rerr := &resolver.AttemptError{Key: key, Err: err}
+		rerr := &AttemptError{Key: key, Err: err}
 		until := now.Add(c.policy.Wait(n, err))
 		b := &backoffState{
 			node:     node{key: key, failed: true},
 			failures: n,
 			until:    until,
-			err:      &resolver.BackoffError{Key: key, Until: until, Failures: n, Err: rerr},
+			err:      &BackoffError{Key: key, Until: until, Failures: n, Err: rerr},
 		}
 		// Recency of a backoff entry is its deadline: it expires IdleTTL
 		// after it, and gets one pass of the eviction hand.

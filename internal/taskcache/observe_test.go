@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 func TestOnRemoveReportsExpiryAndEviction(t *testing.T) {
@@ -15,7 +14,7 @@ func TestOnRemoveReportsExpiryAndEviction(t *testing.T) {
 	var got []string
 	opts := testOptions(clk)
 	opts.Capacity, opts.IdleTTL = 2, time.Minute
-	opts.OnRemove = func(key string, why resolver.RemovalReason) { got = append(got, key+":"+why.String()) }
+	opts.OnRemove = func(key string, why RemovalReason) { got = append(got, key+":"+why.String()) }
 	var reg registrar
 	c := mustCache(t, reg.Register, opts)
 	ctx := context.Background()

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // Policy is how one registration is run and retried, as
-// resolver.CacheOptions configures it: the timeout of an attempt, the
+// CacheOptions configures it: the timeout of an attempt, the
 // jittered backoff after consecutive failures and the clock deadlines are
 // read on. The thread cache and the process task share it, so a thread and
 // the process task of one transport fail and retry alike.
@@ -21,9 +19,9 @@ type Policy struct {
 }
 
 // NewPolicy validates opts (every default applied, see
-// resolver.CacheOptions) and returns their registration policy. The
+// CacheOptions) and returns their registration policy. The
 // capacity and idle-TTL fields are validated but not part of it.
-func NewPolicy(opts resolver.CacheOptions) (Policy, error) {
+func NewPolicy(opts CacheOptions) (Policy, error) {
 	o, err := withDefaults(opts)
 	if err != nil {
 		return Policy{}, err
@@ -32,7 +30,7 @@ func NewPolicy(opts resolver.CacheOptions) (Policy, error) {
 }
 
 // policyOf is the policy of options that withDefaults has completed.
-func policyOf(o resolver.CacheOptions) Policy {
+func policyOf(o CacheOptions) Policy {
 	return Policy{
 		timeout: o.Timeout,
 		backoff: backoffPolicy{initial: o.BackoffInitial, max: o.BackoffMax, jitter: o.BackoffJitter, rand: o.Rand},
@@ -58,14 +56,14 @@ func (p Policy) Wait(n int, err error) time.Duration { return p.backoff.wait(n, 
 // its cancellation, bounded by the policy's timeout: the attempt is shared by
 // every caller waiting for it, so no one caller may end it. A timeout
 // wraps context.DeadlineExceeded, a panic becomes
-// resolver.ErrRegistrationPanic (panicked reports it; the value is dropped,
+// ErrRegistrationPanic (panicked reports it; the value is dropped,
 // it may hold credentials), and an empty id is an error.
 func (p Policy) Register(parent context.Context, fn func(context.Context) (string, error)) (id string, err error, panicked bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), p.timeout)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
-			id, err, panicked = "", resolver.ErrRegistrationPanic, true
+			id, err, panicked = "", ErrRegistrationPanic, true
 		}
 	}()
 	id, err = fn(ctx)

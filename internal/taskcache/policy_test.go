@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // permanentDeadline is how identity reports a call whose context ran out: it
@@ -23,7 +21,7 @@ func (e permanentDeadline) Temporary() bool { return false }
 // its cause says, so the key backs off and retries instead of failing for
 // good; its text still names the timeout and the cause.
 func TestPolicyTimeoutIsTemporary(t *testing.T) {
-	p, err := NewPolicy(resolver.CacheOptions{Timeout: time.Millisecond})
+	p, err := NewPolicy(CacheOptions{Timeout: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +33,7 @@ func TestPolicyTimeoutIsTemporary(t *testing.T) {
 			<-ctx.Done()
 			return "", cause(ctx.Err())
 		})
-		rerr := &resolver.AttemptError{Key: "k", Err: err}
+		rerr := &AttemptError{Key: "k", Err: err}
 		if panicked || !rerr.Temporary() || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s: %v: temporary %v, want a temporary timeout", name, err, rerr.Temporary())
 		}

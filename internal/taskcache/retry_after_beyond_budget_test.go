@@ -12,7 +12,6 @@ import (
 
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/temporary"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // A task registration answered 429 with Retry-After: 120, longer than the
@@ -70,7 +69,7 @@ func TestRetryAfterBeyondBudgetFailsAtOnceAndBacksOffUntilThen(t *testing.T) {
 	for _, d := range []time.Duration{0, time.Minute, 120*time.Second - time.Nanosecond} {
 		clk.Advance(start.Add(d).Sub(clk.Now())) // to d after the 429
 		_, err := c.Get(ctx, "thread-1")
-		var berr *resolver.BackoffError
+		var berr *BackoffError
 		if !errors.As(err, &berr) || !errors.As(err, &re) || re.RetryAfter != 120*time.Second || !temporary.Is(err) {
 			t.Fatalf("%v after the 429: %v, want a temporary backoff carrying the RetryAfter", d, err)
 		}

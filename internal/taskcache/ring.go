@@ -3,8 +3,6 @@ package taskcache
 import (
 	"sync/atomic"
 	"time"
-
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // node is the bookkeeping a [Cache] keeps for every key it holds, whether
@@ -52,7 +50,7 @@ func (c *Cache) store(t *Task, b *backoffState, now time.Time) {
 	if ot := c.tasks.Load().find(c.seed, n.key); ot != nil {
 		// A flight replaces a cached task only after seeing it idle-expired.
 		c.expirations.Add(1)
-		c.removed(n.key, resolver.RemovalExpired)
+		c.removed(n.key, RemovalExpired)
 		old = &ot.node
 	} else if ob := c.failing[n.key]; ob != nil {
 		old = &ob.node
@@ -114,7 +112,7 @@ func (c *Cache) evict(now uint64) int {
 		if c.expired(n, now) {
 			c.unindex(n)
 			c.expirations.Add(1)
-			c.removed(n.key, resolver.RemovalExpired)
+			c.removed(n.key, RemovalExpired)
 			return i
 		}
 		if v := n.used.Load(); v&1 != 0 {
@@ -124,7 +122,7 @@ func (c *Cache) evict(now uint64) int {
 		}
 		c.unindex(n)
 		c.evictions.Add(1)
-		c.removed(n.key, resolver.RemovalEvicted)
+		c.removed(n.key, RemovalEvicted)
 		return i
 	}
 	// Two full turns, and every entry was used again behind the hand: the
@@ -134,7 +132,7 @@ func (c *Cache) evict(now uint64) int {
 	}
 	i := c.hand
 	c.hand++
-	c.removed(c.ring[i].key, resolver.RemovalEvicted)
+	c.removed(c.ring[i].key, RemovalEvicted)
 	c.unindex(c.ring[i])
 	c.evictions.Add(1)
 	return i
@@ -154,7 +152,7 @@ func (c *Cache) sweep(now uint64) {
 			c.scan = 0
 		}
 		if c.expired(c.ring[c.scan], now) {
-			c.removed(c.ring[c.scan].key, resolver.RemovalExpired)
+			c.removed(c.ring[c.scan].key, RemovalExpired)
 			c.remove(c.scan) // the last entry moves into this slot; check it next
 			c.expirations.Add(1)
 			continue
@@ -176,7 +174,7 @@ func (c *Cache) remove(i int) {
 }
 
 // removed reports one removal to the OnRemove hook, if any. c.mu is held.
-func (c *Cache) removed(key string, why resolver.RemovalReason) {
+func (c *Cache) removed(key string, why RemovalReason) {
 	if c.onRemove != nil {
 		c.onRemove(key, why)
 	}

@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // safety bounds how long a test waits for something that should happen at
@@ -96,8 +94,8 @@ func (r *registrar) calls(key string) int {
 
 // testOptions pins every source of nondeterminism: the clock, and jitter at
 // r = 0.5 (so with the default 50 % jitter every wait is 3/4 of its base).
-func testOptions(clk *fakeClock) resolver.CacheOptions {
-	return resolver.CacheOptions{
+func testOptions(clk *fakeClock) CacheOptions {
+	return CacheOptions{
 		Now:            clk.Now,
 		Rand:           func() float64 { return 0.5 },
 		BackoffInitial: time.Second,
@@ -105,7 +103,7 @@ func testOptions(clk *fakeClock) resolver.CacheOptions {
 	}
 }
 
-func mustCache(t testing.TB, reg RegisterFunc, opts resolver.CacheOptions) *Cache {
+func mustCache(t testing.TB, reg RegisterFunc, opts CacheOptions) *Cache {
 	t.Helper()
 	c, err := New(reg, opts)
 	if err != nil {
@@ -170,18 +168,18 @@ func wantStats(t *testing.T, c *Cache, want CacheStats) {
 
 func TestNewTaskCacheDefaults(t *testing.T) {
 	reg := (&registrar{}).Register
-	c := mustCache(t, reg, resolver.CacheOptions{})
-	if c.capacity != resolver.DefaultCapacity || c.ttlTicks != 3600 || c.policy.timeout != resolver.DefaultTimeout ||
-		c.policy.backoff.initial != resolver.DefaultBackoffInitial || c.policy.backoff.max != resolver.DefaultBackoffMax ||
-		c.policy.backoff.jitter != resolver.DefaultBackoffJitter || c.now == nil || c.policy.backoff.rand == nil {
+	c := mustCache(t, reg, CacheOptions{})
+	if c.capacity != DefaultCapacity || c.ttlTicks != 3600 || c.policy.timeout != DefaultTimeout ||
+		c.policy.backoff.initial != DefaultBackoffInitial || c.policy.backoff.max != DefaultBackoffMax ||
+		c.policy.backoff.jitter != DefaultBackoffJitter || c.now == nil || c.policy.backoff.rand == nil {
 		t.Errorf("defaults not applied: cap=%d ttl=%d timeout=%v backoff=%+v", c.capacity, c.ttlTicks, c.policy.timeout, c.policy.backoff)
 	}
 
-	c = mustCache(t, reg, resolver.CacheOptions{IdleTTL: -1, BackoffJitter: -1, BackoffInitial: 2 * time.Minute})
+	c = mustCache(t, reg, CacheOptions{IdleTTL: -1, BackoffJitter: -1, BackoffInitial: 2 * time.Minute})
 	if c.ttlTicks >= 0 || c.policy.backoff.jitter != 0 || c.policy.backoff.max != 2*time.Minute {
 		t.Errorf("never-expire / no-jitter / max-follows-initial: ttl=%d backoff=%+v", c.ttlTicks, c.policy.backoff)
 	}
-	c = mustCache(t, reg, resolver.CacheOptions{IdleTTL: 1500 * time.Millisecond, BackoffJitter: 1})
+	c = mustCache(t, reg, CacheOptions{IdleTTL: 1500 * time.Millisecond, BackoffJitter: 1})
 	if c.ttlTicks != 2 || c.policy.backoff.jitter != 1 {
 		t.Errorf("IdleTTL 1.5s → %d ticks (want 2), jitter %v (want 1)", c.ttlTicks, c.policy.backoff.jitter)
 	}
@@ -192,18 +190,18 @@ func TestNewTaskCacheRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		reg  RegisterFunc
-		opts resolver.CacheOptions
+		opts CacheOptions
 		want string
 	}{
-		{"nil register", nil, resolver.CacheOptions{}, "nil RegisterFunc"},
-		{"negative capacity", reg, resolver.CacheOptions{Capacity: -1}, "Capacity"},
-		{"negative timeout", reg, resolver.CacheOptions{Timeout: -time.Second}, "Timeout"},
-		{"negative initial", reg, resolver.CacheOptions{BackoffInitial: -time.Second}, "BackoffInitial"},
-		{"negative max", reg, resolver.CacheOptions{BackoffMax: -time.Second}, "BackoffMax"},
-		{"max below initial", reg, resolver.CacheOptions{BackoffInitial: 10 * time.Second, BackoffMax: time.Second}, "below BackoffInitial"},
-		{"max below default initial", reg, resolver.CacheOptions{BackoffMax: time.Millisecond}, "below BackoffInitial"},
-		{"jitter above one", reg, resolver.CacheOptions{BackoffJitter: 1.5}, "BackoffJitter"},
-		{"jitter NaN", reg, resolver.CacheOptions{BackoffJitter: math.NaN()}, "BackoffJitter"},
+		{"nil register", nil, CacheOptions{}, "nil RegisterFunc"},
+		{"negative capacity", reg, CacheOptions{Capacity: -1}, "Capacity"},
+		{"negative timeout", reg, CacheOptions{Timeout: -time.Second}, "Timeout"},
+		{"negative initial", reg, CacheOptions{BackoffInitial: -time.Second}, "BackoffInitial"},
+		{"negative max", reg, CacheOptions{BackoffMax: -time.Second}, "BackoffMax"},
+		{"max below initial", reg, CacheOptions{BackoffInitial: 10 * time.Second, BackoffMax: time.Second}, "below BackoffInitial"},
+		{"max below default initial", reg, CacheOptions{BackoffMax: time.Millisecond}, "below BackoffInitial"},
+		{"jitter above one", reg, CacheOptions{BackoffJitter: 1.5}, "BackoffJitter"},
+		{"jitter NaN", reg, CacheOptions{BackoffJitter: math.NaN()}, "BackoffJitter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := New(tc.reg, tc.opts)
@@ -507,9 +505,9 @@ func TestRegistrationTimeout(t *testing.T) {
 	start := time.Now()
 	tk, err := c.Get(context.Background(), "k")
 	elapsed := time.Since(start)
-	var rerr *resolver.AttemptError
+	var rerr *AttemptError
 	if tk != nil || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &rerr) {
-		t.Fatalf("Get = %v, %v; want a resolver.AttemptError wrapping DeadlineExceeded", tk, err)
+		t.Fatalf("Get = %v, %v; want a AttemptError wrapping DeadlineExceeded", tk, err)
 	}
 	if !rerr.Temporary() || rerr.Key != "k" || !strings.Contains(err.Error(), "timed out after 50ms") {
 		t.Errorf("timeout error: temporary=%v key=%q msg=%q", rerr.Temporary(), rerr.Key, err)
@@ -518,9 +516,9 @@ func TestRegistrationTimeout(t *testing.T) {
 		t.Errorf("attempt ended after %v, want the 50ms timeout", elapsed)
 	}
 
-	var berr *resolver.BackoffError
+	var berr *BackoffError
 	if _, err := c.Get(context.Background(), "k"); !errors.As(err, &berr) {
-		t.Fatalf("Get during backoff = %v, want resolver.BackoffError", err)
+		t.Fatalf("Get during backoff = %v, want BackoffError", err)
 	}
 	clk.Advance(time.Second)
 	if tk, err := c.Get(context.Background(), "k"); err != nil || tk.ID() != "fresh" {
@@ -559,9 +557,9 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 	var shared error
 	for range n {
 		r := recvResult(t, results, "a failing Get")
-		var rerr *resolver.AttemptError
+		var rerr *AttemptError
 		if r.task != nil || !errors.Is(r.err, errBoom) || !errors.As(r.err, &rerr) || rerr.Key != "bad" {
-			t.Fatalf("Get = %v, %v; want resolver.AttemptError(boom)", r.task, r.err)
+			t.Fatalf("Get = %v, %v; want AttemptError(boom)", r.task, r.err)
 		}
 		if shared == nil {
 			shared = r.err
@@ -580,13 +578,13 @@ func TestFailureSharedThenBackoff(t *testing.T) {
 	for _, step := range []time.Duration{0, 749 * time.Millisecond} {
 		clk.Advance(step)
 		tk, err := c.Get(ctx, "bad")
-		var berr *resolver.BackoffError
+		var berr *BackoffError
 		if tk != nil || !errors.As(err, &berr) {
-			t.Fatalf("Get in backoff = %v, %v; want resolver.BackoffError", tk, err)
+			t.Fatalf("Get in backoff = %v, %v; want BackoffError", tk, err)
 		}
 		// boom is not temporary, so neither is the backoff it caused.
 		if !berr.Until.Equal(wantUntil) || berr.Key != "bad" || berr.Failures != 1 || berr.Temporary() || !errors.Is(err, errBoom) {
-			t.Errorf("resolver.BackoffError = %+v", berr)
+			t.Errorf("BackoffError = %+v", berr)
 		}
 	}
 	// Other keys are unaffected.
@@ -651,9 +649,9 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 		_, err := c.Get(ctx, "k")
-		var berr *resolver.BackoffError
+		var berr *BackoffError
 		if !errors.As(err, &berr) {
-			t.Fatalf("after failure %d: %v, want resolver.BackoffError", i+1, err)
+			t.Fatalf("after failure %d: %v, want BackoffError", i+1, err)
 		}
 		if got := berr.Until.Sub(clk.Now()); got != w || berr.Failures != i+1 {
 			t.Errorf("failure %d: wait %v (failures %d), want %v", i+1, got, berr.Failures, w)
@@ -671,7 +669,7 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 	reg.fail.Store(true)
 	_, _ = c.Get(ctx, "k")
 	_, err = c.Get(ctx, "k")
-	var berr *resolver.BackoffError
+	var berr *BackoffError
 	if !errors.As(err, &berr) || berr.Failures != 1 || berr.Until.Sub(clk.Now()) != time.Second {
 		t.Errorf("backoff after a success did not reset: %v", err)
 	}
@@ -718,7 +716,7 @@ func TestBackoffStateBounded(t *testing.T) {
 	reg.fail.Store(true)
 	_, _ = c.Get(ctx, "bad-99")
 	_, err := c.Get(ctx, "bad-99")
-	var berr *resolver.BackoffError
+	var berr *BackoffError
 	if !errors.As(err, &berr) || berr.Failures != 1 {
 		t.Errorf("backoff of an expired key: %v", err)
 	}
@@ -748,9 +746,9 @@ func TestRegisterPanicRecovered(t *testing.T) {
 	close(release)
 	for _, ch := range []<-chan result{a, b} {
 		r := recvResult(t, ch, "waiter of a panicking flight")
-		var rerr *resolver.AttemptError
-		if r.task != nil || !errors.Is(r.err, resolver.ErrRegistrationPanic) || !errors.As(r.err, &rerr) {
-			t.Fatalf("got %v, %v; want resolver.ErrRegistrationPanic", r.task, r.err)
+		var rerr *AttemptError
+		if r.task != nil || !errors.Is(r.err, ErrRegistrationPanic) || !errors.As(r.err, &rerr) {
+			t.Fatalf("got %v, %v; want ErrRegistrationPanic", r.task, r.err)
 		}
 		if rerr.Temporary() {
 			t.Error("a panic reported as temporary")
@@ -764,7 +762,7 @@ func TestRegisterPanicRecovered(t *testing.T) {
 			t.Errorf("error %q does not say what happened", r.err)
 		}
 	}
-	if _, err := c.Get(ctx, "k"); !errors.Is(err, resolver.ErrRegistrationPanic) {
+	if _, err := c.Get(ctx, "k"); !errors.Is(err, ErrRegistrationPanic) {
 		t.Fatalf("Get during backoff after panic: %v", err)
 	}
 	clk.Advance(time.Second)
@@ -1119,7 +1117,7 @@ func (c *Cache) checkInvariants(t *testing.T) {
 //	get K ok => ID        exactly one registration, which succeeds with ID
 //	get K fail => fail    exactly one registration, which fails
 //	get K => ID           no registration; the cached task ID
-//	get K => backoff D    no registration; resolver.BackoffError due in D
+//	get K => backoff D    no registration; BackoffError due in D
 //	advance D             move the fake clock
 //	invalidate ID => B    Invalidate(the task that had ID) reports B
 //	len => N              Len() is N
@@ -1174,7 +1172,7 @@ func TestStateMachine(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			clk := newClock()
 			reg := &registrar{}
-			c := mustCache(t, reg.Register, resolver.CacheOptions{
+			c := mustCache(t, reg.Register, CacheOptions{
 				Capacity: sc.capacity, IdleTTL: sc.ttl, Now: clk.Now,
 				Rand:           func() float64 { return 0.5 },
 				BackoffInitial: time.Second, BackoffMax: 4 * time.Second,
@@ -1211,7 +1209,7 @@ func TestStateMachine(t *testing.T) {
 						fail("%d registration calls", calls)
 					}
 					want := f[len(f)-1]
-					var berr *resolver.BackoffError
+					var berr *BackoffError
 					switch {
 					case f[len(f)-2] == "backoff":
 						d, _ := time.ParseDuration(want)
@@ -1219,9 +1217,9 @@ func TestStateMachine(t *testing.T) {
 							fail("got %v, %v; want backoff due in %v", tk, err, d)
 						}
 					case want == "fail":
-						var rerr *resolver.AttemptError
+						var rerr *AttemptError
 						if tk != nil || !errors.Is(err, errBoom) || !errors.As(err, &rerr) || errors.As(err, &berr) {
-							fail("got %v, %v; want a resolver.AttemptError", tk, err)
+							fail("got %v, %v; want a AttemptError", tk, err)
 						}
 					default:
 						if err != nil || tk.ID() != want || tk.Key() != key {
@@ -1243,7 +1241,7 @@ func TestStateMachine(t *testing.T) {
 
 func BenchmarkTaskCacheHit(b *testing.B) {
 	const keys = 1024
-	c := mustCache(b, (&registrar{}).Register, resolver.CacheOptions{})
+	c := mustCache(b, (&registrar{}).Register, CacheOptions{})
 	ctx := context.Background()
 	names := make([]string, keys)
 	for i := range names {
@@ -1268,7 +1266,7 @@ func BenchmarkTaskCacheHit(b *testing.B) {
 }
 
 func BenchmarkTaskCacheMiss(b *testing.B) {
-	c := mustCache(b, func(_ context.Context, key string) (string, error) { return key, nil }, resolver.CacheOptions{Capacity: 4096})
+	c := mustCache(b, func(_ context.Context, key string) (string, error) { return key, nil }, CacheOptions{Capacity: 4096})
 	ctx := context.Background()
 	names := make([]string, 1<<16)
 	for i := range names {
@@ -1301,7 +1299,7 @@ func BenchmarkTaskCacheMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		c := mustCache(b, reg, resolver.CacheOptions{Capacity: n})
+		c := mustCache(b, reg, CacheOptions{Capacity: n})
 		for _, k := range keys {
 			if _, err := c.Get(ctx, k); err != nil {
 				b.Fatal(err)

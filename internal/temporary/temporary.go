@@ -40,7 +40,7 @@ func Is(err error) bool {
 }
 
 // Permanent is an error value that classifies itself as never temporary,
-// for sentinels such as resolver.ErrRegistrationPanic.
+// for sentinels such as taskcache.ErrRegistrationPanic.
 type Permanent string
 
 func (e Permanent) Error() string { return string(e) }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -42,7 +42,7 @@ func NewColdClient(capacity int) (*ColdClient, error) {
 	c.rt, err = transport.New(c.base, transport.Config{
 		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 		RegistrationClient: c.reg.Client(),
-		ThreadCache:        resolver.CacheOptions{Capacity: capacity},
+		ThreadCache:        taskcache.CacheOptions{Capacity: capacity},
 	})
 	return c, err
 }

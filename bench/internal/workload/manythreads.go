@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -47,7 +47,7 @@ func NewManyThreads(keys int) (m *ManyThreads, cancel func(), err error) {
 	rt, err := transport.New(NewNopBase(), withClock(transport.Config{
 		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 		RegistrationClient: (&Registrar{}).Client(),
-		ThreadCache:        resolver.CacheOptions{Capacity: keys},
+		ThreadCache:        taskcache.CacheOptions{Capacity: keys},
 	}, func() time.Time { return fixed }))
 	if err != nil {
 		return nil, nil, err

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/resolver"
+	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -93,7 +93,7 @@ func Memory(opts MemoryOptions) (MemoryResult, error) {
 	rt, err := transport.New(NewNopBase(), withClock(transport.Config{
 		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 		RegistrationClient: reg.Client(),
-		ThreadCache:        resolver.CacheOptions{Capacity: max(keys, 100_000)},
+		ThreadCache:        taskcache.CacheOptions{Capacity: max(keys, 100_000)},
 	}, clock.Now))
 	if err != nil {
 		return res, err

@@ -1,4 +1,4 @@
-package resolver
+package taskcache
 
 import "time"
 

@@ -1,4 +1,4 @@
-package resolver
+package taskcache
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 	"time"
 )
 
-var errBoom = errors.New("boom")
+var errAttemptBoom = errors.New("boom")
 
 func TestBackoffErrorContract(t *testing.T) {
 	until := time.Date(2026, 4, 23, 0, 0, 1, 500_000_000, time.UTC)
-	cause := &AttemptError{Key: "thread-1", Err: errBoom}
+	cause := &AttemptError{Key: "thread-1", Err: errAttemptBoom}
 	var err error = &BackoffError{Key: "thread-1", Until: until, Failures: 3, Err: cause}
 
 	msg := err.Error()
@@ -24,7 +24,7 @@ func TestBackoffErrorContract(t *testing.T) {
 	}
 	var berr *BackoffError
 	var rerr *AttemptError
-	if !errors.As(err, &berr) || !errors.As(err, &rerr) || rerr != cause || !errors.Is(err, errBoom) {
+	if !errors.As(err, &berr) || !errors.As(err, &rerr) || rerr != cause || !errors.Is(err, errAttemptBoom) {
 		t.Error("BackoffError does not unwrap to its AttemptError and cause")
 	}
 	// The backoff is as temporary as the failure behind it: a retry policy
@@ -55,7 +55,7 @@ func TestRegistrationErrorTemporary(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{errBoom, false},
+		{errAttemptBoom, false},
 		{ErrRegistrationPanic, false},
 		{context.DeadlineExceeded, true},
 		{fmt.Errorf("attempt timed out: %w", context.DeadlineExceeded), true},

@@ -14,18 +14,16 @@ func Example() {
 	os.WriteFile(filepath.Join(home, "config.toml"), []byte("[features]\nuse_agent_identity = true\n"), 0o600)
 
 	env := map[string]string{} // a fake environment
-	flag, err := featureflag.Load(featureflag.Options{
-		CodexHome: home,
-		Getenv:    func(k string) string { return env[k] },
-	})
+	getenv := func(k string) string { return env[k] }
+	flag, err := featureflag.Load(home, getenv)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println("from config.toml:", flag.Enabled())
 
-	env[featureflag.EnvVar] = "off" // the environment beats config.toml
-	flag, _ = featureflag.Load(featureflag.Options{CodexHome: home, Getenv: func(k string) string { return env[k] }})
+	env["AGENTAUTH_USE_AGENT_IDENTITY"] = "off" // the environment beats config.toml
+	flag, _ = featureflag.Load(home, getenv)
 	fmt.Println("from env:", flag.Enabled())
 
 	flag.Set(true) // flipped at run time; clients holding flag see it at once

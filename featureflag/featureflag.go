@@ -12,11 +12,12 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// Name is the flag's key in config.toml's [features] table, as in Codex.
-const Name = "use_agent_identity"
-
-// EnvVar is the environment variable that sets the flag.
-const EnvVar = "AGENTAUTH_USE_AGENT_IDENTITY"
+// name is the flag's key in config.toml's [features] table, as in Codex;
+// envVar is the environment variable that sets the flag.
+const (
+	name   = "use_agent_identity"
+	envVar = "AGENTAUTH_USE_AGENT_IDENTITY"
+)
 
 // Flag is the use_agent_identity switch. It is safe for concurrent use; the
 // zero value is off. A nil *Flag reads as off.
@@ -41,13 +42,13 @@ func (f *Flag) Enabled() bool {
 func (f *Flag) Set(on bool) { f.on.Store(on) }
 
 // String returns "use_agent_identity=true" or "use_agent_identity=false".
-func (f *Flag) String() string { return fmt.Sprintf("%s=%t", Name, f.Enabled()) }
+func (f *Flag) String() string { return fmt.Sprintf("%s=%t", name, f.Enabled()) }
 
-// ParseBool parses a boolean setting named name: 1, true, yes, on and 0,
+// parseBool parses a boolean setting named name: 1, true, yes, on and 0,
 // false, no, off, ignoring case and surrounding space. Any other value is an
 // error that names the setting (not the value, in case a secret was put
 // there by mistake).
-func ParseBool(name, value string) (bool, error) {
+func parseBool(name, value string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(value)) {
 	case "1", "true", "yes", "on":
 		return true, nil
@@ -57,13 +58,13 @@ func ParseBool(name, value string) (bool, error) {
 	return false, fmt.Errorf("featureflag: %s is not a boolean (want 1/true/yes/on or 0/false/no/off)", name)
 }
 
-// FromConfigTOML reads [features] use_agent_identity from the Codex
+// fromConfigTOML reads [features] use_agent_identity from the Codex
 // config.toml at path. ok is false (with a nil error) when the file does not
 // exist or does not set the key. A file that is not valid TOML, a
 // "features" that is not a table, or a value that is not a boolean is an
 // error; errors give a line number, never file content (config.toml can
 // hold tokens).
-func FromConfigTOML(path string) (value, ok bool, err error) {
+func fromConfigTOML(path string) (value, ok bool, err error) {
 	var doc map[string]any
 	if _, err := toml.DecodeFile(path, &doc); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -87,52 +88,36 @@ func FromConfigTOML(path string) (value, ok bool, err error) {
 	if !isTable {
 		return false, false, fmt.Errorf("featureflag: %s: features is not a table", path)
 	}
-	v, present := features[Name]
+	v, present := features[name]
 	if !present {
 		return false, false, nil
 	}
 	b, isBool := v.(bool)
 	if !isBool {
-		return false, false, fmt.Errorf("featureflag: %s: features.%s is not a boolean (want true or false, unquoted)", path, Name)
+		return false, false, fmt.Errorf("featureflag: %s: features.%s is not a boolean (want true or false, unquoted)", path, name)
 	}
 	return b, true, nil
 }
 
-// Options says where [Load] looks for the flag. The zero value reads the
-// real environment and $CODEX_HOME/config.toml.
-type Options struct {
-	// CodexHome is the directory holding config.toml. Default: $CODEX_HOME
-	// (read through Getenv), else ~/.codex; when no home directory can be
-	// found, config.toml is skipped.
-	CodexHome string
-	// Getenv reads environment variables. Default: os.Getenv.
-	Getenv func(string) string
-	// Value, when non-nil, is the flag's value set in code; it wins over
-	// the environment and config.toml, which are then not read.
-	Value *bool
-}
-
 // Load returns a new flag whose initial value is, in order of precedence:
-// opts.Value; the environment variable [EnvVar] when non-empty (parsed by
-// [ParseBool]); [features] use_agent_identity in $CODEX_HOME/config.toml;
-// off. An invalid environment value or config.toml is an error rather
-// than a silent default.
-func Load(opts Options) (*Flag, error) {
-	if opts.Value != nil {
-		return New(*opts.Value), nil
-	}
-	getenv := opts.Getenv
+// env AGENTAUTH_USE_AGENT_IDENTITY when non-empty (1/true/yes/on or
+// 0/false/no/off, any case); [features] use_agent_identity in
+// codexHome/config.toml ("" means $CODEX_HOME, else ~/.codex); off. getenv
+// reads the environment (nil means os.Getenv). An invalid environment
+// value or config.toml is an error rather than a silent default; errors
+// name the setting, never its value or the file's content.
+func Load(codexHome string, getenv func(string) string) (*Flag, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	if v := getenv(EnvVar); strings.TrimSpace(v) != "" {
-		on, err := ParseBool(EnvVar, v)
+	if v := getenv(envVar); strings.TrimSpace(v) != "" {
+		on, err := parseBool(envVar, v)
 		if err != nil {
 			return nil, err
 		}
 		return New(on), nil
 	}
-	home := opts.CodexHome
+	home := codexHome
 	if home == "" {
 		home = strings.TrimSpace(getenv("CODEX_HOME"))
 	}
@@ -143,7 +128,7 @@ func Load(opts Options) (*Flag, error) {
 		}
 		home = filepath.Join(h, ".codex")
 	}
-	on, ok, err := FromConfigTOML(filepath.Join(home, "config.toml"))
+	on, ok, err := fromConfigTOML(filepath.Join(home, "config.toml"))
 	if err != nil {
 		return nil, err
 	}

@@ -49,19 +49,19 @@ func TestParseBool(t *testing.T) {
 		{"1", true}, {"true", true}, {"TRUE", true}, {" Yes ", true}, {"on", true}, {"On", true},
 		{"0", false}, {"false", false}, {"False", false}, {"no", false}, {"OFF", false},
 	} {
-		got, err := ParseBool(EnvVar, tc.in)
+		got, err := parseBool(envVar, tc.in)
 		if err != nil || got != tc.want {
-			t.Errorf("ParseBool(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			t.Errorf("parseBool(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{"", "2", "enable", "sk-secret-value", "truee"} {
-		_, err := ParseBool(EnvVar, bad)
+		_, err := parseBool(envVar, bad)
 		if err == nil {
-			t.Errorf("ParseBool(%q): no error", bad)
+			t.Errorf("parseBool(%q): no error", bad)
 			continue
 		}
-		if !strings.Contains(err.Error(), EnvVar) {
-			t.Errorf("error %q does not name %s", err, EnvVar)
+		if !strings.Contains(err.Error(), envVar) {
+			t.Errorf("error %q does not name %s", err, envVar)
 		}
 		if bad != "" && strings.Contains(err.Error(), bad) {
 			t.Errorf("error %q quotes the value", err)
@@ -87,7 +87,7 @@ func TestFromConfigTOML(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeConfig(t, tc.content)
-			v, ok, err := FromConfigTOML(filepath.Join(dir, "config.toml"))
+			v, ok, err := fromConfigTOML(filepath.Join(dir, "config.toml"))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -102,11 +102,11 @@ func TestFromConfigTOML(t *testing.T) {
 			}
 		})
 	}
-	v, ok, err := FromConfigTOML(filepath.Join(t.TempDir(), "missing.toml"))
+	v, ok, err := fromConfigTOML(filepath.Join(t.TempDir(), "missing.toml"))
 	if v || ok || err != nil {
 		t.Errorf("missing file: got (%v, %v, %v), want (false, false, nil)", v, ok, err)
 	}
-	if _, _, err := FromConfigTOML(t.TempDir()); err == nil {
+	if _, _, err := fromConfigTOML(t.TempDir()); err == nil {
 		t.Error("a directory: no error")
 	}
 }
@@ -118,26 +118,23 @@ func TestLoadPrecedence(t *testing.T) {
 	empty := t.TempDir()
 	for _, tc := range []struct {
 		name    string
-		opts    Options
+		opts    loadArgs
 		want    bool
 		wantErr bool
 	}{
-		{name: "default off", opts: Options{CodexHome: empty, Getenv: fakeEnv(nil)}, want: false},
-		{name: "config on", opts: Options{CodexHome: on, Getenv: fakeEnv(nil)}, want: true},
-		{name: "config via CODEX_HOME", opts: Options{Getenv: fakeEnv(map[string]string{"CODEX_HOME": on})}, want: true},
-		{name: "CodexHome wins over CODEX_HOME", opts: Options{CodexHome: off, Getenv: fakeEnv(map[string]string{"CODEX_HOME": on})}, want: false},
-		{name: "env beats config", opts: Options{CodexHome: on, Getenv: fakeEnv(map[string]string{EnvVar: "off"})}, want: false},
-		{name: "env on beats config off", opts: Options{CodexHome: off, Getenv: fakeEnv(map[string]string{EnvVar: "1"})}, want: true},
-		{name: "env beats broken config", opts: Options{CodexHome: bad, Getenv: fakeEnv(map[string]string{EnvVar: "yes"})}, want: true},
-		{name: "blank env ignored", opts: Options{CodexHome: on, Getenv: fakeEnv(map[string]string{EnvVar: "  "})}, want: true},
-		{name: "code beats env", opts: Options{Value: ptr(false), CodexHome: on, Getenv: fakeEnv(map[string]string{EnvVar: "true"})}, want: false},
-		{name: "code on", opts: Options{Value: ptr(true), CodexHome: off, Getenv: fakeEnv(map[string]string{EnvVar: "false"})}, want: true},
-		{name: "code beats invalid env", opts: Options{Value: ptr(true), Getenv: fakeEnv(map[string]string{EnvVar: "bogus"})}, want: true},
-		{name: "invalid env", opts: Options{CodexHome: on, Getenv: fakeEnv(map[string]string{EnvVar: "bogus"})}, wantErr: true},
-		{name: "invalid config", opts: Options{CodexHome: bad, Getenv: fakeEnv(nil)}, wantErr: true},
+		{name: "default off", opts: loadArgs{CodexHome: empty, Getenv: fakeEnv(nil)}, want: false},
+		{name: "config on", opts: loadArgs{CodexHome: on, Getenv: fakeEnv(nil)}, want: true},
+		{name: "config via CODEX_HOME", opts: loadArgs{Getenv: fakeEnv(map[string]string{"CODEX_HOME": on})}, want: true},
+		{name: "CodexHome wins over CODEX_HOME", opts: loadArgs{CodexHome: off, Getenv: fakeEnv(map[string]string{"CODEX_HOME": on})}, want: false},
+		{name: "env beats config", opts: loadArgs{CodexHome: on, Getenv: fakeEnv(map[string]string{envVar: "off"})}, want: false},
+		{name: "env on beats config off", opts: loadArgs{CodexHome: off, Getenv: fakeEnv(map[string]string{envVar: "1"})}, want: true},
+		{name: "env beats broken config", opts: loadArgs{CodexHome: bad, Getenv: fakeEnv(map[string]string{envVar: "yes"})}, want: true},
+		{name: "blank env ignored", opts: loadArgs{CodexHome: on, Getenv: fakeEnv(map[string]string{envVar: "  "})}, want: true},
+		{name: "invalid env", opts: loadArgs{CodexHome: on, Getenv: fakeEnv(map[string]string{envVar: "bogus"})}, wantErr: true},
+		{name: "invalid config", opts: loadArgs{CodexHome: bad, Getenv: fakeEnv(nil)}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := Load(tc.opts)
+			f, err := Load(tc.opts.CodexHome, tc.opts.Getenv)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("no error; flag %v", f)
@@ -157,7 +154,7 @@ func TestLoadPrecedence(t *testing.T) {
 // TestRunTimeFlip checks that Set is seen by concurrent readers and that
 // readers and writers do not race (run with -race).
 func TestRunTimeFlip(t *testing.T) {
-	f, err := Load(Options{CodexHome: t.TempDir(), Getenv: fakeEnv(nil)})
+	f, err := Load(t.TempDir(), fakeEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,4 +208,10 @@ func TestRunTimeFlip(t *testing.T) {
 	if f.Enabled() {
 		t.Fatal("Set(false) not visible")
 	}
+}
+
+// loadArgs are the two arguments of Load, named for the table.
+type loadArgs struct {
+	CodexHome string
+	Getenv    func(string) string
 }

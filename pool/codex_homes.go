@@ -6,28 +6,20 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/agentauth/agentauth"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // CodexHomes builds one member per Codex home, each a transport over base
-// (nil means http.DefaultTransport) built as agentauth.NewTransport builds
-// it, with opts for every home but CodexHome (named by its home
-// directory). The credential fields of opts.Config (Credentials,
-// TokenSource, IdentityStore) must be unset: each home has its own login.
-// [Pool.Close] releases what was built; on error nothing is left running.
-func CodexHomes(ctx context.Context, base http.RoundTripper, opts agentauth.Options, homes ...string) ([]Member, error) {
+// (nil means http.DefaultTransport) built by transport.New with opts and
+// that home as CodexHome (the member is named by it). opts.Credential must
+// be unset: each home brings its own login. [Pool.Close] releases what was
+// built; on error nothing is left running.
+func CodexHomes(ctx context.Context, base http.RoundTripper, opts transport.Options, homes ...string) ([]Member, error) {
 	if len(homes) == 0 {
 		return nil, errors.New("pool: CodexHomes: no home")
 	}
-	if opts.Config.Credentials != nil || opts.Config.TokenSource != nil || opts.Config.IdentityStore != nil {
-		return nil, errors.New("pool: CodexHomes: Options.Config carries a credential; each home brings its own")
-	}
-	if opts.HTTPClient == nil {
-		rt := base
-		if rt == nil {
-			rt = http.DefaultTransport
-		}
-		opts.HTTPClient = &http.Client{Transport: rt}
+	if opts.Credential != (transport.Credential{}) {
+		return nil, errors.New("pool: CodexHomes: Options.Credential is set; each home brings its own")
 	}
 	var members []Member
 	fail := func(err error) ([]Member, error) {
@@ -37,18 +29,16 @@ func CodexHomes(ctx context.Context, base http.RoundTripper, opts agentauth.Opti
 		return nil, err
 	}
 	for _, home := range homes {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
 		o := opts
 		o.CodexHome = home
-		setup, err := agentauth.Load(ctx, o)
+		rt, err := transport.New(base, o)
 		if err != nil {
 			return fail(fmt.Errorf("pool: CodexHomes: %s: %w", home, err))
 		}
-		rt, err := setup.Transport(base)
-		if err != nil {
-			setup.Close()
-			return fail(fmt.Errorf("pool: CodexHomes: %s: %w", home, err))
-		}
-		members = append(members, Member{Name: home, Transport: rt, close: setup.Close})
+		members = append(members, Member{Name: home, Transport: rt, close: rt.Close})
 	}
 	return members, nil
 }

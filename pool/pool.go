@@ -38,6 +38,7 @@ import (
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/replay"
 	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/internal/threadkey"
 	"github.com/agentauth/agentauth/transport"
 	"github.com/agentauth/agentauth/usage"
 )
@@ -311,7 +312,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if i < 0 {
-			if t == nil && transport.ValidateThreadKey(thread) != nil {
+			if t == nil && threadkey.Validate(thread) != nil {
 				hasThread = false
 				i = p.pick(-1)
 			} else {
@@ -448,8 +449,7 @@ func permanent(err error) bool {
 	if errors.As(err, &re) && re.Permanent {
 		return true
 	}
-	var se *transport.StaleIdentityError
-	if errors.As(err, &se) {
+	if errors.Is(err, transport.ErrStaleIdentity) {
 		return true
 	}
 	var te *transport.Error

@@ -57,12 +57,12 @@ func TestFirstAssertionDatedAfterRegistration(t *testing.T) {
 		mu.Unlock()
 		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
 	})
-	cfg := Config{
+	cfg := config{
 		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 		RegistrationClient: reg,
 	}
 	cfg.hooks.Now = clk.Now
-	rt, err := New(base, cfg)
+	rt, err := newTransport(base, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,16 +19,16 @@ import (
 	"github.com/agentauth/agentauth/internal/testhooks"
 )
 
-// DefaultProvisioningCooldown is how long a ChatGPT login stays on Bearer
+// defaultProvisioningCooldown is how long a ChatGPT login stays on Bearer
 // after agent provisioning was unavailable.
-const DefaultProvisioningCooldown = time.Hour
+const defaultProvisioningCooldown = time.Hour
 
-// DefaultOpenAIOrigin is the second origin of the default allow-list.
-const DefaultOpenAIOrigin = "https://api.openai.com"
+// defaultOpenAIOrigin is the second origin of the default allow-list.
+const defaultOpenAIOrigin = "https://api.openai.com"
 
-// Config configures a [Transport]. The zero value is valid and sends every
+// config configures a [Transport]. The zero value is valid and sends every
 // request unchanged (no credential). Each field documents its default.
-type Config struct {
+type config struct {
 	// Credentials is what requests are authenticated with. nil or
 	// [credentials.KindNone] passes every request through unchanged, unless
 	// TokenSource is set: a TokenSource alone means a ChatGPT login.
@@ -108,7 +108,7 @@ type Config struct {
 	// ProvisioningCooldown is how long a ChatGPT login falls back to Bearer
 	// after agent provisioning, or a task registration for the identity
 	// provisioned from it, was unavailable (429, 5xx, timeout or a
-	// connection error after 3 attempts). 0 means DefaultProvisioningCooldown.
+	// connection error after 3 attempts). 0 means defaultProvisioningCooldown.
 	ProvisioningCooldown time.Duration
 
 	// AgentTimeout bounds each agent-registration attempt; a provisioning
@@ -147,13 +147,9 @@ type Config struct {
 	hooks testhooks.Hooks
 }
 
-func init() {
-	testhooks.Install(func(cfg any) *testhooks.Hooks { return &cfg.(*Config).hooks })
-}
-
-// settings is a validated Config with every default applied.
+// settings is a validated config with every default applied.
 type settings struct {
-	Config
+	config
 	testhooks.Hooks // every field set
 	authAPIBase     string
 	origins         originSet
@@ -161,8 +157,8 @@ type settings struct {
 	cacheOnTransportClock bool // ThreadCache.Now was left to default to Now
 }
 
-func (c Config) resolve() (*settings, error) {
-	s := &settings{Config: c, Hooks: c.hooks}
+func (c config) resolve() (*settings, error) {
+	s := &settings{config: c, Hooks: c.hooks}
 	if s.Now == nil {
 		s.Now = time.Now
 	}
@@ -189,7 +185,7 @@ func (c Config) resolve() (*settings, error) {
 		return nil, err
 	}
 	if s.ProvisioningCooldown == 0 {
-		s.ProvisioningCooldown = DefaultProvisioningCooldown
+		s.ProvisioningCooldown = defaultProvisioningCooldown
 	}
 	if s.ProvisioningCooldown < 0 {
 		return nil, errors.New("transport: ProvisioningCooldown is negative")
@@ -210,7 +206,7 @@ func (c Config) resolve() (*settings, error) {
 
 	list := s.AllowedOrigins
 	if list == nil {
-		list = []string{s.ChatGPTBaseURL, DefaultOpenAIOrigin}
+		list = []string{s.ChatGPTBaseURL, defaultOpenAIOrigin}
 	}
 	list = append(append([]string(nil), list...), s.ExtraOrigins...)
 	for _, raw := range list {

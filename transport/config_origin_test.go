@@ -16,7 +16,7 @@ func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
 	key := &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: "sk-origin-check"}
 	login := &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{AccessToken: "tok", AccountID: "acct"}}
 
-	rejected := map[string]Config{
+	rejected := map[string]config{
 		"remote ChatGPT base":      {Credentials: key, ChatGPTBaseURL: "http://example.com/backend-api", AllowInsecureHTTP: true},
 		"remote allowed origin":    {Credentials: key, AllowedOrigins: []string{"https://chatgpt.com", "http://example.com"}, AllowInsecureHTTP: true},
 		"remote extra origin":      {Credentials: key, ExtraOrigins: []string{"http://10.0.0.7:8080"}, AllowInsecureHTTP: true},
@@ -26,7 +26,7 @@ func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
 	}
 	for name, cfg := range rejected {
 		t.Run("rejects "+name, func(t *testing.T) {
-			_, err := New(nil, cfg)
+			_, err := newTransport(nil, cfg)
 			if err == nil {
 				t.Fatal("New accepted a plain-http URL on a non-loopback host")
 			}
@@ -39,7 +39,7 @@ func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
 		})
 	}
 
-	loopback := map[string]Config{
+	loopback := map[string]config{
 		"localhost":  {Credentials: key, ChatGPTBaseURL: "http://localhost:8080/backend-api"},
 		"127.0.0.1":  {Credentials: key, AllowedOrigins: []string{"http://127.0.0.1:9"}},
 		"127.8.9.10": {Credentials: key, ExtraOrigins: []string{"http://127.8.9.10:9"}},
@@ -47,11 +47,11 @@ func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
 	}
 	for name, cfg := range loopback {
 		t.Run("loopback "+name, func(t *testing.T) {
-			if _, err := New(nil, cfg); err == nil || !strings.Contains(err.Error(), "AllowInsecureHTTP") {
+			if _, err := newTransport(nil, cfg); err == nil || !strings.Contains(err.Error(), "AllowInsecureHTTP") {
 				t.Fatalf("New without AllowInsecureHTTP: err %v, want a request for the opt-in", err)
 			}
 			cfg.AllowInsecureHTTP = true
-			if _, err := New(nil, cfg); err != nil {
+			if _, err := newTransport(nil, cfg); err != nil {
 				t.Fatalf("New with AllowInsecureHTTP: %v", err)
 			}
 		})
@@ -59,7 +59,7 @@ func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
 
 	// The AuthAPI base on loopback needs no opt-in: it only ever receives
 	// what the loopback server is meant to see.
-	if _, err := New(nil, Config{Credentials: login, AuthAPIBaseURL: "http://127.0.0.1:9/api/accounts"}); err != nil {
+	if _, err := newTransport(nil, config{Credentials: login, AuthAPIBaseURL: "http://127.0.0.1:9/api/accounts"}); err != nil {
 		t.Errorf("loopback http AuthAPI: %v", err)
 	}
 }

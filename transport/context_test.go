@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/agentauth/agentauth/internal/threadkey"
 )
 
 func TestThreadContextRoundTrip(t *testing.T) {
@@ -34,11 +36,11 @@ func TestValidateThreadKey(t *testing.T) {
 		"TAB":          "a\tb",
 		"C1":           "a\u0085b",
 		"invalid UTF8": "a\xffb",
-		"too long":     strings.Repeat("x", MaxThreadKeyLen+1),
+		"too long":     strings.Repeat("x", threadkey.MaxLen+1),
 		"1 MB":         strings.Repeat("y", 1<<20),
 	}
 	for name, key := range bad {
-		err := ValidateThreadKey(key)
+		err := threadkey.Validate(key)
 		if !errors.Is(err, ErrInvalidThreadKey) {
 			t.Errorf("%s: err = %v", name, err)
 			continue
@@ -47,9 +49,9 @@ func TestValidateThreadKey(t *testing.T) {
 			t.Errorf("%s: error repeats the key", name)
 		}
 	}
-	for _, good := range []string{"thread-1", "ünï <&> \"q\" \\", strings.Repeat("z", MaxThreadKeyLen), "\uFFFD"} {
-		if err := ValidateThreadKey(good); err != nil {
-			t.Errorf("ValidateThreadKey(%q) = %v", good, err)
+	for _, good := range []string{"thread-1", "ünï <&> \"q\" \\", strings.Repeat("z", threadkey.MaxLen), "\uFFFD"} {
+		if err := threadkey.Validate(good); err != nil {
+			t.Errorf("threadkey.Validate(%q) = %v", good, err)
 		}
 	}
 }

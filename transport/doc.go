@@ -4,7 +4,7 @@
 //
 // Wrap a client once:
 //
-//	rt, err := transport.New(http.DefaultTransport, transport.Config{Credentials: creds, Flag: flag})
+//	rt, err := transport.New(http.DefaultTransport, transport.config{Credentials: creds, Flag: flag})
 //	client := &http.Client{Transport: rt}
 //
 // then tag work with a conversation thread:
@@ -19,7 +19,7 @@
 // other origin, including cross-origin redirect hops, get no credential.
 //
 // Each request passes four steps: the origin guard (a request to an origin
-// outside the allow-list, see [Config.AllowedOrigins], is sent untouched),
+// outside the allow-list, see [config.AllowedOrigins], is sent untouched),
 // mode selection (by the credential kind, fixed by [New], and by the flag and
 // the thread key, read per request: the behaviour matrix of docs/protocol.md),
 // credential attachment (the API key, the login's Bearer token, or an

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/temporary"
 	"github.com/agentauth/agentauth/resolver"
 )
@@ -20,6 +21,25 @@ var (
 	// ErrProvisioning: provisioning an agent identity from a ChatGPT login
 	// failed permanently (for example 403).
 	ErrProvisioning = errors.New("transport: agent provisioning failed")
+	// ErrStaleIdentity: the AuthAPI refused task registration for an agent
+	// runtime it no longer knows (404) or whose signature it will not take
+	// (401). An identity provisioned from a ChatGPT login is replaced by
+	// the transport; one the caller supplied must be replaced by the
+	// caller. Never temporary.
+	ErrStaleIdentity error = temporary.Permanent("transport: agent identity refused: unknown or revoked, it must be replaced")
+)
+
+// Errors of New, NewClient and Detect.
+var (
+	// ErrNoCredential: neither the Codex home nor the environment holds a
+	// credential, and Options.AllowNoCredential is not set.
+	ErrNoCredential = errors.New("transport: no credential: log in with the Codex CLI (codex login), or set CODEX_API_KEY or OPENAI_API_KEY")
+	// ErrNotChatGPTLogin: the Codex login cannot call the ChatGPT backend
+	// (a Bedrock login, or headers a host provides).
+	ErrNotChatGPTLogin = credentials.ErrNotChatGPTLogin
+	// ErrInvalidOptions: settings that contradict each other or cannot
+	// work, such as a plain-http BaseURL on a host that is not loopback.
+	ErrInvalidOptions = errors.New("transport: invalid options")
 )
 
 // Error is returned by [Transport.RoundTrip] when the request could not be
@@ -62,28 +82,23 @@ func (e *Error) Temporary() bool { return IsTemporary(e.Err) }
 // temporary only if it wraps context.DeadlineExceeded.
 func IsTemporary(err error) bool { return temporary.Is(err) }
 
-// StaleIdentityError is the cause of an [ErrRegistration] when the AuthAPI
-// refuses task registration for an agent runtime it no longer knows (404)
-// or whose signature it will not take (401). For an identity provisioned
-// from a ChatGPT login the transport first provisions a new one; an
-// identity the caller supplied must be replaced by the caller. It is never
-// temporary.
-type StaleIdentityError struct {
-	RuntimeID  string // the rejected agent runtime (not a secret)
-	StatusCode int
-	Err        error
+// staleIdentityError is the cause of an ErrRegistration that matches
+// ErrStaleIdentity: it names the refused runtime (not a secret) and status.
+type staleIdentityError struct {
+	runtimeID  string
+	statusCode int
+	err        error
 }
 
-func (e *StaleIdentityError) Error() string {
+func (e *staleIdentityError) Error() string {
 	return fmt.Sprintf("agent runtime %q was refused by the AuthAPI (status %d): the identity is unknown or revoked and must be replaced: %v",
-		e.RuntimeID, e.StatusCode, e.Err)
+		e.runtimeID, e.statusCode, e.err)
 }
 
-// Unwrap returns the registration failure.
-func (e *StaleIdentityError) Unwrap() error { return e.Err }
+func (e *staleIdentityError) Unwrap() []error { return []error{ErrStaleIdentity, e.err} }
 
 // Temporary is false: registering again with the same identity fails again.
-func (e *StaleIdentityError) Temporary() bool { return false }
+func (e *staleIdentityError) Temporary() bool { return false }
 
 func newError(kind error, mode resolver.Mode, err error) *Error {
 	return &Error{Mode: mode, kind: kind, Err: err}

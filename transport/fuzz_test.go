@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/threadkey"
 )
 
 // recordingBase is a stub base transport that counts the requests reaching
@@ -59,15 +60,15 @@ func threadKeyModel(s string) bool {
 // Seeds: testdata/fuzz/FuzzValidateThreadKey.
 func FuzzValidateThreadKey(f *testing.F) {
 	base := &recordingBase{}
-	tr, err := New(base, Config{Credentials: &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: "sk-fuzz-key"}})
+	tr, err := newTransport(base, config{Credentials: &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: "sk-fuzz-key"}})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
 		want := threadKeyModel(key)
-		err := ValidateThreadKey(key)
+		err := threadkey.Validate(key)
 		if (err == nil) != want {
-			t.Fatalf("ValidateThreadKey(%q) = %v, want valid=%t", key, err, want)
+			t.Fatalf("threadkey.Validate(%q) = %v, want valid=%t", key, err, want)
 		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalidThreadKey) {

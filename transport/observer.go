@@ -15,7 +15,7 @@ import (
 
 // Observer receives the transport's authentication events, for metrics,
 // traces or logs; the otelauth module builds one that exports OpenTelemetry
-// metrics and spans. Set it as [Config.Observer]; New copies it, so later
+// metrics and spans. Set it as [config.Observer]; New copies it, so later
 // changes to the struct have no effect.
 //
 // It is a struct of optional functions rather than an interface so that a
@@ -465,7 +465,7 @@ func (o *observer) fallbackStart(ctx context.Context, cooldown time.Duration, er
 }
 
 // fallbackEnd reports the end of a fallback that was to last until until
-// (on the Config clock), if there was one.
+// (on the config clock), if there was one.
 func (o *observer) fallbackEnd(ctx context.Context, until time.Time, cooldown time.Duration, now time.Time) {
 	if o == nil || o.OnFallback == nil || until.IsZero() {
 		return

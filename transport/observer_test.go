@@ -82,12 +82,12 @@ func agentServer(t *testing.T, opts identitytest.Options) (*identitytest.Server,
 	return srv, &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec}
 }
 
-func observedTransport(t *testing.T, srv *identitytest.Server, cfg Config) (*Transport, *http.Client) {
+func observedTransport(t *testing.T, srv *identitytest.Server, cfg config) (*Transport, *http.Client) {
 	t.Helper()
 	cfg.ChatGPTBaseURL, cfg.AuthAPIBaseURL, cfg.AllowInsecureHTTP = srv.URL(), srv.URL(), true
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
-	rt, err := New(base, cfg)
+	rt, err := newTransport(base, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestObserverThreadRegistrationOmitsKeyUnlessOptedIn(t *testing.T) {
 	for _, include := range []bool{false, true} {
 		srv, creds := agentServer(t, identitytest.Options{})
 		var rec recorder
-		_, c := observedTransport(t, srv, Config{Credentials: creds, Observer: rec.observer(include)})
+		_, c := observedTransport(t, srv, config{Credentials: creds, Observer: rec.observer(include)})
 		ctx := WithThread(context.Background(), "thread-private-42")
 		for range 3 {
 			if code := get(t, c, ctx, srv.URL()+"/v1/models"); code != http.StatusOK {
@@ -146,7 +146,7 @@ func TestObserverThreadRegistrationOmitsKeyUnlessOptedIn(t *testing.T) {
 func TestObserverProcessRegistration(t *testing.T) {
 	srv, creds := agentServer(t, identitytest.Options{})
 	var rec recorder
-	_, c := observedTransport(t, srv, Config{Credentials: creds, Observer: rec.observer(false)})
+	_, c := observedTransport(t, srv, config{Credentials: creds, Observer: rec.observer(false)})
 	get(t, c, context.Background(), srv.URL()+"/v1/models")
 	regs := rec.registrations()
 	if len(regs) != 1 || regs[0].Kind != TaskProcess || regs[0].Outcome != OutcomeSuccess {
@@ -160,7 +160,7 @@ func TestObserverCountsAttemptsAndClassifiesFailures(t *testing.T) {
 	clock := func() time.Time { return time.Unix(now.Load(), 0) }
 	srv, creds := agentServer(t, identitytest.Options{Now: clock})
 	var rec recorder
-	_, c := observedTransport(t, srv, Config{Credentials: creds, Observer: rec.observer(false), hooks: testhooks.Hooks{Now: clock}})
+	_, c := observedTransport(t, srv, config{Credentials: creds, Observer: rec.observer(false), hooks: testhooks.Hooks{Now: clock}})
 	// The fault outlasts the registration's own three attempts.
 	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 3})
 	ctx := WithThread(context.Background(), "thread-retry")
@@ -187,7 +187,7 @@ func TestObserverCountsAttemptsAndClassifiesFailures(t *testing.T) {
 func TestObserverReportsCacheEvictions(t *testing.T) {
 	srv, creds := agentServer(t, identitytest.Options{})
 	var rec recorder
-	rt, c := observedTransport(t, srv, Config{Credentials: creds, Observer: rec.observer(true), ThreadCache: taskcache.CacheOptions{Capacity: 1}})
+	rt, c := observedTransport(t, srv, config{Credentials: creds, Observer: rec.observer(true), ThreadCache: taskcache.CacheOptions{Capacity: 1}})
 	get(t, c, WithThread(context.Background(), "thread-a"), srv.URL()+"/v1/models")
 	get(t, c, WithThread(context.Background(), "thread-b"), srv.URL()+"/v1/models")
 	_ = rt.Stats() // takes the cache lock: the removal was recorded before it
@@ -241,7 +241,7 @@ func TestObserverRefreshAfter401(t *testing.T) {
 	defer srv.Close()
 	src := &refreshingSource{tok: &credentials.Token{AccessToken: "at-stale", AccountID: "acct-1"}, next: "at-fresh"}
 	var rec recorder
-	_, c := observedTransport(t, srv, Config{TokenSource: src, Observer: rec.observer(false)})
+	_, c := observedTransport(t, srv, config{TokenSource: src, Observer: rec.observer(false)})
 	if code := get(t, c, context.Background(), srv.URL()+"/v1/models"); code != http.StatusOK {
 		t.Fatalf("status %d", code)
 	}
@@ -275,7 +275,7 @@ func TestObserverWiresReportingSource(t *testing.T) {
 	defer srv.Close()
 	src := reportingSource{&refreshingSource{tok: &credentials.Token{AccessToken: "at-stale", AccountID: "acct-1"}, next: "at-fresh"}}
 	var rec recorder
-	_, c := observedTransport(t, srv, Config{TokenSource: src, Observer: rec.observer(false)})
+	_, c := observedTransport(t, srv, config{TokenSource: src, Observer: rec.observer(false)})
 	if src.setCalls != 1 || src.report == nil {
 		t.Fatalf("SetRefreshObserver called %d times", src.setCalls)
 	}
@@ -311,7 +311,7 @@ func TestObserverBearerFallbackStartAndEnd(t *testing.T) {
 	}
 	defer srv.Close()
 	var rec recorder
-	_, c := observedTransport(t, srv, Config{
+	_, c := observedTransport(t, srv, config{
 		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{AccessToken: "at-login", AccountID: "acct-fb"}},
 		Flag:        featureflag.New(true), IdentityStore: credentials.NewMemoryStore(), Observer: rec.observer(false), hooks: testhooks.Hooks{Now: clock},
 		ProvisioningCooldown: time.Minute,
@@ -356,7 +356,7 @@ func TestObserverCostsNothingOnCachedPath(t *testing.T) {
 	registrar := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"task_id":"task-1"}`)) })
 	fixed := time.Unix(1_800_000_000, 0) // one assertion second: no re-signing
 	allocs := func(obs *Observer) float64 {
-		rt, err := New(okBase{&http.Response{StatusCode: http.StatusOK, Body: http.NoBody}}, Config{
+		rt, err := newTransport(okBase{&http.Response{StatusCode: http.StatusOK, Body: http.NoBody}}, config{
 			Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
 			RegistrationClient: &http.Client{Transport: handlerTransport{registrar}},
 			Observer:           obs,

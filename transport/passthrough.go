@@ -58,7 +58,7 @@ func (p *passThroughLog) note(logger *slog.Logger, req *http.Request) {
 func (p *passThroughLog) log(ctx context.Context, logger *slog.Logger, origin string, last bool) {
 	attrs := []any{
 		"origin", origin,
-		"hint", "set Config.ChatGPTBaseURL, AllowedOrigins or ExtraOrigins to send credentials to this origin",
+		"hint", "set config.ChatGPTBaseURL, AllowedOrigins or ExtraOrigins to send credentials to this origin",
 	}
 	if last {
 		attrs = append(attrs, "further_origins_logged", false)

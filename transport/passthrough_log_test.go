@@ -51,7 +51,7 @@ const passMsg = "not first-party"
 func passTransport(t *testing.T, h slog.Handler, creds *credentials.Credentials) (*Transport, *recordingBase) {
 	t.Helper()
 	base := &recordingBase{}
-	rt, err := New(base, Config{Credentials: creds, Logger: slog.New(h)})
+	rt, err := newTransport(base, config{Credentials: creds, Logger: slog.New(h)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func TestProvisioningEventSaysLoadedForAStoredIdentity(t *testing.T) {
 		AccessToken: "tok-loaded-0123456789", AccountID: "acct-loaded", UserID: "user-loaded"}}
 	for i, wantLoaded := range []bool{false, true} {
 		var rec recorder
-		rt, c := observedTransport(t, srv, Config{Credentials: creds, Flag: featureflag.New(true), IdentityStore: store, Observer: rec.observer(false)})
+		rt, c := observedTransport(t, srv, config{Credentials: creds, Flag: featureflag.New(true), IdentityStore: store, Observer: rec.observer(false)})
 		if code := get(t, c, context.Background(), srv.URL()+"/v1/models"); code != http.StatusOK {
 			t.Fatalf("transport %d: status %d", i, code)
 		}

@@ -38,7 +38,7 @@ func TestSharedIdentitiesLetUnusedOnesGo(t *testing.T) {
 	live := make([]*Transport, 0, n)
 	func() {
 		for i := range n {
-			rt, err := New(base, Config{
+			rt, err := newTransport(base, config{
 				TokenSource: &fixedSource{credentials.Token{AccessToken: identity.Secret(tokens[i]), AccountID: fmt.Sprintf("acct-gc-%d", i), UserID: "u"}},
 				Flag:        featureflag.New(true), ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(),
 				AllowInsecureHTTP: true,

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/replay"
 	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/internal/threadkey"
 	"github.com/agentauth/agentauth/internal/useragent"
 	"github.com/agentauth/agentauth/resolver"
 )
@@ -24,7 +23,12 @@ import (
 // Transport is an [http.RoundTripper] that authenticates first-party
 // requests from their context. Build it with [New]; it is safe for
 // concurrent use and cheap to share: make one per credential and reuse it.
-type Transport struct {
+// Its state sits behind a pointer, so printing, logging or marshalling a
+// Transport shows no credential.
+type Transport struct{ *engine }
+
+// engine is a Transport's state.
+type engine struct {
 	base  http.RoundTripper
 	s     *settings
 	kind  credentials.Kind
@@ -41,8 +45,9 @@ type Transport struct {
 	agent        *agentState   // Agent Identity credentials: built by New
 	provisioner  *provisioner  // ChatGPT login: its provisioned identities
 	ids          *identity.Client
-	obs          *observer // nil without Config.Observer
+	obs          *observer // nil without config.Observer
 
+	cred    *credential    // what New was given or detected, closed by Close
 	passLog passThroughLog // origins logged as sent without credentials
 	usage   usageState     // the last usage answers reported (usage.go)
 }
@@ -64,7 +69,7 @@ func (offFlag) Enabled() bool { return false }
 //
 // With the flag off and a ChatGPT login, an API key or no credential, New
 // starts no goroutine and no registration ever happens.
-func New(base http.RoundTripper, cfg Config) (*Transport, error) {
+func newTransport(base http.RoundTripper, cfg config) (*Transport, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
@@ -72,7 +77,7 @@ func New(base http.RoundTripper, cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{base: base, s: s, flag: offFlag{}, obs: newObserver(s.Observer)}
+	t := &Transport{&engine{base: base, s: s, flag: offFlag{}, obs: newObserver(s.Observer)}}
 	if s.Flag != nil {
 		t.flag = s.Flag
 	}
@@ -213,7 +218,7 @@ func checkThread(thread string, hasThread bool) error {
 	if !hasThread {
 		return nil
 	}
-	if err := ValidateThreadKey(thread); err != nil {
+	if err := threadkey.Validate(thread); err != nil {
 		return newError(ErrInvalidThreadKey, resolver.ModeThreadTask, err)
 	}
 	return nil
@@ -227,7 +232,7 @@ func (t *Transport) authorizeIdentity(ctx context.Context, thread string, hasThr
 	if err != nil {
 		if status, ok := staleStatus(err); ok {
 			return authorization{}, newError(ErrRegistration, modeFor(hasThread),
-				&StaleIdentityError{RuntimeID: t.agent.record.AgentRuntimeID, StatusCode: status, Err: err})
+				&staleIdentityError{runtimeID: t.agent.record.AgentRuntimeID, statusCode: status, err: err})
 		}
 	}
 	return a, err
@@ -289,7 +294,7 @@ func (t *Transport) authorizeChatGPT(ctx context.Context, thread string, hasThre
 				continue
 			}
 			return authorization{}, newError(ErrRegistration, modeFor(hasThread),
-				&StaleIdentityError{RuntimeID: agent.record.AgentRuntimeID, StatusCode: status, Err: err})
+				&staleIdentityError{runtimeID: agent.record.AgentRuntimeID, statusCode: status, err: err})
 		}
 		if taskUnavailable(err) {
 			// The identity was provisioned from this login, which has a
@@ -578,8 +583,6 @@ func ownedHeader(k string, routing bool) bool {
 // do, so tools can walk the chain.
 func (t *Transport) WrappedRoundTripper() http.RoundTripper { return t.base }
 
-// Unwrap is WrappedRoundTripper.
-func (t *Transport) Unwrap() http.RoundTripper { return t.base }
 
 // CloseIdleConnections forwards to the base transport (and so to the
 // registration client, which shares it unless RegistrationClient is set),
@@ -616,28 +619,4 @@ func (t *Transport) Stats() Stats {
 		s.ProcessRegistrations = agent.process.Stats().Registrations
 	}
 	return s
-}
-
-// String describes the transport by its credential kind only. The
-// transport holds credentials (an API key's header, a token source, agent
-// keys) that Go's default struct formatting would print.
-func (t *Transport) String() string {
-	if t == nil {
-		return "transport.Transport(nil)"
-	}
-	return "transport.Transport{kind: " + t.kind.String() + "}"
-}
-
-// GoString is [Transport.String], so %#v redacts too.
-func (t *Transport) GoString() string { return t.String() }
-
-// Format makes every fmt verb print [Transport.String].
-func (t *Transport) Format(f fmt.State, _ rune) { io.WriteString(f, t.String()) }
-
-// LogValue logs the credential kind only.
-func (t *Transport) LogValue() slog.Value {
-	if t == nil {
-		return slog.StringValue("transport.Transport(nil)")
-	}
-	return slog.GroupValue(slog.String("kind", t.kind.String()))
 }

@@ -39,7 +39,7 @@ func (b *usageBase) set(kv ...string) {
 func TestUsageInStatsAndObserver(t *testing.T) {
 	base := &usageBase{}
 	var events []UsageEvent
-	rt, err := New(base, Config{
+	rt, err := newTransport(base, config{
 		Credentials: &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: "sk-test"},
 		Observer:    &Observer{OnUsage: func(_ context.Context, ev UsageEvent) { events = append(events, ev) }},
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/threadkey"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -44,7 +45,7 @@ func TestHostileThreadKeys(t *testing.T) {
 		{"invalid-UTF-8", "thread-\xff\xfe-tail-of-key"},
 		{"truncated-UTF-8", "thread-tail-of-key-\xe2\x82"},
 		{"1MB", strings.Repeat("k", 1<<20)},
-		{"513-bytes", strings.Repeat("k", transport.MaxThreadKeyLen+1)},
+		{"513-bytes", strings.Repeat("k", threadkey.MaxLen+1)},
 		{"empty", ""},
 	}
 	kinds := []struct {

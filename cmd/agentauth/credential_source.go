@@ -100,7 +100,7 @@ func describeLoadError(err error) (msg string) {
 		return msg + "; fix it, or log in again with 'codex login' (it rewrites the file)"
 	}
 	if strings.HasPrefix(msg, "featureflag: ") && strings.Contains(msg, "config.toml") {
-		return msg + "; or pass --use-agent-identity=true or =false, or set $" + featureflag.EnvVar
+		return msg + "; or pass --use-agent-identity=true or =false, or set $" + "AGENTAUTH_USE_AGENT_IDENTITY"
 	}
 	return msg
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/threadkey"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -54,7 +55,7 @@ sent as Bearer.
 
 // doDefaultOrigins are the first-party origins of every do run: the
 // library's default allow-list (the ChatGPT backend and the API).
-var doDefaultOrigins = []string{"https://chatgpt.com", transport.DefaultOpenAIOrigin}
+var doDefaultOrigins = []string{"https://chatgpt.com", "https://api.openai.com"}
 
 // doRequest is the validated command line of do.
 type doRequest struct {
@@ -191,7 +192,7 @@ func parseDoRequest(positional []string, set map[string]bool, f doFlags, stdin i
 		return nil, fmt.Errorf("%s is not a first-party origin, so no credential would be sent there; credentials go only to %s; add --allow-origin %s to send them there", originOf(target), strings.Join(r.origins, ", "), originOf(target))
 	}
 	if set["thread"] {
-		if err := transport.ValidateThreadKey(f.thread); err != nil {
+		if err := threadkey.Validate(f.thread); err != nil {
 			return nil, fmt.Errorf("--thread: %w", err)
 		}
 		r.thread, r.hasThr = f.thread, true

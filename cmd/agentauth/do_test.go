@@ -286,7 +286,7 @@ func clearCodexEnv(t *testing.T) {
 	t.Helper()
 	for _, env := range []string{credentials.EnvCodexAPIKey, credentials.EnvOpenAIAPIKey, credentials.EnvCodexAccessToken,
 		credentials.EnvCodexAgentIdentity, credentials.EnvCodexHome, credentials.EnvRefreshTokenURL, credentials.EnvClientID,
-		featureflag.EnvVar, identity.EnvAuthAPIBase, identity.EnvCodexAuthAPIBase, identity.EnvJWKSBase, envDoAPIKey, envDoAccessToken} {
+		"AGENTAUTH_USE_AGENT_IDENTITY", identity.EnvAuthAPIBase, identity.EnvCodexAuthAPIBase, identity.EnvJWKSBase, envDoAPIKey, envDoAccessToken} {
 		t.Setenv(env, "")
 	}
 }
@@ -736,14 +736,14 @@ func TestDoCodexHomeTakesTheFlagFromEnvironmentAndConfig(t *testing.T) {
 	if got := mode(t); got != identitytest.ModeBearer {
 		t.Errorf("no setting: mode %q, want bearer", got)
 	}
-	t.Setenv(featureflag.EnvVar, "on")
+	t.Setenv("AGENTAUTH_USE_AGENT_IDENTITY", "on")
 	if got := mode(t); got != identitytest.ModeAssertion {
-		t.Errorf("$%s=on: mode %q, want assertion", featureflag.EnvVar, got)
+		t.Errorf("$%s=on: mode %q, want assertion", "AGENTAUTH_USE_AGENT_IDENTITY", got)
 	}
 	if got := mode(t, "--use-agent-identity=false"); got != identitytest.ModeBearer {
 		t.Errorf("--use-agent-identity=false over the environment: mode %q, want bearer", got)
 	}
-	t.Setenv(featureflag.EnvVar, "")
+	t.Setenv("AGENTAUTH_USE_AGENT_IDENTITY", "")
 	if err := os.WriteFile(filepath.Join(home, "config.toml"), []byte("[features]\nuse_agent_identity = true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -751,11 +751,11 @@ func TestDoCodexHomeTakesTheFlagFromEnvironmentAndConfig(t *testing.T) {
 		t.Errorf("config.toml on: mode %q, want assertion", got)
 	}
 
-	t.Setenv(featureflag.EnvVar, "maybe")
+	t.Setenv("AGENTAUTH_USE_AGENT_IDENTITY", "maybe")
 	r := runCmd(t, "", "do", "--codex-home", home, srv.URL()+"/v1/responses")
 	assertOneLineError(t, r, exitFailure)
-	if !strings.Contains(r.stderr, featureflag.EnvVar) || !strings.Contains(r.stderr, "not a boolean") {
-		t.Errorf("invalid $%s: %q", featureflag.EnvVar, r.stderr)
+	if !strings.Contains(r.stderr, "AGENTAUTH_USE_AGENT_IDENTITY") || !strings.Contains(r.stderr, "not a boolean") {
+		t.Errorf("invalid $%s: %q", "AGENTAUTH_USE_AGENT_IDENTITY", r.stderr)
 	}
 	if n := srv.Stats().AgentRegistrations; n != 1 {
 		t.Errorf("%d agent registrations, want 1 (the identity provisioned first is reused)", n)
@@ -780,7 +780,7 @@ func TestDoCodexHomeExternallyManagedTokensStayBearer(t *testing.T) {
 	}
 	assertNoSecret(t, r, login.AccessToken, login.RefreshToken)
 	// The flag from the environment follows the same rule, silently.
-	t.Setenv(featureflag.EnvVar, "1")
+	t.Setenv("AGENTAUTH_USE_AGENT_IDENTITY", "1")
 	r = runCmd(t, "", "do", "--codex-home", home, srv.URL()+"/v1/responses")
 	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer || r.stderr != "" {
 		t.Fatalf("externally managed tokens with the flag from the environment: %+v", r)

@@ -1,4 +1,4 @@
-package agentauth
+package transport
 
 import (
 	"errors"
@@ -8,9 +8,9 @@ import (
 	"github.com/agentauth/agentauth/login"
 )
 
-// SourceWorkloadIdentity is Credentials.Source for a login made by
-// workload identity federation.
-const SourceWorkloadIdentity = "workload identity (OPENAI_IDENTITY_TOKEN_FILE, OPENAI_FEDERATION_RULE_ID)"
+// sourceWorkloadIdentity is the Source of a login made by workload
+// identity federation.
+const sourceWorkloadIdentity = "workload identity (OPENAI_IDENTITY_TOKEN_FILE, OPENAI_FEDERATION_RULE_ID)"
 
 // workloadIdentity selects workload identity federation as Codex does:
 // either of OPENAI_FEDERATION_RULE_ID and OPENAI_IDENTITY_TOKEN_FILE in the
@@ -25,5 +25,5 @@ func workloadIdentity(getenv func(string) string, home string, client *http.Clie
 	if err != nil {
 		return nil, nil, err
 	}
-	return &credentials.Credentials{Kind: credentials.KindChatGPT, Source: SourceWorkloadIdentity}, src, nil
+	return &credentials.Credentials{Kind: credentials.KindChatGPT, Source: sourceWorkloadIdentity}, src, nil
 }

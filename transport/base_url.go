@@ -1,22 +1,13 @@
-package agentauth
+package transport
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/transport"
 )
-
-// ErrInvalidBaseURL is wrapped by the error of [NewTransport], [NewClient]
-// and [Load] when Options.BaseURL is not an absolute http(s) URL without
-// userinfo, query or fragment, is plain http on a host that is not
-// loopback, or is set together with Config.ChatGPTBaseURL or
-// Config.AuthAPIBaseURL.
-var ErrInvalidBaseURL = errors.New("agentauth: invalid Options.BaseURL")
 
 // tokenPath is where a server named by Options.BaseURL exchanges refresh
 // tokens, as the reference server (identitytest.TokenPath) and the Codex
@@ -28,20 +19,20 @@ const tokenPath = "/oauth/token"
 // a loopback base, and an environment in which the token endpoint and the
 // AuthAPI and JWKS overrides name that server whatever getenv says.
 // The errors name the scheme and host only: a URL may carry credentials.
-func pointAtBaseURL(raw string, cfg *transport.Config, getenv func(string) string) (func(string) string, error) {
+func pointAtBaseURL(raw string, cfg *config, getenv func(string) string) (func(string) string, error) {
 	base := strings.TrimRight(strings.TrimSpace(raw), "/")
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("%w: want an absolute http or https URL", ErrInvalidBaseURL)
+		return nil, fmt.Errorf("%w: want an absolute http or https URL", errInvalidBaseURL)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return nil, fmt.Errorf("%w: %s://%s: a base URL has no userinfo, query or fragment", ErrInvalidBaseURL, u.Scheme, u.Host)
+		return nil, fmt.Errorf("%w: %s://%s: a base URL has no userinfo, query or fragment", errInvalidBaseURL, u.Scheme, u.Host)
 	}
 	if u.Scheme == "http" && !identity.IsLoopbackBase(base) {
-		return nil, fmt.Errorf("%w: http://%s is plain http on a host that is not loopback; use https", ErrInvalidBaseURL, u.Host)
+		return nil, fmt.Errorf("%w: http://%s is plain http on a host that is not loopback; use https", errInvalidBaseURL, u.Host)
 	}
 	if cfg.ChatGPTBaseURL != "" || cfg.AuthAPIBaseURL != "" {
-		return nil, fmt.Errorf("%w: set either Options.BaseURL or Config.ChatGPTBaseURL and AuthAPIBaseURL, not both", ErrInvalidBaseURL)
+		return nil, fmt.Errorf("%w: set either Options.BaseURL or Tuning.ChatGPTBaseURL and AuthAPIBaseURL, not both", errInvalidBaseURL)
 	}
 	cfg.ChatGPTBaseURL, cfg.AuthAPIBaseURL = base, base
 	if u.Scheme == "http" {
@@ -58,3 +49,6 @@ func pointAtBaseURL(raw string, cfg *transport.Config, getenv func(string) strin
 		return getenv(k)
 	}, nil
 }
+
+// errInvalidBaseURL is ErrInvalidOptions, named in the message.
+var errInvalidBaseURL = fmt.Errorf("%w: Options.BaseURL", ErrInvalidOptions)

@@ -1,4 +1,4 @@
-package agentauth
+package transport
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/internal/useragent"
-	"github.com/agentauth/agentauth/transport"
 )
 
 // hydratePersonalAccessToken asks the AuthAPI which ChatGPT account the
@@ -24,9 +23,9 @@ import (
 // CODEX_AUTHAPI_BASE_URL (the lookup base only, as in Codex), else the
 // base that belongs to cfg.ChatGPTBaseURL (https://auth.openai.com/api/accounts
 // for the default ChatGPT backend).
-func hydratePersonalAccessToken(ctx context.Context, cfg transport.Config, client *http.Client, creds *credentials.Credentials) (*credentials.Credentials, error) {
+func hydratePersonalAccessToken(ctx context.Context, cfg config, client *http.Client, creds *credentials.Credentials) (*credentials.Credentials, error) {
 	if cfg.TokenSource != nil {
-		return nil, errors.New("agentauth: Config.TokenSource is set, but the credential is a personal access token, which has no token source")
+		return nil, errors.New("transport: a TokenSource is set, but the credential is a personal access token, which has no token source")
 	}
 	base := strings.TrimRight(strings.TrimSpace(cfg.AuthAPIBaseURL), "/")
 	if base == "" {
@@ -39,7 +38,7 @@ func hydratePersonalAccessToken(ctx context.Context, cfg transport.Config, clien
 	ctx = useragent.WithOriginator(ctx, useragent.Originator(cfg.Originator, getenv))
 	md, err := credentials.HydratePersonalAccessToken(ctx, client, base, creds.APIKey)
 	if err != nil {
-		return nil, fmt.Errorf("agentauth: the personal access token of %s: %w", creds.Source, err)
+		return nil, fmt.Errorf("transport: the personal access token of %s: %w", creds.Source, err)
 	}
 	return credentials.PersonalAccessTokenLogin(creds.APIKey, *md, creds.Source), nil
 }

@@ -583,7 +583,6 @@ func ownedHeader(k string, routing bool) bool {
 // do, so tools can walk the chain.
 func (t *Transport) WrappedRoundTripper() http.RoundTripper { return t.base }
 
-
 // CloseIdleConnections forwards to the base transport (and so to the
 // registration client, which shares it unless RegistrationClient is set),
 // so http.Client.CloseIdleConnections reaches every layer.

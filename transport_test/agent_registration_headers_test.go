@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // registrationRecorder is a RegistrationClient transport that keeps the
@@ -47,10 +48,8 @@ func TestAgentRegistrationHeadersAsCodex(t *testing.T) {
 			srv := newIdentityServer(t, identitytest.Options{AccessTokenAccounts: map[string]string{token: acct}})
 			base := newHTTPBase(t)
 			rec := &registrationRecorder{next: base}
-			cfg := loopbackConfig(srv, chatGPTCreds(token, acct, fedRAMP))
-			cfg.Flag = featureflag.New(true)
-			cfg.RegistrationClient = &http.Client{Transport: rec}
-			rt := newTransport(t, base, cfg)
+			rt := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.BearerToken(token, acct, fedRAMP),
+				flag: featureflag.New(true), options: func(o *transport.Options) { o.HTTPClient = &http.Client{Transport: rec} }}).rt
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
 			if echo := mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", "thread-reghdr"); echo.Mode != identitytest.ModeAssertion {

@@ -14,7 +14,7 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/internal/testhooks"
+	"github.com/agentauth/agentauth/transport"
 )
 
 type pathHeaders struct {
@@ -53,15 +53,17 @@ func TestRegistrationsSayWhoWeAre(t *testing.T) {
 			srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}})
 			account := uniqueAccount("ua")
 			rec := &pathHeaders{next: newHTTPBase(t)}
-			cfg := optInConfig(srv, token, account, credentials.NewMemoryStore())
-			cfg.Originator = tc.configured
-			testhooks.Of(&cfg).Getenv = func(k string) string {
-				if k == "CODEX_INTERNAL_ORIGINATOR_OVERRIDE" {
-					return tc.env
+			o := optIn(srv, rec, token, account, credentials.NewMemoryStore())
+			o.options = func(o *transport.Options) {
+				o.Tuning.Originator = tc.configured
+				o.Getenv = func(k string) string {
+					if k == "CODEX_INTERNAL_ORIGINATOR_OVERRIDE" {
+						return tc.env
+					}
+					return ""
 				}
-				return ""
 			}
-			rt := newTransport(t, rec, cfg)
+			rt := newEnv(t, o).rt
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
 			mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", "ua-thread")

@@ -78,17 +78,8 @@ func TestBearerAlways401RotatesOncePerHoldWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	cfg := transport.Config{
-		TokenSource:       src,
-		ChatGPTBaseURL:    resource.URL,
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
-	}
-	testhooks.Of(&cfg).Now = clock.Now
-	rt, err := transport.New(base, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(src), processStore: true,
+		chatGPTURL: resource.URL, options: func(o *transport.Options) { testhooks.Of(o).Now = clock.Now }}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	send := func() {

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -22,9 +22,9 @@ func TestBindingUnauthorizedDrainedBeforeRecovery(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{})
 	base := &http.Transport{MaxConnsPerHost: 4, MaxIdleConnsPerHost: 4}
 	t.Cleanup(base.CloseIdleConnections)
-	cfg := loopbackConfig(srv, agentCreds(newRuntime(t, srv, uniqueAccount("drain"), false)))
-	cfg.ThreadCache = taskcache.CacheOptions{Timeout: 3 * time.Second}
-	rt := newTransport(t, base, cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: base, plain: true,
+		credential: agentCred(t, newRuntime(t, srv, uniqueAccount("drain"), false)),
+		options:    func(o *transport.Options) { o.Tuning.RegistrationTimeout = 3 * time.Second }}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := srv.URL() + "/v1/responses"
@@ -66,7 +66,7 @@ func TestBindingStaleIdentity(t *testing.T) {
 	if err := store.SaveAgentIdentity(ctx, &gone); err != nil {
 		t.Fatal(err)
 	}
-	rt := newTransport(t, newHTTPBase(t), loginConfig(srv, newLoginSource(tok), store))
+	rt := loginTransport(t, srv, newHTTPBase(t), newLoginSource(tok), store)
 	echo := mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", "stale-thread")
 	if echo.Mode != identitytest.ModeAssertion || echo.AgentRuntimeID == gone.AgentRuntimeID || srv.Stats().AgentRegistrations != 1 {
 		t.Fatalf("mode %q runtime %q after %d agent registrations; want a new runtime after 1",
@@ -77,11 +77,11 @@ func TestBindingStaleIdentity(t *testing.T) {
 		t.Fatalf("store holds %v (%v), want the new runtime", stored, err)
 	}
 
-	user := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(gone)))
+	user := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: agentCred(t, gone)}).rt
 	_, _, err = roundTripEcho(ctx, user, srv.URL()+"/v1/responses", "")
-	var se *transport.StaleIdentityError
-	if !errors.As(err, &se) || se.RuntimeID != gone.AgentRuntimeID || se.StatusCode != http.StatusNotFound ||
+	if !errors.Is(err, transport.ErrStaleIdentity) || !strings.Contains(err.Error(), fmt.Sprintf("%q", gone.AgentRuntimeID)) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("(status %d)", http.StatusNotFound)) ||
 		transport.IsTemporary(err) || !errors.Is(err, transport.ErrRegistration) {
-		t.Fatalf("user-given stale identity: %v; want a permanent StaleIdentityError naming %q", err, gone.AgentRuntimeID)
+		t.Fatalf("user-given stale identity: %v; want a permanent ErrStaleIdentity naming %q", err, gone.AgentRuntimeID)
 	}
 }

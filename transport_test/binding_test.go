@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -49,12 +50,12 @@ func (s *loginSource) Token(context.Context) (*credentials.Token, error) {
 	return s.ptr, nil
 }
 
-func loginConfig(srv *identitytest.Server, src credentials.TokenSource, store credentials.IdentityStore) transport.Config {
-	cfg := loopbackConfig(srv, nil)
-	cfg.TokenSource = src
-	cfg.IdentityStore = store
-	cfg.Flag = featureflag.New(true)
-	return cfg
+// loginTransport is a ChatGPT login over src with the flag on against srv,
+// keeping its identity in store (nil: the process-wide default).
+func loginTransport(t *testing.T, srv *identitytest.Server, base http.RoundTripper, src credentials.TokenSource, store credentials.IdentityStore) *transport.Transport {
+	t.Helper()
+	return newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(src),
+		flag: featureflag.New(true), fleet: transport.Fleet{IdentityStore: store}, processStore: store == nil}).rt
 }
 
 // TestBindingIdentityToLogin is the binding invariant as a table: after a
@@ -136,7 +137,7 @@ func TestBindingIdentityToLogin(t *testing.T) {
 					storeA, storeB = store, credentials.NewMemoryStore()
 				}
 				srcA := newLoginSource(first)
-				rtA := newTransport(t, base, loginConfig(srv, srcA, storeA))
+				rtA := loginTransport(t, srv, base, srcA, storeA)
 				echoA := mustEcho(t, ctx, rtA, url, "bind-thread")
 				if echoA.Mode != identitytest.ModeAssertion {
 					t.Fatalf("first login: mode %q, want an assertion", echoA.Mode)
@@ -146,7 +147,7 @@ func TestBindingIdentityToLogin(t *testing.T) {
 				if setup(si) == oneTransport {
 					srcA.set(second)
 				} else {
-					rtB = newTransport(t, base, loginConfig(srv, newLoginSource(second), storeB))
+					rtB = loginTransport(t, srv, base, newLoginSource(second), storeB)
 				}
 				status, echoB, err := roundTripEcho(ctx, rtB, url, "bind-thread")
 				got := refused
@@ -184,7 +185,7 @@ func TestBindingNoSilentBearerWhileProvisioning(t *testing.T) {
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Latency: 150 * time.Millisecond, Times: 1})
 	src := newLoginSource(tok)
 	src.fresh = true
-	rt := newTransport(t, newHTTPBase(t), loginConfig(srv, src, nil))
+	rt := loginTransport(t, srv, newHTTPBase(t), src, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	err := startTogether(50, func(i int) error {
@@ -215,7 +216,7 @@ func TestBindingPermanentFailureSharedByTheFlight(t *testing.T) {
 	tok := credentials.Token{AccessToken: identity.Secret("tok-" + acct), AccountID: acct, UserID: "u"}
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{tok.AccessToken.Reveal()}})
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 403, Latency: 20 * time.Millisecond})
-	rt := newTransport(t, newHTTPBase(t), loginConfig(srv, newLoginSource(tok), nil))
+	rt := loginTransport(t, srv, newHTTPBase(t), newLoginSource(tok), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	err := startTogether(200, func(i int) error {
@@ -244,7 +245,7 @@ func TestBindingAccountFlipFlop(t *testing.T) {
 	tb := credentials.Token{AccessToken: identity.Secret("tok-" + b), AccountID: b, UserID: "u"}
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{ta.AccessToken.Reveal(), tb.AccessToken.Reveal()}})
 	src := newLoginSource(ta)
-	rt := newTransport(t, newHTTPBase(t), loginConfig(srv, src, nil))
+	rt := loginTransport(t, srv, newHTTPBase(t), src, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	for i := range 100 {
@@ -272,7 +273,7 @@ func TestBindingAccountFlipFlop(t *testing.T) {
 func TestBindingOwnedHeadersInAnyCase(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{})
 	acct := uniqueAccount("case")
-	rt := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(newRuntime(t, srv, acct, false))))
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: agentCred(t, newRuntime(t, srv, acct, false))}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	req := newRequest(t, ctx, srv.URL()+"/v1/responses")
@@ -314,7 +315,7 @@ func headersRedacted(v []string) []string {
 // key is not re-registered again within the backoff.
 func TestBindingRepeated401IsBounded(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{})
-	rt := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(newRuntime(t, srv, uniqueAccount("401"), false))))
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: agentCred(t, newRuntime(t, srv, uniqueAccount("401"), false))}).rt
 	srv.InjectFault(identitytest.RouteResource, identitytest.Fault{Status: http.StatusUnauthorized})
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -333,7 +334,7 @@ func TestBindingRepeated401IsBounded(t *testing.T) {
 // cached or sent.
 func TestBindingHugeTaskIDRejected(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{})
-	rt := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(newRuntime(t, srv, uniqueAccount("huge"), false))))
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: agentCred(t, newRuntime(t, srv, uniqueAccount("huge"), false))}).rt
 	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Body: []byte(`{"task_id":"` + strings.Repeat("t", 512<<10) + `"}`), Times: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -362,7 +363,9 @@ func TestBindingAuthAPIBaseValidated(t *testing.T) {
 		{"http://user:pass@127.0.0.1:1/api", false},
 		{"http://127.0.0.1:99999/api", false},
 	} {
-		_, err := transport.New(nil, transport.Config{AuthAPIBaseURL: tt.base})
+		_, err := tryEnv(t, envOptions{production: true, plain: true, noCredential: true, options: func(o *transport.Options) {
+			o.Tuning.AuthAPIBaseURL = tt.base
+		}})
 		if (err == nil) != tt.ok {
 			t.Errorf("AuthAPIBaseURL %q: err %v, want ok=%v", tt.base, err, tt.ok)
 		}
@@ -378,11 +381,15 @@ func TestBindingAuthAPIBaseValidated(t *testing.T) {
 func TestBindingExternallyManagedTokensNeverProvisioned(t *testing.T) {
 	acct := uniqueAccount("external")
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok-" + acct}})
-	creds := chatGPTCreds("tok-"+acct, acct, false)
-	creds.ChatGPT.ExternallyManaged = true
-	cfg := loopbackConfig(srv, creds)
-	cfg.Flag = featureflag.New(true)
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	// Only auth.json says a login is externally managed: the transport
+	// detects it from a Codex home.
+	home := t.TempDir()
+	writeAuthFile(t, filepath.Join(home, credentials.AuthFileName), func(a *credentials.AuthFile) {
+		a.AuthMode = credentials.AuthModeChatGPTAuthTokens
+		a.Tokens = &credentials.Tokens{AccessToken: "tok-" + acct, AccountID: acct}
+	})
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, flag: featureflag.New(true), processStore: true,
+		options: func(o *transport.Options) { o.Credential, o.CodexHome = transport.Credential{}, home }}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	for _, thread := range []string{"", "ext-thread"} {
@@ -404,10 +411,8 @@ func TestAccountlessLoginsDoNotShareIdentity(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok-a", "tok-b"}})
 	runtimes := map[string]bool{}
 	for _, tok := range []string{"tok-a", "tok-b"} {
-		cfg := loopbackConfig(srv, chatGPTCreds(tok, "", false))
-		cfg.IdentityStore = nil // the process-wide default
-		cfg.Flag = featureflag.New(true)
-		rt := newTransport(t, newHTTPBase(t), cfg)
+		rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: transport.BearerToken(tok, "", false),
+			flag: featureflag.New(true), processStore: true}).rt // the process-wide default store
 		echo := mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", "")
 		runtimes[echo.AgentRuntimeID] = true
 	}
@@ -445,10 +450,7 @@ func TestAccountSwitchReprovisions(t *testing.T) {
 	acct1, acct2 := uniqueAccount("sw1"), uniqueAccount("sw2")
 	src := &switchingSource{}
 	src.set(credentials.Token{AccessToken: "tok-1", AccountID: acct1})
-	cfg := loopbackConfig(srv, nil)
-	cfg.TokenSource = src
-	cfg.Flag = featureflag.New(true)
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: transport.ChatGPT(src), flag: featureflag.New(true)}).rt
 	url := srv.URL() + "/v1/responses"
 
 	e1 := mustEcho(t, ctx, rt, url, "thread-s")

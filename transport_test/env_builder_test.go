@@ -67,9 +67,14 @@ type envOptions struct {
 	front bool
 	// baseURL replaces the URL the transport's BaseURL points at (the
 	// server, or its front); production leaves BaseURL empty, so the
-	// transport talks to the production origins (the base must be a stub).
+	// transport talks to the production origins (the base must be a stub),
+	// and starts no server unless srv is set (the credential must then
+	// be given).
 	baseURL    string
 	production bool
+	// chatGPTURL and authAPIURL put one of the two services elsewhere,
+	// the other staying at the server (plain http allowed).
+	chatGPTURL, authAPIURL string
 	// base is the base transport; default a wireRecorder over a real
 	// http.Transport.
 	base http.RoundTripper
@@ -77,13 +82,18 @@ type envOptions struct {
 	// randomness, default registration backoff and timeouts, no logger.
 	plain bool
 
-	// The credential, in this order: credential as given; noCredential
-	// (an empty Codex home with AllowNoCredential: pass through); agent;
+	// codexHome is the Codex home (default an empty temporary directory,
+	// never ~/.codex).
+	codexHome string
+	// The credential, in this order: credential as given; detect, what
+	// New detects in the Codex home; noCredential (an empty Codex home
+	// with AllowNoCredential: pass through); agent;
 	// chatGPT, a ChatGPT access token the env's own server accepts, with
 	// the flag on (provisioned with KeyRand seed 32 × keyByte unless plain); otherwise
 	// a fresh Agent Identity, with seed 32 × keyByte when keyByte is not 0
 	// and a random key when it is.
 	credential   transport.Credential
+	detect       bool
 	noCredential bool
 	agent        *identity.Record
 	chatGPT      bool
@@ -126,14 +136,22 @@ func tryEnv(t *testing.T, o envOptions) (*env, error) {
 	}
 	token := unique("at-SECRET-access")
 	e.token2 = unique("at-SECRET-sibling")
-	if e.srv = o.srv; e.srv == nil {
+	switch e.srv = o.srv; {
+	case e.srv != nil:
+	case o.production:
+		// No server at all: the transport talks to the production
+		// origins through a stub base, and a test that checks for
+		// leaked goroutines sees none of a server's.
+	default:
 		o.server.Now = e.clock.Now
 		if o.chatGPT {
 			o.server.AccessTokens = append(o.server.AccessTokens, token, e.token2)
 		}
 		e.srv = newIdentityServer(t, o.server)
 	}
-	e.base = e.srv.URL()
+	if e.srv != nil {
+		e.base = e.srv.URL()
+	}
 	if o.front {
 		e.front = newFrontServer(t, e.srv)
 		e.base = e.front.URL()
@@ -149,11 +167,24 @@ func tryEnv(t *testing.T, o envOptions) (*env, error) {
 
 	opts := transport.Options{
 		BaseURL:   e.base,
-		CodexHome: t.TempDir(), // never the real ~/.codex
+		CodexHome: o.codexHome,
 		Fleet:     o.fleet,
+	}
+	if opts.CodexHome == "" {
+		opts.CodexHome = t.TempDir() // never the real ~/.codex
 	}
 	if o.production {
 		opts.BaseURL = ""
+	}
+	if o.chatGPTURL != "" || o.authAPIURL != "" {
+		opts.BaseURL = ""
+		opts.Tuning = transport.Tuning{ChatGPTBaseURL: e.base, AuthAPIBaseURL: e.base, AllowInsecureHTTP: true}
+		if o.chatGPTURL != "" {
+			opts.Tuning.ChatGPTBaseURL = o.chatGPTURL
+		}
+		if o.authAPIURL != "" {
+			opts.Tuning.AuthAPIBaseURL = o.authAPIURL
+		}
 	}
 	if opts.Fleet.IdentityStore == nil && !o.processStore {
 		opts.Fleet.IdentityStore = credentials.NewMemoryStore()
@@ -176,6 +207,7 @@ func tryEnv(t *testing.T, o envOptions) (*env, error) {
 	switch {
 	case o.credential != (transport.Credential{}):
 		opts.Credential = o.credential
+	case o.detect:
 	case o.noCredential:
 		opts.AllowNoCredential = true
 	case o.agent != nil:
@@ -302,4 +334,13 @@ func newHTTPBase(t testing.TB) *http.Transport {
 	}
 	t.Cleanup(base.CloseIdleConnections)
 	return base
+}
+
+// userLogin is a static ChatGPT login that names its user, as a login read
+// from auth.json does: only a login whose account and user are known keeps
+// its identity in an IdentityStore.
+func userLogin(token, account, userID string) transport.Credential {
+	return transport.ChatGPT(credentials.StaticTokenSource(credentials.Token{
+		AccessToken: identity.Secret(token), AccountID: account, UserID: userID,
+	}))
 }

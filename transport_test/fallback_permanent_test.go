@@ -8,7 +8,6 @@ import (
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -17,25 +16,10 @@ import (
 // for the cooldown, and every request on that key gets the registration
 // error, whether it met the failure itself or the backoff after it.
 func TestPermanentTaskFailureBackoffIsNoFallback(t *testing.T) {
-	srv, err := identitytest.NewServer(identitytest.Options{AccessTokens: []string{"tok-perm"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok-perm"}})
 	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusBadRequest, Times: 100})
-	rt, err := transport.New(nil, transport.Config{
-		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT,
-			ChatGPT: &credentials.ChatGPTLogin{AccessToken: "tok-perm", AccountID: "acct-perm", UserID: "user-perm"}},
-		Flag:              featureflag.New(true),
-		IdentityStore:     credentials.NewMemoryStore(),
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rt.CloseIdleConnections)
+	rt := newEnv(t, envOptions{srv: srv, base: http.DefaultTransport, plain: true,
+		credential: userLogin("tok-perm", "acct-perm", "user-perm"), flag: featureflag.New(true)}).rt
 	ctx := transport.WithThread(context.Background(), "thread-perm")
 	for i := range 3 { // the failure, then the backoff after it
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL()+"/v1/models", nil)

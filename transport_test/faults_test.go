@@ -308,11 +308,13 @@ func TestFaultMatrixResource(t *testing.T) {
 	}
 }
 
-// TestAgentTimeoutValidated: Config.AgentTimeout (which the
+// TestAgentTimeoutValidated: Tuning.AgentTimeout (which the
 // slower-than-timeout agent case above relies on) rejects a negative value
 // at New.
 func TestAgentTimeoutValidated(t *testing.T) {
-	_, err := transport.New(&fltNoNetwork{}, transport.Config{AgentTimeout: -time.Second})
+	_, err := tryEnv(t, envOptions{base: &fltNoNetwork{}, production: true, plain: true, noCredential: true, options: func(o *transport.Options) {
+		o.Tuning.AgentTimeout = -time.Second
+	}})
 	if err == nil || !strings.Contains(err.Error(), "AgentTimeout") {
 		t.Fatalf("New with a negative AgentTimeout: %v, want an error naming it", err)
 	}

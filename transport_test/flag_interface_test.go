@@ -9,7 +9,6 @@ import (
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -22,16 +21,10 @@ type tenantFlag struct {
 
 func (f *tenantFlag) Enabled() bool { f.asked.Add(1); return f.on.Load() }
 
-// Config.Flag takes any implementation of the one-method interface, read
+// Options.AgentIdentity takes any implementation of the one-method interface, read
 // per request; a nil *featureflag.Flag means off like a nil Flag.
 func TestFlagIsAnInterface(t *testing.T) {
-	srv, err := identitytest.NewServer(identitytest.Options{AccessTokens: []string{"tok-flag"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	login := &credentials.Credentials{Kind: credentials.KindChatGPT,
-		ChatGPT: &credentials.ChatGPTLogin{AccessToken: "tok-flag", AccountID: "acct-flag", UserID: "user-flag"}}
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok-flag"}})
 	send := func(rt http.RoundTripper) string {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(transport.WithThread(context.Background(), "thread-flag"), http.MethodGet, srv.URL()+"/v1/models", nil)
@@ -47,13 +40,8 @@ func TestFlagIsAnInterface(t *testing.T) {
 		return e.Mode
 	}
 	newRT := func(flag transport.Flag) *transport.Transport {
-		rt, err := transport.New(nil, transport.Config{Credentials: login, Flag: flag, IdentityStore: credentials.NewMemoryStore(),
-			ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(rt.CloseIdleConnections)
-		return rt
+		return newEnv(t, envOptions{srv: srv, base: http.DefaultTransport, plain: true,
+			credential: userLogin("tok-flag", "acct-flag", "user-flag"), flag: flag}).rt
 	}
 
 	flag := &tenantFlag{}

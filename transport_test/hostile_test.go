@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/featureflag"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/threadkey"
 	"github.com/agentauth/agentauth/resolver"
@@ -59,11 +58,11 @@ func TestHostileThreadKeys(t *testing.T) {
 	}
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {
-			e := newEnv(t, envOptions{chatGPT: kind.chatGPT, keyByte: 0x44, config: func(c *transport.Config) {
-				if kind.flagOff {
-					c.Flag = featureflag.New(false)
-				}
-			}})
+			var flag transport.Flag
+			if kind.flagOff {
+				flag = featureflag.New(false)
+			}
+			e := newEnv(t, envOptions{chatGPT: kind.chatGPT, keyByte: 0x44, flag: flag})
 			for _, k := range keys {
 				body := &fltBody{Reader: strings.NewReader(`{"input":"flt"}`)}
 				ctx, cancel := context.WithTimeout(transport.WithThread(context.Background(), k.key), shortWait)
@@ -201,7 +200,7 @@ func TestHostileEndlessRegistrationResponse(t *testing.T) {
 			}
 			front := fltNewEndless(t, route)
 			e := newEnv(t, envOptions{chatGPT: c.agent, keyByte: 0x55, shortTimeouts: c.mode == "trickle",
-				config: func(cfg *transport.Config) { cfg.AuthAPIBaseURL = front.hs.URL }})
+				authAPIURL: front.hs.URL})
 			h := e.srv.Handler()
 			front.next.Store(&h)
 			front.mode.Store(c.mode)
@@ -256,22 +255,36 @@ func TestHostileCredentialsAtNew(t *testing.T) {
 	const apiKey = "sk-flt-SECRET-apikey\r\nX-Injected: 1"
 	_, keySecrets := keySecrets(t, 0x66)
 	badKey := keySecrets[0][:len(keySecrets[0])-8] + "!!!!===="
+	// An Agent Identity record is rejected by transport.AgentIdentity or,
+	// failing that, by New: either error is New's to the caller.
+	agentRecord := func(rec identity.Record) func() (transport.Credential, error) {
+		return func() (transport.Credential, error) {
+			js, err := rec.StorageJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return transport.AgentIdentity(js)
+		}
+	}
 	cases := []struct {
 		name    string
-		creds   *credentials.Credentials
+		cred    func() (transport.Credential, error)
 		secrets []string
 	}{
-		{"api-key-with-CRLF", &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: apiKey}, []string{apiKey, "sk-flt-SECRET-apikey"}},
-		{"agent-key-garbled", &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
+		{"api-key-with-CRLF", func() (transport.Credential, error) { return transport.APIKey(apiKey), nil }, []string{apiKey, "sk-flt-SECRET-apikey"}},
+		{"agent-key-garbled", agentRecord(identity.Record{
 			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: identity.Secret(badKey), AccountID: "acct-flt", ChatGPTUserID: "u",
-		}}, append([]string{badKey}, keySecrets...)},
-		{"agent-account-with-LF", &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
+		}), append([]string{badKey}, keySecrets...)},
+		{"agent-account-with-LF", agentRecord(identity.Record{
 			AgentRuntimeID: "rt-flt-bad", AgentPrivateKey: identity.Secret(keySecrets[0]), AccountID: "acct\nX-Injected: 1", ChatGPTUserID: "u",
-		}}, keySecrets},
+		}), keySecrets},
 	}
 	for _, c := range cases {
 		base := &fltNoNetwork{}
-		_, err := transport.New(base, transport.Config{Credentials: c.creds})
+		cred, err := c.cred()
+		if err == nil {
+			_, err = tryEnv(t, envOptions{base: base, production: true, plain: true, credential: cred})
+		}
 		if err == nil {
 			t.Fatalf("%s: New accepted credentials that cannot be sent", c.name)
 		}

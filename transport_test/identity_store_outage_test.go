@@ -74,16 +74,15 @@ func TestIdentityStoreOutageRetriesSoon(t *testing.T) {
 	store.down.Store(true)
 	logs := &lockedBuffer{}
 	var events fallbackLog
-	creds := chatGPTCreds(token, acct, false)
-	creds.ChatGPT.UserID = "user-storeout" // only a login with a known user uses the store
-	cfg := loopbackConfig(srv, creds)
-	cfg.Flag = featureflag.New(true)
-	cfg.IdentityStore = store
-	testhooks.Of(&cfg).Now = clk.Now
-	cfg.ThreadCache = taskcache.CacheOptions{BackoffInitial: time.Second}
-	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg.Observer = events.observer()
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true,
+		credential: userLogin(token, acct, "user-storeout"), // only a login with a known user uses the store
+		flag:       featureflag.New(true), fleet: transport.Fleet{IdentityStore: store},
+		options: func(o *transport.Options) {
+			testhooks.Of(o).Now = clk.Now
+			testhooks.Of(o).ThreadCacheOverride = &taskcache.CacheOptions{BackoffInitial: time.Second}
+			o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			o.Observer = events.observer()
+		}}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := srv.URL() + "/v1/responses"
@@ -143,12 +142,8 @@ func TestIdentityStoreExistingWinnerSigns(t *testing.T) {
 	winner := newRuntime(t, srv, acct, false)
 	winner.ChatGPTUserID = "user-w"
 	store := &flakyStore{MemoryStore: credentials.NewMemoryStore(), winner: &winner}
-	cfg := loopbackConfig(srv, &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-		AccessToken: token, AccountID: acct, UserID: "user-w",
-	}})
-	cfg.Flag = featureflag.New(true)
-	cfg.IdentityStore = store
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: userLogin(token, acct, "user-w"),
+		flag: featureflag.New(true), fleet: transport.Fleet{IdentityStore: store}}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 

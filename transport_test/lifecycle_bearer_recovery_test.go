@@ -9,6 +9,7 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/testhooks"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // A 401 to a ChatGPT Bearer request: the first recovery reloads auth.json
@@ -46,9 +47,8 @@ func TestBearer401ReloadsThenRefreshes(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(src.Close)
-			cfg := loopbackConfig(srv, nil)
-			cfg.TokenSource, testhooks.Of(&cfg).Now = src, clock.Now
-			rt := newTransport(t, base, cfg)
+			rt := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(src),
+				options: func(o *transport.Options) { testhooks.Of(o).Now = clock.Now }}).rt
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
 			if code, _, err := roundTripEcho(ctx, rt, srv.URL()+"/v1/x", ""); err != nil || code != 200 {

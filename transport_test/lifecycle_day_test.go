@@ -12,6 +12,7 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/testhooks"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // A simulated day of a service on a ChatGPT login (fake clock, token
@@ -59,12 +60,9 @@ func simulateDay(t *testing.T, flagOn bool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(src.Close)
-	cfg := loopbackConfig(srv, nil)
-	cfg.TokenSource = src
-	cfg.Flag = featureflag.New(flagOn)
-	cfg.IdentityStore = credentials.NewFileStore(filepath.Join(home, credentials.AuthFileName))
-	testhooks.Of(&cfg).Now = clock.Now
-	rt := newTransport(t, base, cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(src), flag: featureflag.New(flagOn),
+		fleet:   transport.Fleet{IdentityStore: credentials.NewFileStore(filepath.Join(home, credentials.AuthFileName))},
+		options: func(o *transport.Options) { testhooks.Of(o).Now = clock.Now }}).rt
 
 	// Each simulated minute is bounded on its own, not the day as a whole:
 	// a day is 1,648 requests, seconds idle and tens of seconds with the

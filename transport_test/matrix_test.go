@@ -12,7 +12,6 @@ import (
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
@@ -82,25 +81,23 @@ func TestMatrix(t *testing.T) {
 			other.reset()
 			account := accounts[i]
 			fed := r.cred.fedRAMP()
-			var creds *credentials.Credentials
+			o := envOptions{srv: srv, base: base, plain: true, flag: featureflag.New(r.flagOn)}
 			var runtimeID string
 			switch r.cred {
 			case credNone:
-				creds = &credentials.Credentials{Kind: credentials.KindNone}
+				o.noCredential = true
 			case credAPIKey:
-				creds = apiKeyCreds(apiKey)
+				o.credential = transport.APIKey(apiKey)
 			case credChatGPT, credChatGPTFedRAMP:
-				creds = chatGPTCreds(tokens[i], account, fed)
+				o.credential = transport.BearerToken(tokens[i], account, fed)
 			case credAgent, credAgentFedRAMP:
 				ident, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: account, FedRAMP: fed})
 				if err != nil {
 					t.Fatal(err)
 				}
-				creds, runtimeID = agentCreds(ident), ident.AgentRuntimeID
+				o.credential, runtimeID = agentCred(t, ident), ident.AgentRuntimeID
 			}
-			cfg := loopbackConfig(srv, creds)
-			cfg.Flag = featureflag.New(r.flagOn)
-			rt := newTransport(t, base, cfg)
+			rt := newEnv(t, o).rt
 
 			target := srv.URL()
 			if !r.firstParty {
@@ -221,16 +218,16 @@ func TestMatrix(t *testing.T) {
 func TestFlagOffIsPlainBearer(t *testing.T) {
 	cases := []struct {
 		name   string
-		creds  *credentials.Credentials
+		creds  transport.Credential
 		flagOn bool
 		bearer string
 		acct   string
 		fed    bool
 	}{
-		{"chatgpt", chatGPTCreds("golden-access-token", "acct-golden", false), false, "golden-access-token", "acct-golden", false},
-		{"chatgpt-fedramp", chatGPTCreds("golden-access-token-fed", "acct-golden-fed", true), false, "golden-access-token-fed", "acct-golden-fed", true},
-		{"api-key", apiKeyCreds("sk-golden"), false, "sk-golden", "", false},
-		{"api-key-flag-on", apiKeyCreds("sk-golden"), true, "sk-golden", "", false},
+		{"chatgpt", transport.BearerToken("golden-access-token", "acct-golden", false), false, "golden-access-token", "acct-golden", false},
+		{"chatgpt-fedramp", transport.BearerToken("golden-access-token-fed", "acct-golden-fed", true), false, "golden-access-token-fed", "acct-golden-fed", true},
+		{"api-key", transport.APIKey("sk-golden"), false, "sk-golden", "", false},
+		{"api-key-flag-on", transport.APIKey("sk-golden"), true, "sk-golden", "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,7 +235,8 @@ func TestFlagOffIsPlainBearer(t *testing.T) {
 			base := newStubBase(nil)
 			// Default allow-list (https://chatgpt.com, https://api.openai.com):
 			// the stub never dials.
-			rt := newTransport(t, base, transport.Config{Credentials: tc.creds, Flag: featureflag.New(tc.flagOn)})
+			rt := newEnv(t, envOptions{production: true, base: base, plain: true, credential: tc.creds,
+				flag: featureflag.New(tc.flagOn), processStore: true}).rt
 
 			for _, url := range []string{
 				"https://chatgpt.com/backend-api/codex/responses?stream=true",
@@ -311,9 +309,7 @@ func TestFlagFlipAtRunTime(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}})
 	account := uniqueAccount("flip")
 	flag := featureflag.New(false)
-	cfg := loopbackConfig(srv, chatGPTCreds(token, account, false))
-	cfg.Flag = flag
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: transport.BearerToken(token, account, false), flag: flag}).rt
 	client := &http.Client{Transport: rt}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()

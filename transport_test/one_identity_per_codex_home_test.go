@@ -69,7 +69,7 @@ func TestThreeTransportsOverOneCodexHomeRegisterOneAgent(t *testing.T) {
 	base := newHTTPBase(t)
 	var rts []http.RoundTripper
 	for range 3 {
-		rts = append(rts, newTransport(t, base, optInConfig(srv, token, account, credentials.NewFileStore(path))))
+		rts = append(rts, newEnv(t, optIn(srv, base, token, account, credentials.NewFileStore(path))).rt)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -91,8 +91,8 @@ func TestTwoProcessesOnOneAuthFileSignWithOneIdentity(t *testing.T) {
 	account := uniqueAccount("twoproc")
 	path := writeLoginFile(t, token, account)
 	base := newHTTPBase(t)
-	rt1 := newTransport(t, base, optInConfig(srv, token, account, otherProcessStore{credentials.NewFileStore(path)}))
-	rt2 := newTransport(t, base, optInConfig(srv, token, account, otherProcessStore{credentials.NewFileStore(path)}))
+	rt1 := newEnv(t, optIn(srv, base, token, account, otherProcessStore{credentials.NewFileStore(path)})).rt
+	rt2 := newEnv(t, optIn(srv, base, token, account, otherProcessStore{credentials.NewFileStore(path)})).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	distinct := usedRuntimes(t, ctx, srv.URL()+"/v1/responses", 20, rt1, rt2)
@@ -109,7 +109,7 @@ func TestTwoProcessesOnOneAuthFileSignWithOneIdentity(t *testing.T) {
 	}
 	// A third "process" started afterwards reuses it: no registration.
 	before := srv.Stats().AgentRegistrations
-	rt3 := newTransport(t, base, optInConfig(srv, token, account, otherProcessStore{credentials.NewFileStore(path)}))
+	rt3 := newEnv(t, optIn(srv, base, token, account, otherProcessStore{credentials.NewFileStore(path)})).rt
 	if again := usedRuntimes(t, ctx, srv.URL()+"/v1/responses", 2, rt3); len(again) != 1 || !again[stored.AgentRuntimeID] {
 		t.Fatalf("later process used %v", again)
 	}

@@ -18,16 +18,12 @@ import (
 	"github.com/agentauth/agentauth/transport"
 )
 
-// optInConfig is a ChatGPT login with the flag on against srv. The login
-// names its user ("user-" + account): only a login whose account and user
-// are known keeps its identity in an IdentityStore.
-func optInConfig(srv *identitytest.Server, token, account string, store credentials.IdentityStore) transport.Config {
-	creds := chatGPTCreds(token, account, false)
-	creds.ChatGPT.UserID = "user-" + account
-	cfg := loopbackConfig(srv, creds)
-	cfg.Flag = featureflag.New(true)
-	cfg.IdentityStore = store
-	return cfg
+// optIn is a ChatGPT login with the flag on against srv over base. The
+// login names its user ("user-" + account): only a login whose account and
+// user are known keeps its identity in an IdentityStore.
+func optIn(srv *identitytest.Server, base http.RoundTripper, token, account string, store credentials.IdentityStore) envOptions {
+	return envOptions{srv: srv, base: base, plain: true, credential: userLogin(token, account, "user-"+account),
+		flag: featureflag.New(true), fleet: transport.Fleet{IdentityStore: store}}
 }
 
 // TestOptInRegistersAgentOnce: with the flag on, a ChatGPT login is
@@ -41,8 +37,8 @@ func TestOptInRegistersAgentOnce(t *testing.T) {
 	account := uniqueAccount("optin")
 	store := credentials.NewMemoryStore()
 	base := newHTTPBase(t)
-	rt1 := newTransport(t, base, optInConfig(srv, token, account, store))
-	rt2 := newTransport(t, base, optInConfig(srv, token, account, store))
+	rt1 := newEnv(t, optIn(srv, base, token, account, store)).rt
+	rt2 := newEnv(t, optIn(srv, base, token, account, store)).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := srv.URL() + "/v1/responses"
@@ -116,7 +112,7 @@ func TestOptInPersistsAcrossRestart(t *testing.T) {
 	url := srv.URL() + "/v1/responses"
 	base := newHTTPBase(t)
 
-	rt1 := newTransport(t, base, optInConfig(srv, token, account, credentials.NewFileStore(path)))
+	rt1 := newEnv(t, optIn(srv, base, token, account, credentials.NewFileStore(path))).rt
 	first := mustEcho(t, ctx, rt1, url, "restart-thread")
 	if first.Mode != identitytest.ModeAssertion || srv.Stats().AgentRegistrations != 1 {
 		t.Fatalf("first process: mode %q, %d agent registrations", first.Mode, srv.Stats().AgentRegistrations)
@@ -133,7 +129,7 @@ func TestOptInPersistsAcrossRestart(t *testing.T) {
 	}
 
 	// "Restart": nothing shared with rt1 but the file.
-	rt2 := newTransport(t, base, optInConfig(srv, token, account, credentials.NewFileStore(path)))
+	rt2 := newEnv(t, optIn(srv, base, token, account, credentials.NewFileStore(path))).rt
 	second := mustEcho(t, ctx, rt2, url, "restart-thread-2")
 	if second.Mode != identitytest.ModeAssertion || second.AgentRuntimeID != first.AgentRuntimeID {
 		t.Fatalf("second process: mode %q runtime %q, want the persisted runtime", second.Mode, second.AgentRuntimeID)
@@ -152,10 +148,12 @@ func TestOptInUnavailableFallsBackToBearer(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}, Now: clk.Now})
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 503, Times: 3})
 	account := uniqueAccount("fallback")
-	cfg := optInConfig(srv, token, account, credentials.NewMemoryStore())
-	testhooks.Of(&cfg).Now = clk.Now
-	cfg.ProvisioningCooldown = 2 * time.Minute
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	o := optIn(srv, newHTTPBase(t), token, account, credentials.NewMemoryStore())
+	o.options = func(o *transport.Options) {
+		testhooks.Of(o).Now = clk.Now
+		o.Tuning.ProvisioningCooldown = 2 * time.Minute
+	}
+	rt := newEnv(t, o).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := srv.URL() + "/v1/responses"
@@ -203,7 +201,7 @@ func TestOptInForbiddenIsAClearError(t *testing.T) {
 	const token = "optin-forbidden-secret-token"
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}})
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 403})
-	rt := newTransport(t, newHTTPBase(t), optInConfig(srv, token, uniqueAccount("forbidden"), credentials.NewMemoryStore()))
+	rt := newEnv(t, optIn(srv, newHTTPBase(t), token, uniqueAccount("forbidden"), credentials.NewMemoryStore())).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 

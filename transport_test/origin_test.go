@@ -12,7 +12,6 @@ import (
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/resolver"
 	"github.com/agentauth/agentauth/transport"
@@ -42,21 +41,21 @@ func TestRedirectToOtherOriginGetsNoCredential(t *testing.T) {
 	type regs struct{ agent, thread, process int }
 	cases := []struct {
 		name    string
-		creds   func() *credentials.Credentials
+		creds   func() transport.Credential
 		flagOn  bool
 		thread  string
 		scheme  string // of the first hop's Authorization
 		routing bool
 		regs    regs // all made by the first-party hop
 	}{
-		{name: "api-key", creds: func() *credentials.Credentials { return apiKeyCreds(apiKey) }, scheme: "Bearer"},
-		{name: "chatgpt-bearer", creds: func() *credentials.Credentials { return chatGPTCreds(token, uniqueAccount("redir"), true) },
+		{name: "api-key", creds: func() transport.Credential { return transport.APIKey(apiKey) }, scheme: "Bearer"},
+		{name: "chatgpt-bearer", creds: func() transport.Credential { return transport.BearerToken(token, uniqueAccount("redir"), true) },
 			thread: "t-redirect", scheme: "Bearer", routing: true},
-		{name: "chatgpt-assertion", creds: func() *credentials.Credentials { return chatGPTCreds(token, uniqueAccount("redir"), false) },
+		{name: "chatgpt-assertion", creds: func() transport.Credential { return transport.BearerToken(token, uniqueAccount("redir"), false) },
 			flagOn: true, thread: "t-redirect", scheme: "AgentAssertion", routing: true, regs: regs{agent: 1, thread: 1}},
-		{name: "agent-thread", creds: func() *credentials.Credentials { return agentCreds(newRuntime(t, srv, uniqueAccount("redir"), true)) },
+		{name: "agent-thread", creds: func() transport.Credential { return agentCred(t, newRuntime(t, srv, uniqueAccount("redir"), true)) },
 			thread: "t-redirect", scheme: "AgentAssertion", routing: true, regs: regs{thread: 1}},
-		{name: "agent-process", creds: func() *credentials.Credentials { return agentCreds(newRuntime(t, srv, uniqueAccount("redir"), false)) },
+		{name: "agent-process", creds: func() transport.Credential { return agentCred(t, newRuntime(t, srv, uniqueAccount("redir"), false)) },
 			scheme: "AgentAssertion", routing: true, regs: regs{process: 1}},
 	}
 	for _, tc := range cases {
@@ -67,14 +66,10 @@ func TestRedirectToOtherOriginGetsNoCredential(t *testing.T) {
 			firstSeen = nil
 			mu.Unlock()
 			creds := tc.creds()
-			rt := newTransport(t, base, transport.Config{
-				Credentials:       creds,
-				Flag:              featureflag.New(tc.flagOn),
-				AuthAPIBaseURL:    srv.URL(),
-				AllowedOrigins:    []string{first.URL, srv.URL()},
-				AllowInsecureHTTP: true,
-				IdentityStore:     credentials.NewMemoryStore(),
-			})
+			rt := newEnv(t, envOptions{srv: srv, production: true, base: base, plain: true, credential: creds,
+				flag: featureflag.New(tc.flagOn), options: func(o *transport.Options) {
+					o.Tuning = transport.Tuning{AuthAPIBaseURL: srv.URL(), AllowedOrigins: []string{first.URL, srv.URL()}, AllowInsecureHTTP: true}
+				}}).rt
 			client := &http.Client{Transport: rt}
 			req, err := http.NewRequestWithContext(threadCtx(ctx, tc.thread), http.MethodGet, first.URL+"/start", nil)
 			if err != nil {
@@ -124,19 +119,27 @@ func TestRedirectToOtherOriginGetsNoCredential(t *testing.T) {
 // refused by New unless AllowInsecureHTTP is set, and an https origin does
 // not admit the same host over http.
 func TestPlainHTTPOriginsNeedOptIn(t *testing.T) {
-	creds := apiKeyCreds("sk-insecure")
-	cases := map[string]transport.Config{
-		"chatgpt base":    {Credentials: creds, ChatGPTBaseURL: "http://127.0.0.1:8080/backend-api"},
-		"allowed origins": {Credentials: creds, AllowedOrigins: []string{"https://chatgpt.com", "http://[::1]:9"}},
-		"extra origins":   {Credentials: creds, ExtraOrigins: []string{"http://localhost:9"}},
+	creds := transport.APIKey("sk-insecure")
+	build := func(t *testing.T, base http.RoundTripper, tu transport.Tuning) (*transport.Transport, error) {
+		e, err := tryEnv(t, envOptions{production: true, base: base, plain: true, credential: creds, processStore: true,
+			options: func(o *transport.Options) { o.Tuning = tu }})
+		if err != nil {
+			return nil, err
+		}
+		return e.rt, nil
 	}
-	for name, cfg := range cases {
+	cases := map[string]transport.Tuning{
+		"chatgpt base":    {ChatGPTBaseURL: "http://127.0.0.1:8080/backend-api"},
+		"allowed origins": {AllowedOrigins: []string{"https://chatgpt.com", "http://[::1]:9"}},
+		"extra origins":   {ExtraOrigins: []string{"http://localhost:9"}},
+	}
+	for name, tu := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, err := transport.New(newStubBase(nil), cfg); err == nil || !strings.Contains(err.Error(), "AllowInsecureHTTP") {
+			if _, err := build(t, newStubBase(nil), tu); err == nil || !strings.Contains(err.Error(), "AllowInsecureHTTP") {
 				t.Fatalf("New accepted a plain-http origin (err %v)", err)
 			}
-			cfg.AllowInsecureHTTP = true
-			if _, err := transport.New(newStubBase(nil), cfg); err != nil {
+			tu.AllowInsecureHTTP = true
+			if _, err := build(t, newStubBase(nil), tu); err != nil {
 				t.Fatalf("New with AllowInsecureHTTP: %v", err)
 			}
 		})
@@ -145,7 +148,10 @@ func TestPlainHTTPOriginsNeedOptIn(t *testing.T) {
 	t.Run("scheme must match", func(t *testing.T) {
 		plain := newHeaderLog(t)
 		httpsOrigin := "https://" + strings.TrimPrefix(plain.URL(), "http://")
-		rt := newTransport(t, newHTTPBase(t), transport.Config{Credentials: creds, AllowedOrigins: []string{httpsOrigin}})
+		rt, err := build(t, newHTTPBase(t), transport.Tuning{AllowedOrigins: []string{httpsOrigin}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
 		resp, err := rt.RoundTrip(newRequest(t, ctx, plain.URL()+"/v1/responses"))
@@ -161,7 +167,7 @@ func TestPlainHTTPOriginsNeedOptIn(t *testing.T) {
 	})
 
 	t.Run("not an origin", func(t *testing.T) {
-		_, err := transport.New(nil, transport.Config{Credentials: creds, AllowedOrigins: []string{"ftp://example.test"}})
+		_, err := build(t, http.DefaultTransport, transport.Tuning{AllowedOrigins: []string{"ftp://example.test"}})
 		if err == nil {
 			t.Fatal("New accepted an ftp origin")
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -23,13 +22,9 @@ import (
 // its own process task with its own key (refused here, since the server
 // does not know that key) and the first transport keeps its task.
 
-func ptkConfig(srv *identitytest.Server, rec identity.Record) transport.Config {
-	return transport.Config{
-		Credentials:       &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
-	}
+// ptkTransport is the Agent Identity rec against srv over base.
+func ptkTransport(t *testing.T, srv *identitytest.Server, base http.RoundTripper, rec identity.Record) *transport.Transport {
+	return newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: agentCred(t, rec), processStore: true}).rt
 }
 
 // ptkSend sends one request without a thread key and returns its status and
@@ -75,18 +70,12 @@ func TestProcessTaskIsNotSharedAcrossKeysOfOneRuntime(t *testing.T) {
 	defer cancel()
 	url := srv.URL() + "/v1/responses"
 
-	rtGood, err := transport.New(base, ptkConfig(srv, good))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rtGood := ptkTransport(t, srv, base, good)
 	st, task := ptkSend(ctx, t, rtGood, url)
 	if st != http.StatusOK || task == "" {
 		t.Fatalf("the registered record: status %d task %q, want a signed 200", st, task)
 	}
-	rtOther, err := transport.New(base, ptkConfig(srv, other))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rtOther := ptkTransport(t, srv, base, other)
 	if st, _ := ptkSend(ctx, t, rtOther, url); st == http.StatusOK {
 		t.Fatalf("a record whose key the server does not know got status %d", st)
 	}

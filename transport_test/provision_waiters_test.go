@@ -63,11 +63,9 @@ func freshTokenSource(accessToken, account string) credentials.TokenSource {
 	return credentials.FromOAuth2(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken, TokenType: "Bearer"}), account, false)
 }
 
-func waitersConfig(srv *identitytest.Server, src credentials.TokenSource) transport.Config {
-	cfg := loopbackConfig(srv, nil)
-	cfg.TokenSource = src
-	cfg.Flag = featureflag.New(true)
-	return cfg
+// waiters is a ChatGPT login over src with the flag on against srv.
+func waiters(t *testing.T, srv *identitytest.Server, src credentials.TokenSource) envOptions {
+	return envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: transport.ChatGPT(src), flag: featureflag.New(true)}
 }
 
 // giveUp sends one request that abandons provisioning right after it got
@@ -104,7 +102,7 @@ func TestProvisionNoSilentBearerWithFreshTokens(t *testing.T) {
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Latency: 150 * time.Millisecond, Times: 1})
 	const n = 50
 	src := newWaitersSource(freshTokenSource(token, acct), n-1)
-	rt := newTransport(t, newHTTPBase(t), waitersConfig(srv, src))
+	rt := newEnv(t, waiters(t, srv, src)).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := srv.URL() + "/v1/responses"
@@ -161,7 +159,7 @@ func TestProvisionPermanentFailureOneAttempt(t *testing.T) {
 			srv.InjectFault(identitytest.RouteAgentRegister, tc.fault)
 			const n = 200
 			src := newWaitersSource(freshTokenSource(token, acct), n-1)
-			rt := newTransport(t, newHTTPBase(t), waitersConfig(srv, src))
+			rt := newEnv(t, waiters(t, srv, src)).rt
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
 			url := srv.URL() + "/v1/responses"

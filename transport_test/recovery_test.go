@@ -92,7 +92,7 @@ func TestCancelSharedRegistration(t *testing.T) {
 // backoff starts afresh and succeeds.
 func TestRegistrationTimeout(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	e := newEnv(t, envOptions{config: func(c *transport.Config) { c.ThreadCache.Timeout = timeout }})
+	e := newEnv(t, envOptions{options: func(o *transport.Options) { o.Tuning.RegistrationTimeout = timeout }})
 	e.srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Hang: true, Times: 1})
 	const key = "thread-hung"
 
@@ -335,14 +335,13 @@ func TestBearerRefreshOn401(t *testing.T) {
 			recWriteAuthJSON(t, path, "tok-new")
 		}
 	})
-	login := &credentials.Credentials{Kind: credentials.KindChatGPT,
-		ChatGPT: &credentials.ChatGPTLogin{AccessToken: "tok-old", AccountID: "acct-bearer"}}
-	config := func(src credentials.TokenSource) transport.Config {
-		return transport.Config{Credentials: login, TokenSource: src, ChatGPTBaseURL: front.URL(), AllowInsecureHTTP: true}
+	// The login against the front, with the flag off: Bearer.
+	build := func(cred transport.Credential) *transport.Transport {
+		return newEnv(t, envOptions{srv: srv, baseURL: front.URL(), base: newHTTPBase(t), plain: true, credential: cred, processStore: true}).rt
 	}
 
 	src := &countingSource{inner: credentials.NewFileTokenSource(path)}
-	rt := newTransport(t, newHTTPBase(t), config(src))
+	rt := build(transport.ChatGPT(src))
 	body := numberedBody(7, 8192)
 	req, _ := http.NewRequest(http.MethodPost, front.URL()+"/v1/responses", bytes.NewReader(body))
 	r := send(rt, req)
@@ -359,7 +358,7 @@ func TestBearerRefreshOn401(t *testing.T) {
 	}
 
 	// A static token cannot be refreshed: the 401 comes back, sent once.
-	static := newTransport(t, newHTTPBase(t), config(nil))
+	static := build(transport.BearerToken("tok-old", "acct-bearer", false))
 	req, _ = http.NewRequest(http.MethodPost, front.URL()+"/v1/responses", bytes.NewReader(body))
 	if r := send(static, req); r.err != nil || r.status != http.StatusUnauthorized {
 		t.Fatalf("static source: status %d error %v, want the 401", r.status, r.err)
@@ -377,7 +376,7 @@ func TestNonReplayable401DropsTask(t *testing.T) {
 	defer cancel()
 	srv := newIdentityServer(t, identitytest.Options{})
 	ident := newRuntime(t, srv, uniqueAccount("rv401"), false)
-	rt := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(ident)))
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: agentCred(t, ident)}).rt
 	url := srv.URL() + "/v1/responses"
 	first := mustEcho(t, ctx, rt, url, "thread-r")
 	srv.RevokeTask(first.TaskID)

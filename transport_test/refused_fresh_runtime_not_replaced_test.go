@@ -31,20 +31,9 @@ func (c *rfrClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func rfrTransport(t *testing.T, srv *identitytest.Server, base http.RoundTripper, tok credentials.Token, store credentials.IdentityStore, clock *rfrClock) *transport.Transport {
 	t.Helper()
-	cfg := transport.Config{
-		TokenSource:       credentials.StaticTokenSource(tok),
-		IdentityStore:     store,
-		Flag:              featureflag.New(true),
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
-	}
-	testhooks.Of(&cfg).Now = clock.Now
-	rt, err := transport.New(base, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rt
+	return newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(credentials.StaticTokenSource(tok)),
+		flag: featureflag.New(true), fleet: transport.Fleet{IdentityStore: store}, processStore: store == nil,
+		options: func(o *transport.Options) { testhooks.Of(o).Now = clock.Now }}).rt
 }
 
 func rfrRounds(ctx context.Context, srv *identitytest.Server, rt http.RoundTripper, clock *rfrClock, rounds int, every time.Duration) {

@@ -18,7 +18,7 @@ import (
 // carrying the RetryAfter; the key is not registered again before those
 // 120 s on the transport's clock, though BackoffMax defaults to 1 min.
 func TestRegistrationRetryAfterBeyondBudget(t *testing.T) {
-	e := newEnv(t, envOptions{config: func(c *transport.Config) { c.ThreadCache.Timeout = 30 * time.Second }})
+	e := newEnv(t, envOptions{options: func(o *transport.Options) { o.Tuning.RegistrationTimeout = 30 * time.Second }})
 	e.srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "120"})
 	const key = "thread-429"
 

@@ -106,8 +106,8 @@ func TestRetryablehttpPermanent(t *testing.T) {
 		{name: "panic in process registration", regs: panicking, wantIs: taskcache.ErrRegistrationPanic},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, envOptions{front: true, config: func(c *transport.Config) {
-				c.RegistrationClient = tc.regs
+			e := newEnv(t, envOptions{front: true, options: func(o *transport.Options) {
+				o.HTTPClient = tc.regs
 			}})
 			if tc.fault != nil {
 				e.srv.InjectFault(identitytest.RouteTaskRegister, *tc.fault)

@@ -28,23 +28,21 @@ func TestContractRequestUnchanged(t *testing.T) {
 	ident := newRuntime(t, srv, uniqueAccount("contract"), true)
 	cases := []struct {
 		name   string
-		creds  *credentials.Credentials
+		creds  transport.Credential
 		flagOn bool
 		thread string
 	}{
-		{"api-key", apiKeyCreds(apiKey), false, ""},
-		{"chatgpt-bearer", chatGPTCreds(token, uniqueAccount("contract"), true), false, "t1"},
-		{"chatgpt-assertion", chatGPTCreds(token, uniqueAccount("contract"), false), true, "t1"},
-		{"agent-thread", agentCreds(ident), false, "t1"},
-		{"agent-process", agentCreds(ident), false, ""},
+		{"api-key", transport.APIKey(apiKey), false, ""},
+		{"chatgpt-bearer", transport.BearerToken(token, uniqueAccount("contract"), true), false, "t1"},
+		{"chatgpt-assertion", transport.BearerToken(token, uniqueAccount("contract"), false), true, "t1"},
+		{"agent-thread", agentCred(t, ident), false, "t1"},
+		{"agent-process", agentCred(t, ident), false, ""},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := loopbackConfig(srv, tc.creds)
-			cfg.Flag = featureflag.New(tc.flagOn)
-			rt := newTransport(t, base, cfg)
+			rt := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: tc.creds, flag: featureflag.New(tc.flagOn)}).rt
 			for attempt := range 2 { // first request registers, second hits the caches
 				reqCtx := threadCtx(ctx, tc.thread)
 				req := newRequest(t, reqCtx, srv.URL()+"/v1/responses?q=1")
@@ -217,12 +215,11 @@ func TestContractBodyClosedOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newIdentityServer(t, identitytest.Options{})
 			base := newHTTPBase(t)
-			cfg := loopbackConfig(srv, agentCreds(newRuntime(t, srv, uniqueAccount("body"), false)))
+			eo := envOptions{srv: srv, base: base, plain: true}
 			if tc.chatGPT {
-				cfg.Credentials = chatGPTCreds("unused-token", uniqueAccount("body"), false)
-				cfg.TokenSource = failingSource{}
+				eo.credential = transport.ChatGPT(failingSource{})
 			}
-			rt := newTransport(t, base, cfg)
+			rt := newEnv(t, eo).rt
 			if tc.setup != nil {
 				tc.setup(srv)
 			}
@@ -285,29 +282,28 @@ func TestContractBodyClosedOnce(t *testing.T) {
 func TestContractCloseIdleConnections(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{})
 	ident := newRuntime(t, srv, uniqueAccount("idle"), false)
-	cases := map[string]*credentials.Credentials{
-		"none":           nil,
-		"api-key":        apiKeyCreds("sk-idle"),
-		"chatgpt":        chatGPTCreds("idle-token", uniqueAccount("idle"), false),
-		"agent-identity": agentCreds(ident),
+	cases := map[string]transport.Credential{
+		"none":           {}, // pass through
+		"api-key":        transport.APIKey("sk-idle"),
+		"chatgpt":        transport.BearerToken("idle-token", uniqueAccount("idle"), false),
+		"agent-identity": agentCred(t, ident),
 	}
 	for name, creds := range cases {
 		t.Run(name, func(t *testing.T) {
 			base := newStubBase(nil)
 			regBase := newStubBase(nil)
-			cfg := loopbackConfig(srv, creds)
-			cfg.Flag = featureflag.New(true)
-			rt := newTransport(t, base, cfg)
+			e := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: creds, noCredential: creds == (transport.Credential{}),
+				flag: featureflag.New(true)})
+			rt := e.rt
 			(&http.Client{Transport: rt}).CloseIdleConnections()
 			if n := base.closeIdle.Load(); n != 1 {
 				t.Fatalf("base got %d CloseIdleConnections calls, want 1", n)
 			}
-			if rt.Unwrap() != http.RoundTripper(base) {
-				t.Fatal("Unwrap does not return the base transport")
+			if rt.WrappedRoundTripper() != http.RoundTripper(base) {
+				t.Fatal("WrappedRoundTripper does not return the base transport")
 			}
 
-			cfg.RegistrationClient = &http.Client{Transport: regBase}
-			rt = newTransport(t, base, cfg)
+			rt = e.another(func(o *transport.Options) { o.HTTPClient = &http.Client{Transport: regBase} })
 			(&http.Client{Transport: rt}).CloseIdleConnections()
 			if b, r := base.closeIdle.Load(), regBase.closeIdle.Load(); b != 2 || r != 1 {
 				t.Fatalf("with a RegistrationClient: base %d, registration transport %d calls; want 2 and 1", b, r)

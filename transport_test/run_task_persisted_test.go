@@ -46,7 +46,7 @@ func TestRunTaskPersistedAndReusedByTheNextProcess(t *testing.T) {
 	defer cancel()
 	url := srv.URL() + "/v1/responses"
 
-	rt := newTransport(t, newHTTPBase(t), optInConfig(srv, token, account, credentials.NewFileStore(path)))
+	rt := newEnv(t, optIn(srv, newHTTPBase(t), token, account, credentials.NewFileStore(path))).rt
 	first := mustEcho(t, ctx, rt, url, "")
 	if first.Mode != identitytest.ModeAssertion || srv.Stats().ProcessTaskRegistrations != 1 {
 		t.Fatalf("first request: mode %q, %d process tasks", first.Mode, srv.Stats().ProcessTaskRegistrations)
@@ -101,13 +101,8 @@ func TestRunTaskChildProcess(t *testing.T) {
 	}
 	parts := strings.Split(spec, "|")
 	url, path, token, account := parts[0], parts[1], parts[2], parts[3]
-	creds := chatGPTCreds(token, account, false)
-	creds.ChatGPT.UserID = "user-" + account
-	cfg := transport.Config{
-		Credentials: creds, ChatGPTBaseURL: url, AuthAPIBaseURL: url, AllowInsecureHTTP: true,
-		IdentityStore: credentials.NewFileStore(path), Flag: featureflag.New(true),
-	}
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	rt := newEnv(t, envOptions{baseURL: url, base: newHTTPBase(t), plain: true, credential: userLogin(token, account, "user-"+account),
+		flag: featureflag.New(true), fleet: transport.Fleet{IdentityStore: credentials.NewFileStore(path)}}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	echo := mustEcho(t, ctx, rt, url+"/v1/responses", "")
@@ -141,14 +136,9 @@ func TestRunTaskStoredByCodexIsReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := credentials.Load(credentials.LoadOptions{CodexHome: home, Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv.ResetStats()
-	cfg := loopbackConfig(srv, creds)
-	cfg.IdentityStore = nil
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, codexHome: home, detect: true, processStore: true,
+		options: func(o *transport.Options) { o.Getenv = func(string) string { return "" } }}).rt
 	echo := mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", "")
 	if echo.TaskID != codexTask {
 		t.Fatalf("signed with task %q, want Codex's %q", echo.TaskID, codexTask)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
@@ -57,22 +58,16 @@ func TestSecretsNeverLeak(t *testing.T) {
 	secrets = append(secrets, provisioned...)
 	secrets = append(secrets, token, tokenRefuse, apiKey)
 
-	base := func(creds *credentials.Credentials) transport.Config {
-		cfg := transport.Config{
-			Credentials: creds, ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true,
-			IdentityStore: credentials.NewMemoryStore(), Logger: logger, AgentTimeout: shortWait,
-		}
-		*testhooks.Of(&cfg) = testhooks.Hooks{Now: clk.Now, KeyRand: constReader(0x72)}
-		return cfg
+	base := func(cred transport.Credential) envOptions {
+		return envOptions{srv: srv, base: rec, plain: true, credential: cred, options: func(o *transport.Options) {
+			o.Logger, o.Tuning.AgentTimeout = logger, shortWait
+			*testhooks.Of(o) = testhooks.Hooks{Now: clk.Now, KeyRand: constReader(0x72)}
+		}}
 	}
 	var transports []*transport.Transport
-	build := func(cfg transport.Config) *transport.Transport {
+	build := func(o envOptions) *transport.Transport {
 		t.Helper()
-		rt, err := transport.New(rec, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(rt.CloseIdleConnections)
+		rt := newEnv(t, o).rt
 		transports = append(transports, rt)
 		return rt
 	}
@@ -95,7 +90,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 
 	// Agent Identity: a bad thread key, then failing task registrations.
-	rtAgent := build(base(&credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &agent}))
+	rtAgent := build(base(agentCred(t, agent)))
 	mustFail("bad thread key", send(rtAgent, "flt\r\nAuthorization: x"), transport.ErrInvalidThreadKey)
 	for i, f := range []identitytest.Fault{
 		{Status: 403}, {Status: 500}, {Body: []byte(`{"task_id":`)},
@@ -124,15 +119,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	// ChatGPT login with the flag on: agent registration 403, then
 	// unavailable (Bearer fallback, logged as a warning with its cause).
-	on := base(&credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-		AccessToken: token, AccountID: unique("acct-secret"),
-	}})
-	on.Flag = featureflag.New(true)
+	on := base(transport.BearerToken(token, unique("acct-secret"), false))
+	on.flag = featureflag.New(true)
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 403, Times: 1})
 	mustFail("agent registration 403", send(build(on), "flt-secret-agent"), transport.ErrProvisioning)
-	on.Credentials = &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-		AccessToken: token, AccountID: unique("acct-secret"),
-	}}
+	on.credential = transport.BearerToken(token, unique("acct-secret"), false)
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: 503, RetryAfter: "0", Times: identity.DefaultAgentAttempts})
 	rtFallback := build(on)
 	if r := send(rtFallback, "flt-secret-fallback"); r.echo.Mode != identitytest.ModeBearer {
@@ -151,9 +142,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if err := os.WriteFile(authPath, []byte(`{"auth_mode":"chatgpt","tokens":{"access_token":"`+tokenRefuse+`","account_id":"acct-flt"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fileCfg := base(&credentials.Credentials{Kind: credentials.KindChatGPT})
-	fileCfg.TokenSource = credentials.NewFileTokenSource(authPath)
-	if r := send(build(fileCfg), "flt-secret-bearer-401"); r.status != http.StatusUnauthorized {
+	if r := send(build(base(transport.ChatGPT(credentials.NewFileTokenSource(authPath)))), "flt-secret-bearer-401"); r.status != http.StatusUnauthorized {
 		t.Fatalf("Bearer 401: status %d err %v", r.status, r.err)
 	}
 
@@ -168,25 +157,29 @@ func TestSecretsNeverLeak(t *testing.T) {
 		credentials.NewFileTokenSource(filepath.Join(dir, "missing.json")),
 		fltTokenSourceFunc(func(context.Context) (*credentials.Token, error) { return nil, errors.New("token endpoint down") }),
 	} {
-		cfg := base(&credentials.Credentials{Kind: credentials.KindChatGPT})
-		cfg.TokenSource = src
-		mustFail("token source", send(build(cfg), "flt-secret-source"), transport.ErrCredential)
+		mustFail("token source", send(build(base(transport.ChatGPT(src))), "flt-secret-source"), transport.ErrCredential)
 	}
 
 	// API key: requests work; bad keys are rejected by New.
-	if r := send(build(base(&credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: apiKey})), "flt-secret-apikey"); r.echo.Mode != identitytest.ModeBearer {
+	if r := send(build(base(transport.APIKey(apiKey))), "flt-secret-apikey"); r.echo.Mode != identitytest.ModeBearer {
 		t.Fatalf("API key: status %d mode %q err %v", r.status, r.echo.Mode, r.err)
 	}
 	badKey := secrets[0][:len(secrets[0])-6] + "@@@@=="
 	secrets = append(secrets, badKey)
-	for _, creds := range []*credentials.Credentials{
-		{Kind: credentials.KindAPIKey, APIKey: apiKey + "\r\n"},
-		{Kind: credentials.KindAgentIdentity, AgentIdentity: &identity.Record{
-			AgentRuntimeID: "rt-flt-garbled", AgentPrivateKey: identity.Secret(badKey), AccountID: "acct-flt", ChatGPTUserID: "u",
-		}},
+	garbled, err := identity.Record{
+		AgentRuntimeID: "rt-flt-garbled", AgentPrivateKey: identity.Secret(badKey), AccountID: "acct-flt", ChatGPTUserID: "u",
+	}.StorageJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cred := range []func() (transport.Credential, error){
+		func() (transport.Credential, error) { return transport.APIKey(apiKey + "\r\n"), nil },
+		func() (transport.Credential, error) { return transport.AgentIdentity(garbled) }, // refused here or by New
 	} {
-		cfg := base(creds)
-		_, err := transport.New(rec, cfg)
+		c, err := cred()
+		if err == nil {
+			_, err = tryEnv(t, base(c))
+		}
 		if err == nil {
 			t.Fatal("New accepted an unusable credential")
 		}

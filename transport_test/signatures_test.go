@@ -10,6 +10,7 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/testhooks"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // TestSignaturesOnePerTaskPerSecond proves the one-signature-per-second
@@ -21,9 +22,8 @@ func TestSignaturesOnePerTaskPerSecond(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{Now: clk.Now})
 	ident := newRuntime(t, srv, uniqueAccount("sig"), false)
 	base := newStubBase(srv.Handler())
-	cfg := loopbackConfig(srv, agentCreds(ident))
-	testhooks.Of(&cfg).Now = clk.Now
-	rt := newTransport(t, base, cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: agentCred(t, ident),
+		options: func(o *transport.Options) { testhooks.Of(o).Now = clk.Now }}).rt
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()

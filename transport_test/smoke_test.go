@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -22,15 +21,7 @@ func TestSmokeAgentIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := transport.New(nil, transport.Config{
-		Credentials:       &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := newEnv(t, envOptions{srv: srv, base: http.DefaultTransport, plain: true, credential: agentCred(t, rec), processStore: true}).rt
 	client := &http.Client{Transport: rt}
 	defer client.CloseIdleConnections()
 	for _, thread := range []string{"thread-1", ""} {

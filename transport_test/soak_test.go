@@ -17,7 +17,6 @@ import (
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
@@ -138,26 +137,16 @@ func TestSoak(t *testing.T) {
 	defer httpBase.CloseIdleConnections()
 	flag := featureflag.New(false)
 	clk := &fltOffsetClock{}
-	cfg := transport.Config{
-		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-			AccessToken: token, AccountID: account,
-		}},
-		Flag:              flag,
-		IdentityStore:     credentials.NewMemoryStore(),
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
-		ThreadCache:       taskcache.CacheOptions{BackoffInitial: 2 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
-		// A task-registration outage falls back to Bearer for this long
-		// (the identity was provisioned from the login); short, so the
-		// soak keeps mixing modes and the recovery below is past it.
-		ProvisioningCooldown: 20 * time.Millisecond,
-	}
-	testhooks.Of(&cfg).Now = clk.Now
-	rt, err := transport.New(&fltFaulty{next: httpBase, local: srv.Handler()}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := newEnv(t, envOptions{srv: srv, base: &fltFaulty{next: httpBase, local: srv.Handler()}, plain: true,
+		credential: transport.BearerToken(token, account, false), flag: flag,
+		options: func(o *transport.Options) {
+			testhooks.Of(o).ThreadCacheOverride = &taskcache.CacheOptions{BackoffInitial: 2 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
+			// A task-registration outage falls back to Bearer for this long
+			// (the identity was provisioned from the login); short, so the
+			// soak keeps mixing modes and the recovery below is past it.
+			o.Tuning.ProvisioningCooldown = 20 * time.Millisecond
+			testhooks.Of(o).Now = clk.Now
+		}}).rt
 	url := srv.URL() + "/v1/responses"
 	// The soak is bounded by its progress, not by the time its 22,000
 	// requests take: that is about 17 CPU-seconds under -race, 35-60 s on

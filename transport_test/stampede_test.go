@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -44,7 +43,7 @@ func TestStampedeOneThreadKey(t *testing.T) {
 	ident := newRuntime(t, srv, uniqueAccount("stampede"), false)
 	// Hold the registration open long enough that every request joins it.
 	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Latency: 100 * time.Millisecond, Times: 1})
-	rt := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(ident)))
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: agentCred(t, ident)}).rt
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -90,7 +89,7 @@ func TestStampedeOneThreadKey(t *testing.T) {
 func TestStampedeManyThreadKeys(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{})
 	ident := newRuntime(t, srv, uniqueAccount("many"), false)
-	rt := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(ident)))
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: agentCred(t, ident)}).rt
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -172,12 +171,10 @@ func TestThreadCacheCapacity(t *testing.T) {
 	ident := agentIdentityRecord(t)
 	const origin = "https://chatgpt.test"
 	const capacity, keys = 100, 2000
-	rt := newTransport(t, base, transport.Config{
-		Credentials:    agentCreds(ident),
-		ChatGPTBaseURL: origin,
-		AuthAPIBaseURL: origin + "/api/accounts",
-		ThreadCache:    taskcache.CacheOptions{Capacity: capacity},
-	})
+	rt := newEnv(t, envOptions{production: true, base: base, plain: true, credential: agentCred(t, ident), processStore: true,
+		options: func(o *transport.Options) {
+			o.Tuning = transport.Tuning{ChatGPTBaseURL: origin, AuthAPIBaseURL: origin + "/api/accounts", MaxThreads: capacity}
+		}}).rt
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -234,10 +231,10 @@ func TestThreadCacheIdleTTL(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{Now: clk.Now})
 	ident := newRuntime(t, srv, uniqueAccount("ttl"), false)
 	base := newStubBase(srv.Handler())
-	cfg := loopbackConfig(srv, agentCreds(ident))
-	testhooks.Of(&cfg).Now = clk.Now
-	cfg.ThreadCache.IdleTTL = 10 * time.Second
-	rt := newTransport(t, base, cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: agentCred(t, ident), options: func(o *transport.Options) {
+		testhooks.Of(o).Now = clk.Now
+		o.Tuning.ThreadIdleTTL = 10 * time.Second
+	}}).rt
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()

@@ -6,7 +6,7 @@ import (
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // Each constructor of package credentials gives a credential the transport
@@ -21,28 +21,26 @@ func TestStaticCredentialConstructorsReachTheServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	record, err := credentials.AgentIdentityRecord(recordJSON)
+	record, err := transport.AgentIdentity(recordJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	cases := []struct {
 		name    string
-		creds   *credentials.Credentials
+		creds   transport.Credential
 		flag    bool
 		mode    string
 		account string
 	}{
-		{"APIKey", credentials.APIKey("sk-constructor"), false, "bearer", ""},
-		{"ChatGPTToken flag off", credentials.ChatGPTToken("at-constructor", "acct-token", false), false, "bearer", "acct-token"},
-		{"ChatGPTToken flag on", credentials.ChatGPTToken("at-constructor", "acct-token", false), true, "assertion", "acct-token"},
-		{"AgentIdentityRecord", record, false, "assertion", "acct-record"},
+		{"APIKey", transport.APIKey("sk-constructor"), false, "bearer", ""},
+		{"BearerToken flag off", transport.BearerToken("at-constructor", "acct-token", false), false, "bearer", "acct-token"},
+		{"BearerToken flag on", transport.BearerToken("at-constructor", "acct-token", false), true, "assertion", "acct-token"},
+		{"AgentIdentity", record, false, "assertion", "acct-record"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := loopbackConfig(srv, tc.creds)
-			cfg.Flag = featureflag.New(tc.flag)
-			rt := newTransport(t, newHTTPBase(t), cfg)
+			rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: tc.creds, flag: featureflag.New(tc.flag)}).rt
 			t.Cleanup(rt.CloseIdleConnections)
 			echo := mustEcho(t, context.Background(), rt, srv.URL()+"/v1/responses", "thread-constructor")
 			if echo.Mode != tc.mode || echo.AccountID != tc.account {

@@ -18,7 +18,7 @@ func TestTaskGoneOnEveryRequestRegistersOnce(t *testing.T) {
 		token := unique("gone-all-token")
 		srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}})
 		account := uniqueAccount("gone-all")
-		rt := newTransport(t, newHTTPBase(t), optInConfig(srv, token, account, credentials.NewMemoryStore()))
+		rt := newEnv(t, optIn(srv, newHTTPBase(t), token, account, credentials.NewMemoryStore())).rt
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		url := srv.URL() + "/v1/responses"
 		mustEcho(t, ctx, rt, url, "t-gone")

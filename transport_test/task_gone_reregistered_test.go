@@ -31,7 +31,7 @@ func TestTaskGoneIsReRegisteredOnce(t *testing.T) {
 			srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}})
 			account := uniqueAccount("gone")
 			path := writeLoginFile(t, token, account)
-			rt := newTransport(t, newHTTPBase(t), optInConfig(srv, token, account, credentials.NewFileStore(path)))
+			rt := newEnv(t, optIn(srv, newHTTPBase(t), token, account, credentials.NewFileStore(path))).rt
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
 			url := srv.URL() + "/v1/responses"
@@ -61,7 +61,7 @@ func TestOtherNotFoundIsReturnedAsIs(t *testing.T) {
 	token := unique("nf-token")
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}})
 	account := uniqueAccount("nf")
-	rt := newTransport(t, newHTTPBase(t), optInConfig(srv, token, account, credentials.NewMemoryStore()))
+	rt := newEnv(t, optIn(srv, newHTTPBase(t), token, account, credentials.NewMemoryStore())).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := srv.URL() + "/v1/responses"

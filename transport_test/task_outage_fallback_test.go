@@ -72,13 +72,13 @@ func TestTaskOutageFallsBackToBearerForProvisionedIdentity(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}, Now: clk.Now})
 	logs := &lockedBuffer{}
 	var events fallbackLog
-	cfg := loopbackConfig(srv, chatGPTCreds(token, acct, false))
-	cfg.Flag = featureflag.New(true)
-	testhooks.Of(&cfg).Now = clk.Now
-	cfg.ProvisioningCooldown = cooldown
-	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg.Observer = events.observer()
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: transport.BearerToken(token, acct, false),
+		flag: featureflag.New(true), options: func(cfg *transport.Options) {
+			testhooks.Of(cfg).Now = clk.Now
+			cfg.Tuning.ProvisioningCooldown = cooldown
+			cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			cfg.Observer = events.observer()
+		}}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := srv.URL() + "/v1/responses"
@@ -149,7 +149,7 @@ func TestTaskOutageFallsBackToBearerForProvisionedIdentity(t *testing.T) {
 func TestTaskOutageIsTypedErrorForUserIdentity(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{})
 	rec := newRuntime(t, srv, uniqueAccount("useroutage"), false)
-	rt := newTransport(t, newHTTPBase(t), loopbackConfig(srv, agentCreds(rec)))
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: agentCred(t, rec)}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	srv.InjectFault(identitytest.RouteTaskRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: identity.DefaultTaskAttempts})
@@ -172,11 +172,11 @@ func TestRejectedTaskRegistrationDoesNotFallBack(t *testing.T) {
 	clk := newFakeClock(wholeSecondNow())
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}, Now: clk.Now})
 	var events fallbackLog
-	cfg := loopbackConfig(srv, chatGPTCreds(token, acct, false))
-	cfg.Flag = featureflag.New(true)
-	testhooks.Of(&cfg).Now = clk.Now
-	cfg.Observer = events.observer()
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: transport.BearerToken(token, acct, false),
+		flag: featureflag.New(true), options: func(cfg *transport.Options) {
+			testhooks.Of(cfg).Now = clk.Now
+			cfg.Observer = events.observer()
+		}}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	url := srv.URL() + "/v1/responses"
@@ -200,9 +200,8 @@ func TestFallbackCountedOncePerOutage(t *testing.T) {
 	defer cancel()
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{"tok"}})
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: http.StatusServiceUnavailable})
-	cfg := loopbackConfig(srv, chatGPTCreds("tok", uniqueAccount("fb"), false))
-	cfg.Flag = featureflag.New(true)
-	rt := newTransport(t, newHTTPBase(t), cfg)
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: transport.BearerToken("tok", uniqueAccount("fb"), false),
+		flag: featureflag.New(true)}).rt
 	var bearer atomic.Int32
 	err := runWorkers(10, 10, func(int) error {
 		status, echo, err := roundTripEcho(ctx, rt, srv.URL()+"/v1/responses", "")

@@ -29,15 +29,11 @@ func (s *unkSource) Token(context.Context) (*credentials.Token, error) {
 	return &t, nil
 }
 
-func unkConfig(srv *identitytest.Server, src credentials.TokenSource, store credentials.IdentityStore) transport.Config {
-	return transport.Config{
-		TokenSource:       src,
-		IdentityStore:     store,
-		Flag:              featureflag.New(true),
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
-	}
+// unkTransport is a ChatGPT login over src with the flag on against srv,
+// keeping its identity in store.
+func unkTransport(t *testing.T, srv *identitytest.Server, base http.RoundTripper, src credentials.TokenSource, store credentials.IdentityStore) *transport.Transport {
+	return newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(src), flag: featureflag.New(true),
+		fleet: transport.Fleet{IdentityStore: store}, processStore: store == nil}).rt
 }
 
 // unkSend sends one request and returns its status and the runtime the
@@ -75,10 +71,7 @@ func TestUnknownUserSharesNoIdentityThroughTheStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	rtA, err := transport.New(base, unkConfig(srv, &unkSource{tok: first}, store))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rtA := unkTransport(t, srv, base, &unkSource{tok: first}, store)
 	st, runtimeA := unkSend(ctx, t, srv, rtA)
 	if st != http.StatusOK || runtimeA == "" {
 		t.Fatalf("first login: status %d, runtime %q; want a signed 200", st, runtimeA)
@@ -87,10 +80,7 @@ func TestUnknownUserSharesNoIdentityThroughTheStore(t *testing.T) {
 		t.Errorf("the identity of a login without a user was stored under Login{%q, \"\"} (%v)", acct, err)
 	}
 
-	rtB, err := transport.New(base, unkConfig(srv, &unkSource{tok: second}, store))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rtB := unkTransport(t, srv, base, &unkSource{tok: second}, store)
 	if _, runtimeB := unkSend(ctx, t, srv, rtB); runtimeB == runtimeA {
 		t.Fatalf("a second login of unknown user (its token never accepted by the AuthAPI) was signed with the first login's runtime %s", runtimeA)
 	}
@@ -148,10 +138,7 @@ func TestFromOAuth2LoginsBindByUserThroughTheStore(t *testing.T) {
 		name   string
 		access string
 	}{{"alice-1", alice.AccessToken}, {"alice-2", alice.AccessToken}, {"bob", bob.AccessToken}} {
-		rt, err := transport.New(base, unkConfig(srv, oauth(c.access, ""), store))
-		if err != nil {
-			t.Fatal(err)
-		}
+		rt := unkTransport(t, srv, base, oauth(c.access, ""), store)
 		st, runtime := unkSend(ctx, t, srv, rt)
 		if st != http.StatusOK || runtime == "" {
 			t.Fatalf("%s: status %d, runtime %q; want a signed 200", c.name, st, runtime)

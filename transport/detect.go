@@ -108,7 +108,7 @@ func (o *Options) environment(base http.RoundTripper) (*environment, error) {
 	}
 	client := o.HTTPClient
 	if client == nil {
-		client = &http.Client{Transport: base}
+		client = &http.Client{Transport: sharedBase{base}}
 	}
 	// A redirect could carry a refresh or access token to another origin,
 	// or fetch the keys from a URL the https-only rule never saw.
@@ -315,3 +315,10 @@ func (t *Transport) Close() {
 		cl.Close()
 	}
 }
+
+// sharedBase is New's base as the default auth-call client sends through
+// it. Its CloseIdleConnections does nothing: Transport.CloseIdleConnections
+// reaches the base itself, once, as it did before the client existed.
+type sharedBase struct{ http.RoundTripper }
+
+func (sharedBase) CloseIdleConnections() {}

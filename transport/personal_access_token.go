@@ -10,7 +10,6 @@ import (
 
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/internal/testhooks"
 	"github.com/agentauth/agentauth/internal/useragent"
 )
 
@@ -29,9 +28,9 @@ func hydratePersonalAccessToken(ctx context.Context, cfg config, client *http.Cl
 	}
 	base := strings.TrimRight(strings.TrimSpace(cfg.AuthAPIBaseURL), "/")
 	if base == "" {
-		base = identity.PersonalAccessTokenAuthAPIBase(testhooks.Of(&cfg).Getenv, cfg.ChatGPTBaseURL)
+		base = identity.PersonalAccessTokenAuthAPIBase(cfg.hooks.Getenv, cfg.ChatGPTBaseURL)
 	}
-	getenv := testhooks.Of(&cfg).Getenv
+	getenv := cfg.hooks.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}

@@ -6,20 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/transport"
 )
 
 // exampleServer starts the reference server on loopback and gives it an
-// Agent Identity with the given runtime id, as auth.json would hold it.
-func exampleServer(runtimeID string) (*identitytest.Server, *credentials.Credentials) {
+// Agent Identity with the given runtime id, in the JSON form auth.json
+// and `agentauth keygen` hold it.
+func exampleServer(runtimeID string) (*identitytest.Server, transport.Credential) {
 	srv, err := identitytest.NewServer(identitytest.Options{})
 	if err != nil {
 		panic(err)
@@ -32,20 +35,48 @@ func exampleServer(runtimeID string) (*identitytest.Server, *credentials.Credent
 	if err := srv.RegisterRuntime(rec); err != nil {
 		panic(err)
 	}
-	return srv, &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec}
+	recordJSON, err := rec.StorageJSON()
+	if err != nil {
+		panic(err)
+	}
+	cred, err := transport.AgentIdentity(recordJSON)
+	if err != nil {
+		panic(err)
+	}
+	return srv, cred
 }
 
-// exampleConfig points every base URL at the loopback server. In
-// production the defaults (https://chatgpt.com and the AuthAPI) apply and
-// only Credentials (and Flag, for a ChatGPT login) need setting.
-func exampleConfig(srv *identitytest.Server, creds *credentials.Credentials) transport.Config {
-	return transport.Config{
-		Credentials:       creds,
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true, // loopback only
+// exampleOptions points every service at the loopback server. In
+// production BaseURL stays empty (https://chatgpt.com and the AuthAPI
+// apply) and the flag, left nil, is read from the environment and
+// config.toml.
+func exampleOptions(srv *identitytest.Server, cred transport.Credential) transport.Options {
+	return transport.Options{
+		Credential:    cred,
+		BaseURL:       srv.URL(), // plain http: loopback only
+		AgentIdentity: featureflag.New(false),
 	}
 }
+
+// exampleHome is a Codex home holding a ChatGPT login the server issued,
+// written the way `codex login` writes it.
+func exampleHome(srv *identitytest.Server) string {
+	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-example", UserID: "user-example"})
+	if err != nil {
+		panic(err)
+	}
+	home, err := os.MkdirTemp("", "codex-home")
+	if err != nil {
+		panic(err)
+	}
+	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+		panic(err)
+	}
+	return home
+}
+
+// noEnv ignores this machine's environment.
+func noEnv(string) string { return "" }
 
 // exampleEcho prints what the server verified about a response.
 func exampleEcho(resp *http.Response) {
@@ -57,13 +88,112 @@ func exampleEcho(resp *http.Response) {
 	fmt.Printf("%d %s external_task_ref=%q account=%s\n", resp.StatusCode, echo.Mode, echo.ExternalTaskRef, echo.AccountID)
 }
 
+// The one-call start: a client authenticated from the Codex home as the
+// Codex CLI is (here a temporary one; by default $CODEX_HOME, else
+// ~/.codex). With the flag off a ChatGPT login is plain Bearer.
+func ExampleNewClient() {
+	srv, _ := identitytest.NewServer(identitytest.Options{})
+	defer srv.Close()
+	home := exampleHome(srv)
+	defer os.RemoveAll(home)
+
+	client, err := transport.NewClient(transport.Options{CodexHome: home, BaseURL: srv.URL(), Getenv: noEnv})
+	if err != nil {
+		fmt.Println("no Codex login here:", err)
+		return
+	}
+	defer client.CloseIdleConnections()
+	ctx := transport.WithThread(context.Background(), "conversation-42") // optional: one task per thread
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL()+"/v1/models", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	exampleEcho(resp)
+	// Output:
+	// 200 bearer external_task_ref="" account=acct-example
+}
+
+// New against the reference server, with use_agent_identity on: the
+// ChatGPT login of the Codex home, refreshed by the transport itself,
+// provisioned an agent identity, a thread request signed on the thread's
+// task and a background request on the process task. BaseURL is the one
+// setting that points everything at the server (the ChatGPT and AuthAPI
+// bases, the token endpoint, the JWKS, the allow-list, and plain http
+// because the server is on loopback).
+func ExampleNew() {
+	srv, _ := identitytest.NewServer(identitytest.Options{})
+	defer srv.Close()
+	home := exampleHome(srv)
+	defer os.RemoveAll(home)
+
+	rt, err := transport.New(nil, transport.Options{
+		CodexHome:     home, // the zero Credential: detected there
+		BaseURL:       srv.URL(),
+		AgentIdentity: featureflag.New(true),
+		Getenv:        noEnv,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer rt.Close()
+	client := &http.Client{Transport: rt}
+	defer client.CloseIdleConnections()
+
+	for _, ctx := range []context.Context{
+		transport.WithThread(context.Background(), "conversation-42"),
+		context.Background(), // background work: the process task
+	} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL()+"/v1/responses", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		exampleEcho(resp)
+	}
+	// Output:
+	// 200 assertion external_task_ref="conversation-42" account=acct-example
+	// 200 assertion external_task_ref="" account=acct-example
+}
+
+// Detect finds the credential of a Codex home and the environment as the
+// Codex CLI does, for a caller that looks before it builds; printing it
+// names its kind and source, never its secret.
+func ExampleDetect() {
+	srv, _ := identitytest.NewServer(identitytest.Options{})
+	defer srv.Close()
+	home := exampleHome(srv)
+	defer os.RemoveAll(home)
+
+	cred, err := transport.Detect(context.Background(), transport.Options{CodexHome: home, Getenv: noEnv})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(strings.Replace(cred.String(), filepath.Join(home, "auth.json"), "$CODEX_HOME/auth.json", 1))
+
+	env := map[string]string{"CODEX_API_KEY": "sk-example"}
+	cred, _ = transport.Detect(context.Background(), transport.Options{CodexHome: home, Getenv: func(k string) string { return env[k] }})
+	fmt.Println(cred)
+
+	_, err = transport.Detect(context.Background(), transport.Options{CodexHome: os.TempDir() + "/no-codex-home-here", Getenv: noEnv})
+	fmt.Println(errors.Is(err, transport.ErrNoCredential))
+	// Output:
+	// ChatGPT login from $CODEX_HOME/auth.json
+	// API key from env CODEX_API_KEY
+	// true
+}
+
 // Wrap an http.Client once; requests without a thread key are signed with
 // the identity's process task, registered once on first use.
 func Example() {
-	srv, creds := exampleServer("rt-example")
+	srv, cred := exampleServer("rt-example")
 	defer srv.Close()
 
-	rt, err := transport.New(&http.Transport{}, exampleConfig(srv, creds))
+	rt, err := transport.New(&http.Transport{}, exampleOptions(srv, cred))
 	if err != nil {
 		panic(err)
 	}
@@ -88,10 +218,10 @@ func Example() {
 // Tag work with a conversation thread through the request's context: each
 // thread gets its own task (registered once, with external_task_ref).
 func ExampleWithThread() {
-	srv, creds := exampleServer("rt-example-thread")
+	srv, cred := exampleServer("rt-example-thread")
 	defer srv.Close()
 
-	rt, err := transport.New(&http.Transport{}, exampleConfig(srv, creds))
+	rt, err := transport.New(&http.Transport{}, exampleOptions(srv, cred))
 	if err != nil {
 		panic(err)
 	}
@@ -124,12 +254,12 @@ func ExampleWithThread() {
 // afresh, and let transport.RetryPolicy stop retries of permanent
 // authentication errors.
 func Example_retryablehttp() {
-	srv, creds := exampleServer("rt-example-retry")
+	srv, cred := exampleServer("rt-example-retry")
 	defer srv.Close()
 	// The first attempt meets an overloaded backend.
 	srv.InjectFault(identitytest.RouteResource, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: 1})
 
-	rt, err := transport.New(&http.Transport{}, exampleConfig(srv, creds))
+	rt, err := transport.New(&http.Transport{}, exampleOptions(srv, cred))
 	if err != nil {
 		panic(err)
 	}

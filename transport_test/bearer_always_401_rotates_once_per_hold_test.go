@@ -78,7 +78,7 @@ func TestBearerAlways401RotatesOncePerHoldWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	rt := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(src), processStore: true,
+	rt := newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(src), defaultStore: true,
 		chatGPTURL: resource.URL, options: func(o *transport.Options) { testhooks.Of(o).Now = clock.Now }}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

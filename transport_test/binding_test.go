@@ -55,7 +55,7 @@ func (s *loginSource) Token(context.Context) (*credentials.Token, error) {
 func loginTransport(t *testing.T, srv *identitytest.Server, base http.RoundTripper, src credentials.TokenSource, store credentials.IdentityStore) *transport.Transport {
 	t.Helper()
 	return newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(src),
-		flag: featureflag.New(true), fleet: transport.Fleet{IdentityStore: store}, processStore: store == nil}).rt
+		flag: featureflag.New(true), fleet: transport.Fleet{IdentityStore: store}, defaultStore: store == nil}).rt
 }
 
 // TestBindingIdentityToLogin is the binding invariant as a table: after a
@@ -388,7 +388,7 @@ func TestBindingExternallyManagedTokensNeverProvisioned(t *testing.T) {
 		a.AuthMode = credentials.AuthModeChatGPTAuthTokens
 		a.Tokens = &credentials.Tokens{AccessToken: "tok-" + acct, AccountID: acct}
 	})
-	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, flag: featureflag.New(true), processStore: true,
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, flag: featureflag.New(true), defaultStore: true,
 		options: func(o *transport.Options) { o.Credential, o.CodexHome = transport.Credential{}, home }}).rt
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -412,7 +412,7 @@ func TestAccountlessLoginsDoNotShareIdentity(t *testing.T) {
 	runtimes := map[string]bool{}
 	for _, tok := range []string{"tok-a", "tok-b"} {
 		rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, credential: transport.BearerToken(tok, "", false),
-			flag: featureflag.New(true), processStore: true}).rt // the process-wide default store
+			flag: featureflag.New(true), defaultStore: true}).rt // the process-wide default store
 		echo := mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", "")
 		runtimes[echo.AgentRuntimeID] = true
 	}

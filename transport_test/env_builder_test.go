@@ -83,8 +83,12 @@ type envOptions struct {
 	plain bool
 
 	// codexHome is the Codex home (default an empty temporary directory,
-	// never ~/.codex).
+	// never ~/.codex); getenv is Options.Getenv (default the process's).
 	codexHome string
+	getenv    func(string) string
+	// viaNewClient builds with transport.NewClient, over
+	// http.DefaultTransport (base must be nil).
+	viaNewClient bool
 	// The credential, in this order: credential as given; detect, what
 	// New detects in the Codex home; noCredential (an empty Codex home
 	// with AllowNoCredential: pass through); agent;
@@ -100,12 +104,15 @@ type envOptions struct {
 	keyByte      byte
 
 	// flag is the use_agent_identity switch; default on for chatGPT and
-	// off otherwise (never read from the environment or a Codex home).
-	flag transport.Flag
+	// off otherwise, never read from the environment or the Codex home
+	// unless flagFromHome leaves Options.AgentIdentity nil.
+	flag         transport.Flag
+	flagFromHome bool
 	// fleet is Options.Fleet; its IdentityStore defaults to a fresh memory
-	// store unless processStore leaves it nil (the process-wide default).
+	// store unless defaultStore leaves it nil: New's default, auth.json for
+	// a login read from it, else the process-wide store.
 	fleet        transport.Fleet
-	processStore bool
+	defaultStore bool
 	// clock is the env's fake clock (default one started on a whole
 	// second); unless plain it is the transport's clock too.
 	clock *fakeClock
@@ -168,6 +175,7 @@ func tryEnv(t *testing.T, o envOptions) (*env, error) {
 	opts := transport.Options{
 		BaseURL:   e.base,
 		CodexHome: o.codexHome,
+		Getenv:    o.getenv,
 		Fleet:     o.fleet,
 	}
 	if opts.CodexHome == "" {
@@ -186,7 +194,7 @@ func tryEnv(t *testing.T, o envOptions) (*env, error) {
 			opts.Tuning.AuthAPIBaseURL = o.authAPIURL
 		}
 	}
-	if opts.Fleet.IdentityStore == nil && !o.processStore {
+	if opts.Fleet.IdentityStore == nil && !o.defaultStore {
 		opts.Fleet.IdentityStore = credentials.NewMemoryStore()
 	}
 	if !o.plain {
@@ -236,13 +244,23 @@ func tryEnv(t *testing.T, o envOptions) (*env, error) {
 		e.runtime, e.account = e.agent.AgentRuntimeID, e.agent.AccountID
 		opts.Credential = agentCred(t, e.agent)
 	}
-	if opts.AgentIdentity = o.flag; o.flag == nil {
+	if opts.AgentIdentity = o.flag; o.flag == nil && !o.flagFromHome {
 		opts.AgentIdentity = featureflag.New(flagOn)
 	}
 	if o.options != nil {
 		o.options(&opts)
 	}
 	e.opts = opts
+	if o.viaNewClient {
+		client, err := transport.NewClient(opts)
+		if err != nil {
+			return nil, err
+		}
+		e.client, e.rt = client, client.Transport.(*transport.Transport)
+		t.Cleanup(e.rt.Close)
+		t.Cleanup(client.CloseIdleConnections)
+		return e, nil
+	}
 	rt, err := e.build(opts)
 	if err != nil {
 		return nil, err
@@ -252,7 +270,8 @@ func tryEnv(t *testing.T, o envOptions) (*env, error) {
 	return e, nil
 }
 
-// build is the package's one call of transport.New.
+// build is the package's one call of transport.New (tryEnv makes the one
+// of transport.NewClient).
 func (e *env) build(opts transport.Options) (*transport.Transport, error) {
 	rt, err := transport.New(e.rtBase, opts)
 	if err != nil {

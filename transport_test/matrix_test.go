@@ -236,7 +236,7 @@ func TestFlagOffIsPlainBearer(t *testing.T) {
 			// Default allow-list (https://chatgpt.com, https://api.openai.com):
 			// the stub never dials.
 			rt := newEnv(t, envOptions{production: true, base: base, plain: true, credential: tc.creds,
-				flag: featureflag.New(tc.flagOn), processStore: true}).rt
+				flag: featureflag.New(tc.flagOn), defaultStore: true}).rt
 
 			for _, url := range []string{
 				"https://chatgpt.com/backend-api/codex/responses?stream=true",

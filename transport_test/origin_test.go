@@ -121,7 +121,7 @@ func TestRedirectToOtherOriginGetsNoCredential(t *testing.T) {
 func TestPlainHTTPOriginsNeedOptIn(t *testing.T) {
 	creds := transport.APIKey("sk-insecure")
 	build := func(t *testing.T, base http.RoundTripper, tu transport.Tuning) (*transport.Transport, error) {
-		e, err := tryEnv(t, envOptions{production: true, base: base, plain: true, credential: creds, processStore: true,
+		e, err := tryEnv(t, envOptions{production: true, base: base, plain: true, credential: creds, defaultStore: true,
 			options: func(o *transport.Options) { o.Tuning = tu }})
 		if err != nil {
 			return nil, err

@@ -24,7 +24,7 @@ import (
 
 // ptkTransport is the Agent Identity rec against srv over base.
 func ptkTransport(t *testing.T, srv *identitytest.Server, base http.RoundTripper, rec identity.Record) *transport.Transport {
-	return newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: agentCred(t, rec), processStore: true}).rt
+	return newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: agentCred(t, rec), defaultStore: true}).rt
 }
 
 // ptkSend sends one request without a thread key and returns its status and

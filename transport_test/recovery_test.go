@@ -337,7 +337,7 @@ func TestBearerRefreshOn401(t *testing.T) {
 	})
 	// The login against the front, with the flag off: Bearer.
 	build := func(cred transport.Credential) *transport.Transport {
-		return newEnv(t, envOptions{srv: srv, baseURL: front.URL(), base: newHTTPBase(t), plain: true, credential: cred, processStore: true}).rt
+		return newEnv(t, envOptions{srv: srv, baseURL: front.URL(), base: newHTTPBase(t), plain: true, credential: cred, defaultStore: true}).rt
 	}
 
 	src := &countingSource{inner: credentials.NewFileTokenSource(path)}

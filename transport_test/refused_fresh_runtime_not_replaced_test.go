@@ -32,7 +32,7 @@ func (c *rfrClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 func rfrTransport(t *testing.T, srv *identitytest.Server, base http.RoundTripper, tok credentials.Token, store credentials.IdentityStore, clock *rfrClock) *transport.Transport {
 	t.Helper()
 	return newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(credentials.StaticTokenSource(tok)),
-		flag: featureflag.New(true), fleet: transport.Fleet{IdentityStore: store}, processStore: store == nil,
+		flag: featureflag.New(true), fleet: transport.Fleet{IdentityStore: store}, defaultStore: store == nil,
 		options: func(o *transport.Options) { testhooks.Of(o).Now = clock.Now }}).rt
 }
 

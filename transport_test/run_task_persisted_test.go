@@ -137,7 +137,7 @@ func TestRunTaskStoredByCodexIsReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.ResetStats()
-	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, codexHome: home, detect: true, processStore: true,
+	rt := newEnv(t, envOptions{srv: srv, base: newHTTPBase(t), plain: true, codexHome: home, detect: true, defaultStore: true,
 		options: func(o *transport.Options) { o.Getenv = func(string) string { return "" } }}).rt
 	echo := mustEcho(t, ctx, rt, srv.URL()+"/v1/responses", "")
 	if echo.TaskID != codexTask {

@@ -21,7 +21,7 @@ func TestSmokeAgentIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := newEnv(t, envOptions{srv: srv, base: http.DefaultTransport, plain: true, credential: agentCred(t, rec), processStore: true}).rt
+	rt := newEnv(t, envOptions{srv: srv, base: http.DefaultTransport, plain: true, credential: agentCred(t, rec), defaultStore: true}).rt
 	client := &http.Client{Transport: rt}
 	defer client.CloseIdleConnections()
 	for _, thread := range []string{"thread-1", ""} {

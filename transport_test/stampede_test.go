@@ -171,7 +171,7 @@ func TestThreadCacheCapacity(t *testing.T) {
 	ident := agentIdentityRecord(t)
 	const origin = "https://chatgpt.test"
 	const capacity, keys = 100, 2000
-	rt := newEnv(t, envOptions{production: true, base: base, plain: true, credential: agentCred(t, ident), processStore: true,
+	rt := newEnv(t, envOptions{production: true, base: base, plain: true, credential: agentCred(t, ident), defaultStore: true,
 		options: func(o *transport.Options) {
 			o.Tuning = transport.Tuning{ChatGPTBaseURL: origin, AuthAPIBaseURL: origin + "/api/accounts", MaxThreads: capacity}
 		}}).rt

@@ -33,7 +33,7 @@ func (s *unkSource) Token(context.Context) (*credentials.Token, error) {
 // keeping its identity in store.
 func unkTransport(t *testing.T, srv *identitytest.Server, base http.RoundTripper, src credentials.TokenSource, store credentials.IdentityStore) *transport.Transport {
 	return newEnv(t, envOptions{srv: srv, base: base, plain: true, credential: transport.ChatGPT(src), flag: featureflag.New(true),
-		fleet: transport.Fleet{IdentityStore: store}, processStore: store == nil}).rt
+		fleet: transport.Fleet{IdentityStore: store}, defaultStore: store == nil}).rt
 }
 
 // unkSend sends one request and returns its status and the runtime the

@@ -1,4 +1,9 @@
-package agentauth_test
+package transport_test
+
+// A fleet's pieces in Options.Fleet: the refresh coordinator is built once
+// from the login auth.json holds, the provisioned identity goes to the
+// fleet's identity store and thread tasks through its task store; misuse
+// fails clearly.
 
 import (
 	"bytes"
@@ -13,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/taskcache"
@@ -99,32 +104,28 @@ func (s *countingTaskStore) Forget(_ context.Context, key taskcache.StoreKey, ta
 	return nil
 }
 
-// A fleet's pieces plugged into the one-call constructor: the coordinator
-// is built once from the login auth.json holds and refreshes the expired
+// A fleet's pieces plugged into the one constructor: the coordinator is
+// built once from the login auth.json holds and refreshes the expired
 // login (auth.json is then left alone: the fleet's store holds the
 // rotation), the identity is provisioned into the fleet's identity store
 // rather than auth.json, and thread tasks go through the task store.
 func TestLoadWithFleetPieces(t *testing.T) {
 	var offset atomic.Int64 // the server's clock runs 2 h late while the login is issued
 	offset.Store(int64(-2 * time.Hour))
-	srv := newServer(t, identitytest.Options{Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	srv := newIdentityServer(t, identitytest.Options{Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
 	home, login := chatGPTHome(t, srv)
 	offset.Store(0)
 	before, err := os.ReadFile(filepath.Join(home, credentials.AuthFileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	var built []credentials.Login
 	var coord *memCoordinator
 	identities := credentials.NewMemoryStore()
 	tasks := &countingTaskStore{}
-	base := &http.Transport{}
-	defer base.CloseIdleConnections()
-	on := true
-	setup, err := agentauth.Load(context.Background(), agentauth.Options{
-		CodexHome: home, Getenv: env{"CODEX_REFRESH_TOKEN_URL_OVERRIDE": srv.TokenURL()}.get, UseAgentIdentity: &on,
-		HTTPClient: &http.Client{Transport: base}, Config: loopback(srv),
+	o := fromHome(srv, newHTTPBase(t), home, envVars{"CODEX_REFRESH_TOKEN_URL_OVERRIDE": srv.TokenURL()}.get)
+	o.flag = featureflag.New(true)
+	o.fleet = transport.Fleet{
 		RefreshCoordinator: func(l credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
 			built = append(built, l)
 			if initial.AccessToken != login.AccessToken || initial.RefreshToken != login.RefreshToken ||
@@ -136,23 +137,10 @@ func TestLoadWithFleetPieces(t *testing.T) {
 		},
 		IdentityStore: identities,
 		TaskStore:     tasks,
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	defer setup.Close()
+	rt := newEnv(t, o).rt
 	if len(built) != 1 || built[0] != (credentials.Login{AccountID: "acct-one", UserID: "user-one"}) {
 		t.Fatalf("coordinator built for %v, want once for acct-one/user-one", built)
-	}
-	if setup.RefreshCoordinator != credentials.RefreshCoordinator(coord) || setup.IdentityStore != credentials.IdentityStore(identities) {
-		t.Fatalf("setup: coordinator %T, identity store %T", setup.RefreshCoordinator, setup.IdentityStore)
-	}
-	if cfg := setup.Config(); cfg.TaskStore != taskcache.TaskStore(tasks) || cfg.IdentityStore != credentials.IdentityStore(identities) {
-		t.Fatalf("config: task store %T, identity store %T", cfg.TaskStore, cfg.IdentityStore)
-	}
-	rt, err := setup.Transport(base)
-	if err != nil {
-		t.Fatal(err)
 	}
 	ctx := transport.WithThread(context.Background(), "thread-fleet")
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL()+"/v1/echo", nil)
@@ -185,48 +173,38 @@ func TestLoadWithFleetPieces(t *testing.T) {
 }
 
 // Misuse of the fleet options fails clearly, and the coordinator is built
-// only for a ChatGPT login that agentauth refreshes.
+// only for a ChatGPT login that agentauth refreshes. (An identity store or
+// a task store given twice, once also refused here, can no longer be
+// given: each has one place, Options.Fleet.)
 func TestLoadFleetOptionErrors(t *testing.T) {
-	srv := newServer(t, identitytest.Options{})
+	srv := newIdentityServer(t, identitytest.Options{})
 	home, _ := chatGPTHome(t, srv)
-	off := false
-	opts := func() agentauth.Options {
-		return agentauth.Options{CodexHome: home, Getenv: env{}.get, UseAgentIdentity: &off, Config: loopback(srv)}
+	opts := func() envOptions {
+		o := fromHome(srv, nil, home, envVars{}.get)
+		o.flag = featureflag.New(false)
+		return o
 	}
-	load := func(o agentauth.Options) error {
-		s, err := agentauth.Load(context.Background(), o)
-		if err == nil {
-			s.Close()
-		}
+	load := func(o envOptions) error {
+		_, err := tryEnv(t, o)
 		return err
 	}
 
 	o := opts()
-	o.IdentityStore, o.Config.IdentityStore = credentials.NewMemoryStore(), credentials.NewMemoryStore()
-	if err := load(o); err == nil || !strings.Contains(err.Error(), "IdentityStore") {
-		t.Errorf("two identity stores: %v", err)
-	}
-	o = opts()
-	o.TaskStore, o.Config.TaskStore = &countingTaskStore{}, &countingTaskStore{}
-	if err := load(o); err == nil || !strings.Contains(err.Error(), "TaskStore") {
-		t.Errorf("two task stores: %v", err)
-	}
-	o = opts()
-	o.Config.TaskStore = &countingTaskStore{} // one of them is fine
+	o.fleet.TaskStore = &countingTaskStore{} // one of them is fine
 	if err := load(o); err != nil {
-		t.Errorf("Config.TaskStore alone: %v", err)
+		t.Errorf("Fleet.TaskStore alone: %v", err)
 	}
 
 	boom := errors.New("no sealing key")
 	o = opts()
-	o.RefreshCoordinator = func(credentials.Login, *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
+	o.fleet.RefreshCoordinator = func(credentials.Login, *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
 		return nil, boom
 	}
-	if err := load(o); !errors.Is(err, boom) || !strings.HasPrefix(err.Error(), "agentauth: Options.RefreshCoordinator: ") {
+	if err := load(o); !errors.Is(err, boom) || !strings.HasPrefix(err.Error(), "transport: Fleet.RefreshCoordinator: ") {
 		t.Errorf("failing coordinator: %v", err)
 	}
 	o = opts()
-	o.RefreshCoordinator = func(credentials.Login, *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
+	o.fleet.RefreshCoordinator = func(credentials.Login, *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
 		return nil, nil
 	}
 	if err := load(o); err == nil {
@@ -239,15 +217,15 @@ func TestLoadFleetOptionErrors(t *testing.T) {
 		return nil, boom
 	}
 	o = opts()
-	o.CodexHome = t.TempDir()
-	o.Getenv = env{"CODEX_API_KEY": "sk-fleet-test"}.get
-	o.RefreshCoordinator = build
+	o.codexHome = t.TempDir()
+	o.getenv = envVars{"CODEX_API_KEY": "sk-fleet-test"}.get
+	o.fleet.RefreshCoordinator = build
 	if err := load(o); err != nil || called {
 		t.Errorf("API key: err %v, coordinator built %v", err, called)
 	}
 	o = opts()
-	o.Config.TokenSource = credentials.StaticTokenSource(credentials.Token{AccessToken: "at-own"})
-	o.RefreshCoordinator = build
+	o.detect, o.credential = false, transport.ChatGPT(credentials.StaticTokenSource(credentials.Token{AccessToken: "at-own"}))
+	o.fleet.RefreshCoordinator = build
 	if err := load(o); err != nil || called {
 		t.Errorf("own token source: err %v, coordinator built %v", err, called)
 	}

@@ -1,4 +1,4 @@
-package agentauth_test
+package transport_test
 
 import (
 	"net/http"
@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/login"
 	"github.com/agentauth/agentauth/transport"
@@ -14,14 +13,11 @@ import (
 
 // A Codex home without a login plus a caller's token source (here a
 // command, as Codex's provider auth command) is a ChatGPT-style login whose
-// token the command prints; it is sent as Bearer to the first-party server.
+// token the command prints; NewClient sends it as Bearer to the
+// first-party server.
 func TestTokenSourceAloneIsTheLogin(t *testing.T) {
 	const token = "command-printed-token"
-	srv, err := identitytest.NewServer(identitytest.Options{AccessTokens: []string{token}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}})
 	script := filepath.Join(t.TempDir(), "print-token")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho "+token+"\n"), 0o700); err != nil {
 		t.Fatal(err)
@@ -30,12 +26,11 @@ func TestTokenSourceAloneIsTheLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := agentauth.NewClient(agentauth.Options{CodexHome: t.TempDir(), BaseURL: srv.URL(), Config: transport.Config{TokenSource: ts}})
+	e, err := tryEnv(t, envOptions{srv: srv, plain: true, viaNewClient: true, credential: transport.ChatGPT(ts), flagFromHome: true, defaultStore: true})
 	if err != nil {
 		t.Fatalf("NewClient with only a token source: %v", err)
 	}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get(srv.URL() + "/v1/responses")
+	resp, err := e.client.Get(srv.URL() + "/v1/responses")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package agentauth_test
+package transport_test
 
 import (
 	"crypto/ed25519"
@@ -12,7 +12,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/identitytest"
 )
 
@@ -20,7 +19,7 @@ import (
 // identity ahead of auth.json: requests carry the exchanged token; a
 // partial configuration fails instead of falling back.
 func TestLoadDetectsWorkloadIdentity(t *testing.T) {
-	srv := newServer(t, identitytest.Options{})
+	srv := newIdentityServer(t, identitytest.Options{})
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	if err := srv.AddFederationRule(identitytest.FederationRule{ID: "fdrl_a", Issuer: "https://oidc.test", Audience: "openai", Key: pub,
 		Login: identitytest.LoginClaims{AccountID: "acct-wif", UserID: "user-wif"}}); err != nil {
@@ -36,18 +35,14 @@ func TestLoadDetectsWorkloadIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	home, _ := chatGPTHome(t, srv) // an auth.json login that must not be used
-	e := env{"OPENAI_IDENTITY_TOKEN_FILE": file, "OPENAI_FEDERATION_RULE_ID": "fdrl_a", "CODEX_WIF_TOKEN_URL_OVERRIDE": srv.URL() + "/oauth/token"}
-	rt, err := agentauth.NewTransport(nil, agentauth.Options{CodexHome: home, Getenv: e.get, Config: loopback(srv)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := echo(t, rt, srv.URL()+"/v1/models")
+	e := envVars{"OPENAI_IDENTITY_TOKEN_FILE": file, "OPENAI_FEDERATION_RULE_ID": "fdrl_a", "CODEX_WIF_TOKEN_URL_OVERRIDE": srv.URL() + "/oauth/token"}
+	rt := newEnv(t, fromHome(srv, nil, home, e.get)).rt
+	got := getEcho(t, rt, srv.URL()+"/v1/models")
 	if got.AccountID != "acct-wif" || srv.FederationExchanges() != 1 {
 		t.Fatalf("echo account %q, exchanges %d", got.AccountID, srv.FederationExchanges())
 	}
-
 	delete(e, "OPENAI_FEDERATION_RULE_ID")
-	_, err = agentauth.NewTransport(nil, agentauth.Options{CodexHome: home, Getenv: e.get, Config: loopback(srv)})
+	_, err = tryEnv(t, fromHome(srv, nil, home, e.get))
 	if err == nil || !strings.Contains(err.Error(), "OPENAI_FEDERATION_RULE_ID") {
 		t.Fatalf("partial configuration: %v", err)
 	}

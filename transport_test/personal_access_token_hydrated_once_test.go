@@ -1,4 +1,9 @@
-package agentauth_test
+package transport_test
+
+// A personal access token (auth.json or CODEX_ACCESS_TOKEN) is looked up
+// once for its account and sent as Bearer with that account's routing,
+// never provisioned and never recovered after a 401; an unknown one fails
+// New with a typed error that never holds the token.
 
 import (
 	"context"
@@ -9,15 +14,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentauth/agentauth"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/transport"
 )
 
 const patSecret = "at-test-personal-access-token"
 
 func patServer(t *testing.T) *identitytest.Server {
-	return newServer(t, identitytest.Options{PersonalAccessTokens: map[string]identitytest.PersonalAccessToken{
+	return newIdentityServer(t, identitytest.Options{PersonalAccessTokens: map[string]identitytest.PersonalAccessToken{
 		patSecret: {UserID: "user-pat", AccountID: "acct-pat", PlanType: "enterprise", FedRAMP: true},
 	}})
 }
@@ -34,26 +40,31 @@ func lastRequest(t *testing.T, srv *identitytest.Server) (authz, account string)
 	return h.Get("Authorization"), h.Get("ChatGPT-Account-ID")
 }
 
-// checkPATTransport sends two requests through the transport of s and
-// checks they reach srv as Bearer <PAT> with the hydrated account's
-// routing headers, that the PAT was looked up once, and that nothing was
-// provisioned even with the flag on.
-func checkPATTransport(t *testing.T, srv *identitytest.Server, s *agentauth.Setup, source string) {
+// checkPATTransport detects the credential of home and getenv with the
+// flag on and the bases of tu, checks it is a personal access token from
+// source, then sends two requests through a transport on it and checks
+// they reach srv as Bearer <PAT> with the hydrated account's routing
+// headers, that the PAT was looked up once (at detection), and that
+// nothing was provisioned.
+func checkPATTransport(t *testing.T, srv *identitytest.Server, home string, getenv func(string) string, tu transport.Tuning, source string) {
 	t.Helper()
-	c := s.Credentials
-	if c.Kind != credentials.KindChatGPT || !c.PersonalAccessToken || c.Source != source || c.ChatGPT == nil ||
-		c.ChatGPT.AccountID != "acct-pat" || c.ChatGPT.UserID != "user-pat" || !c.ChatGPT.FedRAMP || !c.ChatGPT.ExternallyManaged {
-		t.Fatalf("Setup.Credentials = %v", c)
-	}
-	if s.TokenSource != nil || s.RefreshCoordinator != nil || s.IdentityStore != nil {
-		t.Errorf("a personal access token got a token source %v, coordinator %v or identity store %v", s.TokenSource, s.RefreshCoordinator, s.IdentityStore)
-	}
-	rt, err := s.Transport(nil)
+	base := newHTTPBase(t)
+	cred, err := transport.Detect(context.Background(), transport.Options{
+		CodexHome: home, Getenv: getenv, Tuning: tu, HTTPClient: &http.Client{Transport: base},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if want := "personal access token from " + source; cred.String() != want {
+		t.Fatalf("Detect = %q, want %q", cred, want)
+	}
+	before := srv.WhoamiRequests()
+	o := fromHome(srv, base, home, getenv)
+	o.detect, o.credential, o.flag = false, cred, featureflag.New(true)
+	o.options = func(o *transport.Options) { o.BaseURL, o.Tuning = "", tu }
+	rt := newEnv(t, o).rt
 	for range 2 {
-		e := echo(t, rt, srv.URL()+"/v1/models")
+		e := getEcho(t, rt, srv.URL()+"/v1/models")
 		if e.Mode != identitytest.ModeBearer || e.AccountID != "acct-pat" || !e.FedRAMP {
 			t.Errorf("echo %+v, want Bearer for acct-pat, FedRAMP", e)
 		}
@@ -61,8 +72,8 @@ func checkPATTransport(t *testing.T, srv *identitytest.Server, s *agentauth.Setu
 			t.Errorf("server saw Authorization %q ChatGPT-Account-ID %q", authz, acct)
 		}
 	}
-	if n := srv.WhoamiRequests(); n != 1 {
-		t.Errorf("whoami answered %d times, want 1 (at load)", n)
+	if n := srv.WhoamiRequests(); n != 1 || before != 1 {
+		t.Errorf("whoami answered %d times, %d of them at detection; want 1, at detection", n, before)
 	}
 	if st := srv.Stats(); st.AgentRegistrations != 0 || st.TaskRegistrations != 0 {
 		t.Errorf("%d agent and %d task registrations; a personal access token is never provisioned", st.AgentRegistrations, st.TaskRegistrations)
@@ -77,18 +88,8 @@ func TestLoadHydratesPersonalAccessTokenFromAuthJSON(t *testing.T) {
 	if err := os.WriteFile(path, []byte(authJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	on := true
-	cfg := loopback(srv)
-	cfg.AuthAPIBaseURL = srv.URL() + "/api/accounts"
-	s, err := agentauth.Load(context.Background(), agentauth.Options{
-		CodexHome: home, Getenv: env{}.get, UseAgentIdentity: &on, Config: cfg,
-		HTTPClient: &http.Client{Transport: srvTransport(t)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	checkPATTransport(t, srv, s, path)
+	tu := transport.Tuning{ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL() + "/api/accounts", AllowInsecureHTTP: true}
+	checkPATTransport(t, srv, home, envVars{}.get, tu, path)
 	if b, err := os.ReadFile(path); err != nil || string(b) != authJSON {
 		t.Errorf("auth.json changed: %s (%v)", b, err)
 	}
@@ -96,35 +97,22 @@ func TestLoadHydratesPersonalAccessTokenFromAuthJSON(t *testing.T) {
 
 func TestLoadHydratesPersonalAccessTokenFromEnv(t *testing.T) {
 	srv := patServer(t)
-	cfg := loopback(srv)
-	cfg.AuthAPIBaseURL = "" // from the environment, trimmed, like Codex
-	s, err := agentauth.Load(context.Background(), agentauth.Options{
-		CodexHome: t.TempDir(),
-		Getenv: env{
-			"CODEX_ACCESS_TOKEN":           " " + patSecret + " ",
-			"CODEX_AUTHAPI_BASE_URL":       " " + srv.URL() + "/api/accounts/ ",
-			"AGENTAUTH_USE_AGENT_IDENTITY": "1",
-		}.get,
-		Config:     cfg,
-		HTTPClient: &http.Client{Transport: srvTransport(t)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	checkPATTransport(t, srv, s, credentials.SourceEnvCodexAccessToken)
+	getenv := envVars{
+		"CODEX_ACCESS_TOKEN":           " " + patSecret + " ",
+		"CODEX_AUTHAPI_BASE_URL":       " " + srv.URL() + "/api/accounts/ ",
+		"AGENTAUTH_USE_AGENT_IDENTITY": "1",
+	}.get
+	// The AuthAPI from the environment, trimmed, like Codex.
+	tu := transport.Tuning{ChatGPTBaseURL: srv.URL(), AllowInsecureHTTP: true}
+	checkPATTransport(t, srv, t.TempDir(), getenv, tu, credentials.SourceEnvCodexAccessToken)
 }
 
-// A token the AuthAPI rejects fails Load with the typed error, and the
+// A token the AuthAPI rejects fails New with the typed error, and the
 // message never holds the token.
 func TestLoadRejectsUnknownPersonalAccessToken(t *testing.T) {
 	srv := patServer(t)
 	const unknown = "at-not-known-here"
-	_, err := agentauth.NewTransport(srvTransport(t), agentauth.Options{
-		CodexHome: t.TempDir(),
-		Getenv:    env{"CODEX_ACCESS_TOKEN": unknown}.get,
-		Config:    loopback(srv),
-	})
+	_, err := tryEnv(t, fromHome(srv, newHTTPBase(t), t.TempDir(), envVars{"CODEX_ACCESS_TOKEN": unknown}.get))
 	var pe *credentials.PersonalAccessTokenError
 	if !errors.As(err, &pe) || pe.Status != http.StatusUnauthorized || pe.Temporary() {
 		t.Fatalf("got %v, want a permanent 401 *credentials.PersonalAccessTokenError", err)
@@ -134,24 +122,11 @@ func TestLoadRejectsUnknownPersonalAccessToken(t *testing.T) {
 	}
 }
 
-func srvTransport(t *testing.T) *http.Transport {
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return tr
-}
-
 // A 401 to a request sent with a personal access token is returned as it
 // is: the token cannot be refreshed, and Codex does not recover a 401 for
 // one either. The request is sent once and whoami is not asked again.
 func TestPersonalAccessToken401IsReturnedWithoutRecovery(t *testing.T) {
 	srv := patServer(t)
-	s, err := agentauth.Load(context.Background(), agentauth.Options{
-		CodexHome: t.TempDir(), Getenv: env{"CODEX_ACCESS_TOKEN": patSecret}.get, Config: loopback(srv),
-		HTTPClient: &http.Client{Transport: srvTransport(t)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var sent int
 	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		sent++
@@ -160,10 +135,9 @@ func TestPersonalAccessToken401IsReturnedWithoutRecovery(t *testing.T) {
 		}
 		return &http.Response{StatusCode: http.StatusUnauthorized, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
 	})
-	rt, err := s.Transport(base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := fromHome(srv, base, t.TempDir(), envVars{"CODEX_ACCESS_TOKEN": patSecret}.get)
+	o.options = func(o *transport.Options) { o.HTTPClient = &http.Client{Transport: newHTTPBase(t)} } // whoami
+	rt := newEnv(t, o).rt
 	req, _ := http.NewRequest(http.MethodGet, srv.URL()+"/v1/models", nil)
 	resp, err := rt.RoundTrip(req)
 	if err != nil {

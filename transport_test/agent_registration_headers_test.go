@@ -13,7 +13,7 @@ import (
 	"github.com/agentauth/agentauth/transport"
 )
 
-// registrationRecorder is a RegistrationClient transport that keeps the
+// registrationRecorder is an Options.HTTPClient transport that keeps the
 // headers of every agent registration it forwards.
 type registrationRecorder struct {
 	next http.RoundTripper

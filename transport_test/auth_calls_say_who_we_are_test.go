@@ -1,6 +1,6 @@
 // Agent and task registration name agentauth and its version in
 // User-Agent, and carry Codex's originator header when one is configured
-// (Config.Originator, else CODEX_INTERNAL_ORIGINATOR_OVERRIDE); by default
+// (Tuning.Originator, else CODEX_INTERNAL_ORIGINATOR_OVERRIDE); by default
 // no originator is sent.
 package transport_test
 

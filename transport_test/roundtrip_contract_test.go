@@ -306,7 +306,7 @@ func TestContractCloseIdleConnections(t *testing.T) {
 			rt = e.another(func(o *transport.Options) { o.HTTPClient = &http.Client{Transport: regBase} })
 			(&http.Client{Transport: rt}).CloseIdleConnections()
 			if b, r := base.closeIdle.Load(), regBase.closeIdle.Load(); b != 2 || r != 1 {
-				t.Fatalf("with a RegistrationClient: base %d, registration transport %d calls; want 2 and 1", b, r)
+				t.Fatalf("with an HTTPClient: base %d, registration transport %d calls; want 2 and 1", b, r)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,6 +29,18 @@ func writeAuthFile(t *testing.T, path string, edit func(*credentials.AuthFile)) 
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeLoginFile writes a ChatGPT login's auth.json in a new Codex home
+// and returns its path.
+func writeLoginFile(t *testing.T, token, account string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), credentials.AuthFileName)
+	writeAuthFile(t, path, func(a *credentials.AuthFile) {
+		a.AuthMode = credentials.AuthModeChatGPT
+		a.Tokens = &credentials.Tokens{AccessToken: token, AccountID: account}
+	})
+	return path
 }
 
 // envVars is an environment for Options.Getenv.

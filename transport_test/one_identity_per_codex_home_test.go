@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,22 +16,6 @@ import (
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 )
-
-func writeLoginFile(t *testing.T, token, account string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), credentials.AuthFileName)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	err := credentials.NewFileStore(path).Update(ctx, func(a *credentials.AuthFile) error {
-		a.AuthMode = credentials.AuthModeChatGPT
-		a.Tokens = &credentials.Tokens{AccessToken: token, AccountID: account}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // usedRuntimes sends n concurrent requests spread over rts and returns the
 // runtimes that signed them.

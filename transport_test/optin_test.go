@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,17 +97,9 @@ func TestOptInPersistsAcrossRestart(t *testing.T) {
 	const token = "optin-restart-token"
 	srv := newIdentityServer(t, identitytest.Options{AccessTokens: []string{token}})
 	account := uniqueAccount("restart")
-	path := filepath.Join(t.TempDir(), credentials.AuthFileName)
+	path := writeLoginFile(t, token, account)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	err := credentials.NewFileStore(path).Update(ctx, func(a *credentials.AuthFile) error {
-		a.AuthMode = credentials.AuthModeChatGPT
-		a.Tokens = &credentials.Tokens{AccessToken: token, AccountID: account}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	url := srv.URL() + "/v1/responses"
 	base := newHTTPBase(t)
 

@@ -18,6 +18,9 @@ type (
 	TokenSource = credentials.TokenSource
 	// Token is one access token of a ChatGPT login with its account.
 	Token = credentials.Token
+	// Secret is a credential string that prints, logs and marshals
+	// redacted; Reveal returns it.
+	Secret = identity.Secret
 	// TokenSet is a login's tokens as a [RefreshCoordinator] stores them.
 	TokenSet = credentials.TokenSet
 	// Login names a ChatGPT login by account and user.

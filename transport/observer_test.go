@@ -155,7 +155,7 @@ func TestObserverThreadRegistrationOmitsKeyUnlessOptedIn(t *testing.T) {
 			t.Errorf("include=%v: signatures %+v", include, rec.sigs)
 		}
 		if rec.news != 1 {
-			t.Errorf("OnNew called %d times, want 1", rec.news)
+			t.Errorf("onNew hook called %d times, want 1", rec.news)
 		}
 	}
 }

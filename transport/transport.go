@@ -404,7 +404,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		a.agent.invalidate(ctx, a.task)
 	}
 	if !replay.Possible(req) {
-		t.obs.recovery(ctx, a.mode, RecoveryNotReplayable)
+		t.obs.recovery(ctx, a.mode, recoveryNotReplayable)
 		return resp, nil
 	}
 	resp = buffer(resp)
@@ -412,17 +412,17 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	if err != nil {
 		// The 401 says more than a failed recovery would; keep it.
 		t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
-		t.obs.recovery(ctx, a.mode, RecoveryFailed)
+		t.obs.recovery(ctx, a.mode, recoveryFailed)
 		return resp, nil
 	}
 	body, err := replay.Body(req)
 	if err != nil {
-		t.obs.recovery(ctx, a.mode, RecoveryFailed)
+		t.obs.recovery(ctx, a.mode, recoveryFailed)
 		return resp, nil
 	}
 	drain(resp)
 	t.stats.replays.Add(1)
-	t.obs.recovery(ctx, a.mode, RecoveryReplayed)
+	t.obs.recovery(ctx, a.mode, recoveryReplayed)
 	out, err := t.send(req, body, &next)
 	if err == nil && a.mode.IsAssertion() && next.mode.IsAssertion() && next.agent == a.agent && next.task != a.task {
 		var rejected bool
@@ -485,26 +485,26 @@ func (t *Transport) recoverBearer(req *http.Request, resp *http.Response, a *aut
 	for attempt := 0; attempt < 2; attempt++ {
 		next, origin, ok, err := t.bearer.refresh(ctx, rejected)
 		if !ok {
-			t.obs.recovery(ctx, a.mode, RecoveryUnsupported)
+			t.obs.recovery(ctx, a.mode, recoveryUnsupported)
 			return resp, nil
 		}
 		if err != nil {
 			// The 401 says more than a failed recovery would; keep it.
 			t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
-			t.obs.recovery(ctx, a.mode, RecoveryFailed)
+			t.obs.recovery(ctx, a.mode, recoveryFailed)
 			return resp, nil
 		}
 		if !replay.Possible(req) {
-			t.obs.recovery(ctx, a.mode, RecoveryNotReplayable)
+			t.obs.recovery(ctx, a.mode, recoveryNotReplayable)
 			return resp, nil
 		}
 		body, err := replay.Body(req)
 		if err != nil {
-			t.obs.recovery(ctx, a.mode, RecoveryFailed)
+			t.obs.recovery(ctx, a.mode, recoveryFailed)
 			return resp, nil
 		}
 		t.stats.replays.Add(1)
-		t.obs.recovery(ctx, a.mode, RecoveryReplayed)
+		t.obs.recovery(ctx, a.mode, recoveryReplayed)
 		r, err := t.send(req, body, &next)
 		if err != nil || r.StatusCode != http.StatusUnauthorized || attempt == 1 || origin != credentials.RefreshFromStore {
 			return r, err

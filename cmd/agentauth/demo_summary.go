@@ -220,8 +220,8 @@ type registrationTimes struct {
 	d   []time.Duration
 }
 
-func (r *registrationTimes) record(_ context.Context, ev transport.RegistrationEvent) {
-	if ev.Kind != transport.TaskThread || ev.Outcome != transport.OutcomeSuccess {
+func (r *registrationTimes) record(_ context.Context, ev transport.Event) {
+	if ev.Op != transport.OpRegistration || ev.Task != "thread" || ev.Err != nil {
 		return
 	}
 	r.mu.Lock()

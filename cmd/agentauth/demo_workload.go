@@ -344,7 +344,7 @@ func newDemoTransport(netTransport *http.Transport, base, token string, opts dem
 		AllowInsecureHTTP: strings.HasPrefix(base, "http://"),
 		ThreadCache:       cache,
 		Software:          identity.Software{HarnessID: "agentauth-demo"},
-		Observer:          &transport.Observer{OnRegistration: regs.record},
+		Observer:          &transport.Observer{OnEvent: regs.record},
 		// Registrations bypass the timing wrapper, so the time a request
 		// waits for one counts as latency added by the middleware.
 		RegistrationClient: &http.Client{

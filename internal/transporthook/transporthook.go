@@ -1,9 +1,10 @@
-// Package transporthook lets the public processtask package reach two
-// transport internals without widening the transport package's exported
-// API: the context marker that makes a request sessionless, and the
-// computation of a request's authentication headers without sending it.
-// The transport package fills the variables in its init; processtask
-// imports transport, so they are set before it can use them.
+// Package transporthook lets the public processtask package, and the
+// nested otelauth module, reach transport internals without widening the
+// transport package's exported API: the context marker that makes a
+// request sessionless, the computation of a request's authentication
+// headers without sending it, and a hook on each transport an Observer is
+// given to. The transport package fills the variables in its init; their
+// users import transport, so they are set before they can use them.
 package transporthook
 
 import (
@@ -21,6 +22,10 @@ var (
 	// *transport.Transport) would set on a request to rawURL made with
 	// ctx.
 	HeadersFor func(rt any, ctx context.Context, rawURL string) (http.Header, error)
+
+	// OnNew makes obs (a *transport.Observer) call fn with each transport
+	// (a *transport.Transport) New builds with it, or with a copy of it.
+	OnNew func(obs any, fn func(rt any))
 )
 
 // ErrForeignOrigin is returned by HeadersFor for a URL outside the

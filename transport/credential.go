@@ -7,6 +7,7 @@ import (
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/internal/transporthook"
 )
 
 // The seams a fleet store or a custom login implements. They are defined
@@ -119,4 +120,16 @@ func (c Credential) String() string {
 		return what
 	}
 	return what + " from " + cr.Source
+}
+
+func init() {
+	transporthook.CredentialOf = func(c any) *credentials.Credentials {
+		if cr := c.(Credential).c; cr != nil {
+			return cr.creds
+		}
+		return nil
+	}
+	transporthook.NewCredential = func(creds *credentials.Credentials) any {
+		return Credential{&credential{creds: creds}}
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+
+	"github.com/agentauth/agentauth/internal/credentials"
 )
 
 var (
@@ -26,6 +28,16 @@ var (
 	// OnNew makes obs (a *transport.Observer) call fn with each transport
 	// (a *transport.Transport) New builds with it, or with a copy of it.
 	OnNew func(obs any, fn func(rt any))
+
+	// CredentialOf returns the resolved credential inside c (a
+	// transport.Credential), nil for the zero Credential: the command
+	// describes it and scrubs its secrets from what it prints.
+	CredentialOf func(c any) *credentials.Credentials
+
+	// NewCredential wraps creds as a transport.Credential, for the command's
+	// flags that name a credential the public constructors do not take
+	// as is (a parsed record, a Source naming the flag).
+	NewCredential func(creds *credentials.Credentials) any
 )
 
 // ErrForeignOrigin is returned by HeadersFor for a URL outside the

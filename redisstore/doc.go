@@ -1,5 +1,12 @@
 // Package redisstore lets the replicas of a service share, through Redis
-// (or Valkey), what would otherwise be duplicated per process:
+// (or Valkey), the agentauth state that would otherwise be duplicated per
+// process: the task of each conversation thread, so a fleet registers one
+// task per thread instead of one per replica; the agent identity of a
+// ChatGPT login, so the fleet provisions one and every replica signs with
+// it; and the refresh of a ChatGPT login, so replicas spend its single-use
+// refresh token one at a time and none overwrites a newer rotation.
+//
+// How each is shared:
 //
 //   - Thread tasks ([Store] is a taskcache.TaskStore for
 //     transport.Config.TaskStore): a conversation thread served by a whole

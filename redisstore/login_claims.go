@@ -174,3 +174,28 @@ func checkOwner(login credentials.Login, want jwtClaims, ts *credentials.TokenSe
 	}
 	return nil
 }
+
+// accessTokenExpiry reads the exp claim of a JWT access token without
+// verifying it: only to decide whether this replica's own token has run
+// out.
+func accessTokenExpiry(tok string) (time.Time, bool) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
+		return time.Time{}, false
+	}
+	f, err := claims.Exp.Float64()
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
+}

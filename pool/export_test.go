@@ -7,3 +7,6 @@ import "time"
 func NewWithClock(opts Options, now func() time.Time, members ...Member) (*Pool, error) {
 	return newPool(opts, now, members)
 }
+
+// MaxUsedPercent is the allocation-free read of an answer's used percent.
+var MaxUsedPercent = maxUsedPercent

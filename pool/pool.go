@@ -345,11 +345,11 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		p.observe(m, resp)
 		return resp, nil
 	}
-	_, le := usage.FromResponse(resp)
-	if le == nil {
+	snap := usage.FromResponse(resp)
+	if snap.LimitReached == "" {
 		return resp, nil // a plain rate limit: the member's own business
 	}
-	p.limited(ctx, m, le, p.now())
+	p.limited(ctx, m, snap, p.now())
 	if !replay.Possible(req) {
 		return resp, nil
 	}
@@ -391,8 +391,8 @@ func (p *Pool) replay(req *http.Request, thread string, hasThread bool, from int
 		return nil, err
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
-		if _, le := usage.FromResponse(resp); le != nil {
-			p.limited(ctx, m, le, p.now())
+		if snap := usage.FromResponse(resp); snap.LimitReached != "" {
+			p.limited(ctx, m, snap, p.now())
 		}
 		return resp, nil
 	}
@@ -402,16 +402,16 @@ func (p *Pool) replay(req *http.Request, thread string, hasThread bool, from int
 
 // observe keeps the usage an answer of m reported.
 func (p *Pool) observe(m *member, resp *http.Response) {
-	if v, ok := usage.MaxUsedPercent(resp.Header); ok {
+	if v, ok := maxUsedPercent(resp.Header); ok {
 		if bits := math.Float64bits(v); m.used.Load() != bits {
 			m.used.Store(bits)
 		}
 	}
 }
 
-// limited keeps new work off m until the limit le reported resets.
-func (p *Pool) limited(ctx context.Context, m *member, le *usage.LimitError, now time.Time) {
-	until := le.ResetsAt
+// limited keeps new work off m until the limit its 429 reported resets.
+func (p *Pool) limited(ctx context.Context, m *member, le usage.Snapshot, now time.Time) {
+	until := le.LimitResetsAt
 	if !until.After(now) {
 		until = now.Add(p.cooldown)
 	}
@@ -425,7 +425,7 @@ func (p *Pool) limited(ctx context.Context, m *member, le *usage.LimitError, now
 		p.shareLimit(ctx, m, until)
 	}
 	p.log.Info("agentauth/pool: login at its usage limit; no new work until its reset",
-		"member", m.name, "type", le.Type, "resets_at", until)
+		"member", m.name, "type", le.LimitReached, "resets_at", until)
 }
 
 // failed removes m from the pool when err says its login failed for good,

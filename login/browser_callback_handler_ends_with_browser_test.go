@@ -2,6 +2,7 @@ package login
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -94,8 +95,8 @@ func TestBrowserCallbackHandlerEndsWithBrowser(t *testing.T) {
 	// Unblock a handler left behind (before the fix) so the test ends cleanly.
 	cancel()
 	<-callbackDone
-	if !errors.Is(err, ErrCancelled) {
-		t.Fatalf("err = %v, want ErrCancelled", err)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	if inflight != 0 {
 		t.Errorf("%d token requests still in flight after Browser returned", inflight)

@@ -1,6 +1,7 @@
 package login
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"strings"
@@ -77,7 +78,7 @@ func TestDeviceCodeHonoursClientIDOverride(t *testing.T) {
 	readCodexAuth(t, home, "acct-c")
 }
 
-// A device code that expires unapproved ends the login with ErrTimeout,
+// A device code that expires unapproved ends the login with context.DeadlineExceeded,
 // and nothing is written.
 func TestDeviceCodeExpires(t *testing.T) {
 	var offset atomic.Int64
@@ -92,15 +93,15 @@ func TestDeviceCodeExpires(t *testing.T) {
 	out.await(t, userCodeLine)
 	offset.Store(int64(identitytest.DeviceCodeLifetime + time.Second))
 	err := <-done
-	if !errors.Is(err, ErrTimeout) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
 	if _, statErr := readFileIfAny(home); statErr == nil {
 		t.Error("auth.json written for an expired code")
 	}
 }
 
-// A cancelled context ends the polling with ErrCancelled.
+// A cancelled context ends the polling with context.Canceled.
 func TestDeviceCodeCancelled(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
 	srv.SetDeviceCodeInterval(0)
@@ -112,7 +113,7 @@ func TestDeviceCodeCancelled(t *testing.T) {
 	}()
 	out.await(t, userCodeLine)
 	cancel()
-	if err := <-done; !errors.Is(err, ErrCancelled) {
-		t.Fatalf("err = %v, want ErrCancelled", err)
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }

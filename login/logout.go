@@ -165,7 +165,7 @@ func (r *resolved) revokeURL() (string, error) {
 			return u.String(), nil
 		}
 	}
-	if r.issuer != DefaultIssuer {
+	if r.issuer != defaultIssuer {
 		return r.issuer + "/oauth/revoke", nil
 	}
 	return defaultRevokeURL, nil
@@ -178,7 +178,7 @@ func (r *resolved) revokeURL() (string, error) {
 // endpoint, so an --experimental_issuer never receives another issuer's
 // refresh token. An id token without iss keeps the issuer's endpoint.
 func (r *resolved) revokeURLFor(idToken string) (string, error) {
-	if r.issuer != DefaultIssuer && r.getenv(envRevokeURL) == "" && r.getenv(envRefreshURL) == "" {
+	if r.issuer != defaultIssuer && r.getenv(envRevokeURL) == "" && r.getenv(envRefreshURL) == "" {
 		if iss := jwtIssuer(idToken); iss != "" && strings.TrimRight(iss, "/") != r.issuer {
 			return defaultRevokeURL, nil
 		}

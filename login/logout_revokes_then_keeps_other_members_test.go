@@ -119,7 +119,7 @@ func TestLogoutRevokeFailureStillLogsOut(t *testing.T) {
 		t.Fatalf("revoke requests = %d, want 1", len(rr.bodies))
 	}
 	b := rr.bodies[0]
-	if b["token"] != l.RefreshToken || b["token_type_hint"] != "refresh_token" || b["client_id"] != DefaultClientID || b["originator header"] != "codex_cli_rs" || len(b) != 4 {
+	if b["token"] != l.RefreshToken || b["token_type_hint"] != "refresh_token" || b["client_id"] != defaultClientID || b["originator header"] != "codex_cli_rs" || len(b) != 4 {
 		t.Errorf("revoke body members = %d, hint %v, client %v", len(b), b["token_type_hint"], b["client_id"])
 	}
 }

@@ -37,10 +37,6 @@ const (
 	wifFallbackRetry    = 30 * time.Second
 )
 
-// ErrNoWorkloadIdentity is returned by [WorkloadIdentity] when neither
-// OPENAI_FEDERATION_RULE_ID nor OPENAI_IDENTITY_TOKEN_FILE is set.
-var ErrNoWorkloadIdentity = errors.New("login: workload identity is not configured (OPENAI_FEDERATION_RULE_ID and OPENAI_IDENTITY_TOKEN_FILE are unset)")
-
 // WorkloadIdentity returns a token source that exchanges the platform
 // OIDC token in the file OPENAI_IDENTITY_TOKEN_FILE names (an absolute
 // path, re-read for every exchange because platforms rotate it) with the

@@ -213,7 +213,7 @@ func countPoolDemoMoves(served [][]string) poolDemoMoves {
 
 // printPoolDemo prints the table of logins, their threads before and
 // after the limit, and when each is limited until.
-func printPoolDemo(stdout io.Writer, members []pool.MemberStatus, m poolDemoMoves) {
+func printPoolDemo(stdout io.Writer, members []pool.Member, m poolDemoMoves) {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LOGIN\tACCOUNT\tTHREADS BEFORE\tTHREADS AFTER\tLIMITED UNTIL")
 	for i, mem := range members {

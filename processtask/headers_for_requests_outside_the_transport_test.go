@@ -54,7 +54,7 @@ func TestHeadersAuthenticateARequestSentWithoutTheTransport(t *testing.T) {
 		t.Errorf("Headers(%s): %v", ws, err)
 	}
 	st := env.rt.Stats()
-	if st.ProcessRegistrations != 1 || st.ThreadRegistrations != 1 || st.RequestsIn(resolver.ModeProcessTask) != 3 || st.RequestsIn(resolver.ModeThreadTask) != 1 {
+	if st.ProcessRegistrations != 1 || st.ThreadRegistrations != 1 || st.Requests[resolver.ModeProcessTask] != 3 || st.Requests[resolver.ModeThreadTask] != 1 {
 		t.Errorf("stats %s", st)
 	}
 }
@@ -139,7 +139,7 @@ func TestHeadersConcurrentCallersShareOneProcessTask(t *testing.T) {
 	if st := env.srv.Stats(); st.ProcessTaskRegistrations != 1 {
 		t.Errorf("%d process task registrations, want 1", st.ProcessTaskRegistrations)
 	}
-	if n := env.rt.Stats().RequestsIn(resolver.ModeProcessTask); n != 160 {
+	if n := env.rt.Stats().Requests[resolver.ModeProcessTask]; n != 160 {
 		t.Errorf("%d process-task requests counted, want 160", n)
 	}
 }

@@ -182,7 +182,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.recoverUnauthorized(req, resp, &a, thread, hasThread)
 	case http.StatusBadRequest, http.StatusNotFound:
 		// A task the server no longer knows is replaced as after a 401.
-		if a.mode.IsAssertion() {
+		if isAssertion(a.mode) {
 			r, gone := peekTaskGone(resp)
 			if gone {
 				return t.recoverUnauthorized(req, r, &a, thread, hasThread)
@@ -394,7 +394,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	if a.mode == resolver.ModeBearer {
 		return t.recoverBearer(req, resp, a)
 	}
-	if a.mode.IsAssertion() {
+	if isAssertion(a.mode) {
 		if a.agent.held(a.task, t.s.Now()) {
 			return resp, nil
 		}
@@ -424,7 +424,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	t.stats.replays.Add(1)
 	t.obs.recovery(ctx, a.mode, recoveryReplayed)
 	out, err := t.send(req, body, &next)
-	if err == nil && a.mode.IsAssertion() && next.mode.IsAssertion() && next.agent == a.agent && next.task != a.task {
+	if err == nil && isAssertion(a.mode) && isAssertion(next.mode) && next.agent == a.agent && next.task != a.task {
 		var rejected bool
 		out, rejected = rejectsFreshTask(out) // task_gone.go
 		if rejected {
@@ -618,4 +618,9 @@ func (t *Transport) Stats() Stats {
 		s.ProcessRegistrations = agent.process.Stats().Registrations
 	}
 	return s
+}
+
+// isAssertion reports whether mode m signs with an AgentAssertion.
+func isAssertion(m resolver.Mode) bool {
+	return m == resolver.ModeThreadTask || m == resolver.ModeProcessTask
 }

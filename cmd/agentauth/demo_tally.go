@@ -99,9 +99,9 @@ func (t *demoTally) summary(opts demoOptions, embedded bool, st transport.Stats,
 	sum.Requests.Background = t.backgroundN.Load()
 	sum.Requests.Total = sum.Requests.Thread + sum.Requests.Background
 	sum.Requests.Accepted = t.okN.Load()
-	sum.Modes.ThreadTask = st.RequestsIn(resolver.ModeThreadTask)
-	sum.Modes.ProcessTask = st.RequestsIn(resolver.ModeProcessTask)
-	sum.Modes.Bearer = st.RequestsIn(resolver.ModeBearer)
+	sum.Modes.ThreadTask = st.Requests[resolver.ModeThreadTask]
+	sum.Modes.ProcessTask = st.Requests[resolver.ModeProcessTask]
+	sum.Modes.Bearer = st.Requests[resolver.ModeBearer]
 	sum.Registrations.Agent = st.AgentRegistrations
 	sum.Registrations.Thread = st.ThreadRegistrations
 	sum.Registrations.Process = st.ProcessRegistrations
@@ -121,7 +121,7 @@ func (t *demoTally) summary(opts demoOptions, embedded bool, st transport.Stats,
 		sum.RegistrationLatencyMS.Samples = len(samples)
 	}
 	sum.ElapsedMS = roundMS(elapsed)
-	sum.PassThrough = st.RequestsIn(resolver.ModePassThrough)
+	sum.PassThrough = st.Requests[resolver.ModePassThrough]
 	sum.EchoChecked = t.echoedN.Load() > 0
 	sum.Expected.Agent, sum.Expected.Thread = 1, uint64(opts.threads)
 	if opts.background > 0 {

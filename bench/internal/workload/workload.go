@@ -438,7 +438,7 @@ func (t *Target) CheckCached() error {
 		"bearer": resolver.ModeAPIKey, "flag-off": resolver.ModeBearer, "flag-on": resolver.ModeThreadTask,
 	}[t.Case.Name]
 	var errs []error
-	if s.RequestsIn(want) == 0 {
+	if s.Requests[want] == 0 {
 		errs = append(errs, fmt.Errorf("no request in mode %v", want))
 	}
 	if s.Failures != 0 {

@@ -2,10 +2,10 @@
 // transport as OpenTelemetry metrics and spans.
 //
 // [Observer] returns a transport.Observer; set it as
-// transport.Config.Observer:
+// transport.Options.Observer:
 //
-//	cfg.Observer = otelauth.Observer(meterProvider, tracerProvider)
-//	rt, err := transport.New(base, cfg)
+//	opts.Observer = otelauth.Observer(meterProvider, tracerProvider)
+//	rt, err := transport.New(base, opts)
 //
 // # Spans
 //
@@ -30,7 +30,7 @@
 //
 // Put otelhttp outside the agentauth transport:
 //
-//	rt, _ := transport.New(http.DefaultTransport, cfg)
+//	rt, _ := transport.New(http.DefaultTransport, opts)
 //	client := &http.Client{Transport: otelhttp.NewTransport(rt)}
 //
 // otelhttp then starts the client span and calls the agentauth transport

@@ -33,9 +33,9 @@ func TestWrappedObserverKeepsGauges(t *testing.T) {
 			mine.Add(1)
 		}
 	}
-	rt, _ := newTransport(t, srv, transport.Config{
-		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{AccessToken: "tok-w", AccountID: "acct-w"}},
-		Observer:    &obs,
+	rt, _ := newTransport(t, srv, transport.Options{
+		Credential: testCredential(&credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{AccessToken: "tok-w", AccountID: "acct-w"}}),
+		Observer:   &obs,
 	})
 	if code := do(t, rt, context.Background(), srv.URL()+"/v1/echo"); code != 200 {
 		t.Fatalf("status %d", code)

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/processtask"
 	"github.com/agentauth/agentauth/resolver"
@@ -101,9 +101,10 @@ func TestHeadersForAnAPIKeyAreBearer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	rt, err := transport.New(nil, transport.Config{
-		Credentials:    &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: "sk-processtask-0123456789"},
-		AllowedOrigins: []string{srv.URL()}, AllowInsecureHTTP: true,
+	rt, err := transport.New(nil, transport.Options{
+		Credential:    transport.APIKey("sk-processtask-0123456789"),
+		AgentIdentity: featureflag.New(false),
+		Tuning:        transport.Tuning{AllowedOrigins: []string{srv.URL()}, AllowInsecureHTTP: true},
 	})
 	if err != nil {
 		t.Fatal(err)

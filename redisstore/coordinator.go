@@ -130,11 +130,11 @@ var _ credentials.RefreshCoordinator = (*Coordinator)(nil)
 // login per process and share it: the in-process lock is per Coordinator.
 //
 // The login is keyed by its account and its user (the AccountID and
-// UserID of credentials.ChatGPTLogin), since users of one workspace share
+// UserID of transport.Login), since users of one workspace share
 // the account id but not their tokens: every replica must name the login
 // the same way, or replicas that differ in UserID take different locks
-// and refresh the same refresh token twice. agentauth's
-// Options.RefreshCoordinator (with [Store.Coordinators]) passes both.
+// and refresh the same refresh token twice. transport.Options.Fleet's
+// RefreshCoordinator (with [Store.Coordinators]) passes both.
 // A login without a user id is also keyed by what Initial's tokens say
 // about their user (a chatgpt_user_id or user_id claim, else the subject,
 // else the email), and every set loaded or stored is checked against the
@@ -185,7 +185,7 @@ func (s *Store) refreshCoordinator(login credentials.Login, mark string, opts Co
 }
 
 // Coordinators returns a constructor of this Store's Coordinators with
-// opts, for agentauth.Options.RefreshCoordinator: given a login and the
+// opts, for transport.Options.Fleet.RefreshCoordinator: given a login and the
 // token set a replica loaded (its auth.json), it returns the login's
 // Coordinator seeded with that set (opts.Initial, when set, wins). Like
 // RefreshCoordinator it needs a sealing key. A login whose tokens name no

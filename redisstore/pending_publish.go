@@ -93,7 +93,7 @@ func (c *Coordinator) publishNow() {
 // Redis yet, after one last attempt bounded by the Store's OpTimeout. A
 // set still pending then stays pending (a later Load or CompareAndSwap
 // publishes it). The Coordinator keeps working; Close is safe to call
-// more than once. agentauth's Setup.Close calls it.
+// more than once. transport's Transport.Close calls it.
 func (c *Coordinator) Close() {
 	c.mu.Lock()
 	if !c.closed {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/transport"
@@ -62,8 +63,8 @@ func newSourceReplica(tb testing.TB, s *Store, seed *credentials.TokenSet, lockT
 		tb.Fatal(err)
 	}
 	tb.Cleanup(src.Close)
-	rt, err := transport.New(base, transport.Config{TokenSource: src, ChatGPTBaseURL: srvURL, AuthAPIBaseURL: srvURL,
-		AllowInsecureHTTP: true})
+	rt, err := transport.New(base, transport.Options{Credential: transport.ChatGPT(src), BaseURL: srvURL,
+		AgentIdentity: featureflag.New(false)})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -314,11 +314,14 @@ func ColdCompare(opts ColdCompareOptions) (res ColdCompareResult, err error) {
 	if err != nil {
 		return res, err
 	}
-	rt, err := transport.New(base, transport.Config{
-		Credentials:       &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		ChatGPTBaseURL:    srv.URL,
-		AuthAPIBaseURL:    srv.URL,
-		AllowInsecureHTTP: true,
+	cred, err := AgentIdentity(rec)
+	if err != nil {
+		return res, err
+	}
+	rt, err := transport.New(base, transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		BaseURL:       srv.URL,
 	})
 	if err != nil {
 		return res, err

@@ -22,8 +22,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/redisstore"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -78,7 +78,7 @@ type ColdThreadResult struct {
 	RedisAddr    string
 	RedisStarted bool
 	// InMemory is the path without a TaskStore; Redis the one whose
-	// transport has Config.TaskStore = redisstore.New(...).
+	// transport has Options.Fleet.TaskStore = redisstore.New(...).
 	InMemory, Redis ColdPathResult
 	// Store is the Redis store's counters after the run, warm-up
 	// included: Registrations should be Keys + 1 and LocalFallbacks 0,
@@ -135,17 +135,20 @@ func ColdThread(opts ColdThreadOptions) (res ColdThreadResult, err error) {
 	}
 	base := &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
 	defer base.CloseIdleConnections()
+	cred, err := AgentIdentity(rec)
+	if err != nil {
+		return res, err
+	}
 	newRT := func(withStore bool) (*transport.Transport, error) {
-		cfg := transport.Config{
-			Credentials:       &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-			ChatGPTBaseURL:    srv.URL(),
-			AuthAPIBaseURL:    srv.URL(),
-			AllowInsecureHTTP: true,
+		opts := transport.Options{
+			Credential:    cred,
+			AgentIdentity: featureflag.New(false),
+			BaseURL:       srv.URL(),
 		}
 		if withStore {
-			cfg.TaskStore = store
+			opts.Fleet.TaskStore = store
 		}
-		return transport.New(base, cfg)
+		return transport.New(base, opts)
 	}
 	mem, err := newRT(false)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -130,12 +130,18 @@ func Loopback(opts LoopbackOptions) (res LoopbackResult, err error) {
 	url := "http://" + ln.Addr().String() + "/v1/responses"
 
 	reg := &Registrar{}
-	rec := NewRecord()
-	ours, err := transport.New(base, transport.Config{
-		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		RegistrationClient: reg.Client(),
-		ExtraOrigins:       []string{"http://" + ln.Addr().String()},
-		AllowInsecureHTTP:  true,
+	cred, err := AgentIdentity(NewRecord())
+	if err != nil {
+		return res, err
+	}
+	ours, err := transport.New(base, transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		HTTPClient:    reg.Client(),
+		Tuning: transport.Tuning{
+			ExtraOrigins:      []string{"http://" + ln.Addr().String()},
+			AllowInsecureHTTP: true,
+		},
 	})
 	if err != nil {
 		return res, err

@@ -39,7 +39,7 @@ import (
 //     error=access_denied when none is set. Bad parameters are 400 and
 //     never redirect.
 //   - POST .../oauth/token, form-encoded: grant_type authorization_code
-//     (single-use code of at most AuthorizationCodeLifetime, same client id
+//     (single-use code of at most authorizationCodeLifetime, same client id
 //     and redirect_uri, code_verifier whose S256 is the challenge),
 //     token-exchange for an API key (requested_token=openai-api-key, a
 //     subject id token this server signed) and the JWT-bearer grant of
@@ -50,10 +50,12 @@ import (
 //     stop working (refresh_token_invalidated, 401 at resources); unknown
 //     tokens are answered 200 too (RFC 7009).
 
-// Lifetimes of the sign-in flows.
+// DeviceCodeLifetime is how long a device login waits for
+// [Server.ApproveDeviceCode] before polling it answers expired_token.
+const DeviceCodeLifetime = 15 * time.Minute
+
 const (
-	DeviceCodeLifetime        = 15 * time.Minute
-	AuthorizationCodeLifetime = 10 * time.Minute
+	authorizationCodeLifetime = 10 * time.Minute // of an authorization code
 	maxPendingLogins          = 1024
 )
 
@@ -271,7 +273,7 @@ func (s *Server) serveDeviceToken(w http.ResponseWriter, r *http.Request) {
 		code := "ac_" + randomToken(24)
 		ls.codes[code] = &codeEntry{
 			clientID: d.clientID, redirectURI: s.issuerBase(r) + "/deviceauth/callback",
-			challenge: s256(verifier), claims: *d.approved, expires: now.Add(AuthorizationCodeLifetime),
+			challenge: s256(verifier), claims: *d.approved, expires: now.Add(authorizationCodeLifetime),
 		}
 		grant = map[string]string{"authorization_code": code, "code_challenge": s256(verifier), "code_verifier": verifier}
 	}
@@ -393,7 +395,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		code := "ac_" + randomToken(24)
 		ls.codes[code] = &codeEntry{
 			clientID: q.Get("client_id"), redirectURI: q.Get("redirect_uri"),
-			challenge: q.Get("code_challenge"), claims: *ls.authorize, expires: now.Add(AuthorizationCodeLifetime),
+			challenge: q.Get("code_challenge"), claims: *ls.authorize, expires: now.Add(authorizationCodeLifetime),
 		}
 		back.Set("code", code)
 	}

@@ -150,9 +150,9 @@ func TestResponsesAnswerIsAResponsesObjectAndAnEcho(t *testing.T) {
 
 	for _, tc := range []struct{ body, model string }{
 		{`{"model":"gpt-test","input":"hi"}`, "gpt-test"},
-		{`{"input":"hi"}`, DefaultModel},
-		{`not json`, DefaultModel},
-		{`{"model":"` + strings.Repeat("m", maxModelLen+1) + `"}`, DefaultModel},
+		{`{"input":"hi"}`, defaultModel},
+		{`not json`, defaultModel},
+		{`{"model":"` + strings.Repeat("m", maxModelLen+1) + `"}`, defaultModel},
 	} {
 		r := do(t, c, http.MethodPost, s.URL()+ResponsesPath, hdr, []byte(tc.body))
 		if r.status != http.StatusOK {

@@ -13,12 +13,18 @@ import (
 	"github.com/agentauth/agentauth/internal/headers"
 )
 
-// DefaultMaxSkew is the clock skew allowed when [Options.MaxSkew] is zero.
-const DefaultMaxSkew = 5 * time.Minute
+// The defaults of [Options] fields left zero.
+const (
+	// DefaultMaxSkew is the clock skew allowed when [Options.MaxSkew] is zero.
+	DefaultMaxSkew = 5 * time.Minute
+	// DefaultTokenLifetime is the access-token lifetime when
+	// [Options.TokenLifetime] is zero.
+	DefaultTokenLifetime = time.Hour
+)
 
-// DefaultRequestLog is how many protected-resource requests [Server.Requests]
+// defaultRequestLog is how many protected-resource requests [Server.Requests]
 // keeps when [Options.RequestLog] is zero.
-const DefaultRequestLog = 1000
+const defaultRequestLog = 1000
 
 // Options configures a [Server]. The zero value is a usable server on a
 // random loopback port that accepts no Bearer token and only verified
@@ -90,7 +96,7 @@ type Options struct {
 	Rand io.Reader
 
 	// RequestLog is how many protected-resource requests [Server.Requests]
-	// keeps, oldest dropped first. Zero means DefaultRequestLog; negative
+	// keeps, oldest dropped first. Zero means 1000; negative
 	// keeps none.
 	RequestLog int
 
@@ -121,7 +127,7 @@ type Options struct {
 	// refresh_token_expired. Default: zero, they do not expire.
 	RefreshTokenLifetime time.Duration
 	// OAuthClientID is the client id the token endpoint accepts. Default:
-	// DefaultOAuthClientID, the Codex CLI's.
+	// the Codex CLI's.
 	OAuthClientID string
 }
 

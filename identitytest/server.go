@@ -183,10 +183,10 @@ func newServer(opts Options) (*Server, error) {
 		s.tokenLifetime = DefaultTokenLifetime
 	}
 	if s.oauthClientID == "" {
-		s.oauthClientID = DefaultOAuthClientID
+		s.oauthClientID = codexClientID
 	}
 	if s.requestLog == 0 {
-		s.requestLog = DefaultRequestLog
+		s.requestLog = defaultRequestLog
 	}
 	for _, t := range opts.AccessTokens {
 		s.accessTokens[t] = true
@@ -319,7 +319,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveResource(w, r)
 	case RouteToken:
 		s.serveToken(w, r)
-	case RouteWhoami:
+	case routeWhoami:
 		s.serveWhoami(w, r)
 	}
 }
@@ -335,8 +335,8 @@ func classify(path string) (route Route, runtimeID string) {
 	if strings.HasSuffix(path, TokenPath) {
 		return RouteToken, ""
 	}
-	if strings.HasSuffix(path, WhoamiPath) {
-		return RouteWhoami, ""
+	if strings.HasSuffix(path, whoamiPath) {
+		return routeWhoami, ""
 	}
 	if i := strings.Index(path, "/v1/agent/"); i >= 0 {
 		rest := path[i+len("/v1/agent/"):]

@@ -18,21 +18,9 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// RouteToken is POST .../oauth/token, the ChatGPT token endpoint.
-const RouteToken Route = "token"
-
-// TokenPath is the path of the token endpoint; [Server.TokenURL] is the
-// full URL, to pass as CODEX_REFRESH_TOKEN_URL_OVERRIDE or
-// credentials.RefreshOptions.TokenURL.
-const TokenPath = "/oauth/token"
-
-// DefaultTokenLifetime is the access-token lifetime when
-// Options.TokenLifetime is zero.
-const DefaultTokenLifetime = time.Hour
-
-// DefaultOAuthClientID is the client id the token endpoint expects when
+// codexClientID is the client id the token endpoint expects when
 // Options.OAuthClientID is empty: the Codex CLI's.
-const DefaultOAuthClientID = "app_EMoamEEZ73f0CkXaXp7hrann"
+const codexClientID = "app_EMoamEEZ73f0CkXaXp7hrann"
 
 // The error codes of the token endpoint, as the real one sends them.
 const (

@@ -60,7 +60,7 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 		t.Errorf("exp = %v", claims["exp"])
 	}
 
-	r := do(t, c, http.MethodPost, s.TokenURL(), map[string]string{"Content-Type": "application/json"}, refreshBody(t, DefaultOAuthClientID, l.RefreshToken))
+	r := do(t, c, http.MethodPost, s.TokenURL(), map[string]string{"Content-Type": "application/json"}, refreshBody(t, codexClientID, l.RefreshToken))
 	if r.status != 200 {
 		t.Fatalf("refresh: %d %s", r.status, r.body)
 	}
@@ -75,25 +75,25 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 	}
 
 	// Reuse of the old refresh token.
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l.RefreshToken))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l.RefreshToken))
 	if r.status != 401 || codeOf(t, r) != CodeRefreshTokenReused {
 		t.Fatalf("reuse: %d %s", r.status, r.body)
 	}
 	// Revoked.
 	s.RevokeRefreshToken(next.RefreshToken)
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, next.RefreshToken))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, next.RefreshToken))
 	if r.status != 401 || codeOf(t, r) != CodeRefreshTokenInvalidated {
 		t.Fatalf("revoked: %d %s", r.status, r.body)
 	}
 	// Expired.
 	l2, _ := s.IssueLogin(LoginClaims{AccountID: "acct-t"})
 	clock.Add(2 * time.Hour)
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l2.RefreshToken))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l2.RefreshToken))
 	if r.status != 401 || codeOf(t, r) != CodeRefreshTokenExpired {
 		t.Fatalf("expired: %d %s", r.status, r.body)
 	}
 	// Unknown token, wrong client, wrong grant.
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, "rt-unknown"))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, "rt-unknown"))
 	if r.status != 400 || errorReason(t, r) != "invalid_grant" {
 		t.Fatalf("unknown: %d %s", r.status, r.body)
 	}
@@ -102,7 +102,7 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 	if r.status != 401 || codeOf(t, r) != "invalid_client" {
 		t.Fatalf("wrong client: %d %s", r.status, r.body)
 	}
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, mustJSON(t, map[string]string{"client_id": DefaultOAuthClientID, "grant_type": "password"}))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, mustJSON(t, map[string]string{"client_id": codexClientID, "grant_type": "password"}))
 	if r.status != 400 {
 		t.Fatalf("wrong grant: %d", r.status)
 	}
@@ -112,7 +112,7 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 		t.Errorf("stats: %+v", st)
 	}
 	// A wrong-client request did not burn the token.
-	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l3.RefreshToken)); r.status != 200 {
+	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l3.RefreshToken)); r.status != 200 {
 		t.Errorf("the token was burnt by a rejected request: %d", r.status)
 	}
 }
@@ -147,10 +147,10 @@ func TestTokenRouteFaults(t *testing.T) {
 	c := newClient(t)
 	l, _ := s.IssueLogin(LoginClaims{AccountID: "acct-f"})
 	s.InjectFault(RouteToken, Fault{Status: 503, Times: 1})
-	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l.RefreshToken)); r.status != 503 {
+	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l.RefreshToken)); r.status != 503 {
 		t.Fatalf("fault: %d", r.status)
 	}
-	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l.RefreshToken)); r.status != 200 {
+	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l.RefreshToken)); r.status != 200 {
 		t.Fatalf("after the fault: %d %s", r.status, r.body)
 	}
 	if st := s.Stats(); st.FaultsServed != 1 || st.TokenRefreshes != 1 {

@@ -9,12 +9,13 @@ import (
 	"github.com/agentauth/agentauth/internal/headers"
 )
 
-// RouteWhoami is GET .../v1/user-auth-credential/whoami, where a client
-// learns the account of a personal access token.
-const RouteWhoami Route = "whoami"
+// routeWhoami is GET .../v1/user-auth-credential/whoami, where a client
+// learns the account of a personal access token. Faults cannot be injected
+// into it.
+const routeWhoami Route = "whoami"
 
-// WhoamiPath is the path of the whoami route under an AuthAPI base.
-const WhoamiPath = "/v1/user-auth-credential/whoami"
+// whoamiPath is the path of the whoami route under an AuthAPI base.
+const whoamiPath = "/v1/user-auth-credential/whoami"
 
 // PersonalAccessToken is the account a personal access token acts for,
 // as the whoami route describes it.
@@ -79,7 +80,7 @@ func (s *Server) WhoamiRequests() int64 { return s.whoami.answered.Load() }
 func (s *Server) serveWhoami(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
-		s.reject(w, r, RouteWhoami, http.StatusMethodNotAllowed, "method_not_allowed")
+		s.reject(w, r, routeWhoami, http.StatusMethodNotAllowed, "method_not_allowed")
 		return
 	}
 	vals := r.Header.Values(headers.Authorization)
@@ -92,7 +93,7 @@ func (s *Server) serveWhoami(w http.ResponseWriter, r *http.Request) {
 	}
 	p, ok := s.whoami.tokens[tok]
 	if tok == "" || !ok {
-		s.reject(w, r, RouteWhoami, http.StatusUnauthorized, "unknown_personal_access_token")
+		s.reject(w, r, routeWhoami, http.StatusUnauthorized, "unknown_personal_access_token")
 		return
 	}
 	var email *string

@@ -45,7 +45,7 @@ func ExampleNewClient() {
 func ExampleNewTransport() {
 	srv, _ := identitytest.NewServer(identitytest.Options{})
 	defer srv.Close()
-	login, _ := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-example", UserID: "user-example"})
+	login, _ := srv.IssueLogin(identitytest.Login{AccountID: "acct-example", UserID: "user-example"})
 	home, _ := os.MkdirTemp("", "codex-home")
 	defer os.RemoveAll(home)
 	_ = identitytest.WriteAuthJSON(home, login, time.Now())

@@ -64,7 +64,7 @@ type loginState struct {
 	interval  int // device poll interval, seconds
 	devices   map[string]*deviceEntry
 	codes     map[string]*codeEntry
-	authorize *LoginClaims
+	authorize *Login
 	revoked   map[string]bool // revoked access tokens
 	rules     map[string]FederationRule
 	exchanges int // successful JWT-bearer exchanges
@@ -75,7 +75,7 @@ type deviceEntry struct {
 	clientID string
 	expires  time.Time
 	lastPoll time.Time
-	approved *LoginClaims
+	approved *Login
 	spent    bool
 }
 
@@ -83,7 +83,7 @@ type codeEntry struct {
 	clientID    string
 	redirectURI string
 	challenge   string
-	claims      LoginClaims
+	claims      Login
 	expires     time.Time
 	used        bool
 }
@@ -110,7 +110,7 @@ func (s *Server) SetDeviceCodeInterval(seconds int) {
 // ApproveDeviceCode approves a pending device login, as the user does on
 // the verification page, for the login c. It fails for an unknown, spent
 // or expired code.
-func (s *Server) ApproveDeviceCode(userCode string, c LoginClaims) error {
+func (s *Server) ApproveDeviceCode(userCode string, c Login) error {
 	if c.AccountID == "" {
 		return errors.New("identitytest: ApproveDeviceCode: AccountID is required")
 	}
@@ -118,6 +118,7 @@ func (s *Server) ApproveDeviceCode(userCode string, c LoginClaims) error {
 	defer s.login.mu.Unlock()
 	for _, d := range s.logins().devices {
 		if d.userCode == userCode && !d.spent && s.now().Before(d.expires) {
+			c = c.account()
 			d.approved = &c
 			return nil
 		}
@@ -127,7 +128,7 @@ func (s *Server) ApproveDeviceCode(userCode string, c LoginClaims) error {
 
 // SetAuthorizeLogin sets the login the authorize route signs in as (nil:
 // the user declines, error=access_denied).
-func (s *Server) SetAuthorizeLogin(c *LoginClaims) {
+func (s *Server) SetAuthorizeLogin(c *Login) {
 	s.login.mu.Lock()
 	defer s.login.mu.Unlock()
 	s.logins()
@@ -135,7 +136,7 @@ func (s *Server) SetAuthorizeLogin(c *LoginClaims) {
 		s.login.authorize = nil
 		return
 	}
-	cc := *c
+	cc := c.account()
 	s.login.authorize = &cc
 }
 

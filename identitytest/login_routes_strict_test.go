@@ -44,7 +44,7 @@ func TestDeviceRoutesAnswerPendingSlowDownExpired(t *testing.T) {
 	if r := poll(id, "WRONG-CODE"); r.status != 400 || errorReason(t, r) != "invalid_grant" {
 		t.Fatalf("wrong code = %d %s", r.status, r.body)
 	}
-	if err := s.ApproveDeviceCode(code, LoginClaims{AccountID: "acct"}); err != nil {
+	if err := s.ApproveDeviceCode(code, Login{AccountID: "acct"}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Add(5 * time.Second)
@@ -80,7 +80,7 @@ func TestDeviceRoutesAnswerPendingSlowDownExpired(t *testing.T) {
 // single use and bound to its PKCE challenge and redirect URI.
 func TestAuthorizeAndCodeGrantAreStrict(t *testing.T) {
 	s, _ := newTestServer(t, Options{})
-	s.SetAuthorizeLogin(&LoginClaims{AccountID: "acct-a"})
+	s.SetAuthorizeLogin(&Login{AccountID: "acct-a"})
 	c := newClient(t)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	verifier := strings.Repeat("v", 64)
@@ -122,7 +122,7 @@ func TestAuthorizeAndCodeGrantAreStrict(t *testing.T) {
 func TestRevokeRoute(t *testing.T) {
 	s, _ := newTestServer(t, Options{})
 	c := newClient(t)
-	l, err := s.IssueLogin(LoginClaims{AccountID: "acct-r"})
+	l, err := s.IssueLogin(Login{AccountID: "acct-r"})
 	if err != nil {
 		t.Fatal(err)
 	}

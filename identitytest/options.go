@@ -50,10 +50,12 @@ type Options struct {
 	APIKeys []string
 
 	// PersonalAccessTokens are the personal access tokens the whoami route
-	// (GET .../v1/user-auth-credential/whoami) describes, each with its
-	// account; they are also accepted as Bearer tokens at protected
-	// resources, but not at agent registration. Default: none.
-	PersonalAccessTokens map[string]PersonalAccessToken
+	// (GET .../v1/user-auth-credential/whoami) describes, each with the
+	// account fields of the login it acts for (AccountID required; an
+	// empty Email is answered as null, PlanType as given); they are also
+	// accepted as Bearer tokens at protected resources, but not at agent
+	// registration. Default: none.
+	PersonalAccessTokens map[string]Login
 
 	// AcceptAnyBearerForAgentRegistration makes agent registration accept
 	// any non-empty Bearer token, for clients whose login token the test

@@ -18,7 +18,7 @@ func TestAgentRegistrationAccountFromToken(t *testing.T) {
 		AccessTokens:        []string{"tok-unknown-account"},
 		AccessTokenAccounts: map[string]string{"tok-mapped": "acct-mapped"},
 	})
-	login, err := s.IssueLogin(LoginClaims{AccountID: "acct-issued", UserID: "user-1"})
+	login, err := s.IssueLogin(Login{AccountID: "acct-issued", UserID: "user-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

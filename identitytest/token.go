@@ -29,26 +29,32 @@ const (
 	CodeRefreshTokenInvalidated = "refresh_token_invalidated"
 )
 
-// LoginClaims describe the ChatGPT login the server issues tokens for;
-// they go into the https://api.openai.com/auth claim of every id and
-// access token.
-type LoginClaims struct {
-	AccountID string // chatgpt_account_id
+// Login is a ChatGPT login: the account it acts for and, once the server
+// issued it, its tokens. A test fills in the account fields to ask for a
+// login ([Server.IssueLogin], [Server.ApproveDeviceCode],
+// [Server.SetAuthorizeLogin], [FederationRule], or the account of a personal
+// access token in [Options]); they go into the https://api.openai.com/auth
+// claim of every id and access token, and the token fields are ignored
+// there. The tokens are secrets and are redacted in fmt, log/slog and JSON
+// output.
+type Login struct {
+	AccountID string // chatgpt_account_id; required
 	UserID    string // chatgpt_user_id
 	Email     string
-	PlanType  string // chatgpt_plan_type; default "plus"
+	PlanType  string // chatgpt_plan_type; default "plus" for an issued login
 	FedRAMP   bool   // chatgpt_account_is_fedramp
-}
 
-// Login is one set of issued tokens. The tokens are secrets and are
-// redacted in fmt, log/slog and JSON output.
-type Login struct {
 	IDToken      string
 	AccessToken  string
 	RefreshToken string
-	AccountID    string
 	// Expiry is the access token's exp.
 	Expiry time.Time
+}
+
+// account returns l without its tokens: what the server keeps of a login
+// it was asked for.
+func (l Login) account() Login {
+	return Login{AccountID: l.AccountID, UserID: l.UserID, Email: l.Email, PlanType: l.PlanType, FedRAMP: l.FedRAMP}
 }
 
 // String describes the login with its tokens redacted.
@@ -82,7 +88,7 @@ type tokenState struct {
 }
 
 type refreshEntry struct {
-	claims  LoginClaims
+	claims  Login
 	issued  time.Time
 	used    bool
 	revoked bool
@@ -110,7 +116,7 @@ func (s *Server) TokenURL() string { return s.url + TokenPath }
 // with exp and the https://api.openai.com/auth claims, accepted as Bearer
 // at agent registration and protected resources until it expires by the
 // server's clock) and a single-use refresh token.
-func (s *Server) IssueLogin(c LoginClaims) (*Login, error) {
+func (s *Server) IssueLogin(c Login) (*Login, error) {
 	if c.AccountID == "" {
 		return nil, errors.New("identitytest: IssueLogin: AccountID is required")
 	}
@@ -120,7 +126,8 @@ func (s *Server) IssueLogin(c LoginClaims) (*Login, error) {
 	return s.issue(c)
 }
 
-func (s *Server) issue(c LoginClaims) (*Login, error) {
+func (s *Server) issue(c Login) (*Login, error) {
+	c = c.account()
 	ts := s.tokens()
 	now := s.now()
 	exp := now.Add(s.tokenLifetime).Truncate(time.Second)
@@ -155,7 +162,9 @@ func (s *Server) issue(c LoginClaims) (*Login, error) {
 	ts.access[access] = accessEntry{exp: exp, account: c.AccountID}
 	ts.refresh[rt] = &refreshEntry{claims: c, issued: now}
 	ts.mu.Unlock()
-	return &Login{IDToken: id, AccessToken: access, RefreshToken: rt, AccountID: c.AccountID, Expiry: exp}, nil
+	l := c
+	l.IDToken, l.AccessToken, l.RefreshToken, l.Expiry = id, access, rt, exp
+	return &l, nil
 }
 
 func (ts *tokenState) sign(claims map[string]any) (string, error) {

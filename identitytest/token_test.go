@@ -47,7 +47,7 @@ func claimsOf(t *testing.T, tok string) map[string]any {
 func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 	s, clock := newTestServer(t, Options{TokenLifetime: 30 * time.Minute, RefreshTokenLifetime: 2 * time.Hour})
 	c := newClient(t)
-	l, err := s.IssueLogin(LoginClaims{AccountID: "acct-t", UserID: "user-t", FedRAMP: true})
+	l, err := s.IssueLogin(Login{AccountID: "acct-t", UserID: "user-t", FedRAMP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 		t.Fatalf("revoked: %d %s", r.status, r.body)
 	}
 	// Expired.
-	l2, _ := s.IssueLogin(LoginClaims{AccountID: "acct-t"})
+	l2, _ := s.IssueLogin(Login{AccountID: "acct-t"})
 	clock.Add(2 * time.Hour)
 	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l2.RefreshToken))
 	if r.status != 401 || codeOf(t, r) != CodeRefreshTokenExpired {
@@ -97,7 +97,7 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 	if r.status != 400 || errorReason(t, r) != "invalid_grant" {
 		t.Fatalf("unknown: %d %s", r.status, r.body)
 	}
-	l3, _ := s.IssueLogin(LoginClaims{AccountID: "acct-t"})
+	l3, _ := s.IssueLogin(Login{AccountID: "acct-t"})
 	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, "app_other", l3.RefreshToken))
 	if r.status != 401 || codeOf(t, r) != "invalid_client" {
 		t.Fatalf("wrong client: %d %s", r.status, r.body)
@@ -122,7 +122,7 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 func TestIssuedAccessTokensAccepted(t *testing.T) {
 	s, clock := newTestServer(t, Options{})
 	c := newClient(t)
-	l, _ := s.IssueLogin(LoginClaims{AccountID: "acct-b"})
+	l, _ := s.IssueLogin(Login{AccountID: "acct-b"})
 	bearer := map[string]string{"Authorization": "Bearer " + l.AccessToken}
 	if r := do(t, c, http.MethodGet, s.URL()+"/v1/thing", bearer, nil); r.status != 200 {
 		t.Fatalf("resource: %d %s", r.status, r.body)
@@ -145,7 +145,7 @@ func TestIssuedAccessTokensAccepted(t *testing.T) {
 func TestTokenRouteFaults(t *testing.T) {
 	s, _ := newTestServer(t, Options{})
 	c := newClient(t)
-	l, _ := s.IssueLogin(LoginClaims{AccountID: "acct-f"})
+	l, _ := s.IssueLogin(Login{AccountID: "acct-f"})
 	s.InjectFault(RouteToken, Fault{Status: 503, Times: 1})
 	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l.RefreshToken)); r.status != 503 {
 		t.Fatalf("fault: %d", r.status)
@@ -161,7 +161,7 @@ func TestTokenRouteFaults(t *testing.T) {
 // AuthJSON is the shape `codex login` writes, and Login redacts itself.
 func TestAuthJSONShapeAndLoginRedaction(t *testing.T) {
 	s, clock := newTestServer(t, Options{})
-	l, _ := s.IssueLogin(LoginClaims{AccountID: "acct-j"})
+	l, _ := s.IssueLogin(Login{AccountID: "acct-j"})
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(AuthJSON(l, clock.Now()), &doc); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-var testPATs = map[string]PersonalAccessToken{
+var testPATs = map[string]Login{
 	"at-alice": {Email: "alice@example.com", UserID: "user-a", AccountID: "acct-a", PlanType: "pro"},
 	"at-fed":   {UserID: "user-f", AccountID: "acct-f", PlanType: "enterprise", FedRAMP: true},
 }
@@ -91,7 +91,7 @@ func TestPersonalAccessTokenIsBearerAtResourcesOnly(t *testing.T) {
 }
 
 func TestPersonalAccessTokensOptionIsValidated(t *testing.T) {
-	for name, pats := range map[string]map[string]PersonalAccessToken{
+	for name, pats := range map[string]map[string]Login{
 		"empty account": {"at-x": {UserID: "u"}},
 		"bad account":   {"at-x": {AccountID: "a\nb"}},
 		"empty token":   {"": {AccountID: "a"}},

@@ -17,11 +17,11 @@ import (
 // token is not removed: Logout keeps it and says so with ErrLoginReplaced.
 func TestLogoutKeepsALoginWrittenDuringRevoke(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
-	old, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-old"})
+	old, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-old"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-new"})
+	fresh, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-new"})
 	if err != nil {
 		t.Fatal(err)
 	}

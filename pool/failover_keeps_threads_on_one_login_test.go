@@ -38,7 +38,7 @@ func loginPool(t *testing.T, c *clock) (*identitytest.Server, *pool.Pool, map[st
 	accountOf := map[string]string{} // member name → account
 	for i := range logins {
 		acct := fmt.Sprintf("acct-%d", i)
-		login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: acct, UserID: "user-" + acct})
+		login, err := srv.IssueLogin(identitytest.Login{AccountID: acct, UserID: "user-" + acct})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,7 +34,7 @@ func TestAgentauthFleetReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-agentauth-fleet", UserID: "user-agentauth-fleet"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-agentauth-fleet", UserID: "user-agentauth-fleet"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -171,7 +171,7 @@ func TestFleetRefreshingSourceOncePerExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: sourceAccount, UserID: "user-source"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: sourceAccount, UserID: "user-source"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestFleetRefreshingSourceHolderKilled(t *testing.T) {
 				SealingKeyEnv+"="+base64.StdEncoding.EncodeToString(key))
 			holder.expect(t, "ready", 30*time.Second)
 
-			login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: sourceAccount, UserID: "user-source"})
+			login, err := srv.IssueLogin(identitytest.Login{AccountID: sourceAccount, UserID: "user-source"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -513,7 +513,7 @@ func TestFleetRefreshingSourceRedisOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(srv.Close)
-			login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: sourceAccount, UserID: "user-source"})
+			login, err := srv.IssueLogin(identitytest.Login{AccountID: sourceAccount, UserID: "user-source"})
 			if err != nil {
 				t.Fatal(err)
 			}

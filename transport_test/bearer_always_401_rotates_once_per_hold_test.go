@@ -47,7 +47,7 @@ func TestBearerAlways401RotatesOncePerHoldWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-alw401", UserID: "user-alw401"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-alw401", UserID: "user-alw401"})
 	if err != nil {
 		t.Fatal(err)
 	}

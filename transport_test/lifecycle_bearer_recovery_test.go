@@ -31,7 +31,7 @@ func TestBearer401ReloadsThenRefreshes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newFakeClock(wholeSecondNow())
 			srv := newIdentityServer(t, identitytest.Options{Now: clock.Now})
-			login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: uniqueAccount("r401"), UserID: "u"})
+			login, err := srv.IssueLogin(identitytest.Login{AccountID: uniqueAccount("r401"), UserID: "u"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,7 +55,7 @@ func TestBearer401ReloadsThenRefreshes(t *testing.T) {
 				t.Fatalf("warm-up: %d %v", code, err)
 			}
 			// The Codex CLI refreshed meanwhile.
-			codex, _ := srv.IssueLogin(identitytest.LoginClaims{AccountID: login.AccountID, UserID: "u"})
+			codex, _ := srv.IssueLogin(identitytest.Login{AccountID: login.AccountID, UserID: "u"})
 			identitytest.WriteAuthJSON(home, codex, clock.Now())
 			srv.InjectFault(identitytest.RouteResource, identitytest.Fault{Status: 401, Body: []byte(`{"error":"token_revoked"}`), Times: tt.rejections})
 			srv.ResetStats()

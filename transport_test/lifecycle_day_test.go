@@ -38,7 +38,7 @@ func simulateDay(t *testing.T, flagOn bool) {
 	clock := newFakeClock(wholeSecondNow())
 	srv := newIdentityServer(t, identitytest.Options{Now: clock.Now, TokenLifetime: lifetime})
 	account := uniqueAccount("day")
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: account, UserID: "user-day"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: account, UserID: "user-day"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func runPoolDemo(ctx context.Context, logins, threads, requests int, stdout, std
 		}
 	}()
 	for i := range logins {
-		login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: fmt.Sprintf("acct-%d", i+1), UserID: fmt.Sprintf("user-%d", i+1)})
+		login, err := srv.IssueLogin(identitytest.Login{AccountID: fmt.Sprintf("acct-%d", i+1), UserID: fmt.Sprintf("user-%d", i+1)})
 		if err != nil {
 			return failure(stderr, name, err)
 		}

@@ -86,7 +86,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if *tokenLifetime <= 0 {
 		return usageError(stderr, fs.Name(), errors.New("--token-lifetime must be positive"))
 	}
-	claims := identitytest.LoginClaims{AccountID: *accountID, UserID: *userID, Email: *email, PlanType: *planType}
+	claims := identitytest.Login{AccountID: *accountID, UserID: *userID, Email: *email, PlanType: *planType}
 	if err := checkIssueLogin(set, *issueLogin, claims); err != nil {
 		return usageError(stderr, fs.Name(), err)
 	}
@@ -315,7 +315,7 @@ func loadTrustRecord(path string, stdin io.Reader) (trustedRuntime, error) {
 
 // checkIssueLogin rejects login flags without --issue-login and login
 // fields that cannot go into a token.
-func checkIssueLogin(set map[string]bool, dir string, c identitytest.LoginClaims) error {
+func checkIssueLogin(set map[string]bool, dir string, c identitytest.Login) error {
 	if !set["issue-login"] {
 		for _, n := range []string{"account-id", "user-id", "email", "plan-type"} {
 			if set[n] {
@@ -341,7 +341,7 @@ func checkIssueLogin(set map[string]bool, dir string, c identitytest.LoginClaims
 // writeIssuedLogin issues a login at srv and writes it to dir/auth.json,
 // refusing to replace an auth.json that is already there: dir may be a
 // real Codex home, and its login is not ours to destroy.
-func writeIssuedLogin(srv *identitytest.Server, dir string, c identitytest.LoginClaims) (string, error) {
+func writeIssuedLogin(srv *identitytest.Server, dir string, c identitytest.Login) (string, error) {
 	path := filepath.Join(dir, credentials.AuthFileName)
 	if _, err := os.Lstat(path); err == nil {
 		return "", fmt.Errorf("--issue-login: %s already exists; remove it or choose another directory (serve does not overwrite a login)", path)

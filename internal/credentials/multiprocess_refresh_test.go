@@ -165,7 +165,7 @@ func TestRefreshAcrossProcessesAndCodex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-mp", UserID: "user-mp"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-mp", UserID: "user-mp"})
 	if err != nil {
 		t.Fatal(err)
 	}

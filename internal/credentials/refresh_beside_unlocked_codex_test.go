@@ -23,7 +23,7 @@ func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-codex", UserID: "user-codex"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-codex", UserID: "user-codex"})
 	if err != nil {
 		t.Fatal(err)
 	}

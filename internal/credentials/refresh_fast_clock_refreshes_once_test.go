@@ -19,7 +19,7 @@ func TestRefreshClockTwoHoursFastRefreshesOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-skew", UserID: "user-skew"})
+			login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-skew", UserID: "user-skew"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,7 +44,7 @@ func TestRefreshClockTwoHoursFastUsesDateWithoutIat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	claims := identitytest.LoginClaims{AccountID: "acct-skew", UserID: "user-skew"}
+	claims := identitytest.Login{AccountID: "acct-skew", UserID: "user-skew"}
 	login, err := srv.IssueLogin(claims)
 	if err != nil {
 		t.Fatal(err)

@@ -16,12 +16,12 @@ import (
 // over the other account's.
 func TestRefreshOtherLoginIssuedEarlierIsAnAccountSwitch(t *testing.T) {
 	e := newRefreshEnv(t, identitytest.Options{})
-	other, err := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-other", UserID: "user-o"})
+	other, err := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-other", UserID: "user-o"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Minute)
-	held, err := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+	held, err := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 	if err != nil {
 		t.Fatal(err)
 	}

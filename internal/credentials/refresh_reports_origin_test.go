@@ -23,7 +23,7 @@ func TestRefreshReportsOriginAndHoldsAFreshRejectedToken(t *testing.T) {
 	}
 
 	// The Codex CLI refreshed meanwhile: a reload, no token request.
-	cli, err := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+	cli, err := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func newRefreshEnv(t *testing.T, opts identitytest.Options) *refreshEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestRefreshPermanentFailures(t *testing.T) {
 			}
 			// A new login in auth.json ends it.
 			e.srv.ClearFaults(identitytest.RouteToken)
-			l2, _ := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+			l2, _ := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 			identitytest.WriteAuthJSON(e.home, l2, e.clock.Now())
 			// The store was just read: it is read again only a
 			// permRecheckEvery later, and the failure is served meanwhile.
@@ -351,7 +351,7 @@ func TestRefreshAfter401ReloadsFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Codex refreshed meanwhile.
-	l2, _ := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+	l2, _ := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 	identitytest.WriteAuthJSON(e.home, l2, e.clock.Now())
 	b, err := s.Refresh(testCtx(t), a)
 	if err != nil || b.AccessToken != identity.Secret(l2.AccessToken) || s.TokenRequests() != 0 {
@@ -362,7 +362,7 @@ func TestRefreshAfter401ReloadsFirst(t *testing.T) {
 		t.Fatalf("second Refresh = %v, %v, %d requests; want a network refresh", c, err, s.TokenRequests())
 	}
 	// Another account in auth.json.
-	other, _ := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-other", UserID: "user-o"})
+	other, _ := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-other", UserID: "user-o"})
 	identitytest.WriteAuthJSON(e.home, other, e.clock.Now())
 	_, err = s.Refresh(testCtx(t), c)
 	var re *RefreshError

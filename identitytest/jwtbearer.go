@@ -30,7 +30,7 @@ type FederationRule struct {
 	ID       string
 	Issuer   string
 	Audience string
-	Key      any // public key: *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or *jose.JSONWebKey
+	Key      any   // public key: *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or *jose.JSONWebKey
 	Login    Login // the account fields only
 }
 

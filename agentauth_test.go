@@ -67,7 +67,7 @@ func chatGPTHome(t *testing.T, srv *identitytest.Server) (string, *identitytest.
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return home, login

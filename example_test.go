@@ -48,7 +48,7 @@ func ExampleNewTransport() {
 	login, _ := srv.IssueLogin(identitytest.Login{AccountID: "acct-example", UserID: "user-example"})
 	home, _ := os.MkdirTemp("", "codex-home")
 	defer os.RemoveAll(home)
-	_ = identitytest.WriteAuthJSON(home, login, time.Now())
+	_ = login.WriteAuthJSON(home, time.Now())
 
 	on := true
 	rt, err := agentauth.NewTransport(nil, agentauth.Options{

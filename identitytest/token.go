@@ -322,7 +322,7 @@ func (s *Server) tokenReject(w http.ResponseWriter, r *http.Request, status int,
 // AuthJSON renders an auth.json for l in the shape the current Codex CLI
 // writes after `codex login`: OPENAI_API_KEY null, the tokens object
 // (id_token, access_token, refresh_token, account_id) and last_refresh.
-func AuthJSON(l *Login, lastRefresh time.Time) []byte {
+func (l Login) AuthJSON(lastRefresh time.Time) []byte {
 	doc := struct {
 		APIKey *string `json:"OPENAI_API_KEY"`
 		Tokens struct {
@@ -340,11 +340,11 @@ func AuthJSON(l *Login, lastRefresh time.Time) []byte {
 	return append(b, '\n')
 }
 
-// WriteAuthJSON writes [AuthJSON] to codexHome/auth.json (mode 0600,
+// WriteAuthJSON writes [Login.AuthJSON] to codexHome/auth.json (mode 0600,
 // creating codexHome with mode 0700).
-func WriteAuthJSON(codexHome string, l *Login, lastRefresh time.Time) error {
+func (l Login) WriteAuthJSON(codexHome string, lastRefresh time.Time) error {
 	if err := os.MkdirAll(codexHome, 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(codexHome, "auth.json"), AuthJSON(l, lastRefresh), 0o600)
+	return os.WriteFile(filepath.Join(codexHome, "auth.json"), l.AuthJSON(lastRefresh), 0o600)
 }

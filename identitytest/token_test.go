@@ -163,7 +163,7 @@ func TestAuthJSONShapeAndLoginRedaction(t *testing.T) {
 	s, clock := newTestServer(t, Options{})
 	l, _ := s.IssueLogin(Login{AccountID: "acct-j"})
 	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(AuthJSON(l, clock.Now()), &doc); err != nil {
+	if err := json.Unmarshal(l.AuthJSON(clock.Now()), &doc); err != nil {
 		t.Fatal(err)
 	}
 	if string(doc["OPENAI_API_KEY"]) != "null" || doc["tokens"] == nil || doc["last_refresh"] == nil || len(doc) != 3 {

@@ -21,7 +21,7 @@ import (
 func writeLogin(t *testing.T, l *identitytest.Login, extra string) string {
 	t.Helper()
 	home := t.TempDir()
-	doc := strings.TrimSuffix(strings.TrimSpace(string(identitytest.AuthJSON(l, time.Now()))), "}")
+	doc := strings.TrimSuffix(strings.TrimSpace(string(l.AuthJSON(time.Now()))), "}")
 	doc = strings.Replace(doc, "{", `{"auth_mode": "chatgpt",`, 1)
 	if extra != "" {
 		doc += "," + extra

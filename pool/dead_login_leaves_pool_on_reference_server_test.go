@@ -45,7 +45,7 @@ func TestDeadLoginLeavesThePoolOnTheReferenceServer(t *testing.T) {
 			}
 		}
 		home := t.TempDir()
-		if err := identitytest.WriteAuthJSON(home, l, past); err != nil {
+		if err := l.WriteAuthJSON(home, past); err != nil {
 			t.Fatal(err)
 		}
 		homes = append(homes, home)

@@ -43,7 +43,7 @@ func loginPool(t *testing.T, c *clock) (*identitytest.Server, *pool.Pool, map[st
 			t.Fatal(err)
 		}
 		home := t.TempDir()
-		if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+		if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		homes = append(homes, home)

@@ -48,7 +48,7 @@ func TestAgentauthFleetReplicas(t *testing.T) {
 	rts := make([]*transport.Transport, replicas)
 	for i := range rts {
 		homes[i] = t.TempDir()
-		if err := identitytest.WriteAuthJSON(homes[i], login, time.Now().Add(-2*time.Hour)); err != nil {
+		if err := login.WriteAuthJSON(homes[i], time.Now().Add(-2*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		files[i], _ = os.ReadFile(filepath.Join(homes[i], credentials.AuthFileName))

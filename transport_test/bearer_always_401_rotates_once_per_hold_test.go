@@ -52,7 +52,7 @@ func TestBearerAlways401RotatesOncePerHoldWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, clock.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex

@@ -36,7 +36,7 @@ func TestBearer401ReloadsThenRefreshes(t *testing.T) {
 				t.Fatal(err)
 			}
 			home := t.TempDir()
-			identitytest.WriteAuthJSON(home, login, clock.Now())
+			login.WriteAuthJSON(home, clock.Now())
 			base := newHTTPBase(t)
 			src, err := credentials.NewRefreshingTokenSource(credentials.RefreshOptions{
 				Coordinator: credentials.NewAuthFileCoordinator(home), TokenURL: srv.TokenURL(),
@@ -56,7 +56,7 @@ func TestBearer401ReloadsThenRefreshes(t *testing.T) {
 			}
 			// The Codex CLI refreshed meanwhile.
 			codex, _ := srv.IssueLogin(identitytest.Login{AccountID: login.AccountID, UserID: "u"})
-			identitytest.WriteAuthJSON(home, codex, clock.Now())
+			codex.WriteAuthJSON(home, clock.Now())
 			srv.InjectFault(identitytest.RouteResource, identitytest.Fault{Status: 401, Body: []byte(`{"error":"token_revoked"}`), Times: tt.rejections})
 			srv.ResetStats()
 

@@ -43,7 +43,7 @@ func simulateDay(t *testing.T, flagOn bool) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, clock.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	base := newHTTPBase(t)

@@ -68,7 +68,7 @@ func runPoolDemo(ctx context.Context, logins, threads, requests int, stdout, std
 			return failure(stderr, name, err)
 		}
 		homes = append(homes, home)
-		if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+		if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 			return failure(stderr, name, err)
 		}
 	}

@@ -301,7 +301,7 @@ func writeLogin(t *testing.T, srv *identitytest.Server, home string, c identityt
 		t.Fatal(err)
 	}
 	var doc map[string]any
-	if err := json.Unmarshal(identitytest.AuthJSON(l, time.Now()), &doc); err != nil {
+	if err := json.Unmarshal(l.AuthJSON(time.Now()), &doc); err != nil {
 		t.Fatal(err)
 	}
 	if edit != nil {

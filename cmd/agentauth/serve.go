@@ -360,7 +360,7 @@ func writeIssuedLogin(srv *identitytest.Server, dir string, c identitytest.Login
 	if err != nil {
 		return "", fmt.Errorf("--issue-login: %w", err)
 	}
-	_, werr := f.Write(identitytest.AuthJSON(l, time.Now()))
+	_, werr := f.Write(l.AuthJSON(time.Now()))
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}

@@ -170,7 +170,7 @@ func TestRefreshAcrossProcessesAndCodex(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, clock.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	setClock := func(round int) {

@@ -28,7 +28,7 @@ func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// Two sources, as two transports of one process hold: each loaded the

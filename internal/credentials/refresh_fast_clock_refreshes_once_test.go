@@ -24,7 +24,7 @@ func TestRefreshClockTwoHoursFastRefreshesOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			home := t.TempDir()
-			if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+			if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			twentyRequestsCostOneExchange(t, "first source", home, srv.TokenURL())
@@ -54,7 +54,7 @@ func TestRefreshClockTwoHoursFastUsesDateWithoutIat(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	srv.InjectFault(identitytest.RouteToken, identitytest.Fault{Status: 200, Body: []byte(

@@ -25,7 +25,7 @@ func TestRefreshOtherLoginIssuedEarlierIsAnAccountSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := identitytest.WriteAuthJSON(e.home, held, e.clock.Now()); err != nil {
+	if err := held.WriteAuthJSON(e.home, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	s := e.source()
@@ -33,7 +33,7 @@ func TestRefreshOtherLoginIssuedEarlierIsAnAccountSwitch(t *testing.T) {
 	if err != nil || tok.AccessToken.Reveal() != held.AccessToken {
 		t.Fatalf("first load: %v", err)
 	}
-	if err := identitytest.WriteAuthJSON(e.home, other, e.clock.Now()); err != nil { // older iat, another account
+	if err := other.WriteAuthJSON(e.home, e.clock.Now()); err != nil { // older iat, another account
 		t.Fatal(err)
 	}
 	e.clock.Advance(10 * time.Minute)

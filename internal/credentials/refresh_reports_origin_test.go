@@ -27,7 +27,7 @@ func TestRefreshReportsOriginAndHoldsAFreshRejectedToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := identitytest.WriteAuthJSON(e.home, cli, e.clock.Now()); err != nil {
+	if err := cli.WriteAuthJSON(e.home, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	tok, origin, err := s.RefreshWithOrigin(ctx, old)

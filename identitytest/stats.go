@@ -88,13 +88,6 @@ type Task struct {
 	Revoked         bool
 }
 
-// ABOM is the agent bill of materials sent at agent registration.
-type ABOM struct {
-	AgentVersion    string `json:"agent_version"`
-	AgentHarnessID  string `json:"agent_harness_id"`
-	RunningLocation string `json:"running_location"`
-}
-
 // Runtime is an agent runtime the server knows, from agent registration or
 // [Server.RegisterRuntime].
 type Runtime struct {
@@ -105,7 +98,9 @@ type Runtime struct {
 	AccountID    string
 	FedRAMP      bool
 	Capabilities []string
-	ABOM         ABOM
+	// AgentVersion, AgentHarnessID and RunningLocation are the agent bill
+	// of materials (abom) sent at agent registration.
+	AgentVersion, AgentHarnessID, RunningLocation string
 }
 
 // Echo is the JSON body a protected resource answers with: what the server

@@ -186,19 +186,17 @@ func newLockedReader(r io.Reader) *lockedReader {
 	return &lockedReader{r: r}
 }
 
-// String describes the options with every token and key redacted: only
+// summary describes the options with every token and key redacted: only
 // their counts are shown.
-func (o Options) String() string {
+func (o Options) summary() string {
 	return fmt.Sprintf("identitytest.Options{AccessTokens:%d redacted AccessTokenAccounts:%d redacted APIKeys:%d redacted AcceptAnyBearerForAgentRegistration:%t AllowAnonymous:%t EncryptTaskIDs:%t MaxSkew:%s Addr:%q RequestLog:%d}",
 		len(o.AccessTokens), len(o.AccessTokenAccounts), len(o.APIKeys), o.AcceptAnyBearerForAgentRegistration, o.AllowAnonymous,
 		o.EncryptTaskIDs, o.MaxSkew, o.Addr, o.RequestLog)
 }
 
-// GoString is [Options.String].
-func (o Options) GoString() string { return o.String() }
-
-// Format makes every fmt verb print [Options.String].
-func (o Options) Format(f fmt.State, _ rune) { io.WriteString(f, o.String()) }
+// Format makes every fmt verb print the options with every token and key
+// redacted: only their counts are shown.
+func (o Options) Format(f fmt.State, _ rune) { io.WriteString(f, o.summary()) }
 
 // LogValue logs the options without tokens.
-func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
+func (o Options) LogValue() slog.Value { return slog.StringValue(o.summary()) }

@@ -2,6 +2,7 @@ package identitytest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,7 +67,7 @@ func TestAgentRegistrationAccountFromToken(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("resource with a mapped token: status %d", r.status)
 	}
-	if got := (Options{AccessTokenAccounts: map[string]string{"tok-mapped": "a"}}).String(); strings.Contains(got, "tok-mapped") {
+	if got := fmt.Sprint(Options{AccessTokenAccounts: map[string]string{"tok-mapped": "a"}}); strings.Contains(got, "tok-mapped") {
 		t.Fatalf("Options.String shows the token: %s", got)
 	}
 }

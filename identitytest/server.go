@@ -219,22 +219,20 @@ func displayAddr(a net.Addr) string {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 }
 
-// String describes the server by its URL; the tokens it holds never print.
-func (s *Server) String() string {
+// summary describes the server by its URL; the tokens it holds never print.
+func (s *Server) summary() string {
 	if s == nil {
 		return "identitytest.Server(nil)"
 	}
 	return "identitytest.Server(" + s.url + ")"
 }
 
-// GoString is [Server.String].
-func (s *Server) GoString() string { return s.String() }
-
-// Format makes every fmt verb print [Server.String].
-func (s *Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+// Format makes every fmt verb print the server as its URL; the tokens it
+// holds never print.
+func (s *Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.summary()) }
 
 // LogValue logs the server's URL only.
-func (s *Server) LogValue() slog.Value { return slog.StringValue(s.String()) }
+func (s *Server) LogValue() slog.Value { return slog.StringValue(s.summary()) }
 
 // URL returns the base URL, "http://127.0.0.1:PORT", with no trailing slash.
 func (s *Server) URL() string { return s.url }

@@ -132,17 +132,15 @@ type SeenRequest struct {
 	Echo   Echo   // what the server verified (Mode is ModeNone when rejected)
 }
 
-// String describes the request with every credential header redacted.
-func (r SeenRequest) String() string {
+// summary describes the request with every credential header redacted.
+func (r SeenRequest) summary() string {
 	return fmt.Sprintf("identitytest.SeenRequest{%s %s status=%d reason=%q mode=%q header=%v}",
 		r.Method, r.Path, r.Status, r.Reason, r.Echo.Mode, headers.RedactAll(r.Header))
 }
 
-// GoString is [SeenRequest.String].
-func (r SeenRequest) GoString() string { return r.String() }
-
-// Format makes every fmt verb print [SeenRequest.String].
-func (r SeenRequest) Format(f fmt.State, _ rune) { io.WriteString(f, r.String()) }
+// Format makes every fmt verb print the request with every credential
+// header redacted.
+func (r SeenRequest) Format(f fmt.State, _ rune) { io.WriteString(f, r.summary()) }
 
 // MarshalJSON encodes the request with every credential header redacted,
 // so that logging a []SeenRequest through a JSON handler cannot leak one.

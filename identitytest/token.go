@@ -57,16 +57,14 @@ func (l Login) account() Login {
 	return Login{AccountID: l.AccountID, UserID: l.UserID, Email: l.Email, PlanType: l.PlanType, FedRAMP: l.FedRAMP}
 }
 
-// String describes the login with its tokens redacted.
-func (l Login) String() string {
+// summary describes the login with its tokens redacted.
+func (l Login) summary() string {
 	return fmt.Sprintf("identitytest.Login{AccountID:%q Expiry:%s tokens:[REDACTED]}", l.AccountID, l.Expiry.UTC().Format(time.RFC3339))
 }
 
-// GoString is [Login.String].
-func (l Login) GoString() string { return l.String() }
-
-// Format makes every fmt verb print [Login.String].
-func (l Login) Format(f fmt.State, _ rune) { io.WriteString(f, l.String()) }
+// Format makes every fmt verb print the login's account and expiry, with
+// its tokens redacted.
+func (l Login) Format(f fmt.State, _ rune) { io.WriteString(f, l.summary()) }
 
 // LogValue logs the login without its tokens.
 func (l Login) LogValue() slog.Value {

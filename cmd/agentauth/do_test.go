@@ -158,7 +158,7 @@ func TestDoUseAgentIdentity(t *testing.T) {
 
 func TestDoRecord(t *testing.T) {
 	srv := newTestServer(t, identitytest.Options{})
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: "acct-rec", FedRAMP: true})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: "acct-rec", FedRAMP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestDoCodexHomeAgentIdentityJWT(t *testing.T) {
 	}
 	srv := newTestServer(t, identitytest.Options{})
 	t.Setenv(identity.EnvJWKSBase, srv.URL())
-	rec, jwt, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: "acct-jwt"})
+	rec, jwt, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: "acct-jwt"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +529,7 @@ func TestDoLoopbackURLRegistersAtItsOwnOrigin(t *testing.T) {
 func TestDoRegistrationErrorIsWordedForPeople(t *testing.T) {
 	t.Setenv(identity.EnvAuthAPIBase, "")
 	srv := newTestServer(t, identitytest.Options{})
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: "acct-w"})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: "acct-w"})
 	if err != nil {
 		t.Fatal(err)
 	}

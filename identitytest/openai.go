@@ -35,11 +35,11 @@ const (
 // test with a deterministic Rand expects for runtimes and tasks.
 var answerSeq atomic.Uint64
 
-// Metadata returns e as the string map an OpenAI-shaped answer carries in
+// metadata returns e as the string map an OpenAI-shaped answer carries in
 // its "metadata" member (the Responses API allows only string values):
 // every key of [Echo]'s JSON form, with fedramp as "true" or "false". It
 // never holds a credential, because Echo does not.
-func (e Echo) Metadata() map[string]string {
+func (e Echo) metadata() map[string]string {
 	return map[string]string{
 		metaMode:            e.Mode,
 		metaAgentRuntimeID:  e.AgentRuntimeID,
@@ -51,10 +51,13 @@ func (e Echo) Metadata() map[string]string {
 	}
 }
 
-// EchoFromMetadata is the inverse of [Echo.Metadata], for tests that read
-// what the server verified through an SDK's own response types (for
-// example responses.Response.Metadata of openai-go). It fails when mode is
-// missing or fedramp is not "true" or "false"; the other keys default to "".
+// EchoFromMetadata reads an [Echo] back from the "metadata" member of an
+// OpenAI-shaped answer (POST [ResponsesPath] or [ChatCompletionsPath]),
+// which holds every key of Echo's JSON form as a string, fedramp as "true"
+// or "false": for tests that read what the server verified through an
+// SDK's own response types (for example responses.Response.Metadata of
+// openai-go). It fails when mode is missing or fedramp is not "true" or
+// "false"; the other keys default to "".
 func EchoFromMetadata(md map[string]string) (Echo, error) {
 	mode, ok := md[metaMode]
 	if !ok || mode == "" {
@@ -166,7 +169,7 @@ func (s *Server) writeAnswer(w http.ResponseWriter, r *http.Request, body []byte
 		writeJSON(w, http.StatusOK, echo)
 		return
 	}
-	md := echo.Metadata()
+	md := echo.metadata()
 	text, _ := json.Marshal(md) // a map of strings always marshals
 	seq := fmt.Sprintf("%016x", answerSeq.Add(1))
 	created := s.now().Unix()

@@ -110,9 +110,10 @@ func (s *Server) tokens() *tokenState {
 // TokenURL returns the token endpoint URL.
 func (s *Server) TokenURL() string { return s.url + TokenPath }
 
-// IssueLogin creates a ChatGPT login: an id token, an access token (a JWT
-// with exp and the https://api.openai.com/auth claims, accepted as Bearer
-// at agent registration and protected resources until it expires by the
+// IssueLogin creates a ChatGPT login for the account fields of c (AccountID
+// required): it returns them with an id token, an access token (a JWT with
+// exp and the https://api.openai.com/auth claims, accepted as Bearer at
+// agent registration and protected resources until it expires by the
 // server's clock) and a single-use refresh token.
 func (s *Server) IssueLogin(c Login) (*Login, error) {
 	if c.AccountID == "" {

@@ -45,10 +45,10 @@ func ExampleNewClient() {
 func ExampleNewTransport() {
 	srv, _ := identitytest.NewServer(identitytest.Options{})
 	defer srv.Close()
-	login, _ := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-example", UserID: "user-example"})
+	login, _ := srv.IssueLogin(identitytest.Login{AccountID: "acct-example", UserID: "user-example"})
 	home, _ := os.MkdirTemp("", "codex-home")
 	defer os.RemoveAll(home)
-	_ = identitytest.WriteAuthJSON(home, login, time.Now())
+	_ = login.WriteAuthJSON(home, time.Now())
 
 	on := true
 	rt, err := agentauth.NewTransport(nil, agentauth.Options{

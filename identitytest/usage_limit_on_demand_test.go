@@ -29,7 +29,7 @@ func TestUsageHeadersAndLimitPerAccount(t *testing.T) {
 	c := newClient(t)
 	reset := t0.Add(5 * time.Hour)
 	s.SetUsage("acct-a", Usage{PrimaryUsedPercent: 42.5, PrimaryWindowMinutes: 300, PrimaryResetsAt: reset,
-		SecondaryUsedPercent: 10, Credits: &UsageCredits{HasCredits: true, Balance: "3"}, PromoMessage: "hi", PlanType: "pro"})
+		SecondaryUsedPercent: 10, HasCredits: true, CreditsBalance: "3", PromoMessage: "hi", PlanType: "pro"})
 
 	resp := bearerGet(t, c, s, "tok-a", "acct-a")
 	resp.Body.Close()

@@ -49,7 +49,7 @@ func (s *stallingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // written, not even by an exchange answer that arrives late.
 func TestBrowserCallbackHandlerEndsWithBrowser(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
-	l, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-late", UserID: "user-late"})
+	l, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-late", UserID: "user-late"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func browser(t *testing.T, page *string) func(string) error {
 // the token exchange gives) as Codex does.
 func TestBrowserLoginWritesCodexAuthJSON(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
-	srv.SetAuthorizeLogin(&identitytest.LoginClaims{AccountID: "acct-browser", UserID: "user-b"})
+	srv.SetAuthorizeLogin(&identitytest.Login{AccountID: "acct-browser", UserID: "user-b"})
 	home := t.TempDir()
 	var page string
 	out := newOut()

@@ -29,7 +29,7 @@ func TestDeviceCodeLoginWritesCodexAuthJSON(t *testing.T) {
 	if !strings.Contains(out.String(), srv.URL()+"/codex/device") {
 		t.Errorf("output lacks the verification URL: %q", out.String())
 	}
-	if err := srv.ApproveDeviceCode(code, identitytest.LoginClaims{AccountID: "acct-device", UserID: "user-device", Email: "d@example.com"}); err != nil {
+	if err := srv.ApproveDeviceCode(code, identitytest.Login{AccountID: "acct-device", UserID: "user-device", Email: "d@example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -43,7 +43,7 @@ func TestDeviceCodeLoginWritesCodexAuthJSON(t *testing.T) {
 		t.Error("the new login's refresh token is revoked")
 	}
 	// The code is spent: approving it again fails.
-	if err := srv.ApproveDeviceCode(code, identitytest.LoginClaims{AccountID: "x"}); err == nil {
+	if err := srv.ApproveDeviceCode(code, identitytest.Login{AccountID: "x"}); err == nil {
 		t.Error("a spent device code could be approved again")
 	}
 	for _, secret := range []string{a.Tokens.AccessToken, a.Tokens.RefreshToken, a.Tokens.IDToken} {
@@ -69,7 +69,7 @@ func TestDeviceCodeHonoursClientIDOverride(t *testing.T) {
 		done <- DeviceCode(testCtx(t), Options{CodexHome: home, Issuer: srv.URL() + "/", Out: out,
 			Getenv: env("CODEX_APP_SERVER_LOGIN_CLIENT_ID", "app_custom")})
 	}()
-	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.LoginClaims{AccountID: "acct-c"}); err != nil {
+	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.Login{AccountID: "acct-c"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

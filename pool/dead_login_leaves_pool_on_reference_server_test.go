@@ -31,7 +31,7 @@ func TestDeadLoginLeavesThePoolOnTheReferenceServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldLogin, err := old.IssueLogin(identitytest.LoginClaims{AccountID: "acct-dead", UserID: "user-dead"})
+	oldLogin, err := old.IssueLogin(identitytest.Login{AccountID: "acct-dead", UserID: "user-dead"})
 	old.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -39,12 +39,12 @@ func TestDeadLoginLeavesThePoolOnTheReferenceServer(t *testing.T) {
 	var homes []string
 	for i, l := range []*identitytest.Login{oldLogin, nil, nil} {
 		if l == nil {
-			if l, err = srv.IssueLogin(identitytest.LoginClaims{AccountID: fmt.Sprintf("acct-%d", i), UserID: fmt.Sprintf("user-%d", i)}); err != nil {
+			if l, err = srv.IssueLogin(identitytest.Login{AccountID: fmt.Sprintf("acct-%d", i), UserID: fmt.Sprintf("user-%d", i)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		home := t.TempDir()
-		if err := identitytest.WriteAuthJSON(home, l, past); err != nil {
+		if err := l.WriteAuthJSON(home, past); err != nil {
 			t.Fatal(err)
 		}
 		homes = append(homes, home)

@@ -37,12 +37,12 @@ func loginPool(t *testing.T, c *clock) (*identitytest.Server, *pool.Pool, map[st
 	accountOf := map[string]string{} // member name → account
 	for i := range logins {
 		acct := fmt.Sprintf("acct-%d", i)
-		login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: acct, UserID: "user-" + acct})
+		login, err := srv.IssueLogin(identitytest.Login{AccountID: acct, UserID: "user-" + acct})
 		if err != nil {
 			t.Fatal(err)
 		}
 		home := t.TempDir()
-		if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+		if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		homes = append(homes, home)

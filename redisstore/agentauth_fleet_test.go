@@ -34,7 +34,7 @@ func TestAgentauthFleetReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-agentauth-fleet", UserID: "user-agentauth-fleet"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-agentauth-fleet", UserID: "user-agentauth-fleet"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestAgentauthFleetReplicas(t *testing.T) {
 	rts := make([]*transport.Transport, replicas)
 	for i := range rts {
 		homes[i] = t.TempDir()
-		if err := identitytest.WriteAuthJSON(homes[i], login, time.Now().Add(-2*time.Hour)); err != nil {
+		if err := login.WriteAuthJSON(homes[i], time.Now().Add(-2*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		files[i], _ = os.ReadFile(filepath.Join(homes[i], credentials.AuthFileName))

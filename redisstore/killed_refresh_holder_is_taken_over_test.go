@@ -162,7 +162,7 @@ func TestFleetRefreshingSourceHolderKilled(t *testing.T) {
 				SealingKeyEnv+"="+base64.StdEncoding.EncodeToString(key))
 			holder.expect(t, "ready", 30*time.Second)
 
-			login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: sourceAccount, UserID: "user-source"})
+			login, err := srv.IssueLogin(identitytest.Login{AccountID: sourceAccount, UserID: "user-source"})
 			if err != nil {
 				t.Fatal(err)
 			}

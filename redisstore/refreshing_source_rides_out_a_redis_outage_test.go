@@ -59,7 +59,7 @@ func TestFleetRefreshingSourceRedisOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(srv.Close)
-			login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: sourceAccount, UserID: "user-source"})
+			login, err := srv.IssueLogin(identitytest.Login{AccountID: sourceAccount, UserID: "user-source"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -100,7 +100,7 @@ func newServer(tb testing.TB) *identitytest.Server {
 
 func newIdentity(tb testing.TB, srv *identitytest.Server) identity.Record {
 	tb.Helper()
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{})
 	if err != nil {
 		tb.Fatal(err)
 	}

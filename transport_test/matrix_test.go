@@ -92,7 +92,7 @@ func TestMatrix(t *testing.T) {
 			case credChatGPT, credChatGPTFedRAMP:
 				creds = chatGPTCreds(tokens[i], account, fed)
 			case credAgent, credAgentFedRAMP:
-				ident, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: account, FedRAMP: fed})
+				ident, _, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: account, FedRAMP: fed})
 				if err != nil {
 					t.Fatal(err)
 				}

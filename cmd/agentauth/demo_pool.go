@@ -101,7 +101,7 @@ func checkPoolDemoFlags(logins, threads, requests int) error {
 func writePoolDemoHomes(srv *identitytest.Server, logins int) ([]string, error) {
 	var homes []string
 	for i := range logins {
-		login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: fmt.Sprintf("acct-%d", i+1), UserID: fmt.Sprintf("user-%d", i+1)})
+		login, err := srv.IssueLogin(identitytest.Login{AccountID: fmt.Sprintf("acct-%d", i+1), UserID: fmt.Sprintf("user-%d", i+1)})
 		if err != nil {
 			return homes, err
 		}
@@ -110,7 +110,7 @@ func writePoolDemoHomes(srv *identitytest.Server, logins int) ([]string, error) 
 			return homes, err
 		}
 		homes = append(homes, home)
-		if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+		if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 			return homes, err
 		}
 	}

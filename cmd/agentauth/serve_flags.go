@@ -51,7 +51,7 @@ func defineServeFlags(fs *flag.FlagSet) *serveArgs {
 // servePlan is what serve's checked command line asks for beyond the flag
 // values: the login to issue, where it listens, and the trusted runtimes.
 type servePlan struct {
-	claims           identitytest.LoginClaims
+	claims           identitytest.Login
 	wildcard, public bool // see listenScope
 	runtimes         []trustedRuntime
 }
@@ -66,7 +66,7 @@ func (a *serveArgs) check(stdin io.Reader) (*servePlan, error) {
 	if a.tokenLifetime <= 0 {
 		return nil, errors.New("--token-lifetime must be positive")
 	}
-	p := &servePlan{claims: identitytest.LoginClaims{AccountID: a.accountID, UserID: a.userID, Email: a.email, PlanType: a.planType}}
+	p := &servePlan{claims: identitytest.Login{AccountID: a.accountID, UserID: a.userID, Email: a.email, PlanType: a.planType}}
 	if err := checkIssueLogin(a.set, a.issueLogin, p.claims); err != nil { // serve_login.go
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 
 // checkIssueLogin rejects login flags without --issue-login and login
 // fields that cannot go into a token.
-func checkIssueLogin(set map[string]bool, dir string, c identitytest.LoginClaims) error {
+func checkIssueLogin(set map[string]bool, dir string, c identitytest.Login) error {
 	if !set["issue-login"] {
 		for _, n := range []string{"account-id", "user-id", "email", "plan-type"} {
 			if set[n] {
@@ -42,7 +42,7 @@ func checkIssueLogin(set map[string]bool, dir string, c identitytest.LoginClaims
 // writeIssuedLogin issues a login at srv and writes it to dir/auth.json,
 // refusing to replace an auth.json that is already there: dir may be a
 // real Codex home, and its login is not ours to destroy.
-func writeIssuedLogin(srv *identitytest.Server, dir string, c identitytest.LoginClaims) (string, error) {
+func writeIssuedLogin(srv *identitytest.Server, dir string, c identitytest.Login) (string, error) {
 	path := filepath.Join(dir, credentials.AuthFileName)
 	if _, err := os.Lstat(path); err == nil {
 		return "", fmt.Errorf("--issue-login: %s already exists; remove it or choose another directory (serve does not overwrite a login)", path)
@@ -61,7 +61,7 @@ func writeIssuedLogin(srv *identitytest.Server, dir string, c identitytest.Login
 	if err != nil {
 		return "", fmt.Errorf("--issue-login: %w", err)
 	}
-	_, werr := f.Write(identitytest.AuthJSON(l, time.Now()))
+	_, werr := f.Write(l.AuthJSON(time.Now()))
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}

@@ -106,7 +106,7 @@ func TestAgentIdentityJWTVerifiesAgainstTheKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	rec, token, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: "acct-jwt", FedRAMP: true})
+	rec, token, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: "acct-jwt", FedRAMP: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func NewReferenceServer() (*ReferenceServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{})
 	if err != nil {
 		srv.Close()
 		return nil, err

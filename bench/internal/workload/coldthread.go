@@ -129,7 +129,7 @@ func ColdThread(opts ColdThreadOptions) (res ColdThreadResult, err error) {
 		return res, err
 	}
 	defer srv.Close()
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{})
 	if err != nil {
 		return res, err
 	}

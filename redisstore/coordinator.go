@@ -3,19 +3,18 @@ package redisstore
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/jwtclaims"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -724,11 +723,7 @@ func (c *Coordinator) uncoordinatedAllowed() bool {
 // verifying it: only to decide whether this replica's own token has run
 // out.
 func accessTokenExpiry(tok string) (time.Time, bool) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return time.Time{}, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	payload, err := jwtclaims.Payload(tok)
 	if err != nil {
 		return time.Time{}, false
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentauth/agentauth/internal/backoff"
 )
 
 // The origins of an [OriginRefresher] token.
@@ -200,7 +202,7 @@ func NewRefreshingTokenSource(opts RefreshOptions) (*RefreshingTokenSource, erro
 		s.now = time.Now
 	}
 	if s.jitter == nil {
-		s.jitter = func(d time.Duration) time.Duration { return d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) }
+		s.jitter = func(d time.Duration) time.Duration { return backoff.Equal(d, rand.Float64()) }
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/agentauth/agentauth/internal/backoff"
 )
 
 // Backoff after a temporary refresh failure: full jitter in [d/2, d], d
@@ -109,7 +111,7 @@ func (s *RefreshingTokenSource) run(f *refreshFlight, held *refreshSnap, rejecte
 		if !errors.As(err, &re) {
 			err = &RefreshError{Err: err}
 		}
-		s.backoff = min(max(s.backoff*2, refreshBackoffBase), refreshBackoffMax)
+		s.backoff = backoff.Policy{Initial: refreshBackoffBase, Max: refreshBackoffMax}.Next(s.backoff)
 		s.retryAt = s.now().Add(s.jitter(s.backoff))
 		s.lastErr = err
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"io"
 	"time"
+
+	"github.com/agentauth/agentauth/internal/backoff"
 )
 
 // wait sleeps d through the Sleep hook or a timer, stopping when ctx ends.
@@ -33,13 +35,8 @@ func (c *Client) backoff(n int, retryAfter time.Duration) time.Duration {
 	if retryAfter > 0 {
 		return min(retryAfter, MaxRetryWait)
 	}
-	d := orDefault(c.AgentRetryBackoff, DefaultAgentRetryBackoff)
-	for i := 1; i < n && d < MaxRetryWait; i++ {
-		d *= 2
-	}
-	d = min(d, MaxRetryWait)
-	half := d / 2
-	return half + time.Duration(c.jitter()*float64(d-half))
+	d := backoff.Policy{Initial: orDefault(c.AgentRetryBackoff, DefaultAgentRetryBackoff), Max: MaxRetryWait}.Delay(n)
+	return backoff.Equal(d, c.jitter())
 }
 
 // jitter returns a uniform value in [0, 1), or 1 (no jitter, the longer

@@ -2,10 +2,10 @@
 // loops (the token refresh, the agent and task registration retries, the
 // thread cache, the auth.json re-read while the Codex CLI rewrites it, the
 // unsaved-rotation write-back, the identity-store fallback, the workload
-// identity token exchange): a delay
-// doubling from an initial value to a cap, and the jitter that spreads
-// it. It holds no clock and no random source: callers pass the uniform
-// value they drew, so tests choose it and user options never carry it.
+// identity token exchange): a delay doubling from an initial value to a
+// cap, and the jitter that spreads it. It holds no clock and no random
+// source: callers pass the uniform value they drew, so tests choose it and
+// user options never carry it.
 package backoff
 
 import (

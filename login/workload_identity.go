@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/agentauth/agentauth/internal/backoff"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 )
@@ -189,7 +190,7 @@ func (s *workloadSource) exchange(ctx context.Context) (*credentials.Token, erro
 		if !retry || attempt >= wifRetryLimit || ctx.Err() != nil {
 			break
 		}
-		t := time.NewTimer(wifRetryBase << attempt)
+		t := time.NewTimer(backoff.Policy{Initial: wifRetryBase, Max: wifRetryBase << wifRetryLimit}.Delay(attempt + 1))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -2,14 +2,13 @@ package redisstore
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/jwtclaims"
 )
 
 // ErrLoginMismatch is returned when a token set stored or about to be
@@ -29,11 +28,7 @@ type jwtClaims struct {
 }
 
 func readClaims(tok string) (c jwtClaims, ok bool) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return c, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	payload, err := jwtclaims.Payload(tok)
 	if err != nil {
 		return c, false
 	}
@@ -179,11 +174,7 @@ func checkOwner(login credentials.Login, want jwtClaims, ts *credentials.TokenSe
 // verifying it: only to decide whether this replica's own token has run
 // out.
 func accessTokenExpiry(tok string) (time.Time, bool) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return time.Time{}, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	payload, err := jwtclaims.Payload(tok)
 	if err != nil {
 		return time.Time{}, false
 	}

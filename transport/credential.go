@@ -62,7 +62,8 @@ func APIKey(key string) Credential {
 
 // BearerToken is a ChatGPT access token with its account (and FedRAMP
 // bit): sent as Bearer with the account's routing headers, never
-// refreshed.
+// refreshed. Its user, to which an agent identity is bound, comes from the
+// token's own claims.
 func BearerToken(accessToken, accountID string, fedRAMP bool) Credential {
 	return Credential{&credential{creds: credentials.ChatGPTToken(accessToken, accountID, fedRAMP)}}
 }

@@ -21,7 +21,6 @@ func writeConfig(t *testing.T, content string) string {
 	return dir
 }
 
-func ptr(b bool) *bool { return &b }
 
 func TestNilAndZeroFlag(t *testing.T) {
 	var nilFlag *Flag

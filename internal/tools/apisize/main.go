@@ -16,6 +16,7 @@ import (
 	"go/token"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -54,64 +55,74 @@ func main() {
 // count returns the exported identifiers of the non-test files in dir.
 func count(dir string) int {
 	fs := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fs, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "apisize:", dir, err)
 		os.Exit(1)
 	}
+	var files []*ast.File
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fs, name, nil, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "apisize:", err)
+			os.Exit(1)
+		}
+		files = append(files, f)
+	}
 	n := 0
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			for _, d := range f.Decls {
-				switch d := d.(type) {
-				case *ast.FuncDecl:
-					if !d.Name.IsExported() {
+	for _, f := range files {
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if !d.Name.IsExported() {
+					continue
+				}
+				if d.Recv != nil {
+					t := d.Recv.List[0].Type
+					if s, ok := t.(*ast.StarExpr); ok {
+						t = s.X
+					}
+					if ix, ok := t.(*ast.IndexExpr); ok {
+						t = ix.X
+					}
+					if id, ok := t.(*ast.Ident); ok && !id.IsExported() {
 						continue
 					}
-					if d.Recv != nil {
-						t := d.Recv.List[0].Type
-						if s, ok := t.(*ast.StarExpr); ok {
-							t = s.X
-						}
-						if ix, ok := t.(*ast.IndexExpr); ok {
-							t = ix.X
-						}
-						if id, ok := t.(*ast.Ident); ok && !id.IsExported() {
+				}
+				n++
+			case *ast.GenDecl:
+				for _, s := range d.Specs {
+					switch s := s.(type) {
+					case *ast.TypeSpec:
+						if !s.Name.IsExported() {
 							continue
 						}
-					}
-					n++
-				case *ast.GenDecl:
-					for _, s := range d.Specs {
-						switch s := s.(type) {
-						case *ast.TypeSpec:
-							if !s.Name.IsExported() {
-								continue
-							}
-							n++
-							switch t := s.Type.(type) {
-							case *ast.StructType:
-								for _, fl := range t.Fields.List {
-									for _, nm := range fl.Names {
-										if nm.IsExported() {
-											n++
-										}
-									}
-								}
-							case *ast.InterfaceType:
-								for _, fl := range t.Methods.List {
-									for _, nm := range fl.Names {
-										if nm.IsExported() {
-											n++
-										}
+						n++
+						switch t := s.Type.(type) {
+						case *ast.StructType:
+							for _, fl := range t.Fields.List {
+								for _, nm := range fl.Names {
+									if nm.IsExported() {
+										n++
 									}
 								}
 							}
-						case *ast.ValueSpec:
-							for _, nm := range s.Names {
-								if nm.IsExported() {
-									n++
+						case *ast.InterfaceType:
+							for _, fl := range t.Methods.List {
+								for _, nm := range fl.Names {
+									if nm.IsExported() {
+										n++
+									}
 								}
+							}
+						}
+					case *ast.ValueSpec:
+						for _, nm := range s.Names {
+							if nm.IsExported() {
+								n++
 							}
 						}
 					}

@@ -11,7 +11,7 @@
 // reads back [Stats], the registered runtimes and tasks and the requests
 // it saw ([SeenRequest]); the credentials it keeps for those assertions
 // are redacted whenever a value is printed or logged. Point a client at it
-// with agentauth.Options.BaseURL set to [Server.URL]: that one setting
+// with transport.Options.BaseURL set to [Server.URL]: that one setting
 // makes it the ChatGPT backend, the AuthAPI, the token endpoint and the
 // JWKS, and lets plain http in for its loopback address.
 package identitytest

@@ -87,7 +87,7 @@ func WithThreadKeys() Option { return func(c *config) { c.threadKeys = true } }
 // Observer returns a [transport.Observer] that records the transport's
 // authentication events as OpenTelemetry metrics through mp and spans
 // through tp; nil means the global provider (otel.GetMeterProvider,
-// otel.GetTracerProvider). Set it as transport.Config.Observer. One
+// otel.GetTracerProvider). Set it as transport.Options.Observer. One
 // observer may serve any number of transports; the cached-threads gauge
 // sums over the live ones (see the package doc for how it finds them).
 //

@@ -68,7 +68,7 @@ func AgentIdentityRecord(recordJSON []byte) (*Credentials, error) {
 // Codex backend mints it, after verifying it against keys (the backend's
 // JWKS: identity.ParseJWKS, or identity.Client.FetchJWKS of
 // identity.JWKSURL) at the current time. Errors wrap identity.ErrInvalidJWT
-// and never contain the token. agentauth.NewClient fetches the JWKS and
+// and never contain the token. transport.New fetches the JWKS and
 // verifies a JWT from the Codex home or the environment itself.
 func AgentIdentityJWT(token string, keys *identity.JWKS) (*Credentials, error) {
 	rec, err := identity.VerifyAgentIdentityJWT(token, keys, time.Now())

@@ -9,7 +9,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/agentauth/agentauth/bench/internal/workload"
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/otelauth"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -21,11 +21,15 @@ func observedThread(tb testing.TB, obs *transport.Observer) *workload.Target {
 	tb.Helper()
 	ctx, cancel := workload.HandlerContext()
 	tb.Cleanup(cancel)
-	rec := workload.NewRecord()
-	rt, err := transport.New(workload.NewNopBase(), transport.Config{
-		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		RegistrationClient: (&workload.Registrar{}).Client(),
-		Observer:           obs,
+	cred, err := workload.AgentIdentity(workload.NewRecord())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rt, err := transport.New(workload.NewNopBase(), transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		HTTPClient:    (&workload.Registrar{}).Client(),
+		Observer:      obs,
 	})
 	if err != nil {
 		tb.Fatal(err)

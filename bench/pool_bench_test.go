@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/agentauth/agentauth/bench/internal/workload"
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/pool"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -14,10 +14,14 @@ import (
 // its own over a no-op base, registrations stubbed.
 func agentTransport(tb testing.TB) *transport.Transport {
 	tb.Helper()
-	rec := workload.NewRecord()
-	rt, err := transport.New(workload.NewNopBase(), transport.Config{
-		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		RegistrationClient: (&workload.Registrar{}).Client(),
+	cred, err := workload.AgentIdentity(workload.NewRecord())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rt, err := transport.New(workload.NewNopBase(), transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		HTTPClient:    (&workload.Registrar{}).Client(),
 	})
 	if err != nil {
 		tb.Fatal(err)

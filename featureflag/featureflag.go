@@ -41,9 +41,6 @@ func (f *Flag) Enabled() bool {
 // f must not be nil.
 func (f *Flag) Set(on bool) { f.on.Store(on) }
 
-// String returns "use_agent_identity=true" or "use_agent_identity=false".
-func (f *Flag) String() string { return fmt.Sprintf("%s=%t", name, f.Enabled()) }
-
 // parseBool parses a boolean setting named name: 1, true, yes, on and 0,
 // false, no, off, ignoring case and surrounding space. Any other value is an
 // error that names the setting (not the value, in case a secret was put

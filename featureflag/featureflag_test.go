@@ -21,7 +21,6 @@ func writeConfig(t *testing.T, content string) string {
 	return dir
 }
 
-func ptr(b bool) *bool { return &b }
 
 func TestNilAndZeroFlag(t *testing.T) {
 	var nilFlag *Flag
@@ -32,12 +31,8 @@ func TestNilAndZeroFlag(t *testing.T) {
 	if zero.Enabled() {
 		t.Error("zero flag is enabled")
 	}
-	if got := nilFlag.String(); got != "use_agent_identity=false" {
-		t.Errorf("String() = %q", got)
-	}
-	f := New(true)
-	if !f.Enabled() || f.String() != "use_agent_identity=true" {
-		t.Errorf("New(true): Enabled=%v String=%q", f.Enabled(), f.String())
+	if f := New(true); !f.Enabled() {
+		t.Error("New(true) is off")
 	}
 }
 

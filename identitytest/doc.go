@@ -1,21 +1,17 @@
-// Package identitytest is a reference Agent Identity server for tests, in the
-// spirit of net/http/httptest: [NewServer] starts a real loopback listener
-// that serves agent registration, task registration, the Agent Identity JWKS
-// and protected resources under /v1/, and it really verifies everything a
-// production backend would (Bearer tokens, Ed25519 registration signatures,
-// AgentAssertion headers, task ownership, revocation and clock skew) instead
-// of accepting whatever it is sent. Tests drive it through per-route fault
-// injection (status codes, Retry-After, latency, malformed, oversized or
-// missing task ids, dropped or hung connections, revoked tasks) and read back
-// exact counters, the registered tasks and the headers every protected
-// request carried. The server keeps the credentials it was sent in memory so
-// tests can assert on them, but never prints or logs them; `agentauth serve`
-// runs the same server from the command line.
-//
-// To point a client at it, set agentauth.Options.BaseURL to [Server.URL]:
-// that one setting makes the server the ChatGPT backend, the AuthAPI, the
-// token endpoint ([Server.TokenURL]) and the JWKS, and lets plain http in
-// for its loopback address. (This package cannot hand out an
-// agentauth.Options itself: the packages agentauth is built from use this
-// one in their tests.)
+// Package identitytest is the reference ChatGPT and Agent Identity backend
+// that agentauth's tests, `agentauth serve` and `agentauth demo` run against:
+// like net/http/httptest, [NewServer] listens on loopback, and it serves
+// agent and task registration, the Agent Identity JWKS, the token endpoint
+// and sign-in flows, whoami and protected resources under /v1/, verifying
+// everything a production backend would (Bearer tokens, Ed25519
+// registration signatures, AgentAssertion headers, task ownership,
+// revocation, clock skew) instead of accepting what it is sent. A test
+// issues logins ([Server.IssueLogin]) and Agent Identities
+// ([Server.NewAgentIdentity]), injects faults per [Route] ([Fault]), and
+// reads back [Stats], the registered runtimes and tasks and the requests
+// it saw ([SeenRequest]); the credentials it keeps for those assertions
+// are redacted whenever a value is printed or logged. Point a client at it
+// with transport.Options.BaseURL set to [Server.URL]: that one setting
+// makes it the ChatGPT backend, the AuthAPI, the token endpoint and the
+// JWKS, and lets plain http in for its loopback address.
 package identitytest

@@ -9,16 +9,15 @@ import (
 
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/transport"
 )
 
 // The headline scenario against the reference server: a ChatGPT login with
 // use_agent_identity on is provisioned an Agent Identity on first use; a
 // request tagged with a thread is signed on that thread's task, a request
-// without one on the process task. ChatGPTBaseURL names the server: it
-// decides which origin is first-party, and a request to any other origin
-// would be sent without a credential.
+// without one on the process task. BaseURL names the server: it decides
+// which origin is first-party, and a request to any other origin would be
+// sent without a credential.
 func ExampleServer_chatGPTLoginWithTheFlagOn() {
 	srv, err := identitytest.NewServer(identitytest.Options{AccessTokens: []string{"at-example"}})
 	if err != nil {
@@ -26,12 +25,12 @@ func ExampleServer_chatGPTLoginWithTheFlagOn() {
 	}
 	defer srv.Close()
 
-	rt, err := transport.New(&http.Transport{}, transport.Config{
-		Credentials:       credentials.ChatGPTToken("at-example", "acct-example", false),
-		Flag:              featureflag.New(true),
-		IdentityStore:     credentials.NewMemoryStore(), // credentials.NewFileStore(auth.json) persists it
-		ChatGPTBaseURL:    srv.URL(),                    // the AuthAPI is derived from it
-		AllowInsecureHTTP: true,                         // the server is plain http on loopback
+	// The provisioned identity is kept in memory; a login detected from
+	// auth.json keeps it in auth.json.
+	rt, err := transport.New(&http.Transport{}, transport.Options{
+		Credential:    transport.BearerToken("at-example", "acct-example", false),
+		AgentIdentity: featureflag.New(true),
+		BaseURL:       srv.URL(), // plain http: accepted on loopback only
 	})
 	if err != nil {
 		panic(err)

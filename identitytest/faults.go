@@ -12,29 +12,6 @@ import (
 	"github.com/agentauth/agentauth/internal/identity"
 )
 
-// Route names a group of endpoints that faults are injected into.
-type Route string
-
-// The server's routes.
-const (
-	// RouteAgentRegister is POST /v1/agent/register.
-	RouteAgentRegister Route = "agent_register"
-	// RouteTaskRegister is POST /v1/agent/{rid}/task/register.
-	RouteTaskRegister Route = "task_register"
-	// RouteResource is every protected resource (any other path under /v1/).
-	RouteResource Route = "resource"
-	// RouteJWKS is GET .../agent-identities/jwks.
-	RouteJWKS Route = "jwks"
-)
-
-func (r Route) valid() bool {
-	switch r {
-	case RouteAgentRegister, RouteTaskRegister, RouteResource, RouteJWKS, RouteToken:
-		return true
-	}
-	return false
-}
-
 // Fault describes how the server misbehaves on a route. Steps apply in this
 // order: Latency, then Hang or DropConnection, then the response override.
 // A fault with only Latency and/or RetryAfter delays the request and adds

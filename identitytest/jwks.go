@@ -39,35 +39,17 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// IdentityOptions describes the Agent Identity that [Server.NewAgentIdentity]
-// creates. The zero value is a non-FedRAMP identity with the documented
-// placeholder account fields.
-type IdentityOptions struct {
-	// RuntimeID is the agent_runtime_id; empty means a random "rt-..." id.
-	RuntimeID string
-	// AccountID is account_id; empty means "acct-identitytest".
-	AccountID string
-	// ChatGPTUserID is chatgpt_user_id; empty means "user-identitytest".
-	ChatGPTUserID string
-	// Email is the optional email claim; empty leaves it out.
-	Email string
-	// PlanType is plan_type; empty means "plus".
-	PlanType string
-	// FedRAMP is chatgpt_account_is_fedramp.
-	FedRAMP bool
-	// Mint adjusts the JWT (issuer, audience, times, kid). Its zero value
-	// mints a token that identity.VerifyAgentIdentityJWT accepts against
-	// this server's JWKS at the real current time (Options.Now is not
-	// used for JWT times).
-	Mint MintOptions
-}
-
 // NewAgentIdentity creates an Agent Identity the way the real backend would
 // hand one out: it generates a key from Options.Rand, registers the runtime
 // with the server (as [Server.RegisterRuntime] does) and mints a JWT for the
-// record with the server's [JWTIssuer]. The returned record and JWT both
-// carry the private key; they are secrets.
-func (s *Server) NewAgentIdentity(opts IdentityOptions) (identity.Record, string, error) {
+// record with the server's [JWTIssuer], valid for an hour of real time
+// (Options.Now is not used for JWT times; [JWTIssuer.Mint] adjusts them).
+// runtimeID is the agent_runtime_id, empty for a random "rt-..." id; the
+// account fields of who are the record's (empty AccountID, UserID and
+// PlanType mean "acct-identitytest", "user-identitytest" and "plus"; an
+// empty Email is left out). The returned record and JWT both carry the
+// private key; they are secrets.
+func (s *Server) NewAgentIdentity(runtimeID string, who Login) (identity.Record, string, error) {
 	iss, err := s.Issuer()
 	if err != nil {
 		return identity.Record{}, "", err
@@ -76,7 +58,7 @@ func (s *Server) NewAgentIdentity(opts IdentityOptions) (identity.Record, string
 	if err != nil {
 		return identity.Record{}, "", fmt.Errorf("identitytest: NewAgentIdentity: %w", err)
 	}
-	rid := opts.RuntimeID
+	rid := runtimeID
 	if rid == "" {
 		s.mu.Lock()
 		rid, err = s.newID("rt-", func(id string) bool { return s.runtimes[id] != nil })
@@ -88,16 +70,16 @@ func (s *Server) NewAgentIdentity(opts IdentityOptions) (identity.Record, string
 	rec := identity.Record{
 		AgentRuntimeID:  rid,
 		AgentPrivateKey: identity.Secret(k.MarshalPrivateKey()),
-		AccountID:       orDefault(opts.AccountID, "acct-identitytest"),
-		ChatGPTUserID:   orDefault(opts.ChatGPTUserID, "user-identitytest"),
-		Email:           opts.Email,
-		PlanType:        orDefault(opts.PlanType, "plus"),
-		IsFedRAMP:       opts.FedRAMP,
+		AccountID:       orDefault(who.AccountID, "acct-identitytest"),
+		ChatGPTUserID:   orDefault(who.UserID, "user-identitytest"),
+		Email:           who.Email,
+		PlanType:        orDefault(who.PlanType, "plus"),
+		IsFedRAMP:       who.FedRAMP,
 	}
 	if err := s.RegisterRuntime(rec); err != nil {
 		return identity.Record{}, "", err
 	}
-	tok, err := iss.Mint(rec, opts.Mint)
+	tok, err := iss.Mint(rec, MintOptions{})
 	if err != nil {
 		return identity.Record{}, "", err
 	}

@@ -16,7 +16,7 @@ func TestJWKSAndNewAgentIdentity(t *testing.T) {
 	s, clock := newTestServer(t, Options{})
 	c := newClient(t)
 
-	rec, tok, err := s.NewAgentIdentity(IdentityOptions{AccountID: "acct-7", FedRAMP: true, Email: "a@example.com"})
+	rec, tok, err := s.NewAgentIdentity("", Login{AccountID: "acct-7", FedRAMP: true, Email: "a@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +69,10 @@ func TestJWKSAndNewAgentIdentity(t *testing.T) {
 	}
 
 	// A fixed runtime id is honoured; reusing it with a new key fails.
-	if rec2, _, err := s.NewAgentIdentity(IdentityOptions{RuntimeID: "agent-fixed"}); err != nil || rec2.AgentRuntimeID != "agent-fixed" {
+	if rec2, _, err := s.NewAgentIdentity("agent-fixed", Login{}); err != nil || rec2.AgentRuntimeID != "agent-fixed" {
 		t.Fatalf("fixed runtime id: %v %v", rec2, err)
 	}
-	if _, _, err := s.NewAgentIdentity(IdentityOptions{RuntimeID: "agent-fixed"}); err == nil {
+	if _, _, err := s.NewAgentIdentity("agent-fixed", Login{}); err == nil {
 		t.Fatal("second identity on the same runtime id with another key succeeded")
 	}
 

@@ -30,8 +30,8 @@ type FederationRule struct {
 	ID       string
 	Issuer   string
 	Audience string
-	Key      any // public key: *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or *jose.JSONWebKey
-	Login    LoginClaims
+	Key      any   // public key: *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or *jose.JSONWebKey
+	Login    Login // the account fields only
 }
 
 // AddFederationRule registers (or replaces) a federation rule.
@@ -39,6 +39,7 @@ func (s *Server) AddFederationRule(r FederationRule) error {
 	if r.ID == "" || r.Issuer == "" || r.Audience == "" || r.Key == nil || r.Login.AccountID == "" || r.Login.UserID == "" {
 		return errors.New("identitytest: AddFederationRule: ID, Issuer, Audience, Key, Login.AccountID and Login.UserID are required")
 	}
+	r.Login = r.Login.account()
 	if r.Login.PlanType == "" {
 		r.Login.PlanType = "enterprise"
 	}

@@ -20,7 +20,7 @@ func TestJWTBearerVerifiesSubjectToken(t *testing.T) {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	if err := s.AddFederationRule(FederationRule{ID: "fdrl_1", Issuer: "https://iss.test", Audience: "openai", Key: pub,
-		Login: LoginClaims{AccountID: "acct-f", UserID: "user-f"}}); err != nil {
+		Login: Login{AccountID: "acct-f", UserID: "user-f"}}); err != nil {
 		t.Fatal(err)
 	}
 	mint := func(k ed25519.PrivateKey, iss, aud string, exp time.Time) string {

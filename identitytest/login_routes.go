@@ -39,7 +39,7 @@ import (
 //     error=access_denied when none is set. Bad parameters are 400 and
 //     never redirect.
 //   - POST .../oauth/token, form-encoded: grant_type authorization_code
-//     (single-use code of at most AuthorizationCodeLifetime, same client id
+//     (single-use code of at most authorizationCodeLifetime, same client id
 //     and redirect_uri, code_verifier whose S256 is the challenge),
 //     token-exchange for an API key (requested_token=openai-api-key, a
 //     subject id token this server signed) and the JWT-bearer grant of
@@ -50,10 +50,12 @@ import (
 //     stop working (refresh_token_invalidated, 401 at resources); unknown
 //     tokens are answered 200 too (RFC 7009).
 
-// Lifetimes of the sign-in flows.
+// DeviceCodeLifetime is how long a device login waits for
+// [Server.ApproveDeviceCode] before polling it answers expired_token.
+const DeviceCodeLifetime = 15 * time.Minute
+
 const (
-	DeviceCodeLifetime        = 15 * time.Minute
-	AuthorizationCodeLifetime = 10 * time.Minute
+	authorizationCodeLifetime = 10 * time.Minute // of an authorization code
 	maxPendingLogins          = 1024
 )
 
@@ -62,7 +64,7 @@ type loginState struct {
 	interval  int // device poll interval, seconds
 	devices   map[string]*deviceEntry
 	codes     map[string]*codeEntry
-	authorize *LoginClaims
+	authorize *Login
 	revoked   map[string]bool // revoked access tokens
 	rules     map[string]FederationRule
 	exchanges int // successful JWT-bearer exchanges
@@ -73,7 +75,7 @@ type deviceEntry struct {
 	clientID string
 	expires  time.Time
 	lastPoll time.Time
-	approved *LoginClaims
+	approved *Login
 	spent    bool
 }
 
@@ -81,7 +83,7 @@ type codeEntry struct {
 	clientID    string
 	redirectURI string
 	challenge   string
-	claims      LoginClaims
+	claims      Login
 	expires     time.Time
 	used        bool
 }
@@ -108,7 +110,7 @@ func (s *Server) SetDeviceCodeInterval(seconds int) {
 // ApproveDeviceCode approves a pending device login, as the user does on
 // the verification page, for the login c. It fails for an unknown, spent
 // or expired code.
-func (s *Server) ApproveDeviceCode(userCode string, c LoginClaims) error {
+func (s *Server) ApproveDeviceCode(userCode string, c Login) error {
 	if c.AccountID == "" {
 		return errors.New("identitytest: ApproveDeviceCode: AccountID is required")
 	}
@@ -116,6 +118,7 @@ func (s *Server) ApproveDeviceCode(userCode string, c LoginClaims) error {
 	defer s.login.mu.Unlock()
 	for _, d := range s.logins().devices {
 		if d.userCode == userCode && !d.spent && s.now().Before(d.expires) {
+			c = c.account()
 			d.approved = &c
 			return nil
 		}
@@ -125,7 +128,7 @@ func (s *Server) ApproveDeviceCode(userCode string, c LoginClaims) error {
 
 // SetAuthorizeLogin sets the login the authorize route signs in as (nil:
 // the user declines, error=access_denied).
-func (s *Server) SetAuthorizeLogin(c *LoginClaims) {
+func (s *Server) SetAuthorizeLogin(c *Login) {
 	s.login.mu.Lock()
 	defer s.login.mu.Unlock()
 	s.logins()
@@ -133,7 +136,7 @@ func (s *Server) SetAuthorizeLogin(c *LoginClaims) {
 		s.login.authorize = nil
 		return
 	}
-	cc := *c
+	cc := c.account()
 	s.login.authorize = &cc
 }
 
@@ -271,7 +274,7 @@ func (s *Server) serveDeviceToken(w http.ResponseWriter, r *http.Request) {
 		code := "ac_" + randomToken(24)
 		ls.codes[code] = &codeEntry{
 			clientID: d.clientID, redirectURI: s.issuerBase(r) + "/deviceauth/callback",
-			challenge: s256(verifier), claims: *d.approved, expires: now.Add(AuthorizationCodeLifetime),
+			challenge: s256(verifier), claims: *d.approved, expires: now.Add(authorizationCodeLifetime),
 		}
 		grant = map[string]string{"authorization_code": code, "code_challenge": s256(verifier), "code_verifier": verifier}
 	}
@@ -393,7 +396,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		code := "ac_" + randomToken(24)
 		ls.codes[code] = &codeEntry{
 			clientID: q.Get("client_id"), redirectURI: q.Get("redirect_uri"),
-			challenge: q.Get("code_challenge"), claims: *ls.authorize, expires: now.Add(AuthorizationCodeLifetime),
+			challenge: q.Get("code_challenge"), claims: *ls.authorize, expires: now.Add(authorizationCodeLifetime),
 		}
 		back.Set("code", code)
 	}

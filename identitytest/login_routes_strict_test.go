@@ -17,7 +17,7 @@ var (
 // startDevice starts a device login and returns its id and code.
 func startDevice(t *testing.T, c *http.Client, s *Server) (id, code string) {
 	t.Helper()
-	r := do(t, c, "POST", s.URL()+"/api/accounts/deviceauth/usercode", jsonHdr, mustJSON(t, map[string]string{"client_id": DefaultOAuthClientID}))
+	r := do(t, c, "POST", s.URL()+"/api/accounts/deviceauth/usercode", jsonHdr, mustJSON(t, map[string]string{"client_id": codexClientID}))
 	var v map[string]string // interval is a string, as the real issuer sends it
 	if r.status != 200 || json.Unmarshal(r.body, &v) != nil || v["device_auth_id"] == "" || v["user_code"] == "" || v["interval"] == "" {
 		t.Fatalf("usercode = %d %s", r.status, r.body)
@@ -44,7 +44,7 @@ func TestDeviceRoutesAnswerPendingSlowDownExpired(t *testing.T) {
 	if r := poll(id, "WRONG-CODE"); r.status != 400 || errorReason(t, r) != "invalid_grant" {
 		t.Fatalf("wrong code = %d %s", r.status, r.body)
 	}
-	if err := s.ApproveDeviceCode(code, LoginClaims{AccountID: "acct"}); err != nil {
+	if err := s.ApproveDeviceCode(code, Login{AccountID: "acct"}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Add(5 * time.Second)
@@ -58,7 +58,7 @@ func TestDeviceRoutesAnswerPendingSlowDownExpired(t *testing.T) {
 	}
 	// The code exchanges once, only with the verifier and the device redirect URI.
 	exchange := func(verifier, redirect string) response {
-		f := url.Values{"grant_type": {"authorization_code"}, "code": {g["authorization_code"]}, "client_id": {DefaultOAuthClientID},
+		f := url.Values{"grant_type": {"authorization_code"}, "code": {g["authorization_code"]}, "client_id": {codexClientID},
 			"redirect_uri": {redirect}, "code_verifier": {verifier}}
 		return do(t, c, "POST", s.URL()+"/oauth/token", formHdr, []byte(f.Encode()))
 	}
@@ -80,11 +80,11 @@ func TestDeviceRoutesAnswerPendingSlowDownExpired(t *testing.T) {
 // single use and bound to its PKCE challenge and redirect URI.
 func TestAuthorizeAndCodeGrantAreStrict(t *testing.T) {
 	s, _ := newTestServer(t, Options{})
-	s.SetAuthorizeLogin(&LoginClaims{AccountID: "acct-a"})
+	s.SetAuthorizeLogin(&Login{AccountID: "acct-a"})
 	c := newClient(t)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	verifier := strings.Repeat("v", 64)
-	good := url.Values{"response_type": {"code"}, "client_id": {DefaultOAuthClientID}, "redirect_uri": {"http://localhost:1455/auth/callback"},
+	good := url.Values{"response_type": {"code"}, "client_id": {codexClientID}, "redirect_uri": {"http://localhost:1455/auth/callback"},
 		"scope": {"openid profile email offline_access"}, "code_challenge": {s256(verifier)}, "code_challenge_method": {"S256"}, "state": {"st"}}
 	for name, mutate := range map[string]func(url.Values){
 		"client":    func(q url.Values) { q.Set("client_id", "other") },
@@ -108,7 +108,7 @@ func TestAuthorizeAndCodeGrantAreStrict(t *testing.T) {
 	if r.status != 302 || err != nil || loc.Query().Get("state") != "st" || loc.Query().Get("code") == "" {
 		t.Fatalf("authorize = %d %q", r.status, r.header.Get("Location"))
 	}
-	f := url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "client_id": {DefaultOAuthClientID},
+	f := url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "client_id": {codexClientID},
 		"redirect_uri": {"http://localhost:1455/auth/callback"}, "code_verifier": {verifier}}
 	if r := do(t, c, "POST", s.URL()+"/oauth/token", formHdr, []byte(f.Encode())); r.status != 200 {
 		t.Fatalf("exchange = %d %s", r.status, r.body)
@@ -122,7 +122,7 @@ func TestAuthorizeAndCodeGrantAreStrict(t *testing.T) {
 func TestRevokeRoute(t *testing.T) {
 	s, _ := newTestServer(t, Options{})
 	c := newClient(t)
-	l, err := s.IssueLogin(LoginClaims{AccountID: "acct-r"})
+	l, err := s.IssueLogin(Login{AccountID: "acct-r"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +132,10 @@ func TestRevokeRoute(t *testing.T) {
 	if s.TokenRevoked(l.RefreshToken) {
 		t.Fatal("revoked without a client id")
 	}
-	if r := do(t, c, "POST", s.URL()+"/oauth/revoke", jsonHdr, mustJSON(t, map[string]string{"token": l.RefreshToken, "token_type_hint": "refresh_token", "client_id": DefaultOAuthClientID})); r.status != 200 {
+	if r := do(t, c, "POST", s.URL()+"/oauth/revoke", jsonHdr, mustJSON(t, map[string]string{"token": l.RefreshToken, "token_type_hint": "refresh_token", "client_id": codexClientID})); r.status != 200 {
 		t.Fatalf("revoke = %d", r.status)
 	}
-	r := do(t, c, "POST", s.URL()+"/oauth/token", jsonHdr, mustJSON(t, map[string]string{"client_id": DefaultOAuthClientID, "grant_type": "refresh_token", "refresh_token": l.RefreshToken}))
+	r := do(t, c, "POST", s.URL()+"/oauth/token", jsonHdr, mustJSON(t, map[string]string{"client_id": codexClientID, "grant_type": "refresh_token", "refresh_token": l.RefreshToken}))
 	if r.status != 401 || !strings.Contains(string(r.body), CodeRefreshTokenInvalidated) {
 		t.Fatalf("refresh after revoke = %d %s", r.status, r.body)
 	}

@@ -11,20 +11,9 @@ import (
 	"sync/atomic"
 )
 
-// Paths whose accepted POST requests are answered in the shape of the OpenAI
-// API, so that SDK clients (openai-go, go-openai) can parse the answer.
-const (
-	// ResponsesPath answers with a Responses API object ("object":
-	// "response") that is also a superset of [Echo].
-	ResponsesPath = "/v1/responses"
-	// ChatCompletionsPath answers with a chat completion ("object":
-	// "chat.completion") that is also a superset of [Echo].
-	ChatCompletionsPath = "/v1/chat/completions"
-)
-
-// DefaultModel is the model an OpenAI-shaped answer reports when the request
+// defaultModel is the model an OpenAI-shaped answer reports when the request
 // body names none.
-const DefaultModel = "identitytest"
+const defaultModel = "identitytest"
 
 // maxModelLen bounds the echoed model name: it is request data, and an
 // answer should not grow with whatever a client sends.
@@ -32,13 +21,13 @@ const maxModelLen = 256
 
 // Metadata keys of [Echo.Metadata].
 const (
-	MetadataMode            = "mode"
-	MetadataAgentRuntimeID  = "agent_runtime_id"
-	MetadataTaskID          = "task_id"
-	MetadataExternalTaskRef = "external_task_ref"
-	MetadataAccountID       = "account_id"
-	MetadataFedRAMP         = "fedramp"
-	MetadataPath            = "path"
+	metaMode            = "mode"
+	metaAgentRuntimeID  = "agent_runtime_id"
+	metaTaskID          = "task_id"
+	metaExternalTaskRef = "external_task_ref"
+	metaAccountID       = "account_id"
+	metaFedRAMP         = "fedramp"
+	metaPath            = "path"
 )
 
 // answerSeq numbers OpenAI-shaped answers process-wide. A counter rather
@@ -46,40 +35,43 @@ const (
 // test with a deterministic Rand expects for runtimes and tasks.
 var answerSeq atomic.Uint64
 
-// Metadata returns e as the string map an OpenAI-shaped answer carries in
+// metadata returns e as the string map an OpenAI-shaped answer carries in
 // its "metadata" member (the Responses API allows only string values):
 // every key of [Echo]'s JSON form, with fedramp as "true" or "false". It
 // never holds a credential, because Echo does not.
-func (e Echo) Metadata() map[string]string {
+func (e Echo) metadata() map[string]string {
 	return map[string]string{
-		MetadataMode:            e.Mode,
-		MetadataAgentRuntimeID:  e.AgentRuntimeID,
-		MetadataTaskID:          e.TaskID,
-		MetadataExternalTaskRef: e.ExternalTaskRef,
-		MetadataAccountID:       e.AccountID,
-		MetadataFedRAMP:         strconv.FormatBool(e.FedRAMP),
-		MetadataPath:            e.Path,
+		metaMode:            e.Mode,
+		metaAgentRuntimeID:  e.AgentRuntimeID,
+		metaTaskID:          e.TaskID,
+		metaExternalTaskRef: e.ExternalTaskRef,
+		metaAccountID:       e.AccountID,
+		metaFedRAMP:         strconv.FormatBool(e.FedRAMP),
+		metaPath:            e.Path,
 	}
 }
 
-// EchoFromMetadata is the inverse of [Echo.Metadata], for tests that read
-// what the server verified through an SDK's own response types (for
-// example responses.Response.Metadata of openai-go). It fails when mode is
-// missing or fedramp is not "true" or "false"; the other keys default to "".
+// EchoFromMetadata reads an [Echo] back from the "metadata" member of an
+// OpenAI-shaped answer (POST [ResponsesPath] or [ChatCompletionsPath]),
+// which holds every key of Echo's JSON form as a string, fedramp as "true"
+// or "false": for tests that read what the server verified through an
+// SDK's own response types (for example responses.Response.Metadata of
+// openai-go). It fails when mode is missing or fedramp is not "true" or
+// "false"; the other keys default to "".
 func EchoFromMetadata(md map[string]string) (Echo, error) {
-	mode, ok := md[MetadataMode]
+	mode, ok := md[metaMode]
 	if !ok || mode == "" {
 		return Echo{}, errors.New("identitytest: metadata has no mode")
 	}
 	e := Echo{
 		Mode:            mode,
-		AgentRuntimeID:  md[MetadataAgentRuntimeID],
-		TaskID:          md[MetadataTaskID],
-		ExternalTaskRef: md[MetadataExternalTaskRef],
-		AccountID:       md[MetadataAccountID],
-		Path:            md[MetadataPath],
+		AgentRuntimeID:  md[metaAgentRuntimeID],
+		TaskID:          md[metaTaskID],
+		ExternalTaskRef: md[metaExternalTaskRef],
+		AccountID:       md[metaAccountID],
+		Path:            md[metaPath],
 	}
-	switch md[MetadataFedRAMP] {
+	switch md[metaFedRAMP] {
 	case "true":
 		e.FedRAMP = true
 	case "false":
@@ -177,7 +169,7 @@ func (s *Server) writeAnswer(w http.ResponseWriter, r *http.Request, body []byte
 		writeJSON(w, http.StatusOK, echo)
 		return
 	}
-	md := echo.Metadata()
+	md := echo.metadata()
 	text, _ := json.Marshal(md) // a map of strings always marshals
 	seq := fmt.Sprintf("%016x", answerSeq.Add(1))
 	created := s.now().Unix()
@@ -224,13 +216,13 @@ func (s *Server) writeAnswer(w http.ResponseWriter, r *http.Request, body []byte
 }
 
 // requestModel returns the "model" string of a JSON object body, or
-// DefaultModel when there is none (or it is empty or implausibly long).
+// defaultModel when there is none (or it is empty or implausibly long).
 func requestModel(body []byte) string {
 	var req struct {
 		Model string `json:"model"`
 	}
 	if json.Unmarshal(body, &req) != nil || req.Model == "" || len(req.Model) > maxModelLen {
-		return DefaultModel
+		return defaultModel
 	}
 	return req.Model
 }

@@ -150,9 +150,9 @@ func TestResponsesAnswerIsAResponsesObjectAndAnEcho(t *testing.T) {
 
 	for _, tc := range []struct{ body, model string }{
 		{`{"model":"gpt-test","input":"hi"}`, "gpt-test"},
-		{`{"input":"hi"}`, DefaultModel},
-		{`not json`, DefaultModel},
-		{`{"model":"` + strings.Repeat("m", maxModelLen+1) + `"}`, DefaultModel},
+		{`{"input":"hi"}`, defaultModel},
+		{`not json`, defaultModel},
+		{`{"model":"` + strings.Repeat("m", maxModelLen+1) + `"}`, defaultModel},
 	} {
 		r := do(t, c, http.MethodPost, s.URL()+ResponsesPath, hdr, []byte(tc.body))
 		if r.status != http.StatusOK {
@@ -214,10 +214,10 @@ func TestChatCompletionsAnswerIsAChatCompletionAndAnEcho(t *testing.T) {
 		got.Choices[0].FinishReason != "stop" {
 		t.Fatalf("choices %+v", got.Choices)
 	}
-	if diff := cmp.Diff(want.Metadata(), textMetadata(t, got.Choices[0].Message.Content)); diff != "" {
+	if diff := cmp.Diff(want.metadata(), textMetadata(t, got.Choices[0].Message.Content)); diff != "" {
 		t.Errorf("message content (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(want.Metadata(), got.Metadata); diff != "" {
+	if diff := cmp.Diff(want.metadata(), got.Metadata); diff != "" {
 		t.Errorf("metadata (-want +got):\n%s", diff)
 	}
 	if u := got.Usage; u.TotalTokens != u.PromptTokens+u.CompletionTokens || u.TotalTokens == 0 {
@@ -260,9 +260,9 @@ func TestEchoMetadataRoundTrip(t *testing.T) {
 		{Mode: ModeAssertion, AgentRuntimeID: "rt", TaskID: "task", ExternalTaskRef: "thread-1", AccountID: "acct", FedRAMP: true, Path: "/v1/responses"},
 		{Mode: ModeNone, Path: "/v1/x"},
 	} {
-		got, err := EchoFromMetadata(e.Metadata())
+		got, err := EchoFromMetadata(e.metadata())
 		if err != nil || got != e {
-			t.Errorf("EchoFromMetadata(%v.Metadata()) = %+v, %v", e, got, err)
+			t.Errorf("EchoFromMetadata(%v.metadata()) = %+v, %v", e, got, err)
 		}
 	}
 	for _, md := range []map[string]string{

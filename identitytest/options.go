@@ -13,12 +13,18 @@ import (
 	"github.com/agentauth/agentauth/internal/headers"
 )
 
-// DefaultMaxSkew is the clock skew allowed when [Options.MaxSkew] is zero.
-const DefaultMaxSkew = 5 * time.Minute
+// The defaults of [Options] fields left zero.
+const (
+	// DefaultMaxSkew is the clock skew allowed when [Options.MaxSkew] is zero.
+	DefaultMaxSkew = 5 * time.Minute
+	// DefaultTokenLifetime is the access-token lifetime when
+	// [Options.TokenLifetime] is zero.
+	DefaultTokenLifetime = time.Hour
+)
 
-// DefaultRequestLog is how many protected-resource requests [Server.Requests]
+// defaultRequestLog is how many protected-resource requests [Server.Requests]
 // keeps when [Options.RequestLog] is zero.
-const DefaultRequestLog = 1000
+const defaultRequestLog = 1000
 
 // Options configures a [Server]. The zero value is a usable server on a
 // random loopback port that accepts no Bearer token and only verified
@@ -44,10 +50,12 @@ type Options struct {
 	APIKeys []string
 
 	// PersonalAccessTokens are the personal access tokens the whoami route
-	// (GET .../v1/user-auth-credential/whoami) describes, each with its
-	// account; they are also accepted as Bearer tokens at protected
-	// resources, but not at agent registration. Default: none.
-	PersonalAccessTokens map[string]PersonalAccessToken
+	// (GET .../v1/user-auth-credential/whoami) describes, each with the
+	// account fields of the login it acts for (AccountID required; an
+	// empty Email is answered as null, PlanType as given); they are also
+	// accepted as Bearer tokens at protected resources, but not at agent
+	// registration. Default: none.
+	PersonalAccessTokens map[string]Login
 
 	// AcceptAnyBearerForAgentRegistration makes agent registration accept
 	// any non-empty Bearer token, for clients whose login token the test
@@ -90,7 +98,7 @@ type Options struct {
 	Rand io.Reader
 
 	// RequestLog is how many protected-resource requests [Server.Requests]
-	// keeps, oldest dropped first. Zero means DefaultRequestLog; negative
+	// keeps, oldest dropped first. Zero means 1000; negative
 	// keeps none.
 	RequestLog int
 
@@ -121,7 +129,7 @@ type Options struct {
 	// refresh_token_expired. Default: zero, they do not expire.
 	RefreshTokenLifetime time.Duration
 	// OAuthClientID is the client id the token endpoint accepts. Default:
-	// DefaultOAuthClientID, the Codex CLI's.
+	// the Codex CLI's.
 	OAuthClientID string
 }
 
@@ -178,19 +186,17 @@ func newLockedReader(r io.Reader) *lockedReader {
 	return &lockedReader{r: r}
 }
 
-// String describes the options with every token and key redacted: only
+// summary describes the options with every token and key redacted: only
 // their counts are shown.
-func (o Options) String() string {
+func (o Options) summary() string {
 	return fmt.Sprintf("identitytest.Options{AccessTokens:%d redacted AccessTokenAccounts:%d redacted APIKeys:%d redacted AcceptAnyBearerForAgentRegistration:%t AllowAnonymous:%t EncryptTaskIDs:%t MaxSkew:%s Addr:%q RequestLog:%d}",
 		len(o.AccessTokens), len(o.AccessTokenAccounts), len(o.APIKeys), o.AcceptAnyBearerForAgentRegistration, o.AllowAnonymous,
 		o.EncryptTaskIDs, o.MaxSkew, o.Addr, o.RequestLog)
 }
 
-// GoString is [Options.String].
-func (o Options) GoString() string { return o.String() }
-
-// Format makes every fmt verb print [Options.String].
-func (o Options) Format(f fmt.State, _ rune) { io.WriteString(f, o.String()) }
+// Format makes every fmt verb print the options with every token and key
+// redacted: only their counts are shown.
+func (o Options) Format(f fmt.State, _ rune) { io.WriteString(f, o.summary()) }
 
 // LogValue logs the options without tokens.
-func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
+func (o Options) LogValue() slog.Value { return slog.StringValue(o.summary()) }

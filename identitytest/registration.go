@@ -123,7 +123,7 @@ func (s *Server) serveAgentRegister(w http.ResponseWriter, r *http.Request) {
 		case "capabilities":
 			ok = len(raw) > 0 && raw[0] == '[' && json.Unmarshal(raw, &rt.Capabilities) == nil
 		case "abom":
-			ok = parseABOM(raw, &rt.ABOM)
+			ok = parseABOM(raw, &rt)
 		case "ttl":
 			var n *float64
 			ok = json.Unmarshal(raw, &n) == nil
@@ -160,8 +160,9 @@ func (s *Server) serveAgentRegister(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, agentRegisterResponse{AgentRuntimeID: id})
 }
 
-// parseABOM requires an object whose three members are strings.
-func parseABOM(raw json.RawMessage, dst *ABOM) bool {
+// parseABOM requires an object whose three members are strings, and
+// stores them in dst.
+func parseABOM(raw json.RawMessage, dst *Runtime) bool {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(raw, &obj) != nil || obj == nil {
 		return false

@@ -2,6 +2,7 @@ package identitytest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func TestAgentRegistrationAccountFromToken(t *testing.T) {
 		AccessTokens:        []string{"tok-unknown-account"},
 		AccessTokenAccounts: map[string]string{"tok-mapped": "acct-mapped"},
 	})
-	login, err := s.IssueLogin(LoginClaims{AccountID: "acct-issued", UserID: "user-1"})
+	login, err := s.IssueLogin(Login{AccountID: "acct-issued", UserID: "user-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestAgentRegistrationAccountFromToken(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("resource with a mapped token: status %d", r.status)
 	}
-	if got := (Options{AccessTokenAccounts: map[string]string{"tok-mapped": "a"}}).String(); strings.Contains(got, "tok-mapped") {
+	if got := fmt.Sprint(Options{AccessTokenAccounts: map[string]string{"tok-mapped": "a"}}); strings.Contains(got, "tok-mapped") {
 		t.Fatalf("Options.String shows the token: %s", got)
 	}
 }

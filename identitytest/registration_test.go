@@ -47,7 +47,7 @@ func TestAgentRegistration(t *testing.T) {
 	want := []Runtime{{
 		RuntimeID: rid, PublicKeySSH: k.SSHPublicKey(), AccountID: "acct-1", FedRAMP: true,
 		Capabilities: []string{"responsesapi"},
-		ABOM:         ABOM{AgentVersion: "1.0", AgentHarnessID: "codex-cli", RunningLocation: "test-linux"},
+		AgentVersion: "1.0", AgentHarnessID: "codex-cli", RunningLocation: "test-linux",
 	}}
 	if diff := cmp.Diff(want, s.Runtimes()); diff != "" {
 		t.Errorf("Runtimes() (-want +got):\n%s", diff)

@@ -9,7 +9,7 @@ import (
 
 // RegisterRuntimeKey makes a runtime known to the server from its id and
 // public key alone ("ssh-ed25519 ..." as on the wire), as if it had gone
-// through agent registration. It is what [RegisterRuntime] does without
+// through agent registration. It is what [Server.RegisterRuntime] does without
 // needing the private key, so a server can trust a record that was
 // generated elsewhere (agentauth keygen) without ever holding its key. It
 // does not count in Stats.AgentRegistrations. The same id with the same

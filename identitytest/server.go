@@ -183,10 +183,10 @@ func newServer(opts Options) (*Server, error) {
 		s.tokenLifetime = DefaultTokenLifetime
 	}
 	if s.oauthClientID == "" {
-		s.oauthClientID = DefaultOAuthClientID
+		s.oauthClientID = codexClientID
 	}
 	if s.requestLog == 0 {
-		s.requestLog = DefaultRequestLog
+		s.requestLog = defaultRequestLog
 	}
 	for _, t := range opts.AccessTokens {
 		s.accessTokens[t] = true
@@ -219,22 +219,20 @@ func displayAddr(a net.Addr) string {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 }
 
-// String describes the server by its URL; the tokens it holds never print.
-func (s *Server) String() string {
+// summary describes the server by its URL; the tokens it holds never print.
+func (s *Server) summary() string {
 	if s == nil {
 		return "identitytest.Server(nil)"
 	}
 	return "identitytest.Server(" + s.url + ")"
 }
 
-// GoString is [Server.String].
-func (s *Server) GoString() string { return s.String() }
-
-// Format makes every fmt verb print [Server.String].
-func (s *Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+// Format makes every fmt verb print the server as its URL; the tokens it
+// holds never print.
+func (s *Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.summary()) }
 
 // LogValue logs the server's URL only.
-func (s *Server) LogValue() slog.Value { return slog.StringValue(s.String()) }
+func (s *Server) LogValue() slog.Value { return slog.StringValue(s.summary()) }
 
 // URL returns the base URL, "http://127.0.0.1:PORT", with no trailing slash.
 func (s *Server) URL() string { return s.url }
@@ -319,7 +317,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveResource(w, r)
 	case RouteToken:
 		s.serveToken(w, r)
-	case RouteWhoami:
+	case routeWhoami:
 		s.serveWhoami(w, r)
 	}
 }
@@ -335,8 +333,8 @@ func classify(path string) (route Route, runtimeID string) {
 	if strings.HasSuffix(path, TokenPath) {
 		return RouteToken, ""
 	}
-	if strings.HasSuffix(path, WhoamiPath) {
-		return RouteWhoami, ""
+	if strings.HasSuffix(path, whoamiPath) {
+		return routeWhoami, ""
 	}
 	if i := strings.Index(path, "/v1/agent/"); i >= 0 {
 		rest := path[i+len("/v1/agent/"):]

@@ -88,13 +88,6 @@ type Task struct {
 	Revoked         bool
 }
 
-// ABOM is the agent bill of materials sent at agent registration.
-type ABOM struct {
-	AgentVersion    string `json:"agent_version"`
-	AgentHarnessID  string `json:"agent_harness_id"`
-	RunningLocation string `json:"running_location"`
-}
-
 // Runtime is an agent runtime the server knows, from agent registration or
 // [Server.RegisterRuntime].
 type Runtime struct {
@@ -105,7 +98,9 @@ type Runtime struct {
 	AccountID    string
 	FedRAMP      bool
 	Capabilities []string
-	ABOM         ABOM
+	// AgentVersion, AgentHarnessID and RunningLocation are the agent bill
+	// of materials (abom) sent at agent registration.
+	AgentVersion, AgentHarnessID, RunningLocation string
 }
 
 // Echo is the JSON body a protected resource answers with: what the server
@@ -137,17 +132,15 @@ type SeenRequest struct {
 	Echo   Echo   // what the server verified (Mode is ModeNone when rejected)
 }
 
-// String describes the request with every credential header redacted.
-func (r SeenRequest) String() string {
+// summary describes the request with every credential header redacted.
+func (r SeenRequest) summary() string {
 	return fmt.Sprintf("identitytest.SeenRequest{%s %s status=%d reason=%q mode=%q header=%v}",
 		r.Method, r.Path, r.Status, r.Reason, r.Echo.Mode, headers.RedactAll(r.Header))
 }
 
-// GoString is [SeenRequest.String].
-func (r SeenRequest) GoString() string { return r.String() }
-
-// Format makes every fmt verb print [SeenRequest.String].
-func (r SeenRequest) Format(f fmt.State, _ rune) { io.WriteString(f, r.String()) }
+// Format makes every fmt verb print the request with every credential
+// header redacted.
+func (r SeenRequest) Format(f fmt.State, _ rune) { io.WriteString(f, r.summary()) }
 
 // MarshalJSON encodes the request with every credential header redacted,
 // so that logging a []SeenRequest through a JSON handler cannot leak one.

@@ -18,21 +18,9 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// RouteToken is POST .../oauth/token, the ChatGPT token endpoint.
-const RouteToken Route = "token"
-
-// TokenPath is the path of the token endpoint; [Server.TokenURL] is the
-// full URL, to pass as CODEX_REFRESH_TOKEN_URL_OVERRIDE or
-// credentials.RefreshOptions.TokenURL.
-const TokenPath = "/oauth/token"
-
-// DefaultTokenLifetime is the access-token lifetime when
-// Options.TokenLifetime is zero.
-const DefaultTokenLifetime = time.Hour
-
-// DefaultOAuthClientID is the client id the token endpoint expects when
+// codexClientID is the client id the token endpoint expects when
 // Options.OAuthClientID is empty: the Codex CLI's.
-const DefaultOAuthClientID = "app_EMoamEEZ73f0CkXaXp7hrann"
+const codexClientID = "app_EMoamEEZ73f0CkXaXp7hrann"
 
 // The error codes of the token endpoint, as the real one sends them.
 const (
@@ -41,38 +29,42 @@ const (
 	CodeRefreshTokenInvalidated = "refresh_token_invalidated"
 )
 
-// LoginClaims describe the ChatGPT login the server issues tokens for;
-// they go into the https://api.openai.com/auth claim of every id and
-// access token.
-type LoginClaims struct {
-	AccountID string // chatgpt_account_id
+// Login is a ChatGPT login: the account it acts for and, once the server
+// issued it, its tokens. A test fills in the account fields to ask for a
+// login ([Server.IssueLogin], [Server.ApproveDeviceCode],
+// [Server.SetAuthorizeLogin], [FederationRule], or the account of a personal
+// access token in [Options]); they go into the https://api.openai.com/auth
+// claim of every id and access token, and the token fields are ignored
+// there. The tokens are secrets and are redacted in fmt, log/slog and JSON
+// output.
+type Login struct {
+	AccountID string // chatgpt_account_id; required
 	UserID    string // chatgpt_user_id
 	Email     string
-	PlanType  string // chatgpt_plan_type; default "plus"
+	PlanType  string // chatgpt_plan_type; default "plus" for an issued login
 	FedRAMP   bool   // chatgpt_account_is_fedramp
-}
 
-// Login is one set of issued tokens. The tokens are secrets and are
-// redacted in fmt, log/slog and JSON output.
-type Login struct {
 	IDToken      string
 	AccessToken  string
 	RefreshToken string
-	AccountID    string
 	// Expiry is the access token's exp.
 	Expiry time.Time
 }
 
-// String describes the login with its tokens redacted.
-func (l Login) String() string {
+// account returns l without its tokens: what the server keeps of a login
+// it was asked for.
+func (l Login) account() Login {
+	return Login{AccountID: l.AccountID, UserID: l.UserID, Email: l.Email, PlanType: l.PlanType, FedRAMP: l.FedRAMP}
+}
+
+// summary describes the login with its tokens redacted.
+func (l Login) summary() string {
 	return fmt.Sprintf("identitytest.Login{AccountID:%q Expiry:%s tokens:[REDACTED]}", l.AccountID, l.Expiry.UTC().Format(time.RFC3339))
 }
 
-// GoString is [Login.String].
-func (l Login) GoString() string { return l.String() }
-
-// Format makes every fmt verb print [Login.String].
-func (l Login) Format(f fmt.State, _ rune) { io.WriteString(f, l.String()) }
+// Format makes every fmt verb print the login's account and expiry, with
+// its tokens redacted.
+func (l Login) Format(f fmt.State, _ rune) { io.WriteString(f, l.summary()) }
 
 // LogValue logs the login without its tokens.
 func (l Login) LogValue() slog.Value {
@@ -94,7 +86,7 @@ type tokenState struct {
 }
 
 type refreshEntry struct {
-	claims  LoginClaims
+	claims  Login
 	issued  time.Time
 	used    bool
 	revoked bool
@@ -118,11 +110,12 @@ func (s *Server) tokens() *tokenState {
 // TokenURL returns the token endpoint URL.
 func (s *Server) TokenURL() string { return s.url + TokenPath }
 
-// IssueLogin creates a ChatGPT login: an id token, an access token (a JWT
-// with exp and the https://api.openai.com/auth claims, accepted as Bearer
-// at agent registration and protected resources until it expires by the
+// IssueLogin creates a ChatGPT login for the account fields of c (AccountID
+// required): it returns them with an id token, an access token (a JWT with
+// exp and the https://api.openai.com/auth claims, accepted as Bearer at
+// agent registration and protected resources until it expires by the
 // server's clock) and a single-use refresh token.
-func (s *Server) IssueLogin(c LoginClaims) (*Login, error) {
+func (s *Server) IssueLogin(c Login) (*Login, error) {
 	if c.AccountID == "" {
 		return nil, errors.New("identitytest: IssueLogin: AccountID is required")
 	}
@@ -132,7 +125,8 @@ func (s *Server) IssueLogin(c LoginClaims) (*Login, error) {
 	return s.issue(c)
 }
 
-func (s *Server) issue(c LoginClaims) (*Login, error) {
+func (s *Server) issue(c Login) (*Login, error) {
+	c = c.account()
 	ts := s.tokens()
 	now := s.now()
 	exp := now.Add(s.tokenLifetime).Truncate(time.Second)
@@ -167,7 +161,9 @@ func (s *Server) issue(c LoginClaims) (*Login, error) {
 	ts.access[access] = accessEntry{exp: exp, account: c.AccountID}
 	ts.refresh[rt] = &refreshEntry{claims: c, issued: now}
 	ts.mu.Unlock()
-	return &Login{IDToken: id, AccessToken: access, RefreshToken: rt, AccountID: c.AccountID, Expiry: exp}, nil
+	l := c
+	l.IDToken, l.AccessToken, l.RefreshToken, l.Expiry = id, access, rt, exp
+	return &l, nil
 }
 
 func (ts *tokenState) sign(claims map[string]any) (string, error) {
@@ -325,7 +321,7 @@ func (s *Server) tokenReject(w http.ResponseWriter, r *http.Request, status int,
 // AuthJSON renders an auth.json for l in the shape the current Codex CLI
 // writes after `codex login`: OPENAI_API_KEY null, the tokens object
 // (id_token, access_token, refresh_token, account_id) and last_refresh.
-func AuthJSON(l *Login, lastRefresh time.Time) []byte {
+func (l Login) AuthJSON(lastRefresh time.Time) []byte {
 	doc := struct {
 		APIKey *string `json:"OPENAI_API_KEY"`
 		Tokens struct {
@@ -343,11 +339,11 @@ func AuthJSON(l *Login, lastRefresh time.Time) []byte {
 	return append(b, '\n')
 }
 
-// WriteAuthJSON writes [AuthJSON] to codexHome/auth.json (mode 0600,
+// WriteAuthJSON writes [Login.AuthJSON] to codexHome/auth.json (mode 0600,
 // creating codexHome with mode 0700).
-func WriteAuthJSON(codexHome string, l *Login, lastRefresh time.Time) error {
+func (l Login) WriteAuthJSON(codexHome string, lastRefresh time.Time) error {
 	if err := os.MkdirAll(codexHome, 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(codexHome, "auth.json"), AuthJSON(l, lastRefresh), 0o600)
+	return os.WriteFile(filepath.Join(codexHome, "auth.json"), l.AuthJSON(lastRefresh), 0o600)
 }

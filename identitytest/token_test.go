@@ -47,7 +47,7 @@ func claimsOf(t *testing.T, tok string) map[string]any {
 func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 	s, clock := newTestServer(t, Options{TokenLifetime: 30 * time.Minute, RefreshTokenLifetime: 2 * time.Hour})
 	c := newClient(t)
-	l, err := s.IssueLogin(LoginClaims{AccountID: "acct-t", UserID: "user-t", FedRAMP: true})
+	l, err := s.IssueLogin(Login{AccountID: "acct-t", UserID: "user-t", FedRAMP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 		t.Errorf("exp = %v", claims["exp"])
 	}
 
-	r := do(t, c, http.MethodPost, s.TokenURL(), map[string]string{"Content-Type": "application/json"}, refreshBody(t, DefaultOAuthClientID, l.RefreshToken))
+	r := do(t, c, http.MethodPost, s.TokenURL(), map[string]string{"Content-Type": "application/json"}, refreshBody(t, codexClientID, l.RefreshToken))
 	if r.status != 200 {
 		t.Fatalf("refresh: %d %s", r.status, r.body)
 	}
@@ -75,34 +75,34 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 	}
 
 	// Reuse of the old refresh token.
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l.RefreshToken))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l.RefreshToken))
 	if r.status != 401 || codeOf(t, r) != CodeRefreshTokenReused {
 		t.Fatalf("reuse: %d %s", r.status, r.body)
 	}
 	// Revoked.
 	s.RevokeRefreshToken(next.RefreshToken)
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, next.RefreshToken))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, next.RefreshToken))
 	if r.status != 401 || codeOf(t, r) != CodeRefreshTokenInvalidated {
 		t.Fatalf("revoked: %d %s", r.status, r.body)
 	}
 	// Expired.
-	l2, _ := s.IssueLogin(LoginClaims{AccountID: "acct-t"})
+	l2, _ := s.IssueLogin(Login{AccountID: "acct-t"})
 	clock.Add(2 * time.Hour)
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l2.RefreshToken))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l2.RefreshToken))
 	if r.status != 401 || codeOf(t, r) != CodeRefreshTokenExpired {
 		t.Fatalf("expired: %d %s", r.status, r.body)
 	}
 	// Unknown token, wrong client, wrong grant.
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, "rt-unknown"))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, "rt-unknown"))
 	if r.status != 400 || errorReason(t, r) != "invalid_grant" {
 		t.Fatalf("unknown: %d %s", r.status, r.body)
 	}
-	l3, _ := s.IssueLogin(LoginClaims{AccountID: "acct-t"})
+	l3, _ := s.IssueLogin(Login{AccountID: "acct-t"})
 	r = do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, "app_other", l3.RefreshToken))
 	if r.status != 401 || codeOf(t, r) != "invalid_client" {
 		t.Fatalf("wrong client: %d %s", r.status, r.body)
 	}
-	r = do(t, c, http.MethodPost, s.TokenURL(), nil, mustJSON(t, map[string]string{"client_id": DefaultOAuthClientID, "grant_type": "password"}))
+	r = do(t, c, http.MethodPost, s.TokenURL(), nil, mustJSON(t, map[string]string{"client_id": codexClientID, "grant_type": "password"}))
 	if r.status != 400 {
 		t.Fatalf("wrong grant: %d", r.status)
 	}
@@ -112,7 +112,7 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 		t.Errorf("stats: %+v", st)
 	}
 	// A wrong-client request did not burn the token.
-	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l3.RefreshToken)); r.status != 200 {
+	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l3.RefreshToken)); r.status != 200 {
 		t.Errorf("the token was burnt by a rejected request: %d", r.status)
 	}
 }
@@ -122,7 +122,7 @@ func TestTokenEndpointRotatesSingleUseRefreshTokens(t *testing.T) {
 func TestIssuedAccessTokensAccepted(t *testing.T) {
 	s, clock := newTestServer(t, Options{})
 	c := newClient(t)
-	l, _ := s.IssueLogin(LoginClaims{AccountID: "acct-b"})
+	l, _ := s.IssueLogin(Login{AccountID: "acct-b"})
 	bearer := map[string]string{"Authorization": "Bearer " + l.AccessToken}
 	if r := do(t, c, http.MethodGet, s.URL()+"/v1/thing", bearer, nil); r.status != 200 {
 		t.Fatalf("resource: %d %s", r.status, r.body)
@@ -145,12 +145,12 @@ func TestIssuedAccessTokensAccepted(t *testing.T) {
 func TestTokenRouteFaults(t *testing.T) {
 	s, _ := newTestServer(t, Options{})
 	c := newClient(t)
-	l, _ := s.IssueLogin(LoginClaims{AccountID: "acct-f"})
+	l, _ := s.IssueLogin(Login{AccountID: "acct-f"})
 	s.InjectFault(RouteToken, Fault{Status: 503, Times: 1})
-	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l.RefreshToken)); r.status != 503 {
+	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l.RefreshToken)); r.status != 503 {
 		t.Fatalf("fault: %d", r.status)
 	}
-	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, DefaultOAuthClientID, l.RefreshToken)); r.status != 200 {
+	if r := do(t, c, http.MethodPost, s.TokenURL(), nil, refreshBody(t, codexClientID, l.RefreshToken)); r.status != 200 {
 		t.Fatalf("after the fault: %d %s", r.status, r.body)
 	}
 	if st := s.Stats(); st.FaultsServed != 1 || st.TokenRefreshes != 1 {
@@ -161,9 +161,9 @@ func TestTokenRouteFaults(t *testing.T) {
 // AuthJSON is the shape `codex login` writes, and Login redacts itself.
 func TestAuthJSONShapeAndLoginRedaction(t *testing.T) {
 	s, clock := newTestServer(t, Options{})
-	l, _ := s.IssueLogin(LoginClaims{AccountID: "acct-j"})
+	l, _ := s.IssueLogin(Login{AccountID: "acct-j"})
 	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(AuthJSON(l, clock.Now()), &doc); err != nil {
+	if err := json.Unmarshal(l.AuthJSON(clock.Now()), &doc); err != nil {
 		t.Fatal(err)
 	}
 	if string(doc["OPENAI_API_KEY"]) != "null" || doc["tokens"] == nil || doc["last_refresh"] == nil || len(doc) != 3 {

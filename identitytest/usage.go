@@ -21,17 +21,13 @@ type Usage struct {
 	LimitName string
 	// PlanType is the plan_type of a usage_limit_reached answer.
 	PlanType string
-	// Credits, when set, sends x-codex-credits-has-credits, -unlimited
-	// and -balance.
-	Credits *UsageCredits
+	// HasCredits, UnlimitedCredits and CreditsBalance are the account's
+	// credits: when any is set, x-codex-credits-has-credits and -unlimited
+	// are sent, and -balance when it is not empty.
+	HasCredits, UnlimitedCredits bool
+	CreditsBalance               string
 	// PromoMessage is sent as x-codex-promo-message.
 	PromoMessage string
-}
-
-// UsageCredits is an account's credit balance.
-type UsageCredits struct {
-	HasCredits, Unlimited bool
-	Balance               string
 }
 
 // usageState is the server's per-account usage: the configured headers,
@@ -146,11 +142,11 @@ func (s *Server) answerUsage(w http.ResponseWriter, ua usageAnswer) bool {
 	if u.LimitName != "" {
 		h.Set("x-codex-limit-name", u.LimitName)
 	}
-	if c := u.Credits; c != nil {
-		h.Set("x-codex-credits-has-credits", strconv.FormatBool(c.HasCredits))
-		h.Set("x-codex-credits-unlimited", strconv.FormatBool(c.Unlimited))
-		if c.Balance != "" {
-			h.Set("x-codex-credits-balance", c.Balance)
+	if u.HasCredits || u.UnlimitedCredits || u.CreditsBalance != "" {
+		h.Set("x-codex-credits-has-credits", strconv.FormatBool(u.HasCredits))
+		h.Set("x-codex-credits-unlimited", strconv.FormatBool(u.UnlimitedCredits))
+		if u.CreditsBalance != "" {
+			h.Set("x-codex-credits-balance", u.CreditsBalance)
 		}
 	}
 	if u.PromoMessage != "" {

@@ -29,16 +29,19 @@ func TestUsageHeadersAndLimitPerAccount(t *testing.T) {
 	c := newClient(t)
 	reset := t0.Add(5 * time.Hour)
 	s.SetUsage("acct-a", Usage{PrimaryUsedPercent: 42.5, PrimaryWindowMinutes: 300, PrimaryResetsAt: reset,
-		SecondaryUsedPercent: 10, Credits: &UsageCredits{HasCredits: true, Balance: "3"}, PromoMessage: "hi", PlanType: "pro"})
+		SecondaryUsedPercent: 10, HasCredits: true, CreditsBalance: "3", PromoMessage: "hi", PlanType: "pro"})
 
 	resp := bearerGet(t, c, s, "tok-a", "acct-a")
 	resp.Body.Close()
-	snap, le := usage.FromResponse(resp)
-	if resp.StatusCode != 200 || le != nil {
-		t.Fatalf("acct-a: status %d, limit %v", resp.StatusCode, le)
+	snap := usage.FromResponse(resp)
+	if resp.StatusCode != 200 || snap.LimitReached != "" {
+		t.Fatalf("acct-a: status %d, limit %v", resp.StatusCode, snap.LimitReached)
 	}
-	l, ok := snap.Limit("codex")
-	if !ok || l.Primary == nil || l.Primary.UsedPercent != 42.5 || l.Primary.WindowMinutes != 300 ||
+	if len(snap.Limits) == 0 || snap.Limits[0].ID != "codex" {
+		t.Fatalf("acct-a limits = %+v", snap.Limits)
+	}
+	l := snap.Limits[0]
+	if l.Primary == nil || l.Primary.UsedPercent != 42.5 || l.Primary.WindowMinutes != 300 ||
 		!l.Primary.ResetsAt.Equal(reset) || l.Secondary == nil || l.Secondary.UsedPercent != 10 ||
 		snap.Credits == nil || !snap.Credits.HasCredits || snap.Credits.Balance != "3" || snap.PromoMessage != "hi" {
 		t.Fatalf("acct-a usage = %+v", snap)
@@ -52,11 +55,11 @@ func TestUsageHeadersAndLimitPerAccount(t *testing.T) {
 	limitReset := t0.Add(time.Hour)
 	s.LimitUsage("acct-a", limitReset)
 	resp = bearerGet(t, c, s, "tok-a", "acct-a")
-	snap, le = usage.FromResponse(resp)
+	snap = usage.FromResponse(resp)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests || le == nil || le.Type != usage.TypeUsageLimitReached ||
-		!le.ResetsAt.Equal(limitReset) || le.PlanType != "pro" || snap.ActiveLimit != "codex" {
-		t.Fatalf("limited acct-a: status %d, limit %+v, usage %+v", resp.StatusCode, le, snap)
+	if resp.StatusCode != http.StatusTooManyRequests || snap.LimitReached != "usage_limit_reached" ||
+		!snap.LimitResetsAt.Equal(limitReset) || snap.PlanType != "pro" || snap.ActiveLimit != "codex" {
+		t.Fatalf("limited acct-a: status %d, usage %+v", resp.StatusCode, snap)
 	}
 	if p, _ := snap.MaxUsedPercent(); p != 100 {
 		t.Errorf("limited used percent = %v", p)

@@ -9,38 +9,24 @@ import (
 	"github.com/agentauth/agentauth/internal/headers"
 )
 
-// RouteWhoami is GET .../v1/user-auth-credential/whoami, where a client
-// learns the account of a personal access token.
-const RouteWhoami Route = "whoami"
+// routeWhoami is GET .../v1/user-auth-credential/whoami, where a client
+// learns the account of a personal access token. Faults cannot be injected
+// into it.
+const routeWhoami Route = "whoami"
 
-// WhoamiPath is the path of the whoami route under an AuthAPI base.
-const WhoamiPath = "/v1/user-auth-credential/whoami"
-
-// PersonalAccessToken is the account a personal access token acts for,
-// as the whoami route describes it.
-type PersonalAccessToken struct {
-	// Email is answered as "email"; "" answers null.
-	Email string
-	// UserID is chatgpt_user_id.
-	UserID string
-	// AccountID is chatgpt_account_id; it must not be empty.
-	AccountID string
-	// PlanType is chatgpt_plan_type.
-	PlanType string
-	// FedRAMP is chatgpt_account_is_fedramp.
-	FedRAMP bool
-}
+// whoamiPath is the path of the whoami route under an AuthAPI base.
+const whoamiPath = "/v1/user-auth-credential/whoami"
 
 // whoamiState is the personal access tokens a server knows, fixed at
 // construction, and how many whoami requests it answered.
 type whoamiState struct {
-	tokens   map[string]PersonalAccessToken
+	tokens   map[string]Login
 	answered atomic.Int64
 }
 
 // validatePersonalAccessTokens checks Options.PersonalAccessTokens. Errors
 // never quote a token.
-func validatePersonalAccessTokens(pats map[string]PersonalAccessToken) error {
+func validatePersonalAccessTokens(pats map[string]Login) error {
 	for tok, p := range pats {
 		if err := validateToken(tok); err != nil {
 			return errors.New("identitytest: PersonalAccessTokens: " + err.Error())
@@ -58,10 +44,10 @@ func validatePersonalAccessTokens(pats map[string]PersonalAccessToken) error {
 // initWhoami copies the personal access tokens of opts. Each is accepted
 // as a Bearer token at protected resources, like an API key, but not at
 // agent registration: Codex never provisions an agent identity from one.
-func (s *Server) initWhoami(pats map[string]PersonalAccessToken) {
-	s.whoami = &whoamiState{tokens: make(map[string]PersonalAccessToken, len(pats))}
+func (s *Server) initWhoami(pats map[string]Login) {
+	s.whoami = &whoamiState{tokens: make(map[string]Login, len(pats))}
 	for tok, p := range pats {
-		s.whoami.tokens[tok] = p
+		s.whoami.tokens[tok] = p.account()
 		s.apiKeys[tok] = true
 	}
 }
@@ -79,7 +65,7 @@ func (s *Server) WhoamiRequests() int64 { return s.whoami.answered.Load() }
 func (s *Server) serveWhoami(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
-		s.reject(w, r, RouteWhoami, http.StatusMethodNotAllowed, "method_not_allowed")
+		s.reject(w, r, routeWhoami, http.StatusMethodNotAllowed, "method_not_allowed")
 		return
 	}
 	vals := r.Header.Values(headers.Authorization)
@@ -92,7 +78,7 @@ func (s *Server) serveWhoami(w http.ResponseWriter, r *http.Request) {
 	}
 	p, ok := s.whoami.tokens[tok]
 	if tok == "" || !ok {
-		s.reject(w, r, RouteWhoami, http.StatusUnauthorized, "unknown_personal_access_token")
+		s.reject(w, r, routeWhoami, http.StatusUnauthorized, "unknown_personal_access_token")
 		return
 	}
 	var email *string

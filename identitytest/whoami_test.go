@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-var testPATs = map[string]PersonalAccessToken{
+var testPATs = map[string]Login{
 	"at-alice": {Email: "alice@example.com", UserID: "user-a", AccountID: "acct-a", PlanType: "pro"},
 	"at-fed":   {UserID: "user-f", AccountID: "acct-f", PlanType: "enterprise", FedRAMP: true},
 }
@@ -22,7 +22,7 @@ func TestWhoamiDescribesAKnownPersonalAccessToken(t *testing.T) {
 		// An AuthAPI base with a path prefix works too; no email is null.
 		{"at-fed", s.URL() + "/api/accounts", `{"email":null,"chatgpt_user_id":"user-f","chatgpt_account_id":"acct-f","chatgpt_plan_type":"enterprise","chatgpt_account_is_fedramp":true}`},
 	} {
-		r := do(t, c, http.MethodGet, tc.base+WhoamiPath, map[string]string{"Authorization": "Bearer " + tc.tok}, nil)
+		r := do(t, c, http.MethodGet, tc.base+whoamiPath, map[string]string{"Authorization": "Bearer " + tc.tok}, nil)
 		if r.status != http.StatusOK {
 			t.Fatalf("%s: status %d body %s", tc.tok, r.status, r.body)
 		}
@@ -38,7 +38,7 @@ func TestWhoamiDescribesAKnownPersonalAccessToken(t *testing.T) {
 func TestWhoamiRejectsEverythingElse(t *testing.T) {
 	s, _ := newTestServer(t, Options{PersonalAccessTokens: testPATs, AccessTokens: []string{"tok-access"}, APIKeys: []string{"sk-api"}})
 	c := newClient(t)
-	url := s.URL() + WhoamiPath
+	url := s.URL() + whoamiPath
 	for _, tc := range []struct {
 		name, method string
 		hdr          map[string]string
@@ -91,7 +91,7 @@ func TestPersonalAccessTokenIsBearerAtResourcesOnly(t *testing.T) {
 }
 
 func TestPersonalAccessTokensOptionIsValidated(t *testing.T) {
-	for name, pats := range map[string]map[string]PersonalAccessToken{
+	for name, pats := range map[string]map[string]Login{
 		"empty account": {"at-x": {UserID: "u"}},
 		"bad account":   {"at-x": {AccountID: "a\nb"}},
 		"empty token":   {"": {AccountID: "a"}},

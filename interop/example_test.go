@@ -14,8 +14,8 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	goopenai "github.com/sashabaranov/go-openai"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/interop"
 	"github.com/agentauth/agentauth/transport"
@@ -23,8 +23,9 @@ import (
 
 // startReferenceServer stands in for the ChatGPT backend: a reference
 // server with the WebSocket echo, and an Agent Identity it knows. In
-// production the credentials come from credentials.Load (auth.json, env).
-func startReferenceServer() (*identitytest.Server, *credentials.Credentials) {
+// production leave Options.Credential zero: transport.New detects it
+// (auth.json, env) as transport.Detect does.
+func startReferenceServer() (*identitytest.Server, transport.Credential) {
 	srv, err := identitytest.NewServer(identitytest.Options{WebSocket: interop.WebSocketEcho})
 	if err != nil {
 		log.Fatal(err)
@@ -37,19 +38,28 @@ func startReferenceServer() (*identitytest.Server, *credentials.Credentials) {
 	if err := srv.RegisterRuntime(rec); err != nil {
 		log.Fatal(err)
 	}
-	return srv, &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec}
+	recordJSON, err := rec.StorageJSON() // the record as `agentauth keygen` writes it
+	if err != nil {
+		log.Fatal(err)
+	}
+	cred, err := transport.AgentIdentity(recordJSON)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return srv, cred
 }
 
-// newHTTPClient wraps http.DefaultTransport with agentauth. The base URLs
-// and AllowInsecureHTTP point it at the loopback reference server; in
-// production leave them empty (https://chatgpt.com and
-// https://api.openai.com are the default first-party origins).
-func newHTTPClient(srv *identitytest.Server, creds *credentials.Credentials) *http.Client {
-	rt, err := transport.New(nil, transport.Config{
-		Credentials:       creds,
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
+// newHTTPClient wraps http.DefaultTransport with agentauth. BaseURL
+// points it at the loopback reference server; in production leave it
+// empty (https://chatgpt.com and https://api.openai.com are the default
+// first-party origins). An Agent Identity always signs, so the flag (which
+// picks the mode of a ChatGPT login) is fixed here instead of read from
+// ~/.codex.
+func newHTTPClient(srv *identitytest.Server, cred transport.Credential) *http.Client {
+	rt, err := transport.New(nil, transport.Options{
+		Credential:    cred,
+		BaseURL:       srv.URL(),
+		AgentIdentity: featureflag.New(false),
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -119,28 +119,31 @@ func newRecorder(t *testing.T) *recorder {
 // Agent Identity, over a recording base transport.
 func agentClient(t *testing.T, srv *identitytest.Server, rec identity.Record) (*http.Client, *recorder, *transport.Transport) {
 	t.Helper()
-	return newClient(t, srv, &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec}, nil)
+	js, err := rec.StorageJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := transport.AgentIdentity(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newClient(t, srv, cred, featureflag.New(false))
 }
 
 // loginClient returns an http.Client for a ChatGPT login with the flag off.
 func loginClient(t *testing.T, srv *identitytest.Server, accountID string) (*http.Client, *recorder, *transport.Transport) {
 	t.Helper()
-	creds := &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-		AccessToken: accessToken, AccountID: accountID,
-	}}
-	return newClient(t, srv, creds, featureflag.New(false))
+	return newClient(t, srv, transport.BearerToken(accessToken, accountID, false), featureflag.New(false))
 }
 
-func newClient(t *testing.T, srv *identitytest.Server, creds *credentials.Credentials, flag *featureflag.Flag) (*http.Client, *recorder, *transport.Transport) {
+func newClient(t *testing.T, srv *identitytest.Server, cred transport.Credential, flag *featureflag.Flag) (*http.Client, *recorder, *transport.Transport) {
 	t.Helper()
 	rec := newRecorder(t)
-	rt, err := transport.New(rec, transport.Config{
-		Credentials:       creds,
-		Flag:              flag,
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
-		IdentityStore:     credentials.NewMemoryStore(),
+	rt, err := transport.New(rec, transport.Options{
+		Credential:    cred,
+		AgentIdentity: flag,
+		BaseURL:       srv.URL(),
+		Fleet:         transport.Fleet{IdentityStore: credentials.NewMemoryStore()},
 	})
 	if err != nil {
 		t.Fatalf("transport.New: %v", err)

@@ -86,10 +86,10 @@ func (r *resolved) originator() string {
 // state, waits for the redirect to http://localhost:PORT/auth/callback,
 // refuses a callback whose state differs, exchanges the code with the
 // verifier, obtains an API key best effort, and writes the login to
-// auth.json. It ends with [ErrCancelled] when ctx is cancelled or GET
-// /cancel arrives, with [ErrTimeout] at ctx's deadline, with
-// [ErrPortInUse] when no port can be had, and with the issuer's reason
-// when the user declines.
+// auth.json. It ends with an error wrapping context.Canceled when ctx is
+// cancelled or GET /cancel arrives, one wrapping context.DeadlineExceeded
+// at ctx's deadline, [ErrPortInUse] when no port can be had, and the
+// issuer's reason when the user declines.
 func Browser(ctx context.Context, opts Options) error {
 	r, err := opts.resolve()
 	if err != nil {
@@ -170,7 +170,7 @@ func Browser(ctx context.Context, opts Options) error {
 	mux.HandleFunc(cancelPath, func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Connection", "close")
 		_, _ = w.Write([]byte("Login cancelled"))
-		finish(ErrCancelled)
+		finish(errCancelled)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: serverTimeout, ReadTimeout: serverTimeout}
 	serveDone := make(chan struct{})

@@ -2,6 +2,7 @@ package login
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -48,7 +49,7 @@ func (s *stallingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // written, not even by an exchange answer that arrives late.
 func TestBrowserCallbackHandlerEndsWithBrowser(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
-	l, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-late", UserID: "user-late"})
+	l, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-late", UserID: "user-late"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +95,8 @@ func TestBrowserCallbackHandlerEndsWithBrowser(t *testing.T) {
 	// Unblock a handler left behind (before the fix) so the test ends cleanly.
 	cancel()
 	<-callbackDone
-	if !errors.Is(err, ErrCancelled) {
-		t.Fatalf("err = %v, want ErrCancelled", err)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	if inflight != 0 {
 		t.Errorf("%d token requests still in flight after Browser returned", inflight)

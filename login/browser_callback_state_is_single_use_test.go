@@ -51,7 +51,7 @@ func (g *gatedExchange) RoundTrip(req *http.Request) (*http.Response, error) {
 // first callback completes the login.
 func TestBrowserCallbackStateIsSingleUse(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
-	srv.SetAuthorizeLogin(&identitytest.LoginClaims{AccountID: "acct-once", UserID: "user-once"})
+	srv.SetAuthorizeLogin(&identitytest.Login{AccountID: "acct-once", UserID: "user-once"})
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
 	g := &gatedExchange{base: base, entered: make(chan struct{}), release: make(chan struct{})}

@@ -48,7 +48,7 @@ func browser(t *testing.T, page *string) func(string) error {
 // the token exchange gives) as Codex does.
 func TestBrowserLoginWritesCodexAuthJSON(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
-	srv.SetAuthorizeLogin(&identitytest.LoginClaims{AccountID: "acct-browser", UserID: "user-b"})
+	srv.SetAuthorizeLogin(&identitytest.Login{AccountID: "acct-browser", UserID: "user-b"})
 	home := t.TempDir()
 	var page string
 	out := newOut()
@@ -75,7 +75,7 @@ func TestBrowserLoginWritesCodexAuthJSON(t *testing.T) {
 	}
 	q := u.Query()
 	want := map[string]string{
-		"response_type": "code", "client_id": DefaultClientID, "code_challenge_method": "S256",
+		"response_type": "code", "client_id": defaultClientID, "code_challenge_method": "S256",
 		"redirect_uri":               "http://localhost:" + strconv.Itoa(port) + "/auth/callback",
 		"scope":                      "openid profile email offline_access api.connectors.read api.connectors.invoke",
 		"id_token_add_organizations": "true", "codex_cli_simplified_flow": "true", "originator": "codex_cli_rs",
@@ -99,7 +99,7 @@ func TestBrowserLoginWritesCodexAuthJSON(t *testing.T) {
 }
 
 // A callback with the wrong state is refused and does not end the login;
-// /cancel then ends it with ErrCancelled and nothing is written.
+// /cancel then ends it with context.Canceled and nothing is written.
 func TestBrowserLoginRefusesWrongStateThenCancels(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
 	port := freePort(t)
@@ -123,8 +123,8 @@ func TestBrowserLoginRefusesWrongStateThenCancels(t *testing.T) {
 	}
 	home := t.TempDir()
 	err := Browser(testCtx(t), Options{CodexHome: home, Issuer: srv.URL(), Port: port, Out: newOut(), OpenBrowser: open, Getenv: env()})
-	if !errors.Is(err, ErrCancelled) {
-		t.Fatalf("err = %v, want ErrCancelled", err)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	if status != http.StatusBadRequest {
 		t.Errorf("wrong-state callback answered %d, want 400", status)
@@ -161,20 +161,20 @@ func TestBrowserLoginPortInUse(t *testing.T) {
 	}
 }
 
-// A login nobody finishes ends at the context's deadline with ErrTimeout;
-// a cancelled one with ErrCancelled.
+// A login nobody finishes ends at the context's deadline with context.DeadlineExceeded;
+// a cancelled one with context.Canceled.
 func TestBrowserLoginTimesOutOrIsCancelled(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := Browser(ctx, Options{CodexHome: t.TempDir(), Issuer: srv.URL(), Port: freePort(t), Out: newOut(), Getenv: env()})
-	if !errors.Is(err, ErrTimeout) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
 	ctx2, cancel2 := contextWithCancel(t)
 	open := func(string) error { cancel2(); return nil }
 	err = Browser(ctx2, Options{CodexHome: t.TempDir(), Issuer: srv.URL(), Port: freePort(t), Out: newOut(), OpenBrowser: open, Getenv: env()})
-	if !errors.Is(err, ErrCancelled) {
-		t.Fatalf("err = %v, want ErrCancelled", err)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }

@@ -97,8 +97,9 @@ func parseDeviceGrant(body []byte) (*deviceGrant, error) {
 // RFC 8628 authorization_pending error of any status; slow_down adds 5 s)
 // for up to 15 minutes, exchanges the authorization code it gets with its
 // PKCE verifier at {issuer}/oauth/token, and writes the login to auth.json.
-// It returns [ErrTimeout] after 15 minutes and [ErrCancelled] when ctx
-// ends.
+// It returns an error wrapping context.DeadlineExceeded after 15 minutes,
+// when the code expires or at ctx's deadline, and one wrapping
+// context.Canceled when ctx is cancelled.
 func DeviceCode(ctx context.Context, opts Options) error {
 	r, err := opts.resolve()
 	if err != nil {
@@ -155,7 +156,7 @@ func (r *resolved) pollDevice(ctx context.Context, endpoint string, dc *deviceCo
 			code == "authorization_pending" || code == "slow_down" // RFC 8628 sends these with 400
 		if !pending {
 			if code == "expired_token" || code == "deviceauth_expired" {
-				return nil, fmt.Errorf("%w: the device code expired before it was approved", ErrTimeout)
+				return nil, fmt.Errorf("login: the device code expired before it was approved: %w", context.DeadlineExceeded)
 			}
 			return nil, fmt.Errorf("login: device auth failed with HTTP %d: %s", status, errorDetail(body))
 		}
@@ -164,7 +165,7 @@ func (r *resolved) pollDevice(ctx context.Context, endpoint string, dc *deviceCo
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, fmt.Errorf("%w: device auth was not approved within 15 minutes", ErrTimeout)
+			return nil, fmt.Errorf("login: device auth was not approved within 15 minutes: %w", context.DeadlineExceeded)
 		}
 		timer.Reset(min(interval, left))
 		select {
@@ -173,16 +174,16 @@ func (r *resolved) pollDevice(ctx context.Context, endpoint string, dc *deviceCo
 		case <-timer.C:
 		}
 	}
-	return nil, fmt.Errorf("%w: device auth was not approved within 15 minutes", ErrTimeout)
+	return nil, fmt.Errorf("login: device auth was not approved within 15 minutes: %w", context.DeadlineExceeded)
 }
 
-// cancelled maps the end of ctx to ErrCancelled or ErrTimeout.
+// cancelled maps the end of ctx to errCancelled or errTimeout.
 func cancelled(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("%w: the login's deadline passed", ErrTimeout)
+		return fmt.Errorf("login: the login's deadline passed: %w", context.DeadlineExceeded)
 	case ctx.Err() != nil:
-		return ErrCancelled
+		return errCancelled
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package login
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"strings"
@@ -28,7 +29,7 @@ func TestDeviceCodeLoginWritesCodexAuthJSON(t *testing.T) {
 	if !strings.Contains(out.String(), srv.URL()+"/codex/device") {
 		t.Errorf("output lacks the verification URL: %q", out.String())
 	}
-	if err := srv.ApproveDeviceCode(code, identitytest.LoginClaims{AccountID: "acct-device", UserID: "user-device", Email: "d@example.com"}); err != nil {
+	if err := srv.ApproveDeviceCode(code, identitytest.Login{AccountID: "acct-device", UserID: "user-device", Email: "d@example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -42,7 +43,7 @@ func TestDeviceCodeLoginWritesCodexAuthJSON(t *testing.T) {
 		t.Error("the new login's refresh token is revoked")
 	}
 	// The code is spent: approving it again fails.
-	if err := srv.ApproveDeviceCode(code, identitytest.LoginClaims{AccountID: "x"}); err == nil {
+	if err := srv.ApproveDeviceCode(code, identitytest.Login{AccountID: "x"}); err == nil {
 		t.Error("a spent device code could be approved again")
 	}
 	for _, secret := range []string{a.Tokens.AccessToken, a.Tokens.RefreshToken, a.Tokens.IDToken} {
@@ -68,7 +69,7 @@ func TestDeviceCodeHonoursClientIDOverride(t *testing.T) {
 		done <- DeviceCode(testCtx(t), Options{CodexHome: home, Issuer: srv.URL() + "/", Out: out,
 			Getenv: env("CODEX_APP_SERVER_LOGIN_CLIENT_ID", "app_custom")})
 	}()
-	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.LoginClaims{AccountID: "acct-c"}); err != nil {
+	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.Login{AccountID: "acct-c"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -77,7 +78,7 @@ func TestDeviceCodeHonoursClientIDOverride(t *testing.T) {
 	readCodexAuth(t, home, "acct-c")
 }
 
-// A device code that expires unapproved ends the login with ErrTimeout,
+// A device code that expires unapproved ends the login with context.DeadlineExceeded,
 // and nothing is written.
 func TestDeviceCodeExpires(t *testing.T) {
 	var offset atomic.Int64
@@ -92,15 +93,15 @@ func TestDeviceCodeExpires(t *testing.T) {
 	out.await(t, userCodeLine)
 	offset.Store(int64(identitytest.DeviceCodeLifetime + time.Second))
 	err := <-done
-	if !errors.Is(err, ErrTimeout) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
 	if _, statErr := readFileIfAny(home); statErr == nil {
 		t.Error("auth.json written for an expired code")
 	}
 }
 
-// A cancelled context ends the polling with ErrCancelled.
+// A cancelled context ends the polling with context.Canceled.
 func TestDeviceCodeCancelled(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
 	srv.SetDeviceCodeInterval(0)
@@ -112,7 +113,7 @@ func TestDeviceCodeCancelled(t *testing.T) {
 	}()
 	out.await(t, userCodeLine)
 	cancel()
-	if err := <-done; !errors.Is(err, ErrCancelled) {
-		t.Fatalf("err = %v, want ErrCancelled", err)
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }

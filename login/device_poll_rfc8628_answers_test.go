@@ -1,6 +1,7 @@
 package login
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -43,14 +44,14 @@ func TestDevicePollRFC8628Answers(t *testing.T) {
 		t.Fatalf("grant %v, err %v after %d polls", g, err, polls.Load())
 	}
 
-	for body, want := range map[string]error{`{"error":"expired_token"}`: ErrTimeout, `{"error":"access_denied"}`: nil} {
+	for body, want := range map[string]error{`{"error":"expired_token"}`: context.DeadlineExceeded, `{"error":"access_denied"}`: nil} {
 		hs2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(400)
 			_, _ = w.Write([]byte(body))
 		}))
 		_, err := r.pollDevice(testCtx(t), hs2.URL+"/poll", dc)
 		hs2.Close()
-		if err == nil || (want != nil && !errors.Is(err, want)) || (want == nil && errors.Is(err, ErrTimeout)) {
+		if err == nil || (want != nil && !errors.Is(err, want)) || (want == nil && errors.Is(err, context.DeadlineExceeded)) {
 			t.Errorf("%s: err = %v", body, err)
 		}
 	}

@@ -3,7 +3,6 @@ package login
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/jwtclaims"
 )
 
 // Codex's defaults for a provider auth command.
@@ -182,22 +182,20 @@ func parseCommandToken(out []byte) (*credentials.Token, time.Time, error) {
 	}
 	tok := &credentials.Token{AccessToken: identity.Secret(s)}
 	var exp time.Time
-	if parts := strings.Split(s, "."); len(parts) == 3 {
-		if payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "=")); err == nil {
-			var c struct {
-				Exp  json.Number    `json:"exp"`
-				Auth map[string]any `json:"https://api.openai.com/auth"`
+	if payload, err := jwtclaims.Payload(s); err == nil {
+		var c struct {
+			Exp  json.Number    `json:"exp"`
+			Auth map[string]any `json:"https://api.openai.com/auth"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(payload))
+		dec.UseNumber()
+		if dec.Decode(&c) == nil {
+			if n, err := c.Exp.Int64(); err == nil && n > 0 && n < 1<<40 {
+				exp = time.Unix(n, 0)
 			}
-			dec := json.NewDecoder(bytes.NewReader(payload))
-			dec.UseNumber()
-			if dec.Decode(&c) == nil {
-				if n, err := c.Exp.Int64(); err == nil && n > 0 && n < 1<<40 {
-					exp = time.Unix(n, 0)
-				}
-				tok.AccountID = claimString(c.Auth, "chatgpt_account_id")
-				tok.UserID = claimString(c.Auth, "chatgpt_user_id")
-				tok.FedRAMP, _ = c.Auth["chatgpt_account_is_fedramp"].(bool)
-			}
+			tok.AccountID = claimString(c.Auth, "chatgpt_account_id")
+			tok.UserID = claimString(c.Auth, "chatgpt_user_id")
+			tok.FedRAMP, _ = c.Auth["chatgpt_account_is_fedramp"].(bool)
 		}
 	}
 	if err := tok.Routing().Validate(); err != nil {

@@ -15,7 +15,7 @@ import (
 func TestLoginReplacesAndRevokesPreviousLogin(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
 	srv.SetDeviceCodeInterval(0)
-	old, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-old", UserID: "user-old"})
+	old, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-old", UserID: "user-old"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestLoginReplacesAndRevokesPreviousLogin(t *testing.T) {
 	go func() {
 		done <- DeviceCode(testCtx(t), Options{CodexHome: home, Issuer: srv.URL(), Out: out, Getenv: env()})
 	}()
-	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.LoginClaims{AccountID: "acct-new", UserID: "user-new"}); err != nil {
+	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.Login{AccountID: "acct-new", UserID: "user-new"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

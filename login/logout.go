@@ -2,7 +2,6 @@ package login
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/jwtclaims"
 )
 
 // Logout ends the ChatGPT login in auth.json as Codex does: it revokes the
@@ -165,7 +165,7 @@ func (r *resolved) revokeURL() (string, error) {
 			return u.String(), nil
 		}
 	}
-	if r.issuer != DefaultIssuer {
+	if r.issuer != defaultIssuer {
 		return r.issuer + "/oauth/revoke", nil
 	}
 	return defaultRevokeURL, nil
@@ -178,7 +178,7 @@ func (r *resolved) revokeURL() (string, error) {
 // endpoint, so an --experimental_issuer never receives another issuer's
 // refresh token. An id token without iss keeps the issuer's endpoint.
 func (r *resolved) revokeURLFor(idToken string) (string, error) {
-	if r.issuer != DefaultIssuer && r.getenv(envRevokeURL) == "" && r.getenv(envRefreshURL) == "" {
+	if r.issuer != defaultIssuer && r.getenv(envRevokeURL) == "" && r.getenv(envRefreshURL) == "" {
 		if iss := jwtIssuer(idToken); iss != "" && strings.TrimRight(iss, "/") != r.issuer {
 			return defaultRevokeURL, nil
 		}
@@ -188,11 +188,7 @@ func (r *resolved) revokeURLFor(idToken string) (string, error) {
 
 // jwtIssuer is the iss claim of a JWT, unverified, or "".
 func jwtIssuer(jwt string) string {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	payload, err := jwtclaims.Payload(jwt)
 	if err != nil {
 		return ""
 	}

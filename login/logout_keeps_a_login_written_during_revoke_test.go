@@ -17,11 +17,11 @@ import (
 // token is not removed: Logout keeps it and says so with ErrLoginReplaced.
 func TestLogoutKeepsALoginWrittenDuringRevoke(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
-	old, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-old"})
+	old, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-old"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-new"})
+	fresh, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-new"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestLogoutKeepsALoginWrittenDuringRevoke(t *testing.T) {
 	path := filepath.Join(home, "auth.json")
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A new login lands while the old token is being revoked.
-		_ = os.WriteFile(path, identitytest.AuthJSON(fresh, time.Now()), 0o600)
+		_ = os.WriteFile(path, fresh.AuthJSON(time.Now()), 0o600)
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer hs.Close()

@@ -21,7 +21,7 @@ import (
 func writeLogin(t *testing.T, l *identitytest.Login, extra string) string {
 	t.Helper()
 	home := t.TempDir()
-	doc := strings.TrimSuffix(strings.TrimSpace(string(identitytest.AuthJSON(l, time.Now()))), "}")
+	doc := strings.TrimSuffix(strings.TrimSpace(string(l.AuthJSON(time.Now()))), "}")
 	doc = strings.Replace(doc, "{", `{"auth_mode": "chatgpt",`, 1)
 	if extra != "" {
 		doc += "," + extra
@@ -57,7 +57,7 @@ func (rr *revokeRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the login and keeps a personal access token and unknown members.
 func TestLogoutRevokesAndKeepsOtherMembers(t *testing.T) {
 	srv := newServer(t, identitytest.Options{})
-	l, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-out", UserID: "user-out"})
+	l, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-out", UserID: "user-out"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestLogoutRevokeFailureStillLogsOut(t *testing.T) {
 	hs := httptest.NewServer(rr)
 	defer hs.Close()
 	srv := newServer(t, identitytest.Options{})
-	l, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-f"})
+	l, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-f"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestLogoutRevokeFailureStillLogsOut(t *testing.T) {
 		t.Fatalf("revoke requests = %d, want 1", len(rr.bodies))
 	}
 	b := rr.bodies[0]
-	if b["token"] != l.RefreshToken || b["token_type_hint"] != "refresh_token" || b["client_id"] != DefaultClientID || b["originator header"] != "codex_cli_rs" || len(b) != 4 {
+	if b["token"] != l.RefreshToken || b["token_type_hint"] != "refresh_token" || b["client_id"] != defaultClientID || b["originator header"] != "codex_cli_rs" || len(b) != 4 {
 		t.Errorf("revoke body members = %d, hint %v, client %v", len(b), b["token_type_hint"], b["client_id"])
 	}
 }

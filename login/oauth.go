@@ -3,7 +3,6 @@ package login
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
+
+	"github.com/agentauth/agentauth/internal/jwtclaims"
 )
 
 // checkBaseURL accepts an absolute http(s) URL without user info, query or
@@ -257,11 +258,7 @@ func safeText(s string) string {
 // authClaims returns the "https://api.openai.com/auth" claim object of a
 // JWT, unverified (Codex reads it the same way), or nil.
 func authClaims(jwt string) map[string]any {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return nil
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	payload, err := jwtclaims.Payload(jwt)
 	if err != nil {
 		return nil
 	}

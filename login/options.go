@@ -1,7 +1,9 @@
 package login
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,10 +16,10 @@ import (
 
 // The defaults and environment variables the flows share with the Codex CLI.
 const (
-	// DefaultIssuer is the OAuth issuer the Codex CLI signs in with.
-	DefaultIssuer = "https://auth.openai.com"
-	// DefaultClientID is the Codex CLI's OAuth client id.
-	DefaultClientID = "app_EMoamEEZ73f0CkXaXp7hrann"
+	// defaultIssuer is the OAuth issuer the Codex CLI signs in with.
+	defaultIssuer = "https://auth.openai.com"
+	// defaultClientID is the Codex CLI's OAuth client id.
+	defaultClientID = "app_EMoamEEZ73f0CkXaXp7hrann"
 	// defaultPort is the loopback port of the browser flow's callback
 	// server; Codex's redirect URI allow-list also holds fallbackPort.
 	defaultPort = 1455
@@ -42,10 +44,10 @@ type Options struct {
 	// else ~/.codex.
 	CodexHome string
 	// Issuer is the OAuth issuer base URL (Codex's --experimental_issuer).
-	// Empty: DefaultIssuer.
+	// Empty: https://auth.openai.com, the Codex CLI's.
 	Issuer string
 	// ClientID is the OAuth client id (Codex's --experimental_client-id).
-	// Empty: CODEX_APP_SERVER_LOGIN_CLIENT_ID, else DefaultClientID.
+	// Empty: CODEX_APP_SERVER_LOGIN_CLIENT_ID, else the Codex CLI's.
 	ClientID string
 	// HTTPClient sends every request. Nil: a client with a 30 s timeout.
 	// Redirects are never followed either way.
@@ -63,7 +65,11 @@ type Options struct {
 	Getenv func(string) string
 }
 
-// Errors the flows return; match them with errors.Is.
+// Errors the flows return; match them with errors.Is. A login that was
+// cancelled (its context, or the callback server's /cancel) wraps
+// context.Canceled; one the user did not finish in time (the context's
+// deadline, the device code's 15 minutes or its expiry) wraps
+// context.DeadlineExceeded.
 var (
 	// ErrRevokeFailed is returned by [Logout] when the login was removed
 	// locally but revoking its token at the issuer failed.
@@ -75,16 +81,16 @@ var (
 	// hold another login while the previous one was being revoked; the
 	// new login is left in place.
 	ErrLoginReplaced = errors.New("login: auth.json now holds another login, which was left in place")
-	// ErrCancelled is returned when a login is cancelled: its context
-	// ended, or the callback server was asked to stop.
-	ErrCancelled = errors.New("login: cancelled")
-	// ErrTimeout is returned when the user did not finish signing in in
-	// time.
-	ErrTimeout = errors.New("login: timed out")
 	// ErrPortInUse is returned by [Browser] when the callback port is
 	// taken by another program.
 	ErrPortInUse = errors.New("login: the callback port is in use")
+	// ErrNoWorkloadIdentity is returned by [WorkloadIdentity] when neither
+	// OPENAI_FEDERATION_RULE_ID nor OPENAI_IDENTITY_TOKEN_FILE is set.
+	ErrNoWorkloadIdentity = errors.New("login: workload identity is not configured (OPENAI_FEDERATION_RULE_ID and OPENAI_IDENTITY_TOKEN_FILE are unset)")
 )
+
+// errCancelled ends a login that was cancelled.
+var errCancelled = fmt.Errorf("login: cancelled: %w", context.Canceled)
 
 // resolved is Options with its defaults applied.
 type resolved struct {
@@ -116,7 +122,7 @@ func (o Options) resolve() (*resolved, error) {
 	}
 	r.issuer = strings.TrimRight(strings.TrimSpace(o.Issuer), "/")
 	if r.issuer == "" {
-		r.issuer = DefaultIssuer
+		r.issuer = defaultIssuer
 	}
 	if err := checkBaseURL(r.issuer); err != nil {
 		return nil, err
@@ -126,7 +132,7 @@ func (o Options) resolve() (*resolved, error) {
 		r.clientID = strings.TrimSpace(r.getenv(envClientID))
 	}
 	if r.clientID == "" {
-		r.clientID = DefaultClientID
+		r.clientID = defaultClientID
 	}
 	if r.port < 0 || r.port > 65535 {
 		return nil, errors.New("login: Options.Port must be between 0 and 65535")

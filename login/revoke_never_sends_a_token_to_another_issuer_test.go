@@ -73,7 +73,7 @@ func TestLoginAtAnotherIssuerDoesNotSendItThePreviousRefreshToken(t *testing.T) 
 		done <- DeviceCode(testCtx(t), Options{CodexHome: home, Issuer: srv.URL(), Out: out, Getenv: env(),
 			HTTPClient: &http.Client{Transport: net}})
 	}()
-	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.LoginClaims{AccountID: "acct-new"}); err != nil {
+	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.Login{AccountID: "acct-new"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

@@ -19,7 +19,7 @@ func TestDeviceCodeExchangeFailureIsOneLine(t *testing.T) {
 	go func() {
 		done <- DeviceCode(testCtx(t), Options{CodexHome: home, Issuer: srv.URL(), Out: out, Getenv: env()})
 	}()
-	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.LoginClaims{AccountID: "acct-x"}); err != nil {
+	if err := srv.ApproveDeviceCode(out.await(t, userCodeLine), identitytest.Login{AccountID: "acct-x"}); err != nil {
 		t.Fatal(err)
 	}
 	err := <-done

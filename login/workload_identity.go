@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/agentauth/agentauth/internal/backoff"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 )
@@ -36,10 +37,6 @@ const (
 	wifExchangeTimeout  = 30 * time.Second
 	wifFallbackRetry    = 30 * time.Second
 )
-
-// ErrNoWorkloadIdentity is returned by [WorkloadIdentity] when neither
-// OPENAI_FEDERATION_RULE_ID nor OPENAI_IDENTITY_TOKEN_FILE is set.
-var ErrNoWorkloadIdentity = errors.New("login: workload identity is not configured (OPENAI_FEDERATION_RULE_ID and OPENAI_IDENTITY_TOKEN_FILE are unset)")
 
 // WorkloadIdentity returns a token source that exchanges the platform
 // OIDC token in the file OPENAI_IDENTITY_TOKEN_FILE names (an absolute
@@ -193,7 +190,7 @@ func (s *workloadSource) exchange(ctx context.Context) (*credentials.Token, erro
 		if !retry || attempt >= wifRetryLimit || ctx.Err() != nil {
 			break
 		}
-		t := time.NewTimer(wifRetryBase << attempt)
+		t := time.NewTimer(backoff.Policy{Initial: wifRetryBase, Max: wifRetryBase << wifRetryLimit}.Delay(attempt + 1))
 		select {
 		case <-ctx.Done():
 			t.Stop()

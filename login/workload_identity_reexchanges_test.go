@@ -33,7 +33,7 @@ func newPlatform(t *testing.T, srv *identitytest.Server) *platform {
 		t.Fatal(err)
 	}
 	if err := srv.AddFederationRule(identitytest.FederationRule{ID: "fdrl_test", Issuer: "https://oidc.platform.test", Audience: "openai",
-		Key: pub, Login: identitytest.LoginClaims{AccountID: "acct-wif", UserID: "user-wif"}}); err != nil {
+		Key: pub, Login: identitytest.Login{AccountID: "acct-wif", UserID: "user-wif"}}); err != nil {
 		t.Fatal(err)
 	}
 	return &platform{key: key, file: filepath.Join(t.TempDir(), "token")}

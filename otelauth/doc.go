@@ -2,10 +2,10 @@
 // transport as OpenTelemetry metrics and spans.
 //
 // [Observer] returns a transport.Observer; set it as
-// transport.Config.Observer:
+// transport.Options.Observer:
 //
-//	cfg.Observer = otelauth.Observer(meterProvider, tracerProvider)
-//	rt, err := transport.New(base, cfg)
+//	opts.Observer = otelauth.Observer(meterProvider, tracerProvider)
+//	rt, err := transport.New(base, opts)
 //
 // # Spans
 //
@@ -30,7 +30,7 @@
 //
 // Put otelhttp outside the agentauth transport:
 //
-//	rt, _ := transport.New(http.DefaultTransport, cfg)
+//	rt, _ := transport.New(http.DefaultTransport, opts)
 //	client := &http.Client{Transport: otelhttp.NewTransport(rt)}
 //
 // otelhttp then starts the client span and calls the agentauth transport
@@ -77,6 +77,26 @@
 // agentauth.thread_cache.removal.reason is evicted or expired. Spans add
 // http.response.status_code and agentauth.registration.attempt, and, only
 // with [WithThreadKeys], agentauth.thread.key.
+//
+// # Gauges and composing observers
+//
+// The two observable instruments (agentauth.thread_cache.entries and
+// agentauth.usage.used_percent) are read from transport.Stats at
+// collection time. The observer learns of each transport without any
+// exported hook: the transport.Observer returned by [Observer] carries an
+// unexported hook, set through the agentauth module's
+// internal/transporthook package, that transport.New calls with the
+// transport it builds; the observer keeps it weakly, so a dropped
+// transport is still collected. The hook travels with the struct: to add
+// your own events, copy it and wrap OnEvent, keeping the copy's other
+// fields:
+//
+//	obs := *otelauth.Observer(mp, tp)
+//	next := obs.OnEvent
+//	obs.OnEvent = func(ctx context.Context, ev transport.Event) { next(ctx, ev); mine(ctx, ev) }
+//
+// A transport.Observer built afresh from the returned OnStart and OnEvent
+// reports every counter, histogram and span but not the two gauges.
 //
 // No attribute, span name, status or event ever holds a credential: the
 // transport's events carry none, and no error text is exported.

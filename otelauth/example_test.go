@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/otelauth"
 	"github.com/agentauth/agentauth/transport"
@@ -32,17 +32,16 @@ func Example() {
 	defer mp.Shutdown(context.Background())
 	defer tp.Shutdown(context.Background())
 
-	srv, creds := exampleIdentity()
+	srv, cred := exampleIdentity()
 	defer srv.Close()
 
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
-	rt, err := transport.New(base, transport.Config{
-		Credentials:       creds,
-		Observer:          otelauth.Observer(mp, tp),
-		ChatGPTBaseURL:    srv.URL(), // production: leave the defaults
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true, // loopback only
+	rt, err := transport.New(base, transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		Observer:      otelauth.Observer(mp, tp),
+		BaseURL:       srv.URL(), // production: leave it empty
 	})
 	if err != nil {
 		panic(err)
@@ -90,9 +89,9 @@ func Example() {
 // outside the agentauth transport so registration, provisioning and refresh
 // spans are children of the client span.
 func Example_otelhttp() {
-	cfg := transport.Config{}                  // Credentials, Flag, ... as usual
-	cfg.Observer = otelauth.Observer(nil, nil) // nil: the global meter and tracer providers
-	rt, err := transport.New(http.DefaultTransport, cfg)
+	opts := transport.Options{}                 // the Codex home, as usual
+	opts.Observer = otelauth.Observer(nil, nil) // nil: the global meter and tracer providers
+	rt, err := transport.New(http.DefaultTransport, opts)
 	if err != nil {
 		panic(err)
 	}
@@ -102,7 +101,7 @@ func Example_otelhttp() {
 
 // exampleIdentity starts the loopback reference server and gives it an
 // agent identity, as auth.json would hold it.
-func exampleIdentity() (*identitytest.Server, *credentials.Credentials) {
+func exampleIdentity() (*identitytest.Server, transport.Credential) {
 	srv, err := identitytest.NewServer(identitytest.Options{})
 	if err != nil {
 		panic(err)
@@ -115,5 +114,13 @@ func exampleIdentity() (*identitytest.Server, *credentials.Credentials) {
 	if err := srv.RegisterRuntime(rec); err != nil {
 		panic(err)
 	}
-	return srv, &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec}
+	recordJSON, err := rec.StorageJSON()
+	if err != nil {
+		panic(err)
+	}
+	cred, err := transport.AgentIdentity(recordJSON)
+	if err != nil {
+		panic(err)
+	}
+	return srv, cred
 }

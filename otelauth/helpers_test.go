@@ -12,9 +12,11 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/internal/transporthook"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -163,9 +165,12 @@ func (s *sniffer) headers() []string {
 }
 
 // newTransport builds a transport on srv over a sniffing base.
-func newTransport(t *testing.T, srv *identitytest.Server, cfg transport.Config) (*transport.Transport, *sniffer) {
+func newTransport(t *testing.T, srv *identitytest.Server, cfg transport.Options) (*transport.Transport, *sniffer) {
 	t.Helper()
-	cfg.ChatGPTBaseURL, cfg.AuthAPIBaseURL, cfg.AllowInsecureHTTP = srv.URL(), srv.URL(), true
+	cfg.BaseURL = srv.URL()
+	if cfg.AgentIdentity == nil {
+		cfg.AgentIdentity = featureflag.New(false)
+	}
 	hb := &http.Transport{}
 	t.Cleanup(hb.CloseIdleConnections)
 	sn := &sniffer{base: hb}
@@ -188,4 +193,9 @@ func do(t *testing.T, rt http.RoundTripper, ctx context.Context, url string) int
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// testCredential wraps a resolved credential for a test's transport.
+func testCredential(c *credentials.Credentials) transport.Credential {
+	return transporthook.NewCredential(c).(transport.Credential)
 }

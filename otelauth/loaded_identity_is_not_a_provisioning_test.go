@@ -26,7 +26,7 @@ func TestIdentityLoadedFromTheStoreIsNotCountedAsAProvisioning(t *testing.T) {
 	creds := &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
 		AccessToken: "tok-otel-loaded-0123456789", AccountID: "acct-otel-loaded", UserID: "user-otel-loaded"}}
 	for range 2 {
-		rt, _ := newTransport(t, srv, transport.Config{Credentials: creds, Flag: featureflag.New(true), IdentityStore: store,
+		rt, _ := newTransport(t, srv, transport.Options{Credential: testCredential(creds), AgentIdentity: featureflag.New(true), Fleet: transport.Fleet{IdentityStore: store},
 			Observer: otelauth.Observer(tel.mp, tel.tp)})
 		if code := do(t, rt, context.Background(), srv.URL()+"/v1/models"); code != http.StatusOK {
 			t.Fatalf("status %d", code)

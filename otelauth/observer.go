@@ -2,6 +2,7 @@ package otelauth
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/agentauth/agentauth/internal/transporthook"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -85,9 +87,9 @@ func WithThreadKeys() Option { return func(c *config) { c.threadKeys = true } }
 // Observer returns a [transport.Observer] that records the transport's
 // authentication events as OpenTelemetry metrics through mp and spans
 // through tp; nil means the global provider (otel.GetMeterProvider,
-// otel.GetTracerProvider). Set it as transport.Config.Observer. One
+// otel.GetTracerProvider). Set it as transport.Options.Observer. One
 // observer may serve any number of transports; the cached-threads gauge
-// sums over the live ones.
+// sums over the live ones (see the package doc for how it finds them).
 //
 // Errors creating instruments go to otel.Handle; the observer then records
 // what it can.
@@ -104,18 +106,54 @@ func Observer(mp metric.MeterProvider, tp trace.TracerProvider, opts ...Option) 
 	}
 	o := &recorder{tracer: tp.Tracer(ScopeName), threadKeys: cfg.threadKeys, login: cfg.login}
 	o.instruments(mp.Meter(ScopeName))
-	return &transport.Observer{
-		IncludeThreadKeys: cfg.threadKeys,
-		OnStart:           o.start,
-		OnProvisioning:    o.provisioning,
-		OnRegistration:    o.registration,
-		OnRefresh:         o.refresh,
-		OnRecovery:        o.recovery,
-		OnFallback:        o.fallback,
-		OnSignature:       o.signature,
-		OnCacheRemoval:    o.cacheRemoval,
-		OnNew:             o.attach,
+	obs := &transport.Observer{IncludeThreadKeys: cfg.threadKeys, OnStart: o.start, OnEvent: o.event}
+	// The gauges read each transport's Stats at collection time: the
+	// observer is told of every transport built with it (or a copy of it)
+	// through a hook the transport package keeps unexported.
+	transporthook.OnNew(obs, func(rt any) { o.attach(rt.(*transport.Transport)) })
+	return obs
+}
+
+// event dispatches one transport event.
+func (o *recorder) event(ctx context.Context, ev transport.Event) {
+	switch ev.Op {
+	case transport.OpRegistration:
+		o.registration(ctx, ev)
+	case transport.OpProvisioning:
+		o.provisioning(ctx, ev)
+	case transport.OpRefresh:
+		o.refresh(ctx, ev)
+	case transport.OpRecovery:
+		o.recovery(ctx, ev)
+	case transport.OpFallback:
+		o.fallback(ctx, ev)
+	case transport.OpSignature:
+		o.signature(ev)
+	case transport.OpCacheRemoval:
+		o.cacheRemoval(ev)
 	}
+}
+
+// The outcomes of a timed operation, as attribute values.
+const (
+	outcomeSuccess   = "success"
+	outcomeTemporary = "temporary_failure"
+	outcomePermanent = "permanent_failure"
+	outcomeCanceled  = "canceled"
+)
+
+// outcome classifies an operation's error: a retry may fix a temporary
+// failure (429, 5xx, timeout, connection error), not a permanent one.
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return outcomeSuccess
+	case errors.Is(err, context.Canceled):
+		return outcomeCanceled
+	case transport.IsTemporary(err):
+		return outcomeTemporary
+	}
+	return outcomePermanent
 }
 
 type recorder struct {
@@ -233,7 +271,7 @@ func (o *recorder) start(ctx context.Context, op transport.Operation) context.Co
 // an operation reported only after the fact (a refresh a token source did
 // on its own), a span built from the event's start and duration, child of
 // the span in ctx.
-func (o *recorder) finish(ctx context.Context, op transport.Operation, start time.Time, d time.Duration, outcome transport.Outcome, attrs []attribute.KeyValue) {
+func (o *recorder) finish(ctx context.Context, op transport.Operation, start time.Time, d time.Duration, outcome string, attrs []attribute.KeyValue) {
 	s, ours := ctx.Value(startedKey{}).(started)
 	if !ours || s.op != op {
 		_, s.span = o.tracer.Start(ctx, spanName(op), trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(start))
@@ -243,8 +281,8 @@ func (o *recorder) finish(ctx context.Context, op transport.Operation, start tim
 		return
 	}
 	s.span.SetAttributes(attrs...)
-	if outcome != transport.OutcomeSuccess {
-		s.span.SetStatus(codes.Error, outcome.String())
+	if outcome != outcomeSuccess {
+		s.span.SetStatus(codes.Error, outcome)
 	}
 	if ours && s.op == op {
 		s.span.End()
@@ -256,10 +294,10 @@ func (o *recorder) finish(ctx context.Context, op transport.Operation, start tim
 // outcomeAttrs are the attributes every timed operation's metrics carry:
 // the outcome and, for a failure, error.type (the HTTP status when there is
 // one, else the outcome).
-func outcomeAttrs(attrs []attribute.KeyValue, outcome transport.Outcome, status int) []attribute.KeyValue {
-	attrs = append(attrs, AttrOutcome.String(outcome.String()))
-	if outcome != transport.OutcomeSuccess {
-		et := outcome.String()
+func outcomeAttrs(attrs []attribute.KeyValue, outcome string, status int) []attribute.KeyValue {
+	attrs = append(attrs, AttrOutcome.String(outcome))
+	if outcome != outcomeSuccess {
+		et := outcome
 		if status != 0 {
 			et = strconv.Itoa(status)
 		}
@@ -277,8 +315,9 @@ func spanAttrs(metricAttrs []attribute.KeyValue, status int, extra ...attribute.
 	return attrs
 }
 
-func (o *recorder) registration(ctx context.Context, ev transport.RegistrationEvent) {
-	attrs := outcomeAttrs([]attribute.KeyValue{AttrTaskKind.String(ev.Kind.String())}, ev.Outcome, ev.StatusCode)
+func (o *recorder) registration(ctx context.Context, ev transport.Event) {
+	out := outcome(ev.Err)
+	attrs := outcomeAttrs([]attribute.KeyValue{AttrTaskKind.String(ev.Task)}, out, ev.StatusCode)
 	set := metric.WithAttributeSet(attribute.NewSet(attrs...))
 	o.regs.Add(ctx, 1, set)
 	o.regDur.Record(ctx, ev.Duration.Seconds(), set)
@@ -286,39 +325,41 @@ func (o *recorder) registration(ctx context.Context, ev transport.RegistrationEv
 	if o.threadKeys && ev.Thread != "" {
 		extra = append(extra, AttrThreadKey.String(ev.Thread))
 	}
-	o.finish(ctx, transport.OpRegistration, ev.Start, ev.Duration, ev.Outcome, spanAttrs(attrs, ev.StatusCode, extra...))
+	o.finish(ctx, transport.OpRegistration, ev.Start, ev.Duration, out, spanAttrs(attrs, ev.StatusCode, extra...))
 }
 
-func (o *recorder) provisioning(ctx context.Context, ev transport.ProvisioningEvent) {
-	attrs := outcomeAttrs(nil, ev.Outcome, ev.StatusCode)
-	if !ev.Loaded { // an identity read from the store was not provisioned
+func (o *recorder) provisioning(ctx context.Context, ev transport.Event) {
+	out := outcome(ev.Err)
+	attrs := outcomeAttrs(nil, out, ev.StatusCode)
+	if ev.Detail != "loaded" { // an identity read from the store was not provisioned
 		set := metric.WithAttributeSet(attribute.NewSet(attrs...))
 		o.provs.Add(ctx, 1, set)
 		o.provDur.Record(ctx, ev.Duration.Seconds(), set)
 	}
 	var extra []attribute.KeyValue
-	if ev.Attempts > 0 {
-		extra = append(extra, AttrAttempt.Int(ev.Attempts))
+	if ev.Attempt > 0 {
+		extra = append(extra, AttrAttempt.Int(ev.Attempt))
 	}
-	o.finish(ctx, transport.OpProvisioning, ev.Start, ev.Duration, ev.Outcome, spanAttrs(attrs, ev.StatusCode, extra...))
+	o.finish(ctx, transport.OpProvisioning, ev.Start, ev.Duration, out, spanAttrs(attrs, ev.StatusCode, extra...))
 }
 
-func (o *recorder) refresh(ctx context.Context, ev transport.RefreshEvent) {
-	attrs := outcomeAttrs([]attribute.KeyValue{AttrTrigger.String(ev.Trigger.String())}, ev.Outcome, ev.StatusCode)
+func (o *recorder) refresh(ctx context.Context, ev transport.Event) {
+	out := outcome(ev.Err)
+	attrs := outcomeAttrs([]attribute.KeyValue{AttrTrigger.String(ev.Detail)}, out, ev.StatusCode)
 	set := metric.WithAttributeSet(attribute.NewSet(attrs...))
 	o.refreshes.Add(ctx, 1, set)
 	o.refreshDur.Record(ctx, ev.Duration.Seconds(), set)
-	o.finish(ctx, transport.OpRefresh, ev.Start, ev.Duration, ev.Outcome, spanAttrs(attrs, ev.StatusCode))
+	o.finish(ctx, transport.OpRefresh, ev.Start, ev.Duration, out, spanAttrs(attrs, ev.StatusCode))
 }
 
-func (o *recorder) recovery(ctx context.Context, ev transport.RecoveryEvent) {
-	attrs := []attribute.KeyValue{AttrMode.String(ev.Mode.String()), AttrRecoveryResult.String(ev.Result.String())}
+func (o *recorder) recovery(ctx context.Context, ev transport.Event) {
+	attrs := []attribute.KeyValue{AttrMode.String(ev.Task), AttrRecoveryResult.String(ev.Detail)}
 	o.recoveries.Add(ctx, 1, metric.WithAttributes(attrs...))
 	trace.SpanFromContext(ctx).AddEvent(EventRecovery, trace.WithAttributes(attrs...))
 }
 
-func (o *recorder) fallback(ctx context.Context, ev transport.FallbackEvent) {
-	attrs := []attribute.KeyValue{AttrFallbackPhase.String(ev.Phase.String())}
+func (o *recorder) fallback(ctx context.Context, ev transport.Event) {
+	attrs := []attribute.KeyValue{AttrFallbackPhase.String(ev.Detail)}
 	o.fallbacks.Add(ctx, 1, metric.WithAttributes(attrs...))
 	if ev.StatusCode != 0 {
 		attrs = append(attrs, AttrStatusCode.Int(ev.StatusCode))
@@ -329,18 +370,18 @@ func (o *recorder) fallback(ctx context.Context, ev transport.FallbackEvent) {
 // Precomputed attribute options for the events without a context, which
 // are reported most often.
 var (
-	signedThread  = metric.WithAttributeSet(attribute.NewSet(AttrTaskKind.String(transport.TaskThread.String())))
-	signedProcess = metric.WithAttributeSet(attribute.NewSet(AttrTaskKind.String(transport.TaskProcess.String())))
+	signedThread  = metric.WithAttributeSet(attribute.NewSet(AttrTaskKind.String("thread")))
+	signedProcess = metric.WithAttributeSet(attribute.NewSet(AttrTaskKind.String("process")))
 )
 
-func (o *recorder) signature(ev transport.SignatureEvent) {
+func (o *recorder) signature(ev transport.Event) {
 	opt := signedProcess
-	if ev.Kind == transport.TaskThread {
+	if ev.Task == "thread" {
 		opt = signedThread
 	}
 	o.signatures.Add(context.Background(), 1, opt)
 }
 
-func (o *recorder) cacheRemoval(ev transport.CacheEvent) {
-	o.removals.Add(context.Background(), 1, metric.WithAttributes(AttrRemovalReason.String(ev.Reason.String())))
+func (o *recorder) cacheRemoval(ev transport.Event) {
+	o.removals.Add(context.Background(), 1, metric.WithAttributes(AttrRemovalReason.String(ev.Detail)))
 }

@@ -32,7 +32,7 @@ const privateThread = "thread-of-alice@example.com"
 func coldThread(t *testing.T, tel *telemetry, opts ...otelauth.Option) (client trace.SpanContext, secrets []string) {
 	t.Helper()
 	srv, creds := agentServer(t, identitytest.Options{})
-	rt, sn := newTransport(t, srv, transport.Config{Credentials: creds, Observer: otelauth.Observer(tel.mp, tel.tp, opts...)})
+	rt, sn := newTransport(t, srv, transport.Options{Credential: testCredential(creds), Observer: otelauth.Observer(tel.mp, tel.tp, opts...)})
 	outer := otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(tel.tp), otelhttp.WithMeterProvider(tel.mp))
 	ctx := transport.WithThread(context.Background(), privateThread)
 	for range 2 {
@@ -188,7 +188,7 @@ func refreshes(t *testing.T, tel *telemetry) (proactiveReq, unauthorizedReq trac
 	tracer := tel.tp.Tracer("test")
 
 	ps := &proactiveSource{tok: &credentials.Token{AccessToken: freshToken, AccountID: "acct-1"}}
-	rt1, sn1 := newTransport(t, srv, transport.Config{TokenSource: ps, Observer: obs})
+	rt1, sn1 := newTransport(t, srv, transport.Options{Credential: transport.ChatGPT(ps), Observer: obs})
 	ctx, span := tracer.Start(context.Background(), "proactive request")
 	if code := do(t, rt1, ctx, srv.URL()+"/v1/models"); code != http.StatusOK {
 		t.Fatalf("status %d", code)
@@ -197,7 +197,7 @@ func refreshes(t *testing.T, tel *telemetry) (proactiveReq, unauthorizedReq trac
 	proactiveReq = span.SpanContext()
 
 	src := &plainSource{tok: &credentials.Token{AccessToken: staleToken, AccountID: "acct-1"}, next: freshToken}
-	rt2, sn2 := newTransport(t, srv, transport.Config{TokenSource: src, Observer: obs})
+	rt2, sn2 := newTransport(t, srv, transport.Options{Credential: transport.ChatGPT(src), Observer: obs})
 	ctx, span = tracer.Start(context.Background(), "unauthorized request")
 	if code := do(t, rt2, ctx, srv.URL()+"/v1/models"); code != http.StatusOK {
 		t.Fatalf("status %d after the 401 refresh", code)
@@ -274,10 +274,10 @@ func fallback(t *testing.T, tel *telemetry) (req trace.SpanContext, secrets []st
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	rt, sn := newTransport(t, srv, transport.Config{
-		Credentials:   &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{AccessToken: loginToken, AccountID: "acct-fallback"}},
-		Flag:          featureflag.New(true),
-		IdentityStore: credentials.NewMemoryStore(),
+	rt, sn := newTransport(t, srv, transport.Options{
+		Credential:    testCredential(&credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{AccessToken: loginToken, AccountID: "acct-fallback"}}),
+		AgentIdentity: featureflag.New(true),
+		Fleet:         transport.Fleet{IdentityStore: credentials.NewMemoryStore()},
 		Observer:      otelauth.Observer(tel.mp, tel.tp),
 	})
 	srv.InjectFault(identitytest.RouteAgentRegister, identitytest.Fault{Status: http.StatusServiceUnavailable, Times: identity.DefaultAgentAttempts})

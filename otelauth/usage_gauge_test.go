@@ -22,9 +22,9 @@ func TestUsageGaugePerLogin(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.SetUsage("acct-a", identitytest.Usage{PrimaryUsedPercent: 37.5, SecondaryUsedPercent: 4})
 	tel := newTelemetry(t)
-	rt, _ := newTransport(t, srv, transport.Config{
-		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{AccessToken: "tok-a", AccountID: "acct-a"}},
-		Observer:    otelauth.Observer(tel.mp, tel.tp, otelauth.WithLogin("team-a")),
+	rt, _ := newTransport(t, srv, transport.Options{
+		Credential: testCredential(&credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{AccessToken: "tok-a", AccountID: "acct-a"}}),
+		Observer:   otelauth.Observer(tel.mp, tel.tp, otelauth.WithLogin("team-a")),
 	})
 	rm := tel.collect(t)
 	if m, ok := findMetric(rm, otelauth.MetricUsedPercent); ok && len(m.Data.(metricdata.Gauge[float64]).DataPoints) != 0 {

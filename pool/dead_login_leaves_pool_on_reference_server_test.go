@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/pool"
 	"github.com/agentauth/agentauth/transport"
@@ -32,7 +31,7 @@ func TestDeadLoginLeavesThePoolOnTheReferenceServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldLogin, err := old.IssueLogin(identitytest.LoginClaims{AccountID: "acct-dead", UserID: "user-dead"})
+	oldLogin, err := old.IssueLogin(identitytest.Login{AccountID: "acct-dead", UserID: "user-dead"})
 	old.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -40,21 +39,21 @@ func TestDeadLoginLeavesThePoolOnTheReferenceServer(t *testing.T) {
 	var homes []string
 	for i, l := range []*identitytest.Login{oldLogin, nil, nil} {
 		if l == nil {
-			if l, err = srv.IssueLogin(identitytest.LoginClaims{AccountID: fmt.Sprintf("acct-%d", i), UserID: fmt.Sprintf("user-%d", i)}); err != nil {
+			if l, err = srv.IssueLogin(identitytest.Login{AccountID: fmt.Sprintf("acct-%d", i), UserID: fmt.Sprintf("user-%d", i)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		home := t.TempDir()
-		if err := identitytest.WriteAuthJSON(home, l, past); err != nil {
+		if err := l.WriteAuthJSON(home, past); err != nil {
 			t.Fatal(err)
 		}
 		homes = append(homes, home)
 	}
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
-	members, err := pool.CodexHomes(context.Background(), base, agentauth.Options{
-		Getenv: env{"AGENTAUTH_USE_AGENT_IDENTITY": "true", "CODEX_REFRESH_TOKEN_URL_OVERRIDE": srv.TokenURL()}.get,
-		Config: transport.Config{ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true},
+	members, err := pool.CodexHomes(context.Background(), base, transport.Options{
+		Getenv:  env{"AGENTAUTH_USE_AGENT_IDENTITY": "true"}.get,
+		BaseURL: srv.URL(), // also the token endpoint
 	}, homes...)
 	if err != nil {
 		t.Fatal(err)

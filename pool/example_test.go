@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/pool"
 	"github.com/agentauth/agentauth/transport"
 	"github.com/agentauth/agentauth/usage"
@@ -18,7 +18,7 @@ import (
 // Two logins behind one client. A thread stays on the login that served
 // it first; when that login reaches its usage limit, the request is sent
 // again on the other login and the thread moves there. Production code
-// builds the members with pool.CodexHomes(ctx, nil, agentauth.Options{},
+// builds the members with pool.CodexHomes(ctx, nil, transport.Options{},
 // home1, home2).
 func Example() {
 	srv, err := identitytest.NewServer(identitytest.Options{
@@ -33,11 +33,10 @@ func Example() {
 
 	var members []pool.Member
 	for _, login := range []struct{ token, account string }{{"token-a", "acct-a"}, {"token-b", "acct-b"}} {
-		rt, err := transport.New(base, transport.Config{
-			Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT,
-				ChatGPT: &credentials.ChatGPTLogin{AccessToken: login.token, AccountID: login.account}},
-			ChatGPTBaseURL:    srv.URL(),
-			AllowInsecureHTTP: true, // loopback only
+		rt, err := transport.New(base, transport.Options{
+			Credential:    transport.BearerToken(login.token, login.account, false),
+			BaseURL:       srv.URL(),              // loopback: plain http allowed
+			AgentIdentity: featureflag.New(false), // Bearer, whatever ~/.codex says
 		})
 		if err != nil {
 			panic(err)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/pool"
 	"github.com/agentauth/agentauth/transport"
@@ -38,12 +37,12 @@ func loginPool(t *testing.T, c *clock) (*identitytest.Server, *pool.Pool, map[st
 	accountOf := map[string]string{} // member name → account
 	for i := range logins {
 		acct := fmt.Sprintf("acct-%d", i)
-		login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: acct, UserID: "user-" + acct})
+		login, err := srv.IssueLogin(identitytest.Login{AccountID: acct, UserID: "user-" + acct})
 		if err != nil {
 			t.Fatal(err)
 		}
 		home := t.TempDir()
-		if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+		if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		homes = append(homes, home)
@@ -51,9 +50,9 @@ func loginPool(t *testing.T, c *clock) (*identitytest.Server, *pool.Pool, map[st
 	}
 	base := &http.Transport{MaxIdleConnsPerHost: 16}
 	t.Cleanup(base.CloseIdleConnections)
-	members, err := pool.CodexHomes(context.Background(), base, agentauth.Options{
-		Getenv: env{"AGENTAUTH_USE_AGENT_IDENTITY": "true", "CODEX_REFRESH_TOKEN_URL_OVERRIDE": srv.TokenURL()}.get,
-		Config: transport.Config{ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true},
+	members, err := pool.CodexHomes(context.Background(), base, transport.Options{
+		Getenv:  env{"AGENTAUTH_USE_AGENT_IDENTITY": "true"}.get,
+		BaseURL: srv.URL(), // also the token endpoint
 	}, homes...)
 	if err != nil {
 		t.Fatal(err)

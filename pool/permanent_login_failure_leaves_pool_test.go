@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/pool"
+	"github.com/agentauth/agentauth/transport"
 )
 
 type syncBuffer struct {
@@ -34,7 +35,7 @@ func (s *syncBuffer) String() string {
 
 // A member whose login failed for good leaves the pool with one warning;
 // the request it failed is served by another member; once every member has
-// left, the caller gets ErrNoMembers. A temporary failure, or one of a
+// left, the caller gets ErrUnavailable, not temporary. A temporary failure, or one of a
 // caller that gave up, keeps the member.
 func TestPermanentLoginFailureLeavesThePool(t *testing.T) {
 	c := newClock()
@@ -101,8 +102,8 @@ func TestPermanentLoginFailureLeavesThePool(t *testing.T) {
 
 	b.answer = func(*http.Request) (*http.Response, error) { return nil, dead }
 	get(t, p, context.Background())
-	if _, err := get(t, p, context.Background()); !errors.Is(err, pool.ErrNoMembers) {
-		t.Errorf("with no member left: %v", err)
+	if _, err := get(t, p, context.Background()); !errors.Is(err, pool.ErrUnavailable) || transport.IsTemporary(err) {
+		t.Errorf("with no member left: %v (temporary %v), want a permanent ErrUnavailable", err, transport.IsTemporary(err))
 	}
 }
 

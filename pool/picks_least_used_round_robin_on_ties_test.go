@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"testing"
+
+	"github.com/agentauth/agentauth/pool"
 )
 
 // Equals take turns; once their answers report usage, new work goes to
@@ -34,8 +36,7 @@ func TestPicksLeastUsedRoundRobinOnTies(t *testing.T) {
 	if got := b.calls.Load() - before; got != 20 {
 		t.Errorf("least used member got %d of 20 requests", got)
 	}
-	st := p.Members()
-	if st[0].UsedPercent != 90 || st[1].UsedPercent != 20 || st[2].UsedPercent != 50 {
-		t.Errorf("Members = %+v", st)
+	if u := pool.UsedPercents(p); u[0] != 90 || u[1] != 20 || u[2] != 50 {
+		t.Errorf("used percents = %v", u)
 	}
 }

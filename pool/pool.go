@@ -1,25 +1,13 @@
-// Package pool spreads requests over several logins' transports and moves
-// work off a login that reached its usage limit, without breaking threads.
-//
-// A [Pool] is an [http.RoundTripper] over members, each one login's
-// transport (a *transport.Transport, or any RoundTripper). Per request it
-// picks the member whose last answer reported the least usage (the
-// x-<limit>-…-used-percent headers; round robin among equals). A request
-// tagged with a thread key (transport.WithThread) goes to the member that
-// served the thread first, for as long as that member can serve: a thread's
-// task belongs to one login's agent identity, so keeping the thread on one
-// member keeps its task. When that member reports usage_limit_reached, the
-// thread moves once to another member, whose transport registers the thread
-// afresh under its own identity: no member ever signs a task of another.
-//
-// A member that answers 429 usage_limit_reached (or usage_not_included)
-// gets no new work until the reset time the answer gave, and the request
-// is sent once more to another member when its body can be replayed (no
-// body, or GetBody set). A member whose login failed for good (a refresh
-// the token endpoint refused permanently, an identity the AuthAPI no longer
-// takes, provisioning refused) leaves the pool, with one warning logged.
-// When no member can serve, RoundTrip returns a [*LimitedError] carrying
-// the earliest reset, or [ErrNoMembers] once every member has left.
+// Package pool is one [http.RoundTripper] over several logins' transports
+// ([Member]s, built by [CodexHomes] or by hand) that sends each request to
+// the least used login, keeps a thread (transport.WithThread) on the login
+// that served it first so its task stays under one agent identity, moves
+// work off a login whose 429 reported usage_limit_reached or
+// usage_not_included until the reset it gave (sending the request once
+// more to another login when its body can be replayed; the thread moves
+// once and its new login registers it afresh), and drops a login that
+// failed for good; replicas of a fleet share what they learn through
+// [Shared]. When no member can serve, RoundTrip returns [ErrUnavailable].
 package pool
 
 import (
@@ -43,59 +31,69 @@ import (
 	"github.com/agentauth/agentauth/usage"
 )
 
-// Defaults of [Options].
+// The defaults of [Options].
 const (
-	DefaultMaxThreads    = 10_000
-	DefaultThreadIdleTTL = time.Hour
-	DefaultLimitCooldown = 5 * time.Minute
+	defaultMaxThreads    = 10_000
+	defaultThreadIdleTTL = time.Hour
+	// limitCooldown keeps work off a member whose usage limit gave no
+	// reset time in the future.
+	limitCooldown = 5 * time.Minute
 )
 
-// ErrNoMembers is returned by [Pool.RoundTrip] once every member has left
-// the pool (its login failed permanently).
-var ErrNoMembers = errors.New("pool: no member left: every login failed permanently")
+// ErrUnavailable is wrapped by the error of [Pool.RoundTrip] when no member
+// can serve. While a member is at its usage limit the error is temporary
+// (transport.IsTemporary) and names the earliest reset, which
+// [Pool.Members] gives as LimitedUntil; once every member has left (its
+// login failed permanently) it is not.
+var ErrUnavailable = errors.New("pool: no login can serve")
 
-// LimitedError is returned by [Pool.RoundTrip] when every member that is
-// still in the pool is at its usage limit. It is temporary: the pool
-// serves again at ResetsAt.
-type LimitedError struct {
-	// ResetsAt is the earliest time a member's limit resets.
-	ResetsAt time.Time
+// limitedError is ErrUnavailable while members are at their usage limit.
+type limitedError struct{ resetsAt time.Time }
+
+func (e *limitedError) Error() string {
+	return ErrUnavailable.Error() + ": every login is at its usage limit; the first resets at " + e.resetsAt.UTC().Format(time.RFC3339)
 }
 
-func (e *LimitedError) Error() string {
-	return "pool: every login is at its usage limit; the first resets at " + e.ResetsAt.UTC().Format(time.RFC3339)
-}
+func (e *limitedError) Unwrap() error { return ErrUnavailable }
 
 // Temporary is true: the limits reset.
-func (e *LimitedError) Temporary() bool { return true }
+func (e *limitedError) Temporary() bool { return true }
 
-// Member is one login's transport in a pool.
+// errNoMembers is ErrUnavailable once every member has left.
+var errNoMembers = fmt.Errorf("%w: every login failed permanently", ErrUnavailable)
+
+// Member is one login's transport in a pool. [New] takes Name and
+// Transport; [Pool.Members] also reports LimitedUntil and Left, which New
+// ignores.
 type Member struct {
 	// Name identifies the member in logs and [Pool.Members]; it must be
 	// unique in the pool and must not be a secret.
 	Name string
 	// Transport sends the member's requests with its login.
 	Transport http.RoundTripper
+	// LimitedUntil is when the member takes work again after a usage
+	// limit; zero when it is not limited.
+	LimitedUntil time.Time
+	// Left is set once the member's login failed permanently.
+	Left bool
 
 	close func() // set by CodexHomes: releases what Load built
 }
 
-// Options configures [New]. The zero value is ready to use.
+// Options configures [New]. The zero value is ready to use. A member
+// whose usage limit gives no reset time in the future gets no work for 5
+// minutes, and one whose reset lies beyond eight days for eight days.
 type Options struct {
 	// Logger receives the warning logged when a member leaves the pool.
 	// Default: slog.Default().
 	Logger *slog.Logger
 	// MaxThreads bounds the threads whose member the pool remembers; the
 	// least recently used beyond it are forgotten (their next request
-	// picks a member afresh). Default: [DefaultMaxThreads].
+	// picks a member afresh). Default: 10,000.
 	MaxThreads int
 	// ThreadIdleTTL forgets a thread no request used for this long.
-	// Default: [DefaultThreadIdleTTL].
+	// Default: 1 hour.
 	ThreadIdleTTL time.Duration
-	// LimitCooldown is how long a member that reported a usage limit
-	// without a reset time in the future gets no work. Default:
-	// [DefaultLimitCooldown].
-	LimitCooldown time.Duration
 	// Shared, when set, shares thread assignments and usage limits with
 	// the other replicas of a fleet (see [Shared]). Default: none, each
 	// replica decides alone.
@@ -105,13 +103,12 @@ type Options struct {
 // Pool is an [http.RoundTripper] over several logins' transports. Build it
 // with [New]; it is safe for concurrent use.
 type Pool struct {
-	members  []*member
-	threads  *taskcache.Cache // thread key → member (the task's id is the member's index)
-	rr       atomic.Uint64
-	now      func() time.Time
-	coarse   *coarseClock // the affinity table's hit path
-	log      *slog.Logger
-	cooldown time.Duration
+	members []*member
+	threads *taskcache.Cache // thread key → member (the task's id is the member's index)
+	rr      atomic.Uint64
+	now     func() time.Time
+	coarse  *coarseClock // the affinity table's hit path
+	log     *slog.Logger
 
 	shared   Shared         // nil: this replica decides alone (shared.go)
 	index    map[string]int // member name → index
@@ -172,16 +169,12 @@ func newPool(opts Options, now func() time.Time, members []Member) (*Pool, error
 	if len(members) == 0 {
 		return nil, errors.New("pool: New: no members")
 	}
-	if opts.MaxThreads < 0 || opts.ThreadIdleTTL < 0 || opts.LimitCooldown < 0 {
-		return nil, errors.New("pool: New: negative MaxThreads, ThreadIdleTTL or LimitCooldown")
+	if opts.MaxThreads < 0 || opts.ThreadIdleTTL < 0 {
+		return nil, errors.New("pool: New: negative MaxThreads or ThreadIdleTTL")
 	}
-	p := &Pool{now: now, coarse: newCoarseClock(now), log: opts.Logger, cooldown: opts.LimitCooldown,
-		shared: opts.Shared, index: map[string]int{}}
+	p := &Pool{now: now, coarse: newCoarseClock(now), log: opts.Logger, shared: opts.Shared, index: map[string]int{}}
 	if p.log == nil {
 		p.log = slog.Default()
-	}
-	if p.cooldown == 0 {
-		p.cooldown = DefaultLimitCooldown
 	}
 	seen := map[string]bool{}
 	for i, m := range members {
@@ -199,10 +192,10 @@ func newPool(opts Options, now func() time.Time, members []Member) (*Pool, error
 	}
 	capacity, ttl := opts.MaxThreads, opts.ThreadIdleTTL
 	if capacity == 0 {
-		capacity = DefaultMaxThreads
+		capacity = defaultMaxThreads
 	}
 	if ttl == 0 {
-		ttl = DefaultThreadIdleTTL
+		ttl = defaultThreadIdleTTL
 	}
 	p.ttl = ttl
 	threads, err := taskcache.New(p.assign, taskcache.CacheOptions{Capacity: capacity, IdleTTL: ttl, Now: now})
@@ -345,11 +338,11 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		p.observe(m, resp)
 		return resp, nil
 	}
-	_, le := usage.FromResponse(resp)
-	if le == nil {
+	snap := usage.FromResponse(resp)
+	if snap.LimitReached == "" {
 		return resp, nil // a plain rate limit: the member's own business
 	}
-	p.limited(ctx, m, le, p.now())
+	p.limited(ctx, m, snap, p.now())
 	if !replay.Possible(req) {
 		return resp, nil
 	}
@@ -391,8 +384,8 @@ func (p *Pool) replay(req *http.Request, thread string, hasThread bool, from int
 		return nil, err
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
-		if _, le := usage.FromResponse(resp); le != nil {
-			p.limited(ctx, m, le, p.now())
+		if snap := usage.FromResponse(resp); snap.LimitReached != "" {
+			p.limited(ctx, m, snap, p.now())
 		}
 		return resp, nil
 	}
@@ -402,18 +395,18 @@ func (p *Pool) replay(req *http.Request, thread string, hasThread bool, from int
 
 // observe keeps the usage an answer of m reported.
 func (p *Pool) observe(m *member, resp *http.Response) {
-	if v, ok := usage.MaxUsedPercent(resp.Header); ok {
+	if v, ok := maxUsedPercent(resp.Header); ok {
 		if bits := math.Float64bits(v); m.used.Load() != bits {
 			m.used.Store(bits)
 		}
 	}
 }
 
-// limited keeps new work off m until the limit le reported resets.
-func (p *Pool) limited(ctx context.Context, m *member, le *usage.LimitError, now time.Time) {
-	until := le.ResetsAt
+// limited keeps new work off m until the limit its 429 reported resets.
+func (p *Pool) limited(ctx context.Context, m *member, le usage.Snapshot, now time.Time) {
+	until := le.LimitResetsAt
 	if !until.After(now) {
-		until = now.Add(p.cooldown)
+		until = now.Add(limitCooldown)
 	}
 	if limit := now.Add(maxLimit); until.After(limit) {
 		until = limit // a reset beyond any window Codex knows is not believed
@@ -425,7 +418,7 @@ func (p *Pool) limited(ctx context.Context, m *member, le *usage.LimitError, now
 		p.shareLimit(ctx, m, until)
 	}
 	p.log.Info("agentauth/pool: login at its usage limit; no new work until its reset",
-		"member", m.name, "type", le.Type, "resets_at", until)
+		"member", m.name, "type", le.LimitReached, "resets_at", until)
 }
 
 // failed removes m from the pool when err says its login failed for good,
@@ -468,30 +461,19 @@ func (p *Pool) unavailable(now time.Time) error {
 		}
 	}
 	if earliest == 0 {
-		return ErrNoMembers
+		return errNoMembers
 	}
-	return &LimitedError{ResetsAt: time.Unix(0, earliest)}
+	return &limitedError{resetsAt: time.Unix(0, earliest)}
 }
 
-// MemberStatus is a member's state as the pool sees it.
-type MemberStatus struct {
-	Name string
-	// UsedPercent is the largest used percent of the member's last answer
-	// that reported usage (0 before any).
-	UsedPercent float64
-	// LimitedUntil is when the member takes work again after a usage
-	// limit; zero when it is not limited.
-	LimitedUntil time.Time
-	// Left is set once the member's login failed permanently.
-	Left bool
-}
-
-// Members returns the state of every member, in the order given to New.
-func (p *Pool) Members() []MemberStatus {
+// Members returns every member as the pool sees it now, in the order given
+// to New. (The usage a member's login reported is in its transport's
+// Stats.)
+func (p *Pool) Members() []Member {
 	now := p.now()
-	out := make([]MemberStatus, len(p.members))
+	out := make([]Member, len(p.members))
 	for i, m := range p.members {
-		out[i] = MemberStatus{Name: m.name, UsedPercent: m.usedPercent(), Left: m.gone.Load()}
+		out[i] = Member{Name: m.name, Transport: m.rt, Left: m.gone.Load()}
 		if u := m.limitedUntil.Load(); u > now.UnixNano() {
 			out[i].LimitedUntil = time.Unix(0, u)
 		}
@@ -519,18 +501,6 @@ func (p *Pool) Close() {
 		}
 	}
 	p.CloseIdleConnections()
-}
-
-// String names the pool's members; it holds no secret.
-func (p *Pool) String() string {
-	s := "pool.Pool{"
-	for i, m := range p.members {
-		if i > 0 {
-			s += " "
-		}
-		s += strconv.Quote(m.name)
-	}
-	return s + "}"
 }
 
 func closeBody(req *http.Request) {

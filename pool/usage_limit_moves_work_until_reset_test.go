@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,8 +89,9 @@ func TestUsageLimitMovesWorkUntilReset(t *testing.T) {
 	}
 }
 
-// With every member limited the caller gets a *LimitedError carrying the
-// earliest reset, and the request's body is closed.
+// With every member limited the caller gets a temporary ErrUnavailable
+// naming the earliest reset, which Members gives too, and the request's
+// body is closed.
 func TestEveryMemberLimitedIsTypedError(t *testing.T) {
 	c := newClock()
 	r1, r2 := c.Now().Add(2*time.Hour), c.Now().Add(30*time.Minute)
@@ -103,9 +105,11 @@ func TestEveryMemberLimitedIsTypedError(t *testing.T) {
 	body := &countingBody{}
 	req, _ := http.NewRequest(http.MethodPost, "https://chatgpt.com/backend-api/codex/responses", body)
 	_, err = p.RoundTrip(req)
-	var le *pool.LimitedError
-	if !errors.As(err, &le) || !le.ResetsAt.Equal(r2) || !transport.IsTemporary(err) {
-		t.Fatalf("err = %v, want a temporary *LimitedError resetting at %v", err, r2)
+	if !errors.Is(err, pool.ErrUnavailable) || !transport.IsTemporary(err) || !strings.Contains(err.Error(), r2.UTC().Format(time.RFC3339)) {
+		t.Fatalf("err = %v, want a temporary ErrUnavailable naming the reset at %v", err, r2)
+	}
+	if st := p.Members(); !st[0].LimitedUntil.Equal(r1) || !st[1].LimitedUntil.Equal(r2) {
+		t.Errorf("Members = %+v, want a until %v, b until %v", st, r1, r2)
 	}
 	if body.closes.Load() != 1 {
 		t.Errorf("body closed %d times", body.closes.Load())

@@ -35,7 +35,7 @@ func TestBackgroundUsesTheProcessTaskInsideAThread(t *testing.T) {
 		t.Errorf("WithThread(Background(ctx)) echo %+v, want thread-8", e)
 	}
 	st := env.rt.Stats()
-	if st.RequestsIn(resolver.ModeProcessTask) != 1 || st.RequestsIn(resolver.ModeThreadTask) != 2 || st.ProcessRegistrations != 1 {
+	if st.Requests[resolver.ModeProcessTask] != 1 || st.Requests[resolver.ModeThreadTask] != 2 || st.ProcessRegistrations != 1 {
 		t.Errorf("stats %s", st)
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/processtask"
 	"github.com/agentauth/agentauth/transport"
@@ -24,9 +24,10 @@ func Example() {
 	_ = srv.RegisterRuntime(rec)
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
-	rt, _ := transport.New(base, transport.Config{
-		Credentials:    &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true,
+	recordJSON, _ := rec.StorageJSON() // the record as `agentauth keygen` writes it
+	cred, _ := transport.AgentIdentity(recordJSON)
+	rt, _ := transport.New(base, transport.Options{
+		Credential: cred, BaseURL: srv.URL(), AgentIdentity: featureflag.New(false),
 	})
 	client := &http.Client{Transport: rt}
 

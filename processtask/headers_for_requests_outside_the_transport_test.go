@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/processtask"
 	"github.com/agentauth/agentauth/resolver"
@@ -54,7 +54,7 @@ func TestHeadersAuthenticateARequestSentWithoutTheTransport(t *testing.T) {
 		t.Errorf("Headers(%s): %v", ws, err)
 	}
 	st := env.rt.Stats()
-	if st.ProcessRegistrations != 1 || st.ThreadRegistrations != 1 || st.RequestsIn(resolver.ModeProcessTask) != 3 || st.RequestsIn(resolver.ModeThreadTask) != 1 {
+	if st.ProcessRegistrations != 1 || st.ThreadRegistrations != 1 || st.Requests[resolver.ModeProcessTask] != 3 || st.Requests[resolver.ModeThreadTask] != 1 {
 		t.Errorf("stats %s", st)
 	}
 }
@@ -101,9 +101,10 @@ func TestHeadersForAnAPIKeyAreBearer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	rt, err := transport.New(nil, transport.Config{
-		Credentials:    &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: "sk-processtask-0123456789"},
-		AllowedOrigins: []string{srv.URL()}, AllowInsecureHTTP: true,
+	rt, err := transport.New(nil, transport.Options{
+		Credential:    transport.APIKey("sk-processtask-0123456789"),
+		AgentIdentity: featureflag.New(false),
+		Tuning:        transport.Tuning{AllowedOrigins: []string{srv.URL()}, AllowInsecureHTTP: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +140,7 @@ func TestHeadersConcurrentCallersShareOneProcessTask(t *testing.T) {
 	if st := env.srv.Stats(); st.ProcessTaskRegistrations != 1 {
 		t.Errorf("%d process task registrations, want 1", st.ProcessTaskRegistrations)
 	}
-	if n := env.rt.Stats().RequestsIn(resolver.ModeProcessTask); n != 160 {
+	if n := env.rt.Stats().Requests[resolver.ModeProcessTask]; n != 160 {
 		t.Errorf("%d process-task requests counted, want 160", n)
 	}
 }

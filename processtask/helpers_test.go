@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -38,11 +38,18 @@ func newAgentEnv(t *testing.T, runtimeID string) *agentEnv {
 	}
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
-	rt, err := transport.New(base, transport.Config{
-		Credentials:       &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		ChatGPTBaseURL:    srv.URL(),
-		AuthAPIBaseURL:    srv.URL(),
-		AllowInsecureHTTP: true,
+	js, err := rec.StorageJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := transport.AgentIdentity(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := transport.New(base, transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		BaseURL:       srv.URL(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ import (
 
 // ErrForeignOrigin is wrapped by the error [Headers] returns for a URL
 // whose origin is not one of the transport's first-party origins (see
-// transport.Config.AllowedOrigins), or when the transport holds no
+// transport.Tuning.AllowedOrigins), or when the transport holds no
 // credential: no credential is handed out for it.
 var ErrForeignOrigin = transporthook.ErrForeignOrigin
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/transport"
@@ -19,7 +19,7 @@ import (
 
 // Example_agentauth's wiring, run against the test Redis: replicas on
 // separate machines (each its own Codex home holding the same, expired,
-// ChatGPT login) built with agentauth.Load and one Store each, with the
+// ChatGPT login) built with transport.New and one Store each, with the
 // flag on, serve their first request on one thread at once. The fleet
 // refreshes the login once, provisions one agent identity and registers
 // one task for the thread; no auth.json is written (the fleet's store
@@ -34,7 +34,7 @@ func TestAgentauthFleetReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-agentauth-fleet", UserID: "user-agentauth-fleet"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-agentauth-fleet", UserID: "user-agentauth-fleet"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +42,12 @@ func TestAgentauthFleetReplicas(t *testing.T) {
 
 	sealer := newSealer(t, newKey(t))
 	prefix, loginPrefix := uniquePrefix(t), uniquePrefix(t)
-	on := true
 	homes := make([]string, replicas)
 	files := make([][]byte, replicas)
 	rts := make([]*transport.Transport, replicas)
 	for i := range rts {
 		homes[i] = t.TempDir()
-		if err := identitytest.WriteAuthJSON(homes[i], login, time.Now().Add(-2*time.Hour)); err != nil {
+		if err := login.WriteAuthJSON(homes[i], time.Now().Add(-2*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		files[i], _ = os.ReadFile(filepath.Join(homes[i], credentials.AuthFileName))
@@ -56,25 +55,32 @@ func TestAgentauthFleetReplicas(t *testing.T) {
 			PollInterval: 5 * time.Millisecond, MaxPollInterval: 20 * time.Millisecond})
 		base := &http.Transport{}
 		t.Cleanup(base.CloseIdleConnections)
-		setup, err := agentauth.Load(context.Background(), agentauth.Options{
-			CodexHome:          homes[i],
-			Getenv:             func(k string) string { return map[string]string{credentials.EnvRefreshTokenURL: srv.TokenURL()}[k] },
-			UseAgentIdentity:   &on,
-			HTTPClient:         &http.Client{Transport: base},
-			RefreshCoordinator: store.Coordinators(CoordinatorOptions{}),
-			IdentityStore:      store,
-			TaskStore:          store,
-			Config:             transport.Config{ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true},
+		// The coordinator the transport's login refreshes on, as the
+		// fleet's constructor built it.
+		var built credentials.RefreshCoordinator
+		coordinators := store.Coordinators(CoordinatorOptions{})
+		rts[i], err = transport.New(base, transport.Options{
+			CodexHome:     homes[i],
+			Getenv:        func(string) string { return "" },
+			BaseURL:       srv.URL(), // also the token endpoint
+			AgentIdentity: featureflag.New(true),
+			HTTPClient:    &http.Client{Transport: base},
+			Fleet: transport.Fleet{
+				RefreshCoordinator: func(l transport.Login, initial *transport.TokenSet) (transport.RefreshCoordinator, error) {
+					c, err := coordinators(l, initial)
+					built = c
+					return c, err
+				},
+				IdentityStore: store,
+				TaskStore:     store,
+			},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(setup.Close)
-		if _, ok := setup.RefreshCoordinator.(*Coordinator); !ok {
-			t.Fatalf("replica %d refreshes on %T, not the fleet's Coordinator", i, setup.RefreshCoordinator)
-		}
-		if rts[i], err = setup.Transport(base); err != nil {
-			t.Fatal(err)
+		t.Cleanup(rts[i].Close)
+		if _, ok := built.(*Coordinator); !ok {
+			t.Fatalf("replica %d refreshes on %T, not the fleet's Coordinator", i, built)
 		}
 	}
 

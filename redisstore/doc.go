@@ -1,8 +1,15 @@
 // Package redisstore lets the replicas of a service share, through Redis
-// (or Valkey), what would otherwise be duplicated per process:
+// (or Valkey), the agentauth state that would otherwise be duplicated per
+// process: the task of each conversation thread, so a fleet registers one
+// task per thread instead of one per replica; the agent identity of a
+// ChatGPT login, so the fleet provisions one and every replica signs with
+// it; and the refresh of a ChatGPT login, so replicas spend its single-use
+// refresh token one at a time and none overwrites a newer rotation.
 //
-//   - Thread tasks ([Store] is a taskcache.TaskStore for
-//     transport.Config.TaskStore): a conversation thread served by a whole
+// How each is shared:
+//
+//   - Thread tasks ([Store] is a transport.TaskStore for
+//     transport.Fleet.TaskStore): a conversation thread served by a whole
 //     fleet costs one task registration instead of one per replica. A
 //     replica that misses its in-process cache looks the thread up in
 //     Redis; on a fleet-wide miss the first replica takes a short lock (SET
@@ -12,23 +19,24 @@
 //     died expires after Options.LockTimeout and another replica takes
 //     over.
 //   - The agent identity of a ChatGPT login ([Store] is a
-//     credentials.IdentityStore for transport.Config.IdentityStore): with
+//     transport.IdentityStore for transport.Fleet.IdentityStore): with
 //     use_agent_identity on, the fleet provisions one identity per login and
 //     every replica signs with it. Provisioning is single-flight
 //     fleet-wide: the first replica to miss reserves the login and
 //     registers, the others wait for its identity; the first identity
 //     stored wins.
 //   - The refresh of a ChatGPT login ([Coordinator] is a
-//     credentials.RefreshCoordinator): refresh tokens are single-use, so
+//     transport.RefreshCoordinator): refresh tokens are single-use, so
 //     replicas refresh one at a time under a fleet-wide lock per login, the
 //     current token set is published for the others, and a Lua
 //     compare-and-swap keeps a stale replica from overwriting a newer
 //     rotation.
 //
-// agentauth's one-call constructor takes all three: Options.TaskStore and
-// Options.IdentityStore set to the Store, and Options.RefreshCoordinator
-// set to [Store.Coordinators], which seeds the fleet with the replica's
-// auth.json (see Example_agentauth).
+// transport.New takes all three in transport.Options.Fleet: TaskStore and
+// IdentityStore set to the Store, and RefreshCoordinator set to
+// [Store.Coordinators], which seeds the fleet with the replica's auth.json
+// (see Example_agentauth); the transport's Close stops a Coordinator's
+// background publish.
 //
 // Secrets (tokens, private keys) are sealed with AES-256-GCM under an
 // operator's key ([Sealer], [SealingKeyEnv]) and bound to their key name;

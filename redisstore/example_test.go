@@ -7,10 +7,7 @@ import (
 	"log"
 	"net/http"
 
-	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/featureflag"
-	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/redisstore"
 	"github.com/agentauth/agentauth/transport"
 	"github.com/redis/go-redis/v9"
@@ -30,11 +27,8 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	creds, err := credentials.Load(credentials.LoadOptions{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	rt, err := transport.New(nil, transport.Config{Credentials: creds, TaskStore: store})
+	// The credential is detected from the Codex home (auth.json, env).
+	rt, err := transport.New(nil, transport.Options{Fleet: transport.Fleet{TaskStore: store}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -55,7 +49,7 @@ func ExampleStore_Resolve_unavailable() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	key := taskcache.StoreKey{RuntimeID: "rt-example", ExternalRef: "thread-1"}
+	key := transport.TaskKey{RuntimeID: "rt-example", ExternalRef: "thread-1"}
 	id, err := store.Resolve(context.Background(), key, func(context.Context) (string, error) {
 		return "task-registered-locally", nil
 	})
@@ -67,8 +61,8 @@ func ExampleStore_Resolve_unavailable() {
 	// local fallbacks: 1 outages: 1 down: true
 }
 
-// A fleet replica in one call: agentauth reads the Codex home as it does
-// for a single process (the ChatGPT login of auth.json, the
+// A fleet replica in one call: transport.NewClient reads the Codex home as
+// it does for a single process (the ChatGPT login of auth.json, the
 // use_agent_identity flag), and one Store shares with the other replicas
 // the login's refreshes (its refresh token is single use), its agent
 // identity and the task of each conversation thread. The sealing key,
@@ -86,14 +80,14 @@ func Example_agentauth() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	httpClient, err := agentauth.NewClient(agentauth.Options{
+	httpClient, err := transport.NewClient(transport.Options{Fleet: transport.Fleet{
 		// Seeded with this replica's auth.json unless the fleet has a
 		// newer token set; fails with redisstore.ErrNoSealingKey without
 		// a key.
 		RefreshCoordinator: store.Coordinators(redisstore.CoordinatorOptions{}),
 		IdentityStore:      store, // one agent identity per login, fleet-wide
 		TaskStore:          store, // one task per thread, fleet-wide
-	})
+	}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -102,8 +96,10 @@ func Example_agentauth() {
 	// task fleet-wide.
 }
 
-// The same fleet wired by hand: the refreshing token source over the
-// login's Coordinator, and the Store as identity and task store.
+// The same fleet in steps: the credential detected first (to check and
+// log what the Codex home holds), then a transport over a base of one's
+// own, with the flag forced on. Close stops the Coordinator's background
+// publish at shutdown.
 func Example_fleet() {
 	client := redis.NewClient(&redis.Options{
 		Addr:                  "redis.internal:6379",
@@ -115,35 +111,28 @@ func Example_fleet() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	creds, err := credentials.Load(credentials.LoadOptions{})
-	if err != nil || creds.ChatGPT == nil {
-		log.Fatal("no ChatGPT login: ", err)
+	opts := transport.Options{
+		AgentIdentity: featureflag.New(true),
+		Fleet: transport.Fleet{
+			// A ChatGPT login refreshes once per expiry, fleet-wide,
+			// seeding the fleet if no replica did yet.
+			RefreshCoordinator: store.Coordinators(redisstore.CoordinatorOptions{}),
+			IdentityStore:      store, // one agent identity per login, fleet-wide
+			TaskStore:          store, // one task per thread, fleet-wide
+		},
 	}
-	login := creds.ChatGPT
-	coord, err := store.RefreshCoordinator(credentials.Login{AccountID: login.AccountID, UserID: login.UserID}, redisstore.CoordinatorOptions{
-		// Seeds the fleet if no replica did yet; otherwise the fleet's
-		// newer set wins.
-		Initial: &credentials.TokenSet{IDToken: login.IDToken, AccessToken: login.AccessToken,
-			RefreshToken: login.RefreshToken, AccountID: login.AccountID, LastRefresh: login.LastRefresh},
-	})
+	cred, err := transport.Detect(context.Background(), opts)
 	if err != nil {
 		log.Fatal(err) // redisstore.ErrNoSealingKey without a key
 	}
-	src, err := credentials.NewRefreshingTokenSource(credentials.RefreshOptions{Coordinator: coord})
+	log.Printf("authenticating with %v", cred) // never prints a secret
+	opts.Credential = cred
+	base := &http.Transport{MaxIdleConnsPerHost: 16}
+	rt, err := transport.New(base, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer src.Close()
-	rt, err := transport.New(nil, transport.Config{
-		Credentials:   creds,
-		TokenSource:   src, // refreshed once per expiry, fleet-wide
-		Flag:          featureflag.New(true),
-		IdentityStore: store, // one agent identity per login, fleet-wide
-		TaskStore:     store, // one task per thread, fleet-wide
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
+	defer rt.Close()
 	_ = &http.Client{Transport: rt}
 }
 
@@ -157,7 +146,7 @@ func ExampleErrNoSealingKey() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_, err = store.RefreshCoordinator(credentials.Login{AccountID: "acct-1"}, redisstore.CoordinatorOptions{})
+	_, err = store.RefreshCoordinator(transport.Login{AccountID: "acct-1"}, redisstore.CoordinatorOptions{})
 	fmt.Println(errors.Is(err, redisstore.ErrNoSealingKey))
 	// Output:
 	// true
@@ -177,7 +166,7 @@ func ExampleCoordinator_Lock_unavailable() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	coord, err := store.RefreshCoordinator(credentials.Login{AccountID: "acct-1"}, redisstore.CoordinatorOptions{})
+	coord, err := store.RefreshCoordinator(transport.Login{AccountID: "acct-1"}, redisstore.CoordinatorOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/transport"
 	"github.com/redis/go-redis/v9"
 )
@@ -89,17 +90,15 @@ func TestChildOptInReplica(t *testing.T) {
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	defer base.CloseIdleConnections()
-	rt, err := transport.New(base, transport.Config{
-		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-			// A login shares its identity through the store only when it
-			// names its account and its user.
-			AccessToken: os.Getenv(envAccessToken), AccountID: os.Getenv(envAccount), UserID: "user-" + os.Getenv(envAccount)}},
-		Flag:              featureflag.New(true),
-		IdentityStore:     store,
-		TaskStore:         store,
-		ChatGPTBaseURL:    srvURL,
-		AuthAPIBaseURL:    srvURL,
-		AllowInsecureHTTP: true,
+	rt, err := transport.New(base, transport.Options{
+		// A login shares its identity through the store only when it names
+		// its account and its user; transport.BearerToken names no user, so
+		// the token comes from a static source that does.
+		Credential: transport.ChatGPT(credentials.StaticTokenSource(credentials.Token{
+			AccessToken: identity.Secret(os.Getenv(envAccessToken)), AccountID: os.Getenv(envAccount), UserID: "user-" + os.Getenv(envAccount)})),
+		AgentIdentity: featureflag.New(true),
+		Fleet:         transport.Fleet{IdentityStore: store, TaskStore: store},
+		BaseURL:       srvURL,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,14 +2,13 @@ package redisstore
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/jwtclaims"
 )
 
 // ErrLoginMismatch is returned when a token set stored or about to be
@@ -29,11 +28,7 @@ type jwtClaims struct {
 }
 
 func readClaims(tok string) (c jwtClaims, ok bool) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return c, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	payload, err := jwtclaims.Payload(tok)
 	if err != nil {
 		return c, false
 	}
@@ -173,4 +168,25 @@ func checkOwner(login credentials.Login, want jwtClaims, ts *credentials.TokenSe
 		return ErrLoginMismatch
 	}
 	return nil
+}
+
+// accessTokenExpiry reads the exp claim of a JWT access token without
+// verifying it: only to decide whether this replica's own token has run
+// out.
+func accessTokenExpiry(tok string) (time.Time, bool) {
+	payload, err := jwtclaims.Payload(tok)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
+		return time.Time{}, false
+	}
+	f, err := claims.Exp.Float64()
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
 }

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -92,7 +93,7 @@ func (c *Coordinator) publishNow() {
 // Redis yet, after one last attempt bounded by the Store's OpTimeout. A
 // set still pending then stays pending (a later Load or CompareAndSwap
 // publishes it). The Coordinator keeps working; Close is safe to call
-// more than once. agentauth's Setup.Close calls it.
+// more than once. transport's Transport.Close calls it.
 func (c *Coordinator) Close() {
 	c.mu.Lock()
 	if !c.closed {
@@ -107,4 +108,37 @@ func (c *Coordinator) Close() {
 	if pending {
 		c.publishNow()
 	}
+}
+
+// publishPending stores a set that did not reach Redis, if the fleet's
+// set is still the one it replaces (or older, or gone); otherwise the
+// fleet's newer set wins and the pending one is dropped. release also
+// frees this Coordinator's fleet lock and mark (a hold that ended with the
+// set unpublished). It returns the Redis error that keeps it pending.
+func (c *Coordinator) publishPending(ctx context.Context, release bool) error {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	c.mu.Lock()
+	prev, next := c.pendingPrev, c.pending
+	c.mu.Unlock()
+	if next == nil {
+		if release { // published meanwhile by the background publish
+			c.unlockFleet(ctx, c.token)
+		}
+		return nil
+	}
+	err := c.swap(ctx, prev, next, release)
+	var re *Error
+	if errors.As(err, &re) {
+		return re.Err // still failing: keep it
+	}
+	c.mu.Lock()
+	if c.pending == next {
+		c.pending, c.pendingPrev = nil, nil
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.s.log.WarnContext(ctx, "agentauth/redisstore: a token set refreshed while Redis was unavailable was not published: the fleet rotated the login meanwhile")
+	}
+	return nil
 }

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
@@ -29,13 +29,20 @@ type replica struct {
 func newReplica(tb testing.TB, srvURL string, rec identity.Record, store taskcache.TaskStore, regClient *http.Client) *replica {
 	tb.Helper()
 	base := http.DefaultTransport.(*http.Transport).Clone()
-	rt, err := transport.New(base, transport.Config{
-		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		ChatGPTBaseURL:     srvURL,
-		AuthAPIBaseURL:     srvURL,
-		AllowInsecureHTTP:  true,
-		TaskStore:          store,
-		RegistrationClient: regClient,
+	js, err := rec.StorageJSON()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cred, err := transport.AgentIdentity(js)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rt, err := transport.New(base, transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		BaseURL:       srvURL,
+		Fleet:         transport.Fleet{TaskStore: store},
+		HTTPClient:    regClient,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -93,7 +100,7 @@ func newServer(tb testing.TB) *identitytest.Server {
 
 func newIdentity(tb testing.TB, srv *identitytest.Server) identity.Record {
 	tb.Helper()
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -39,6 +39,3 @@ func (m Mode) String() string {
 	}
 	return "unknown"
 }
-
-// IsAssertion reports whether the mode signs with an AgentAssertion.
-func (m Mode) IsAssertion() bool { return m == ModeThreadTask || m == ModeProcessTask }

@@ -26,8 +26,10 @@ const defaultProvisioningCooldown = time.Hour
 // defaultOpenAIOrigin is the second origin of the default allow-list.
 const defaultOpenAIOrigin = "https://api.openai.com"
 
-// config configures a [Transport]. The zero value is valid and sends every
-// request unchanged (no credential). Each field documents its default.
+// config is the engine's configuration, which New fills from Options,
+// Fleet, Tuning and the credential (detect.go). The zero value is valid
+// and sends every request unchanged (no credential). Each field documents
+// its default; the names are the engine's, not the user's.
 type config struct {
 	// Credentials is what requests are authenticated with. nil or
 	// [credentials.KindNone] passes every request through unchanged, unless

@@ -7,6 +7,7 @@ import (
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/internal/transporthook"
 )
 
 // The seams a fleet store or a custom login implements. They are defined
@@ -18,6 +19,9 @@ type (
 	TokenSource = credentials.TokenSource
 	// Token is one access token of a ChatGPT login with its account.
 	Token = credentials.Token
+	// Secret is a credential string that prints, logs and marshals
+	// redacted; Reveal returns it.
+	Secret = identity.Secret
 	// TokenSet is a login's tokens as a [RefreshCoordinator] stores them.
 	TokenSet = credentials.TokenSet
 	// Login names a ChatGPT login by account and user.
@@ -58,7 +62,8 @@ func APIKey(key string) Credential {
 
 // BearerToken is a ChatGPT access token with its account (and FedRAMP
 // bit): sent as Bearer with the account's routing headers, never
-// refreshed.
+// refreshed. Its user, to which an agent identity is bound, comes from the
+// token's own claims.
 func BearerToken(accessToken, accountID string, fedRAMP bool) Credential {
 	return Credential{&credential{creds: credentials.ChatGPTToken(accessToken, accountID, fedRAMP)}}
 }
@@ -116,4 +121,16 @@ func (c Credential) String() string {
 		return what
 	}
 	return what + " from " + cr.Source
+}
+
+func init() {
+	transporthook.CredentialOf = func(c any) *credentials.Credentials {
+		if cr := c.(Credential).c; cr != nil {
+			return cr.creds
+		}
+		return nil
+	}
+	transporthook.NewCredential = func(creds *credentials.Credentials) any {
+		return Credential{&credential{creds: creds}}
+	}
 }

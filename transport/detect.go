@@ -16,7 +16,7 @@ import (
 	"github.com/agentauth/agentauth/internal/useragent"
 )
 
-// defaultJWKSTimeout bounds the JWKS fetch when Tuning.JWKSTimeout is 0.
+// defaultJWKSTimeout bounds the JWKS fetch that verifies an Agent Identity JWT.
 const defaultJWKSTimeout = 10 * time.Second
 
 // New returns a Transport that sends requests through base (nil means
@@ -285,11 +285,7 @@ func (o *Options) decodeJWT(ctx context.Context, env *environment, token string)
 	if !strings.HasPrefix(url, "https://") && !identity.IsLoopbackBase(url) {
 		return nil, errors.New("transport: the JWKS base is plain http on a non-loopback host; refusing to trust keys fetched from it")
 	}
-	timeout := o.Tuning.JWKSTimeout
-	if timeout <= 0 {
-		timeout = defaultJWKSTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, defaultJWKSTimeout)
 	defer cancel()
 	jwks := &identity.Client{HTTPClient: env.client, Originator: useragent.Originator(o.Tuning.Originator, env.getenv)}
 	keys, err := jwks.FetchJWKS(ctx, url)

@@ -60,11 +60,9 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%v (%s): %v", e.kind, e.Mode, e.Err)
 }
 
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// Is matches the error's kind.
-func (e *Error) Is(target error) bool { return target == e.kind }
+// Unwrap returns the error's kind (one of the Err sentinels) and its
+// cause, so errors.Is matches both and errors.As reaches the cause.
+func (e *Error) Unwrap() []error { return []error{e.kind, e.Err} }
 
 // Temporary reports whether the same request may succeed later: the cause
 // is a 429, a 5xx, a timeout, a connection error, or a backoff in progress

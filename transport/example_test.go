@@ -61,7 +61,7 @@ func exampleOptions(srv *identitytest.Server, cred transport.Credential) transpo
 // exampleHome is a Codex home holding a ChatGPT login the server issued,
 // written the way `codex login` writes it.
 func exampleHome(srv *identitytest.Server) string {
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-example", UserID: "user-example"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-example", UserID: "user-example"})
 	if err != nil {
 		panic(err)
 	}
@@ -69,7 +69,7 @@ func exampleHome(srv *identitytest.Server) string {
 	if err != nil {
 		panic(err)
 	}
-	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 		panic(err)
 	}
 	return home

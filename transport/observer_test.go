@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -15,53 +16,69 @@ import (
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/internal/testhooks"
-	"github.com/agentauth/agentauth/resolver"
 )
 
 // recorder is an Observer that keeps every event.
 type recorder struct {
 	mu       sync.Mutex
 	starts   []Operation
-	provs    []ProvisioningEvent
-	regs     []RegistrationEvent
-	refresh  []RefreshEvent
-	recovery []RecoveryEvent
-	fallback []FallbackEvent
-	sigs     []SignatureEvent
-	removals []CacheEvent
+	provs    []Event
+	regs     []Event
+	refresh  []Event
+	recovery []Event
+	fallback []Event
+	sigs     []Event
+	removals []Event
+	usage    []Event
 	news     int
+}
+
+// outcomeOf classifies an event's error the way a metrics observer does.
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case IsTemporary(err):
+		return "temporary"
+	}
+	return "permanent"
 }
 
 type startKey struct{}
 
 func (r *recorder) observer(includeKeys bool) *Observer {
 	add := func(f func()) { r.mu.Lock(); defer r.mu.Unlock(); f() }
-	return &Observer{
+	obs := &Observer{
 		IncludeThreadKeys: includeKeys,
 		OnStart: func(ctx context.Context, op Operation) context.Context {
 			add(func() { r.starts = append(r.starts, op) })
 			return context.WithValue(ctx, startKey{}, op)
 		},
-		OnProvisioning: func(_ context.Context, ev ProvisioningEvent) { add(func() { r.provs = append(r.provs, ev) }) },
-		OnRegistration: func(ctx context.Context, ev RegistrationEvent) {
-			if ctx.Value(startKey{}) != OpRegistration {
+		OnEvent: func(ctx context.Context, ev Event) {
+			if ev.Op == OpCacheRemoval { // under the cache lock; read after
+				r.removals = append(r.removals, ev)
+				return
+			}
+			if ev.Op == OpRegistration && ctx.Value(startKey{}) != OpRegistration {
 				panic("registration reported without the context OnStart returned")
 			}
-			add(func() { r.regs = append(r.regs, ev) })
+			add(func() {
+				list := map[Operation]*[]Event{OpProvisioning: &r.provs, OpRegistration: &r.regs, OpRefresh: &r.refresh,
+					OpRecovery: &r.recovery, OpFallback: &r.fallback, OpSignature: &r.sigs, OpUsage: &r.usage}[ev.Op]
+				*list = append(*list, ev)
+			})
 		},
-		OnRefresh:      func(_ context.Context, ev RefreshEvent) { add(func() { r.refresh = append(r.refresh, ev) }) },
-		OnRecovery:     func(_ context.Context, ev RecoveryEvent) { add(func() { r.recovery = append(r.recovery, ev) }) },
-		OnFallback:     func(_ context.Context, ev FallbackEvent) { add(func() { r.fallback = append(r.fallback, ev) }) },
-		OnSignature:    func(ev SignatureEvent) { add(func() { r.sigs = append(r.sigs, ev) }) },
-		OnCacheRemoval: func(ev CacheEvent) { r.removals = append(r.removals, ev) }, // under the cache lock; read after
-		OnNew:          func(*Transport) { add(func() { r.news++ }) },
 	}
+	obs.onNew = func(*Transport) { add(func() { r.news++ }) }
+	return obs
 }
 
-func (r *recorder) registrations() []RegistrationEvent {
+func (r *recorder) registrations() []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]RegistrationEvent(nil), r.regs...)
+	return append([]Event(nil), r.regs...)
 }
 
 func agentServer(t *testing.T, opts identitytest.Options) (*identitytest.Server, *credentials.Credentials) {
@@ -128,17 +145,17 @@ func TestObserverThreadRegistrationOmitsKeyUnlessOptedIn(t *testing.T) {
 		if include {
 			wantThread = "thread-private-42"
 		}
-		if ev.Kind != TaskThread || ev.Attempt != 1 || ev.Outcome != OutcomeSuccess || ev.StatusCode != 0 || ev.Thread != wantThread {
+		if ev.Task != "thread" || ev.Attempt != 1 || ev.Err != nil || ev.StatusCode != 0 || ev.Thread != wantThread {
 			t.Errorf("include=%v: event %+v", include, ev)
 		}
 		if ev.Duration <= 0 || ev.Start.IsZero() {
 			t.Errorf("include=%v: no timing in %+v", include, ev)
 		}
-		if len(rec.sigs) == 0 || rec.sigs[0].Kind != TaskThread || rec.sigs[0].Thread != wantThread {
+		if len(rec.sigs) == 0 || rec.sigs[0].Task != "thread" || rec.sigs[0].Thread != wantThread {
 			t.Errorf("include=%v: signatures %+v", include, rec.sigs)
 		}
 		if rec.news != 1 {
-			t.Errorf("OnNew called %d times, want 1", rec.news)
+			t.Errorf("onNew hook called %d times, want 1", rec.news)
 		}
 	}
 }
@@ -149,7 +166,7 @@ func TestObserverProcessRegistration(t *testing.T) {
 	_, c := observedTransport(t, srv, config{Credentials: creds, Observer: rec.observer(false)})
 	get(t, c, context.Background(), srv.URL()+"/v1/models")
 	regs := rec.registrations()
-	if len(regs) != 1 || regs[0].Kind != TaskProcess || regs[0].Outcome != OutcomeSuccess {
+	if len(regs) != 1 || regs[0].Task != "process" || regs[0].Err != nil {
 		t.Fatalf("registrations %+v, want one process registration", regs)
 	}
 }
@@ -176,10 +193,10 @@ func TestObserverCountsAttemptsAndClassifiesFailures(t *testing.T) {
 	if len(regs) != 2 {
 		t.Fatalf("%d registrations, want 2: %+v", len(regs), regs)
 	}
-	if regs[0].Attempt != 1 || regs[0].Outcome != OutcomeTemporary || regs[0].StatusCode != http.StatusServiceUnavailable {
+	if regs[0].Attempt != 1 || outcomeOf(regs[0].Err) != "temporary" || regs[0].StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("failed attempt reported as %+v", regs[0])
 	}
-	if regs[1].Attempt != 2 || regs[1].Outcome != OutcomeSuccess {
+	if regs[1].Attempt != 2 || regs[1].Err != nil {
 		t.Errorf("second attempt reported as %+v", regs[1])
 	}
 }
@@ -193,7 +210,7 @@ func TestObserverReportsCacheEvictions(t *testing.T) {
 	_ = rt.Stats() // takes the cache lock: the removal was recorded before it
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.removals) != 1 || rec.removals[0].Reason != taskcache.RemovalEvicted || rec.removals[0].Thread != "thread-a" {
+	if len(rec.removals) != 1 || rec.removals[0].Detail != "evicted" || rec.removals[0].Thread != "thread-a" {
 		t.Fatalf("removals %+v, want thread-a evicted", rec.removals)
 	}
 }
@@ -254,11 +271,11 @@ func TestObserverRefreshAfter401(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.refresh) != 2 || rec.refresh[0].Trigger != RefreshUnauthorized || rec.refresh[0].Outcome != OutcomeSuccess ||
-		rec.refresh[1].Outcome != OutcomePermanent {
+	if len(rec.refresh) != 2 || rec.refresh[0].Detail != "unauthorized" || rec.refresh[0].Err != nil ||
+		outcomeOf(rec.refresh[1].Err) != "permanent" {
 		t.Errorf("refreshes %+v", rec.refresh)
 	}
-	want := []RecoveryEvent{{Mode: resolver.ModeBearer, Result: RecoveryReplayed}, {Mode: resolver.ModeBearer, Result: RecoveryFailed}}
+	want := []Event{{Op: OpRecovery, Task: "bearer", Detail: "replayed"}, {Op: OpRecovery, Task: "bearer", Detail: "failed"}}
 	if len(rec.recovery) != 2 || rec.recovery[0] != want[0] || rec.recovery[1] != want[1] {
 		t.Errorf("recoveries %+v, want %+v", rec.recovery, want)
 	}
@@ -296,7 +313,7 @@ func TestObserverWiresReportingSource(t *testing.T) {
 	if len(rec.refresh) != 1 {
 		t.Fatalf("refreshes %+v", rec.refresh)
 	}
-	if ev := rec.refresh[0]; ev.Trigger != RefreshProactive || ev.Outcome != OutcomeTemporary || ev.StatusCode != http.StatusBadGateway || ev.Duration != time.Millisecond {
+	if ev := rec.refresh[0]; ev.Detail != "proactive" || outcomeOf(ev.Err) != "temporary" || ev.StatusCode != http.StatusBadGateway || ev.Duration != time.Millisecond {
 		t.Errorf("reported refresh became %+v", ev)
 	}
 }
@@ -330,13 +347,13 @@ func TestObserverBearerFallbackStartAndEnd(t *testing.T) {
 	if len(rec.fallback) != 2 {
 		t.Fatalf("fallback events %+v, want start and end", rec.fallback)
 	}
-	if s := rec.fallback[0]; s.Phase != FallbackStart || s.Cooldown != time.Minute || s.StatusCode != http.StatusServiceUnavailable {
+	if s := rec.fallback[0]; s.Detail != "start" || s.Duration != time.Minute || s.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("start %+v", s)
 	}
-	if e := rec.fallback[1]; e.Phase != FallbackEnd || e.Duration != 90*time.Second {
+	if e := rec.fallback[1]; e.Detail != "end" || e.Duration != 90*time.Second {
 		t.Errorf("end %+v", e)
 	}
-	if len(rec.provs) != 2 || rec.provs[0].Outcome != OutcomeTemporary || rec.provs[1].Outcome != OutcomeSuccess {
+	if len(rec.provs) != 2 || outcomeOf(rec.provs[0].Err) != "temporary" || rec.provs[1].Err != nil {
 		t.Errorf("provisionings %+v", rec.provs)
 	}
 }

@@ -118,9 +118,9 @@ type Tuning struct {
 	// identity service was unavailable. Default: 1 h.
 	ProvisioningCooldown time.Duration
 
-	// JWKSTimeout bounds fetching the keys that verify an Agent Identity
-	// JWT; InsecureSkipJWTVerify skips the check. Default: 10 s, verified.
-	JWKSTimeout           time.Duration
+	// InsecureSkipJWTVerify accepts an Agent Identity JWT without checking
+	// its signature against the JWKS. Default: false, verified (the keys
+	// are fetched within 10 s).
 	InsecureSkipJWTVerify bool
 
 	// Originator is the "originator" header of auth calls, for callers that

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/agentauth/agentauth/internal/backoff"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/internal/identity"
@@ -413,10 +414,7 @@ func (p *provisioner) storeBackoff(n int) time.Duration {
 	if d <= 0 {
 		d = taskcache.DefaultBackoffInitial
 	}
-	for i := 1; i < n && d < maxStoreBackoff; i++ {
-		d *= 2
-	}
-	return min(d, maxStoreBackoff)
+	return backoff.Policy{Initial: d, Max: maxStoreBackoff}.Delay(n)
 }
 
 // endFallback reports the end of the fallback st was in, if any.

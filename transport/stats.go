@@ -10,7 +10,7 @@ import (
 // Stats is a snapshot of a transport's counters.
 type Stats struct {
 	// Requests counts requests by the mode they were sent in, indexed by
-	// resolver.Mode (use Stats.RequestsIn).
+	// resolver.Mode: st.Requests[resolver.ModeThreadTask].
 	Requests [resolver.NumModes]uint64
 	// ThreadRegistrations counts thread tasks this transport registered.
 	ThreadRegistrations uint64
@@ -36,9 +36,6 @@ type Stats struct {
 	// x-codex-… headers) said; nil before any did.
 	Usage *usage.Snapshot
 }
-
-// RequestsIn returns the number of requests sent in mode m.
-func (s Stats) RequestsIn(m resolver.Mode) uint64 { return s.Requests[m] }
 
 // requestStripes is the number of stripes of the per-mode request
 // counters (a power of two).

@@ -182,7 +182,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.recoverUnauthorized(req, resp, &a, thread, hasThread)
 	case http.StatusBadRequest, http.StatusNotFound:
 		// A task the server no longer knows is replaced as after a 401.
-		if a.mode.IsAssertion() {
+		if isAssertion(a.mode) {
 			r, gone := peekTaskGone(resp)
 			if gone {
 				return t.recoverUnauthorized(req, r, &a, thread, hasThread)
@@ -394,7 +394,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	if a.mode == resolver.ModeBearer {
 		return t.recoverBearer(req, resp, a)
 	}
-	if a.mode.IsAssertion() {
+	if isAssertion(a.mode) {
 		if a.agent.held(a.task, t.s.Now()) {
 			return resp, nil
 		}
@@ -404,7 +404,7 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 		a.agent.invalidate(ctx, a.task)
 	}
 	if !replay.Possible(req) {
-		t.obs.recovery(ctx, a.mode, RecoveryNotReplayable)
+		t.obs.recovery(ctx, a.mode, recoveryNotReplayable)
 		return resp, nil
 	}
 	resp = buffer(resp)
@@ -412,19 +412,19 @@ func (t *Transport) recoverUnauthorized(req *http.Request, resp *http.Response, 
 	if err != nil {
 		// The 401 says more than a failed recovery would; keep it.
 		t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
-		t.obs.recovery(ctx, a.mode, RecoveryFailed)
+		t.obs.recovery(ctx, a.mode, recoveryFailed)
 		return resp, nil
 	}
 	body, err := replay.Body(req)
 	if err != nil {
-		t.obs.recovery(ctx, a.mode, RecoveryFailed)
+		t.obs.recovery(ctx, a.mode, recoveryFailed)
 		return resp, nil
 	}
 	drain(resp)
 	t.stats.replays.Add(1)
-	t.obs.recovery(ctx, a.mode, RecoveryReplayed)
+	t.obs.recovery(ctx, a.mode, recoveryReplayed)
 	out, err := t.send(req, body, &next)
-	if err == nil && a.mode.IsAssertion() && next.mode.IsAssertion() && next.agent == a.agent && next.task != a.task {
+	if err == nil && isAssertion(a.mode) && isAssertion(next.mode) && next.agent == a.agent && next.task != a.task {
 		var rejected bool
 		out, rejected = rejectsFreshTask(out) // task_gone.go
 		if rejected {
@@ -485,26 +485,26 @@ func (t *Transport) recoverBearer(req *http.Request, resp *http.Response, a *aut
 	for attempt := 0; attempt < 2; attempt++ {
 		next, origin, ok, err := t.bearer.refresh(ctx, rejected)
 		if !ok {
-			t.obs.recovery(ctx, a.mode, RecoveryUnsupported)
+			t.obs.recovery(ctx, a.mode, recoveryUnsupported)
 			return resp, nil
 		}
 		if err != nil {
 			// The 401 says more than a failed recovery would; keep it.
 			t.s.Logger.DebugContext(ctx, "agentauth: 401 recovery failed", "mode", a.mode.String(), "error", err)
-			t.obs.recovery(ctx, a.mode, RecoveryFailed)
+			t.obs.recovery(ctx, a.mode, recoveryFailed)
 			return resp, nil
 		}
 		if !replay.Possible(req) {
-			t.obs.recovery(ctx, a.mode, RecoveryNotReplayable)
+			t.obs.recovery(ctx, a.mode, recoveryNotReplayable)
 			return resp, nil
 		}
 		body, err := replay.Body(req)
 		if err != nil {
-			t.obs.recovery(ctx, a.mode, RecoveryFailed)
+			t.obs.recovery(ctx, a.mode, recoveryFailed)
 			return resp, nil
 		}
 		t.stats.replays.Add(1)
-		t.obs.recovery(ctx, a.mode, RecoveryReplayed)
+		t.obs.recovery(ctx, a.mode, recoveryReplayed)
 		r, err := t.send(req, body, &next)
 		if err != nil || r.StatusCode != http.StatusUnauthorized || attempt == 1 || origin != credentials.RefreshFromStore {
 			return r, err
@@ -618,4 +618,9 @@ func (t *Transport) Stats() Stats {
 		s.ProcessRegistrations = agent.process.Stats().Registrations
 	}
 	return s
+}
+
+// isAssertion reports whether mode m signs with an AgentAssertion.
+func isAssertion(m resolver.Mode) bool {
+	return m == resolver.ModeThreadTask || m == resolver.ModeProcessTask
 }

@@ -8,15 +8,6 @@ import (
 	"github.com/agentauth/agentauth/usage"
 )
 
-// UsageEvent reports that the usage a login's answers report (the
-// x-codex-… headers, see package usage) changed.
-type UsageEvent struct {
-	// Usage is what the answer said.
-	Usage usage.Snapshot
-	// StatusCode is the answer's status (429 for a limit reached).
-	StatusCode int
-}
-
 // usageState is the last usage the transport's answers reported. Usage
 // moves slowly, so an answer is parsed only when the raw values of the
 // default family differ from the last parsed ones: the request path costs
@@ -60,8 +51,8 @@ func (t *Transport) noteUsage(ctx context.Context, resp *http.Response) {
 	}
 	seen := &usageSeen{primary: p, secondary: s, reset: r, active: a, snap: usage.FromHeader(resp.Header)}
 	t.usage.last.Store(seen)
-	if t.obs != nil && t.obs.OnUsage != nil {
-		t.obs.OnUsage(ctx, UsageEvent{Usage: seen.snap, StatusCode: resp.StatusCode})
+	if t.obs.on() {
+		t.obs.usage(ctx, cloneSnapshot(&seen.snap), resp.StatusCode)
 	}
 }
 
@@ -71,7 +62,12 @@ func (u *usageState) snapshot() *usage.Snapshot {
 	if last == nil {
 		return nil
 	}
-	s := last.snap
+	return cloneSnapshot(&last.snap)
+}
+
+// cloneSnapshot returns a deep copy of *snap.
+func cloneSnapshot(snap *usage.Snapshot) *usage.Snapshot {
+	s := *snap
 	s.Limits = append([]usage.Limit(nil), s.Limits...)
 	for i := range s.Limits {
 		l := &s.Limits[i]

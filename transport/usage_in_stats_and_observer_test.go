@@ -38,10 +38,14 @@ func (b *usageBase) set(kv ...string) {
 // each change once, not of every answer that repeats it.
 func TestUsageInStatsAndObserver(t *testing.T) {
 	base := &usageBase{}
-	var events []UsageEvent
+	var events []Event
 	rt, err := newTransport(base, config{
 		Credentials: &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: "sk-test"},
-		Observer:    &Observer{OnUsage: func(_ context.Context, ev UsageEvent) { events = append(events, ev) }},
+		Observer: &Observer{OnEvent: func(_ context.Context, ev Event) {
+			if ev.Op == OpUsage {
+				events = append(events, ev)
+			}
+		}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +74,13 @@ func TestUsageInStatsAndObserver(t *testing.T) {
 	}
 	if len(events) != 1 {
 		t.Fatalf("%d events for one change", len(events))
+	}
+	if ev := events[0]; ev.Usage == nil || ev.StatusCode != http.StatusOK {
+		t.Fatalf("usage event %+v", ev)
+	}
+	events[0].Usage.Limits[0].Primary.UsedPercent = 99 // the event's copy is the observer's
+	if p, _ := rt.Stats().Usage.MaxUsedPercent(); p != 10 {
+		t.Fatalf("changing the event's snapshot changed Stats: %v", p)
 	}
 	base.set("x-codex-primary-used-percent", "11", "x-codex-primary-window-minutes", "300")
 	send()

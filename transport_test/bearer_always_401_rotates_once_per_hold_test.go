@@ -47,12 +47,12 @@ func TestBearerAlways401RotatesOncePerHoldWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-alw401", UserID: "user-alw401"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-alw401", UserID: "user-alw401"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, clock.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex

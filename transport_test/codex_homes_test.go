@@ -52,12 +52,12 @@ func (e envVars) get(k string) string { return e[k] }
 // acct-one/user-one.
 func chatGPTHome(t *testing.T, srv *identitytest.Server) (string, *identitytest.Login) {
 	t.Helper()
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-one", UserID: "user-one"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-one", UserID: "user-one"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return home, login

@@ -126,8 +126,8 @@ func TestIdentityStoreOutageRetriesSoon(t *testing.T) {
 	if st := srv.Stats(); st.AgentRegistrations != 1 {
 		t.Fatalf("%d agent registrations after the outage, want 1", st.AgentRegistrations)
 	}
-	if ev := events.all(); len(ev) != 2 || ev[0].Phase != transport.FallbackStart || ev[0].Cooldown != time.Second ||
-		ev[1].Phase != transport.FallbackEnd {
+	if ev := events.all(); len(ev) != 2 || ev[0].Detail != "start" || ev[0].Duration != time.Second ||
+		ev[1].Detail != "end" {
 		t.Fatalf("fallback events %+v: want a start (1 s) and an end", ev)
 	}
 }

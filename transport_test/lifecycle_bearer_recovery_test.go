@@ -32,12 +32,12 @@ func TestBearer401ReloadsThenRefreshes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newFakeClock(wholeSecondNow())
 			srv := newIdentityServer(t, identitytest.Options{Now: clock.Now})
-			login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: uniqueAccount("r401"), UserID: "u"})
+			login, err := srv.IssueLogin(identitytest.Login{AccountID: uniqueAccount("r401"), UserID: "u"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			home := t.TempDir()
-			identitytest.WriteAuthJSON(home, login, clock.Now())
+			login.WriteAuthJSON(home, clock.Now())
 			base := newHTTPBase(t)
 			src, err := credentials.NewRefreshingTokenSource(credentials.RefreshOptions{
 				Coordinator: credentials.NewAuthFileCoordinator(home), TokenURL: srv.TokenURL(),
@@ -55,8 +55,8 @@ func TestBearer401ReloadsThenRefreshes(t *testing.T) {
 				t.Fatalf("warm-up: %d %v", code, err)
 			}
 			// The Codex CLI refreshed meanwhile.
-			codex, _ := srv.IssueLogin(identitytest.LoginClaims{AccountID: login.AccountID, UserID: "u"})
-			identitytest.WriteAuthJSON(home, codex, clock.Now())
+			codex, _ := srv.IssueLogin(identitytest.Login{AccountID: login.AccountID, UserID: "u"})
+			codex.WriteAuthJSON(home, clock.Now())
 			srv.InjectFault(identitytest.RouteResource, identitytest.Fault{Status: 401, Body: []byte(`{"error":"token_revoked"}`), Times: tt.rejections})
 			srv.ResetStats()
 

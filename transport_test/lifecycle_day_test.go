@@ -39,12 +39,12 @@ func simulateDay(t *testing.T, flagOn bool) {
 	clock := newFakeClock(wholeSecondNow())
 	srv := newIdentityServer(t, identitytest.Options{Now: clock.Now, TokenLifetime: lifetime})
 	account := uniqueAccount("day")
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: account, UserID: "user-day"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: account, UserID: "user-day"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, clock.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	base := newHTTPBase(t)

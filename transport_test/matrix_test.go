@@ -91,7 +91,7 @@ func TestMatrix(t *testing.T) {
 			case credChatGPT, credChatGPTFedRAMP:
 				o.credential = transport.BearerToken(tokens[i], account, fed)
 			case credAgent, credAgentFedRAMP:
-				ident, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: account, FedRAMP: fed})
+				ident, _, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: account, FedRAMP: fed})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -132,7 +132,7 @@ func TestMatrix(t *testing.T) {
 					t.Errorf("a request to another origin caused registrations: %d agent, %d task",
 						st.AgentRegistrations, st.TaskRegistrations)
 				}
-				if ts.RequestsIn(resolver.ModePassThrough) != 1 || ts.AgentRegistrations+ts.ThreadRegistrations+ts.ProcessRegistrations != 0 {
+				if ts.Requests[resolver.ModePassThrough] != 1 || ts.AgentRegistrations+ts.ThreadRegistrations+ts.ProcessRegistrations != 0 {
 					t.Errorf("transport stats %+v, want one pass-through request and no registrations", ts)
 				}
 				return
@@ -185,7 +185,7 @@ func TestMatrix(t *testing.T) {
 				}
 			}
 			wantEchoAccount := "" // no routing for none and API keys
-			if wantMode == resolver.ModeBearer || wantMode.IsAssertion() {
+			if wantMode == resolver.ModeBearer || (wantMode == resolver.ModeThreadTask || wantMode == resolver.ModeProcessTask) {
 				wantEchoAccount = account
 			}
 			if seen.Echo.AccountID != wantEchoAccount || seen.Echo.FedRAMP != (fed && wantEchoAccount != "") {
@@ -202,7 +202,7 @@ func TestMatrix(t *testing.T) {
 					st.AgentRegistrations, st.ThreadTaskRegistrations, st.ProcessTaskRegistrations, st.RegistrationsByExternalRef,
 					wantAgentRegs, wantThread, wantProcess, wantRefs)
 			}
-			if ts.RequestsIn(wantMode) != 1 || ts.AgentRegistrations != uint64(wantAgentRegs) ||
+			if ts.Requests[wantMode] != 1 || ts.AgentRegistrations != uint64(wantAgentRegs) ||
 				ts.ThreadRegistrations != uint64(wantThread) || ts.ProcessRegistrations != uint64(wantProcess) {
 				t.Errorf("transport stats %+v, want one %v request and registrations %d/%d/%d",
 					ts, wantMode, wantAgentRegs, wantThread, wantProcess)
@@ -334,7 +334,7 @@ func TestFlagFlipAtRunTime(t *testing.T) {
 		checkRouting(t, h, account, false)
 	}
 	if s := rt.Stats(); s.AgentRegistrations != 1 || s.ThreadRegistrations != 1 ||
-		s.RequestsIn(resolver.ModeBearer) != 2 || s.RequestsIn(resolver.ModeThreadTask) != 2 {
+		s.Requests[resolver.ModeBearer] != 2 || s.Requests[resolver.ModeThreadTask] != 2 {
 		t.Fatalf("stats %+v: want 1 agent and 1 thread registration, 2 Bearer and 2 assertion requests", s)
 	}
 }

@@ -108,7 +108,7 @@ func TestRedirectToOtherOriginGetsNoCredential(t *testing.T) {
 			if got != tc.regs {
 				t.Fatalf("registrations %+v, want %+v (the first-party hop's only)", got, tc.regs)
 			}
-			if ts.RequestsIn(resolver.ModePassThrough) != 1 {
+			if ts.Requests[resolver.ModePassThrough] != 1 {
 				t.Fatalf("redirect hop was not passed through: %+v", ts.Requests)
 			}
 		})

@@ -23,7 +23,7 @@ import (
 const patSecret = "at-test-personal-access-token"
 
 func patServer(t *testing.T) *identitytest.Server {
-	return newIdentityServer(t, identitytest.Options{PersonalAccessTokens: map[string]identitytest.PersonalAccessToken{
+	return newIdentityServer(t, identitytest.Options{PersonalAccessTokens: map[string]identitytest.Login{
 		patSecret: {UserID: "user-pat", AccountID: "acct-pat", PlanType: "enterprise", FedRAMP: true},
 	}})
 }

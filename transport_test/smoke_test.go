@@ -17,7 +17,7 @@ func TestSmokeAgentIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,21 +41,24 @@ func (b *lockedBuffer) String() string {
 // fallbackLog records the observer's fallback events.
 type fallbackLog struct {
 	mu     sync.Mutex
-	events []transport.FallbackEvent
+	events []transport.Event
 }
 
 func (l *fallbackLog) observer() *transport.Observer {
-	return &transport.Observer{OnFallback: func(_ context.Context, ev transport.FallbackEvent) {
+	return &transport.Observer{OnEvent: func(_ context.Context, ev transport.Event) {
+		if ev.Op != transport.OpFallback {
+			return
+		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.events = append(l.events, ev)
 	}}
 }
 
-func (l *fallbackLog) all() []transport.FallbackEvent {
+func (l *fallbackLog) all() []transport.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]transport.FallbackEvent(nil), l.events...)
+	return append([]transport.Event(nil), l.events...)
 }
 
 // For an identity provisioned from a ChatGPT login (flag on), a task
@@ -115,7 +118,7 @@ func TestTaskOutageFallsBackToBearerForProvisionedIdentity(t *testing.T) {
 	if got := logs.String(); strings.Count(got, "task registration unavailable") != 1 || strings.Contains(got, token) {
 		t.Fatalf("warning log %q: want one announcement, without the token", got)
 	}
-	if ev := events.all(); len(ev) != 1 || ev[0].Phase != transport.FallbackStart || ev[0].StatusCode != http.StatusServiceUnavailable || ev[0].Cooldown != cooldown {
+	if ev := events.all(); len(ev) != 1 || ev[0].Detail != "start" || ev[0].StatusCode != http.StatusServiceUnavailable || ev[0].Duration != cooldown {
 		t.Fatalf("fallback events %+v, want one start for a 503 with the cooldown", ev)
 	}
 	faults := srv.Stats().FaultsServed
@@ -136,7 +139,7 @@ func TestTaskOutageFallsBackToBearerForProvisionedIdentity(t *testing.T) {
 	if after.Mode != identitytest.ModeAssertion || after.AgentRuntimeID != first.AgentRuntimeID {
 		t.Fatalf("after the cooldown: mode %q runtime %q, want an assertion by %q", after.Mode, after.AgentRuntimeID, first.AgentRuntimeID)
 	}
-	if ev := events.all(); len(ev) != 2 || ev[1].Phase != transport.FallbackEnd || ev[1].Duration != cooldown {
+	if ev := events.all(); len(ev) != 2 || ev[1].Detail != "end" || ev[1].Duration != cooldown {
 		t.Fatalf("fallback events %+v, want the end after %v", ev, cooldown)
 	}
 	if st := srv.Stats(); st.AgentRegistrations != 1 || rt.Stats().BearerFallbacks != 1 {

@@ -101,11 +101,11 @@ func TestFromOAuth2LoginsBindByUserThroughTheStore(t *testing.T) {
 	}
 	defer srv.Close()
 	const acct = "acct-unk-oauth2"
-	alice, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: acct, UserID: "user-unk-alice"})
+	alice, err := srv.IssueLogin(identitytest.Login{AccountID: acct, UserID: "user-unk-alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: acct, UserID: "user-unk-bob"})
+	bob, err := srv.IssueLogin(identitytest.Login{AccountID: acct, UserID: "user-unk-bob"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestLoadDetectsWorkloadIdentity(t *testing.T) {
 	srv := newIdentityServer(t, identitytest.Options{})
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	if err := srv.AddFederationRule(identitytest.FederationRule{ID: "fdrl_a", Issuer: "https://oidc.test", Audience: "openai", Key: pub,
-		Login: identitytest.LoginClaims{AccountID: "acct-wif", UserID: "user-wif"}}); err != nil {
+		Login: identitytest.Login{AccountID: "acct-wif", UserID: "user-wif"}}); err != nil {
 		t.Fatal(err)
 	}
 	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: key}, nil)

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// EventType is the type of the event that carries usage in a streamed
+// eventType is the type of the event that carries usage in a streamed
 // answer (SSE data or a WebSocket message).
-const EventType = "codex.rate_limits"
+const eventType = "codex.rate_limits"
 
 type eventWindow struct {
 	UsedPercent   *float64 `json:"used_percent"`
@@ -43,20 +43,21 @@ type event struct {
 //	 "metered_limit_name":"codex"}
 //
 // The snapshot holds one limit, named by metered_limit_name, else
-// limit_name, else "codex". An event of another type is
-// [ErrNotRateLimitEvent]; JSON that is not an object, or a window without
-// used_percent, or credits without both flags, wrap [ErrMalformed], as
-// Codex drops such an event whole.
+// limit_name, else "codex". A well-formed event of another type says
+// nothing about usage: the zero Snapshot and a nil error. JSON that is not
+// an object, or a window without used_percent, or credits without both
+// flags, is an error wrapping [ErrMalformed], as Codex drops such an event
+// whole.
 func ParseEvent(data []byte) (Snapshot, error) {
 	var ev event
 	if err := json.Unmarshal(data, &ev); err != nil {
-		return Snapshot{}, fmt.Errorf("%w: %s event: %v", ErrMalformed, EventType, jsonReason(err))
+		return Snapshot{}, fmt.Errorf("%w: %s event: %v", ErrMalformed, eventType, jsonReason(err))
 	}
-	if ev.Type != EventType {
-		return Snapshot{}, ErrNotRateLimitEvent
+	if ev.Type != eventType {
+		return Snapshot{}, nil
 	}
 	var s Snapshot
-	id := DefaultLimitID
+	id := defaultLimitID
 	switch {
 	case ev.MeteredLimitName != nil:
 		id = normalizeID(*ev.MeteredLimitName)
@@ -64,7 +65,7 @@ func ParseEvent(data []byte) (Snapshot, error) {
 		id = normalizeID(*ev.LimitName)
 	}
 	if id == "" {
-		id = DefaultLimitID
+		id = defaultLimitID
 	}
 	l := Limit{ID: id}
 	if ev.LimitName != nil {
@@ -84,7 +85,7 @@ func ParseEvent(data []byte) (Snapshot, error) {
 	}
 	if c := ev.Credits; c != nil {
 		if c.HasCredits == nil || c.Unlimited == nil {
-			return Snapshot{}, fmt.Errorf("%w: %s event: credits without has_credits and unlimited", ErrMalformed, EventType)
+			return Snapshot{}, fmt.Errorf("%w: %s event: credits without has_credits and unlimited", ErrMalformed, eventType)
 		}
 		s.Credits = &Credits{HasCredits: *c.HasCredits, Unlimited: *c.Unlimited}
 		if c.Balance != nil {
@@ -100,7 +101,7 @@ func (event) window(w *eventWindow, which string) (*Window, error) {
 		return nil, nil
 	}
 	if w.UsedPercent == nil {
-		return nil, fmt.Errorf("%w: %s event: %s window without used_percent", ErrMalformed, EventType, which)
+		return nil, fmt.Errorf("%w: %s event: %s window without used_percent", ErrMalformed, eventType, which)
 	}
 	out := &Window{UsedPercent: *w.UsedPercent}
 	if w.WindowMinutes != nil {

@@ -34,8 +34,8 @@ func TestParseEvent(t *testing.T) {
 }
 
 func TestParseEventRejects(t *testing.T) {
-	if _, err := usage.ParseEvent([]byte(`{"type":"response.completed"}`)); !errors.Is(err, usage.ErrNotRateLimitEvent) {
-		t.Errorf("other event: %v", err)
+	if s, err := usage.ParseEvent([]byte(`{"type":"response.completed"}`)); err != nil || !s.Empty() {
+		t.Errorf("other event: %+v, %v; want nothing and no error", s, err)
 	}
 	for name, in := range map[string]string{
 		"not json":        `{"type":`,

@@ -53,14 +53,8 @@ func TestFromHeaderReadsEveryFamily(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("FromHeader (-want +got):\n%s", d)
 	}
-	if l, ok := got.Limit("CODEX-bengal_fox"); !ok || l.Name != "gpt-5.2-codex-sonic" {
-		t.Errorf("Limit lookup = %+v, %v", l, ok)
-	}
 	if p, ok := got.MaxUsedPercent(); !ok || p != 80 {
 		t.Errorf("MaxUsedPercent = %v, %v; want 80", p, ok)
-	}
-	if p, ok := usage.MaxUsedPercent(h); !ok || p != 80 {
-		t.Errorf("usage.MaxUsedPercent = %v, %v; want 80", p, ok)
 	}
 }
 
@@ -87,21 +81,6 @@ func TestFromHeaderLeavesOutWhatDoesNotParse(t *testing.T) {
 	s := usage.FromHeader(header("x-codex-primary-used-percent", "0", "x-codex-primary-reset-at", "5"))
 	if len(s.Limits) != 1 || s.Limits[0].Primary == nil || !s.Limits[0].Primary.ResetsAt.Equal(time.Unix(5, 0)) {
 		t.Errorf("zero window with reset = %+v", s)
-	}
-}
-
-// The fast path reads every response, so it must not allocate.
-func TestMaxUsedPercentAllocatesNothing(t *testing.T) {
-	h := header("x-codex-primary-used-percent", "12.5", "x-codex-other-secondary-used-percent", "70",
-		"content-type", "application/json", "x-request-id", "abc")
-	if p, ok := usage.MaxUsedPercent(h); !ok || p != 70 {
-		t.Fatalf("MaxUsedPercent = %v, %v", p, ok)
-	}
-	if n := testing.AllocsPerRun(100, func() { usage.MaxUsedPercent(h) }); n != 0 {
-		t.Errorf("MaxUsedPercent allocates %v times", n)
-	}
-	if _, ok := usage.MaxUsedPercent(header("content-type", "text/plain")); ok {
-		t.Error("MaxUsedPercent found a percent in headers without one")
 	}
 }
 

@@ -1,12 +1,12 @@
 // Package usage reads what the ChatGPT/Codex backend says about a login's
-// usage limits, in the three places the Codex CLI reads it: the
-// x-<limit>-… headers of every response, the codex.rate_limits event of a
-// streamed (SSE or WebSocket) answer, and the body of a 429 that reports a
-// usage limit rather than a plain rate limit.
-//
-// Every parser takes untrusted input: values that do not parse are left
-// out, never guessed, and bad input is reported with an error wrapping
-// [ErrMalformed].
+// usage limits into one [Snapshot], from the three places the Codex CLI
+// reads it: the x-<limit>-… headers of every response ([FromHeader]), the
+// body of a 429 that reports a usage limit rather than a plain rate limit
+// ([FromResponse], which reads the headers too), and the
+// codex.rate_limits event of a streamed SSE or WebSocket answer
+// ([ParseEvent]). Every parser takes untrusted input: values that do not
+// parse are left out, never guessed, and a malformed event is an error
+// wrapping [ErrMalformed].
 package usage
 
 import (
@@ -19,26 +19,19 @@ import (
 	"time"
 )
 
-// DefaultLimitID is the limit whose headers carry no other name
+// defaultLimitID is the limit whose headers carry no other name
 // (x-codex-primary-used-percent, …).
-const DefaultLimitID = "codex"
+const defaultLimitID = "codex"
 
-// The kinds of usage limit a 429 body can report ([LimitError.Type]).
+// The kinds of usage limit a 429 body can report ([Snapshot.LimitReached]).
 const (
-	// TypeUsageLimitReached: the login used up a limit; it resets at
-	// [LimitError.ResetsAt].
-	TypeUsageLimitReached = "usage_limit_reached"
-	// TypeUsageNotIncluded: the login's plan does not include this usage.
-	TypeUsageNotIncluded = "usage_not_included"
+	limitReached     = "usage_limit_reached"
+	limitNotIncluded = "usage_not_included"
 )
 
-// ErrMalformed is wrapped by the errors of [ParseEvent] for input that is
-// not a well-formed event.
+// ErrMalformed is wrapped by the error of [ParseEvent] for a
+// codex.rate_limits event that is not well formed.
 var ErrMalformed = errors.New("usage: malformed input")
-
-// ErrNotRateLimitEvent is returned by [ParseEvent] for a well-formed event
-// of another type.
-var ErrNotRateLimitEvent = errors.New("usage: not a codex.rate_limits event")
 
 // maxLimits bounds the limit families read from one header set.
 const maxLimits = 16
@@ -90,12 +83,21 @@ type Snapshot struct {
 	ReachedType string
 	// PromoMessage (x-codex-promo-message) is a message for the user.
 	PromoMessage string
+	// LimitReached is the usage limit a 429's body reported (read by
+	// [FromResponse]): "usage_limit_reached" (used up until LimitResetsAt)
+	// or "usage_not_included" (not in the plan); empty for any other
+	// answer, a plain rate-limit 429 included.
+	LimitReached string
+	// LimitResetsAt is when that limit resets; zero when the body does
+	// not say.
+	LimitResetsAt time.Time
 }
 
 // Empty reports whether the snapshot says nothing.
 func (s Snapshot) Empty() bool {
 	return len(s.Limits) == 0 && s.Credits == nil && s.PlanType == "" &&
-		s.ActiveLimit == "" && s.ReachedType == "" && s.PromoMessage == ""
+		s.ActiveLimit == "" && s.ReachedType == "" && s.PromoMessage == "" &&
+		s.LimitReached == "" && s.LimitResetsAt.IsZero()
 }
 
 // MaxUsedPercent returns the largest UsedPercent of any window, and false
@@ -110,17 +112,6 @@ func (s Snapshot) MaxUsedPercent() (float64, bool) {
 		}
 	}
 	return best, ok
-}
-
-// Limit returns the limit with the given id ('-' and '_' alike, any case).
-func (s Snapshot) Limit(id string) (Limit, bool) {
-	id = normalizeID(id)
-	for _, l := range s.Limits {
-		if l.ID == id {
-			return l, true
-		}
-	}
-	return Limit{}, false
 }
 
 // FromHeader reads the usage headers of a response.
@@ -143,14 +134,14 @@ func FromHeader(h http.Header) Snapshot {
 			continue
 		}
 		id := normalizeID(rest[len("x-"):])
-		if id == "" || id == DefaultLimitID || seen[id] || len(ids) >= maxLimits-1 {
+		if id == "" || id == defaultLimitID || seen[id] || len(ids) >= maxLimits-1 {
 			continue
 		}
 		seen[id] = true
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	ids = append([]string{DefaultLimitID}, ids...)
+	ids = append([]string{defaultLimitID}, ids...)
 	for _, id := range ids {
 		prefix := "x-" + strings.ReplaceAll(id, "_", "-")
 		l := Limit{
@@ -192,29 +183,6 @@ func headerWindow(vals map[string]string, prefix string) *Window {
 		w.ResetsAt = time.Unix(reset, 0)
 	}
 	return w
-}
-
-// MaxUsedPercent returns the largest used percent of any window in h (any
-// x-<id>-primary-used-percent or x-<id>-secondary-used-percent), without
-// building a [Snapshot]: it allocates nothing, for a caller that reads
-// every response. ok is false when h has none.
-func MaxUsedPercent(h http.Header) (best float64, ok bool) {
-	for k, vv := range h {
-		if len(vv) == 0 || len(k) < 2 || (k[0] != 'x' && k[0] != 'X') || k[1] != '-' {
-			continue
-		}
-		if !hasSuffixFold(k, "-primary-used-percent") && !hasSuffixFold(k, "-secondary-used-percent") {
-			continue
-		}
-		if v, good := parseFloat(vv[0]); good && (!ok || v > best) {
-			best, ok = v, true
-		}
-	}
-	return best, ok
-}
-
-func hasSuffixFold(s, suffix string) bool {
-	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
 }
 
 // normalizeID is Codex's form of a limit id: trimmed, lower case, '-' as '_'.

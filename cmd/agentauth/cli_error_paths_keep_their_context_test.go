@@ -61,7 +61,7 @@ func TestDoConnectionResetIsNamed(t *testing.T) {
 func expiredLogin(t *testing.T, home string) {
 	t.Helper()
 	srv := newTestServer(t, identitytest.Options{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
-	writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-exp", UserID: "user-exp"}, nil)
+	writeLogin(t, srv, home, identitytest.Login{AccountID: "acct-exp", UserID: "user-exp"}, nil)
 }
 
 func TestDoExpiredLoginOfflineSaysTokenRefresh(t *testing.T) {
@@ -155,7 +155,7 @@ func TestDoInvalidConfigFlagListsTheValidValues(t *testing.T) {
 	clearCodexEnv(t)
 	srv := newTestServer(t, identitytest.Options{})
 	home := t.TempDir()
-	writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-cfg", UserID: "user-cfg"}, nil)
+	writeLogin(t, srv, home, identitytest.Login{AccountID: "acct-cfg", UserID: "user-cfg"}, nil)
 	if err := os.WriteFile(filepath.Join(home, "config.toml"), []byte("[features]\nuse_agent_identity = \"yes\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestDoSaysWhenTheEnvironmentBeatsCodexHome(t *testing.T) {
 	clearCodexEnv(t)
 	srv := newTestServer(t, identitytest.Options{APIKeys: []string{doAPIKey}})
 	home := t.TempDir()
-	writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-env", UserID: "user-env"}, nil)
+	writeLogin(t, srv, home, identitytest.Login{AccountID: "acct-env", UserID: "user-env"}, nil)
 	t.Setenv(credentials.EnvCodexAPIKey, doAPIKey)
 	r := runCmd(t, "", "do", "--codex-home", home, srv.URL()+"/v1/responses")
 	if e := decodeEcho(t, r.stdout); r.code != 0 || e.Mode != identitytest.ModeBearer {

@@ -7,9 +7,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/agentauth/agentauth"
-	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // codexHomeDefault is how the Codex home was chosen when neither
@@ -87,7 +86,7 @@ func describeLoadError(err error) (msg string) {
 	if what, ok := describeRefresh(err); ok {
 		return what
 	}
-	if errors.Is(err, agentauth.ErrNoCredential) {
+	if errors.Is(err, transport.ErrNoCredential) {
 		return strings.TrimPrefix(errText(err), "agentauth: ") + "; or pass --api-key, --access-token or --record"
 	}
 	msg = strings.ReplaceAll(errText(err), "Options.InsecureSkipJWTVerify skips verification", "--insecure-unverified-jwt skips verification")

@@ -1,3 +1,5 @@
+// demo --logins: several logins behind one pool, one of them limited mid-run.
+
 package main
 
 import (
@@ -14,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/pool"
 	"github.com/agentauth/agentauth/transport"
@@ -34,104 +35,163 @@ const (
 // limit. It prints, per login, the threads it served before and after the
 // limit, and fails unless every request succeeded, no thread moved more
 // than once and every thread of the limited login moved.
-//
-// Not wired into runDemo yet (its file is being edited elsewhere): the hook
-// is a --logins flag whose positive value calls this function.
 func runPoolDemo(ctx context.Context, logins, threads, requests int, stdout, stderr io.Writer) int {
 	const name = "agentauth demo"
-	switch {
-	case logins < 2 || logins > poolDemoMaxLogins:
-		return usageError(stderr, name, fmt.Errorf("--logins must be 2 to %d", poolDemoMaxLogins))
-	case threads < 1 || threads > poolDemoMaxThreads:
-		return usageError(stderr, name, fmt.Errorf("--threads must be 1 to %d with --logins", poolDemoMaxThreads))
-	case requests < 2 || requests > poolDemoMaxPerRun:
-		return usageError(stderr, name, fmt.Errorf("--requests must be 2 to %d with --logins", poolDemoMaxPerRun))
+	if err := checkPoolDemoFlags(logins, threads, requests); err != nil {
+		return usageError(stderr, name, err)
 	}
 	srv, err := identitytest.NewServer(identitytest.Options{RequestLog: -1})
 	if err != nil {
 		return failure(stderr, name, err)
 	}
 	defer srv.Close()
-	var homes []string
-	defer func() {
-		for _, h := range homes {
-			os.RemoveAll(h)
-		}
-	}()
-	for i := range logins {
-		login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: fmt.Sprintf("acct-%d", i+1), UserID: fmt.Sprintf("user-%d", i+1)})
-		if err != nil {
-			return failure(stderr, name, err)
-		}
-		home, err := os.MkdirTemp("", "agentauth-demo-login-")
-		if err != nil {
-			return failure(stderr, name, err)
-		}
-		homes = append(homes, home)
-		if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
-			return failure(stderr, name, err)
-		}
-	}
-	base := &http.Transport{MaxIdleConnsPerHost: poolDemoWorkers}
-	defer base.CloseIdleConnections()
-	env := map[string]string{"AGENTAUTH_USE_AGENT_IDENTITY": "true", "CODEX_REFRESH_TOKEN_URL_OVERRIDE": srv.TokenURL()}
-	members, err := pool.CodexHomes(ctx, base, agentauth.Options{
-		Getenv: func(k string) string { return env[k] },
-		Config: transport.Config{ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true},
-	}, homes...)
+	homes, err := writePoolDemoHomes(srv, logins)
+	defer removePoolDemoHomes(homes)
 	if err != nil {
 		return failure(stderr, name, err)
 	}
-	for i := range members {
-		members[i].Name = fmt.Sprintf("login-%d", i+1)
-	}
-	p, err := pool.New(pool.Options{Logger: slog.New(slog.DiscardHandler)}, members...)
+	base := &http.Transport{MaxIdleConnsPerHost: poolDemoWorkers}
+	defer base.CloseIdleConnections()
+	p, err := newPoolDemoPool(ctx, srv, base, homes)
 	if err != nil {
 		return failure(stderr, name, err)
 	}
 	defer p.Close()
 
-	served := make([][]string, threads) // accounts per thread, in order
-	var failures []string
-	var mu sync.Mutex
-	run := func(n int) {
-		work := make(chan int)
-		var wg sync.WaitGroup
-		for range poolDemoWorkers {
-			wg.Go(func() {
-				for th := range work {
-					for range n {
-						acct, err := poolDemoRequest(ctx, p, srv.URL()+identitytest.ResponsesPath, fmt.Sprintf("thread-%d", th+1))
-						mu.Lock()
-						if err != nil {
-							failures = append(failures, err.Error())
-						} else {
-							served[th] = append(served[th], acct)
-						}
-						mu.Unlock()
-					}
-				}
-			})
-		}
-		for th := range threads {
-			work <- th
-		}
-		close(work)
-		wg.Wait()
-	}
-	run(requests / 2)
-	const limited = "acct-2"
-	srv.LimitUsage(limited, time.Now().Add(time.Hour))
-	run(requests - requests/2)
+	run := &poolDemoRun{served: make([][]string, threads)}
+	url := srv.URL() + identitytest.ResponsesPath
+	run.phase(ctx, p, url, requests/2)
+	srv.LimitUsage(poolDemoLimited, time.Now().Add(time.Hour))
+	run.phase(ctx, p, url, requests-requests/2)
 
-	before, after := map[string]int{}, map[string]int{}
-	moved, movedTwice, stayed := 0, 0, 0
+	m := countPoolDemoMoves(run.served)
+	printPoolDemo(stdout, p.Members(), m)
+	fmt.Fprintf(stdout, "%d threads × %d requests; %s reached its usage limit half way: %d threads moved once, %d failed requests\n",
+		threads, requests, poolDemoLimited, m.moved, len(run.failures))
+	switch {
+	case len(run.failures) > 0:
+		return failure(stderr, name, fmt.Errorf("%d requests failed; the first: %s", len(run.failures), run.failures[0]))
+	case m.movedTwice > 0 || m.stayed > 0:
+		return failure(stderr, name, fmt.Errorf("%d threads moved more than once, %d stayed on the limited login", m.movedTwice, m.stayed))
+	case srv.Stats().RejectionsByReason["task_runtime_mismatch"] > 0:
+		return failure(stderr, name, errors.New("a thread's task was signed by another login's identity"))
+	}
+	return exitOK
+}
+
+// poolDemoLimited is the account that reaches its usage limit half way.
+const poolDemoLimited = "acct-2"
+
+// checkPoolDemoFlags checks the bounds of the pool demo's flags.
+func checkPoolDemoFlags(logins, threads, requests int) error {
+	switch {
+	case logins < 2 || logins > poolDemoMaxLogins:
+		return fmt.Errorf("--logins must be 2 to %d", poolDemoMaxLogins)
+	case threads < 1 || threads > poolDemoMaxThreads:
+		return fmt.Errorf("--threads must be 1 to %d with --logins", poolDemoMaxThreads)
+	case requests < 2 || requests > poolDemoMaxPerRun:
+		return fmt.Errorf("--requests must be 2 to %d with --logins", poolDemoMaxPerRun)
+	}
+	return nil
+}
+
+// writePoolDemoHomes issues logins logins at srv (acct-1, user-1, ...) and
+// writes each to its own temporary Codex home. It returns the homes it
+// made, also on error, for removePoolDemoHomes.
+func writePoolDemoHomes(srv *identitytest.Server, logins int) ([]string, error) {
+	var homes []string
+	for i := range logins {
+		login, err := srv.IssueLogin(identitytest.Login{AccountID: fmt.Sprintf("acct-%d", i+1), UserID: fmt.Sprintf("user-%d", i+1)})
+		if err != nil {
+			return homes, err
+		}
+		home, err := os.MkdirTemp("", "agentauth-demo-login-")
+		if err != nil {
+			return homes, err
+		}
+		homes = append(homes, home)
+		if err := login.WriteAuthJSON(home, time.Now()); err != nil {
+			return homes, err
+		}
+	}
+	return homes, nil
+}
+
+// removePoolDemoHomes removes the temporary Codex homes.
+func removePoolDemoHomes(homes []string) {
+	for _, h := range homes {
+		os.RemoveAll(h)
+	}
+}
+
+// newPoolDemoPool puts the logins of homes behind one pool, named login-1,
+// login-2, ..., with Agent Identity on and refreshes at srv.
+func newPoolDemoPool(ctx context.Context, srv *identitytest.Server, base http.RoundTripper, homes []string) (*pool.Pool, error) {
+	env := map[string]string{"AGENTAUTH_USE_AGENT_IDENTITY": "true", "CODEX_REFRESH_TOKEN_URL_OVERRIDE": srv.TokenURL()}
+	members, err := pool.CodexHomes(ctx, base, transport.Options{
+		Getenv: func(k string) string { return env[k] },
+		Tuning: transport.Tuning{ChatGPTBaseURL: srv.URL(), AuthAPIBaseURL: srv.URL(), AllowInsecureHTTP: true},
+	}, homes...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range members {
+		members[i].Name = fmt.Sprintf("login-%d", i+1)
+	}
+	return pool.New(pool.Options{Logger: slog.New(slog.DiscardHandler)}, members...)
+}
+
+// poolDemoRun collects, per thread, the accounts that served it in order,
+// and the failed requests. Safe for concurrent use by phase's workers.
+type poolDemoRun struct {
+	mu       sync.Mutex
+	served   [][]string // accounts per thread, in order
+	failures []string
+}
+
+// phase sends n requests of every thread through p, poolDemoWorkers
+// threads at a time.
+func (r *poolDemoRun) phase(ctx context.Context, p http.RoundTripper, url string, n int) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range poolDemoWorkers {
+		wg.Go(func() {
+			for th := range work {
+				for range n {
+					acct, err := poolDemoRequest(ctx, p, url, fmt.Sprintf("thread-%d", th+1))
+					r.mu.Lock()
+					if err != nil {
+						r.failures = append(r.failures, err.Error())
+					} else {
+						r.served[th] = append(r.served[th], acct)
+					}
+					r.mu.Unlock()
+				}
+			}
+		})
+	}
+	for th := range r.served {
+		work <- th
+	}
+	close(work)
+	wg.Wait()
+}
+
+// poolDemoMoves counts, from the accounts that served each thread, the
+// threads per account at the start and at the end, and how threads moved.
+type poolDemoMoves struct {
+	before, after             map[string]int
+	moved, movedTwice, stayed int // stayed: ended on the limited login
+}
+
+func countPoolDemoMoves(served [][]string) poolDemoMoves {
+	m := poolDemoMoves{before: map[string]int{}, after: map[string]int{}}
 	for _, accts := range served {
 		if len(accts) == 0 {
 			continue
 		}
-		before[accts[0]]++
-		after[accts[len(accts)-1]]++
+		m.before[accts[0]]++
+		m.after[accts[len(accts)-1]]++
 		changes := 0
 		for i := 1; i < len(accts); i++ {
 			if accts[i] != accts[i-1] {
@@ -140,36 +200,31 @@ func runPoolDemo(ctx context.Context, logins, threads, requests int, stdout, std
 		}
 		switch {
 		case changes == 1:
-			moved++
+			m.moved++
 		case changes > 1:
-			movedTwice++
+			m.movedTwice++
 		}
-		if accts[len(accts)-1] == limited {
-			stayed++
+		if accts[len(accts)-1] == poolDemoLimited {
+			m.stayed++
 		}
 	}
+	return m
+}
+
+// printPoolDemo prints the table of logins, their threads before and
+// after the limit, and when each is limited until.
+func printPoolDemo(stdout io.Writer, members []pool.Member, m poolDemoMoves) {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LOGIN\tACCOUNT\tTHREADS BEFORE\tTHREADS AFTER\tLIMITED UNTIL")
-	for i, m := range p.Members() {
+	for i, mem := range members {
 		acct := fmt.Sprintf("acct-%d", i+1)
 		until := "-"
-		if !m.LimitedUntil.IsZero() {
-			until = m.LimitedUntil.UTC().Format(time.RFC3339)
+		if !mem.LimitedUntil.IsZero() {
+			until = mem.LimitedUntil.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", m.Name, acct, before[acct], after[acct], until)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", mem.Name, acct, m.before[acct], m.after[acct], until)
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "%d threads × %d requests; %s reached its usage limit half way: %d threads moved once, %d failed requests\n",
-		threads, requests, limited, moved, len(failures))
-	switch {
-	case len(failures) > 0:
-		return failure(stderr, name, fmt.Errorf("%d requests failed; the first: %s", len(failures), failures[0]))
-	case movedTwice > 0 || stayed > 0:
-		return failure(stderr, name, fmt.Errorf("%d threads moved more than once, %d stayed on the limited login", movedTwice, stayed))
-	case srv.Stats().RejectionsByReason["task_runtime_mismatch"] > 0:
-		return failure(stderr, name, errors.New("a thread's task was signed by another login's identity"))
-	}
-	return exitOK
 }
 
 // poolDemoRequest sends one request of thread and returns the account the

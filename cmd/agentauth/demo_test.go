@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -631,15 +632,19 @@ func TestDemoReportsRegistrationLatencyFromEvents(t *testing.T) {
 func TestRegistrationTimesKeepsSuccessfulThreadRegistrations(t *testing.T) {
 	r := &registrationTimes{max: 3}
 	ctx := t.Context()
-	r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskThread, Outcome: transport.OutcomeSuccess, Duration: 5 * time.Millisecond})
-	r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskProcess, Outcome: transport.OutcomeSuccess, Duration: time.Second})
-	r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskThread, Outcome: transport.OutcomeTemporary, Duration: time.Second})
-	r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskThread, Outcome: transport.OutcomeCanceled, Duration: time.Second})
+	reg := func(task string, err error, d time.Duration) transport.Event {
+		return transport.Event{Op: transport.OpRegistration, Task: task, Err: err, Duration: d}
+	}
+	r.record(ctx, reg("thread", nil, 5*time.Millisecond))
+	r.record(ctx, reg("process", nil, time.Second))
+	r.record(ctx, reg("thread", errors.New("503"), time.Second))
+	r.record(ctx, reg("thread", context.Canceled, time.Second))
+	r.record(ctx, transport.Event{Op: transport.OpSignature, Task: "thread", Duration: time.Second})
 	if got := r.snapshot(); !slices.Equal(got, []time.Duration{5 * time.Millisecond}) {
 		t.Errorf("samples %v, want only the successful thread registration", got)
 	}
 	for range 10 {
-		r.record(ctx, transport.RegistrationEvent{Kind: transport.TaskThread, Outcome: transport.OutcomeSuccess, Duration: time.Millisecond})
+		r.record(ctx, reg("thread", nil, time.Millisecond))
 	}
 	if n := len(r.snapshot()); n != 3 {
 		t.Errorf("%d samples kept, want the bound 3", n)

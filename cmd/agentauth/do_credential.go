@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 )
@@ -49,11 +48,6 @@ func loadDoRecord(path string, stdin io.Reader) (*identity.Record, error) {
 		IsFedRAMP:       acct.FedRAMP,
 	}, nil
 }
-
-// closeSetup closes the setup. A one-shot command often ends while a login
-// that was due (but still valid) is being refreshed ahead; Close lets a
-// refresh whose token request is out finish and store the new tokens.
-func closeSetup(setup *agentauth.Setup) { setup.Close() }
 
 // credentialSecrets lists the secret strings of c, for scrub.
 func credentialSecrets(c *credentials.Credentials) []string {

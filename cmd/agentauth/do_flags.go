@@ -7,17 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/internal/threadkey"
-	"github.com/agentauth/agentauth/transport"
 )
 
 const doSynopsis = "agentauth do [--codex-home DIR [--insecure-unverified-jwt] | --record FILE | --api-key KEY | --api-key-stdin | --access-token TOKEN | --access-token-stdin] [--account-id ID [--fedramp]] [--use-agent-identity] [--thread ID] [--authapi URL] [--allow-origin ORIGIN]... [-X METHOD] [-d DATA] [-H 'K: V']... [-v] [--timeout 2m] URL"
@@ -53,27 +47,6 @@ else the Codex login (--codex-home): a ChatGPT login is refreshed there when due
 sent as Bearer.
 `
 
-// doDefaultOrigins are the first-party origins of every do run: the
-// library's default allow-list (the ChatGPT backend and the API).
-var doDefaultOrigins = []string{"https://chatgpt.com", "https://api.openai.com"}
-
-// doRequest is the validated command line of do.
-type doRequest struct {
-	target      *url.URL
-	method      string
-	body        []byte // nil: no body
-	header      http.Header
-	host        string // -H 'Host: ...'
-	thread      string
-	hasThr      bool
-	chatgptBase string // "" means the transport's default
-	authAPI     string // the AuthAPI base registrations go to
-	verbose     bool
-	timeout     time.Duration
-	origins     []string
-	insecure    bool // some first-party origin is plain http (loopback only)
-}
-
 // readSecretLine reads one credential from the first line of r, without
 // its line ending and surrounding space.
 func readSecretLine(r io.Reader) (string, error) {
@@ -95,6 +68,57 @@ func readSecretLine(r io.Reader) (string, error) {
 	return line, nil
 }
 
+// doArgs holds do's flag values as the flag package fills them, and the
+// names of the flags the command line gave.
+type doArgs struct {
+	codexHome, recordPath, apiKey, accessToken, accountID, thread, authAPI, method, data string
+	insecureJWT, apiKeyStdin, accessTokenStdin, fedramp, useAgent, verbose               bool
+	origins, headers                                                                     stringsFlag
+	timeout                                                                              time.Duration
+	set                                                                                  map[string]bool
+}
+
+// defineDoFlags defines do's flags on fs and returns where their values go.
+func defineDoFlags(fs *flag.FlagSet) *doArgs {
+	a := &doArgs{}
+	fs.StringVar(&a.codexHome, "codex-home", "", "read credentials as the Codex CLI does from DIR (auth.json, config.toml) and the environment; the default source, DIR defaults to $CODEX_HOME, else ~/.codex. A ChatGPT login there is refreshed when its access token is due and the new tokens are written back; an identity provisioned from it is persisted there")
+	fs.BoolVar(&a.insecureJWT, "insecure-unverified-jwt", false, "accept an agent_identity JWT from --codex-home WITHOUT verifying it (default: verify it against the JWKS of the ChatGPT backend, or of $CODEX_AGENT_IDENTITY_JWKS_BASE_URL)")
+	fs.StringVar(&a.recordPath, "record", "", "Agent Identity record or keygen JSON (- reads stdin)")
+	fs.StringVar(&a.apiKey, "api-key", "", "API key, always sent as Bearer (visible to ps; prefer --api-key-stdin or $"+envDoAPIKey+")")
+	fs.BoolVar(&a.apiKeyStdin, "api-key-stdin", false, "read the API key from the first line of standard input")
+	fs.StringVar(&a.accessToken, "access-token", "", "ChatGPT access token (with --account-id); an identity provisioned from it lives for this run only (visible to ps; prefer --access-token-stdin or $"+envDoAccessToken+")")
+	fs.BoolVar(&a.accessTokenStdin, "access-token-stdin", false, "read the ChatGPT access token from the first line of standard input")
+	fs.StringVar(&a.accountID, "account-id", "", "ChatGPT account id sent as ChatGPT-Account-ID (with an access token)")
+	fs.BoolVar(&a.fedramp, "fedramp", false, "the access token's account is a FedRAMP account (sends X-OpenAI-Fedramp: true)")
+	fs.BoolVar(&a.useAgent, "use-agent-identity", false, "turn use_agent_identity on: a ChatGPT login is provisioned an Agent Identity and signs with AgentAssertion (with the Codex home, the default is $AGENTAUTH_USE_AGENT_IDENTITY, else config.toml's [features] use_agent_identity; --use-agent-identity=false turns it off)")
+	fs.StringVar(&a.thread, "thread", "", "tag the request with this thread key (its own task); without it the process task is used")
+	fs.StringVar(&a.authAPI, "authapi", "", "AuthAPI base URL where agents and tasks are registered; its origin is first-party (default: the URL's origin when the URL is a loopback host, else derived from the ChatGPT backend; $"+identity.EnvCodexAuthAPIBase+" or the older $"+identity.EnvAuthAPIBase+" overrides both)")
+	fs.Var(&a.origins, "allow-origin", "also send credentials to this `origin`, scheme://host[:port] (repeatable); plain http only for loopback hosts")
+	fs.StringVar(&a.method, "X", "", "request method (default GET, or POST with -d)")
+	fs.StringVar(&a.data, "d", "", "request body; @FILE reads a file and @- stdin; sets Content-Type: application/json unless -H sets one")
+	fs.Var(&a.headers, "H", "extra request `header` 'Name: value' (repeatable)")
+	fs.BoolVar(&a.verbose, "v", false, "print every hop as sent (registration attempts and redirects included), its response status and headers or its error, and the transport's debug log to stderr, credentials redacted")
+	fs.DurationVar(&a.timeout, "timeout", doDefaultTimeout, "give up after this long")
+	return a
+}
+
+// givenFlags returns the names of the flags the command line set.
+func givenFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// doFlags returns the values parseDoRequest checks; source names the
+// credential source and stdinUse the flag that reads stdin ("" none).
+func (a *doArgs) doFlags(source, stdinUse string) doFlags {
+	return doFlags{
+		source: source, insecureJWT: a.insecureJWT, useAgent: a.useAgent, apiKey: a.apiKey, accessToken: a.accessToken,
+		accountID: a.accountID, recordPath: a.recordPath, thread: a.thread, authAPI: a.authAPI, origins: a.origins,
+		method: a.method, data: a.data, headers: a.headers, verbose: a.verbose, timeout: a.timeout, stdinUse: stdinUse,
+	}
+}
+
 // doFlags carries the raw flag values into parseDoRequest.
 type doFlags struct {
 	insecureJWT, useAgent, verbose                                                    bool
@@ -102,138 +126,6 @@ type doFlags struct {
 	stdinUse                                                                          string // who reads stdin already ("" nobody)
 	headers, origins                                                                  []string
 	timeout                                                                           time.Duration
-}
-
-// parseDoRequest checks the command line and builds the request plan.
-// Errors name flags, never the value of a credential.
-func parseDoRequest(positional []string, set map[string]bool, f doFlags, stdin io.Reader) (*doRequest, error) {
-	token := set["access-token"]
-	switch {
-	case set["account-id"] && !token:
-		return nil, errors.New("--account-id goes with an access token (--access-token, --access-token-stdin or $" + envDoAccessToken + ")")
-	case set["fedramp"] && !token:
-		return nil, errors.New("--fedramp goes with an access token (--access-token, --access-token-stdin or $" + envDoAccessToken + ")")
-	case token && !set["account-id"]:
-		return nil, fmt.Errorf("%s needs --account-id", f.source)
-	case set["insecure-unverified-jwt"] && f.source != "--codex-home":
-		return nil, errors.New("--insecure-unverified-jwt applies only to --codex-home credentials")
-	case set["use-agent-identity"] && f.useAgent && set["api-key"]:
-		return nil, fmt.Errorf("--use-agent-identity does not apply to an API key (%s): an API key is always sent as Bearer", f.source)
-	case set["record"] && f.recordPath == "":
-		return nil, errors.New("--record needs a file name or -")
-	case f.timeout <= 0:
-		return nil, errors.New("--timeout must be positive")
-	case len(positional) == 0:
-		return nil, errors.New("a URL is required")
-	case len(positional) > 1:
-		return nil, fmt.Errorf("unexpected argument %q after the URL", truncate(positional[1]))
-	}
-	if set["api-key"] {
-		if err := validateSecret(f.source, f.apiKey); err != nil {
-			return nil, err
-		}
-	}
-	if token {
-		if err := validateSecret(f.source, f.accessToken); err != nil {
-			return nil, err
-		}
-		if err := validateID("--account-id", f.accountID); err != nil {
-			return nil, err
-		}
-	}
-
-	r := &doRequest{verbose: f.verbose, timeout: f.timeout, header: http.Header{}}
-	target, err := parseHTTPURL("URL", positional[0], true)
-	if err != nil {
-		return nil, err
-	}
-	r.target = target
-	r.origins = slices.Clone(doDefaultOrigins)
-	addOrigin := func(u *url.URL) {
-		if o := originOf(u); !slices.Contains(r.origins, o) {
-			r.origins = append(r.origins, o)
-		}
-		r.insecure = r.insecure || u.Scheme == "http"
-	}
-	if identity.IsLoopbackBase(target.String()) {
-		// A local server (agentauth serve, a test server) is where both
-		// the request and its registrations belong: registering at the
-		// production AuthAPI would send a login there for a local test.
-		// The environment override still wins, as in the library.
-		r.chatgptBase = originOf(target)
-		addOrigin(target)
-	}
-	if set["authapi"] {
-		u, err := parseHTTPURL("--authapi", f.authAPI, false)
-		if err != nil {
-			return nil, err
-		}
-		r.authAPI = strings.TrimRight(u.String(), "/")
-		addOrigin(u)
-	} else {
-		r.authAPI = identity.ResolveBaseURLs(nil, r.chatgptBase).AuthAPI
-		if u, err := parseHTTPURL("$"+identity.EnvCodexAuthAPIBase+" (or $"+identity.EnvAuthAPIBase+")", r.authAPI, false); err != nil {
-			return nil, err
-		} else {
-			addOrigin(u)
-		}
-	}
-	for _, o := range f.origins {
-		u, err := parseHTTPURL("--allow-origin", o, false)
-		if err != nil {
-			return nil, err
-		}
-		if u.Path != "" && u.Path != "/" {
-			return nil, fmt.Errorf("--allow-origin %q must be scheme://host[:port] without a path", truncate(o))
-		}
-		addOrigin(u)
-	}
-	if !slices.Contains(r.origins, originOf(target)) {
-		return nil, fmt.Errorf("%s is not a first-party origin, so no credential would be sent there; credentials go only to %s; add --allow-origin %s to send them there", originOf(target), strings.Join(r.origins, ", "), originOf(target))
-	}
-	if set["thread"] {
-		if err := threadkey.Validate(f.thread); err != nil {
-			return nil, fmt.Errorf("--thread: %w", err)
-		}
-		r.thread, r.hasThr = f.thread, true
-	}
-
-	if set["d"] {
-		body, err := readData(f.data, stdin, f.stdinUse)
-		if err != nil {
-			return nil, err
-		}
-		r.body = body
-	}
-	r.method = f.method
-	if r.method == "" {
-		r.method = http.MethodGet
-		if r.body != nil {
-			r.method = http.MethodPost
-		}
-	}
-	if !isToken(r.method) {
-		return nil, fmt.Errorf("-X %q is not an HTTP method", truncate(r.method))
-	}
-	for _, h := range f.headers {
-		name, value, ok := strings.Cut(h, ":")
-		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-		if !ok || !isToken(name) {
-			return nil, errors.New("-H takes 'Name: value' with a valid header name")
-		}
-		if err := headers.ValidateValue(name, value); err != nil {
-			return nil, fmt.Errorf("-H %s: the value has a control character", name)
-		}
-		if strings.EqualFold(name, "Host") {
-			r.host = value
-			continue
-		}
-		r.header.Add(name, value)
-	}
-	if r.body != nil && r.header.Get("Content-Type") == "" {
-		r.header.Set("Content-Type", "application/json")
-	}
-	return r, nil
 }
 
 // validateSecret checks a credential given on the command line without
@@ -246,76 +138,6 @@ func validateSecret(flagName, v string) error {
 		return fmt.Errorf("%s has a control character", flagName)
 	}
 	return nil
-}
-
-// parseHTTPURL accepts an absolute http(s) URL without user info. Plain
-// http is accepted only for loopback hosts: a credential may be sent there.
-func parseHTTPURL(what, raw string, allowQuery bool) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		return nil, fmt.Errorf("%s %q is not an absolute http(s) URL", what, truncate(raw))
-	case u.User != nil:
-		return nil, fmt.Errorf("%s must not carry user info", what)
-	case !allowQuery && (u.RawQuery != "" || u.Fragment != ""):
-		return nil, fmt.Errorf("%s must be a base URL without query or fragment", what)
-	case u.Scheme == "http" && !identity.IsLoopbackBase(raw):
-		return nil, fmt.Errorf("%s: plain http is allowed only for loopback hosts; use https", what)
-	}
-	return u, nil
-}
-
-// originOf returns "scheme://host[:port]" of u.
-func originOf(u *url.URL) string {
-	return strings.ToLower(u.Scheme) + "://" + u.Host
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token (method and
-// header-name syntax).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// readData resolves -d: literal data, @FILE or @- (stdin, unless stdinUse
-// names another flag that reads it).
-func readData(data string, stdin io.Reader, stdinUse string) ([]byte, error) {
-	name, ok := strings.CutPrefix(data, "@")
-	if !ok {
-		return []byte(data), nil
-	}
-	var r io.Reader
-	switch {
-	case name == "-" && stdinUse != "":
-		return nil, fmt.Errorf("-d @- and %s cannot both read standard input", stdinUse)
-	case name == "-":
-		if stdin == nil {
-			return nil, errors.New("-d @-: no standard input")
-		}
-		r = stdin
-	default:
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("-d: %w", err)
-		}
-		defer f.Close()
-		r = f
-	}
-	b, err := io.ReadAll(io.LimitReader(r, doMaxData+1))
-	if err != nil {
-		return nil, errors.New("-d: reading the data failed")
-	}
-	if len(b) > doMaxData {
-		return nil, fmt.Errorf("-d: data larger than %d bytes", doMaxData)
-	}
-	return b, nil
 }
 
 // parseInterspersed parses flags that may appear before and after the

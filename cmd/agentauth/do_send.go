@@ -50,7 +50,7 @@ func sendDo(ctx context.Context, client *http.Client, auth *transport.Transport,
 	}
 	if resp.StatusCode >= 400 {
 		msg := "server answered " + resp.Status
-		if n := auth.Stats().RequestsIn(resolver.ModePassThrough); n > 0 {
+		if n := auth.Stats().Requests[resolver.ModePassThrough]; n > 0 {
 			// A redirect left the first-party origins: that hop went out
 			// without a credential, which is often why it was refused.
 			msg += fmt.Sprintf(" (%d hop(s) went to an origin that is not first-party and carried no credential; see --allow-origin)", n)

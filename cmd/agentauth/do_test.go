@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
@@ -158,7 +157,7 @@ func TestDoUseAgentIdentity(t *testing.T) {
 
 func TestDoRecord(t *testing.T) {
 	srv := newTestServer(t, identitytest.Options{})
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: "acct-rec", FedRAMP: true})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: "acct-rec", FedRAMP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,14 +293,14 @@ func clearCodexEnv(t *testing.T) {
 // writeLogin issues a ChatGPT login at srv and writes it to home/auth.json
 // in the shape `codex login` leaves, after edit (nil: none) has changed
 // the decoded document.
-func writeLogin(t *testing.T, srv *identitytest.Server, home string, c identitytest.LoginClaims, edit func(doc map[string]any)) *identitytest.Login {
+func writeLogin(t *testing.T, srv *identitytest.Server, home string, c identitytest.Login, edit func(doc map[string]any)) *identitytest.Login {
 	t.Helper()
 	l, err := srv.IssueLogin(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string]any
-	if err := json.Unmarshal(identitytest.AuthJSON(l, time.Now()), &doc); err != nil {
+	if err := json.Unmarshal(l.AuthJSON(time.Now()), &doc); err != nil {
 		t.Fatal(err)
 	}
 	if edit != nil {
@@ -323,7 +322,7 @@ func TestDoCodexHome(t *testing.T) {
 	t.Setenv(credentials.EnvRefreshTokenURL, srv.TokenURL())
 	home := t.TempDir()
 	authPath := filepath.Join(home, "auth.json")
-	login := writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-home", UserID: "user-home"}, func(doc map[string]any) { doc["keep"] = 1 })
+	login := writeLogin(t, srv, home, identitytest.Login{AccountID: "acct-home", UserID: "user-home"}, func(doc map[string]any) { doc["keep"] = 1 })
 	args := []string{"do", "--codex-home", home, "--use-agent-identity", "--authapi", srv.URL(), srv.URL() + "/v1/responses"}
 	r := runCmd(t, "", args...)
 	e := decodeEcho(t, r.stdout)
@@ -367,7 +366,7 @@ func TestDoCodexHomeAgentIdentityJWT(t *testing.T) {
 	}
 	srv := newTestServer(t, identitytest.Options{})
 	t.Setenv(identity.EnvJWKSBase, srv.URL())
-	rec, jwt, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: "acct-jwt"})
+	rec, jwt, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: "acct-jwt"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +528,7 @@ func TestDoLoopbackURLRegistersAtItsOwnOrigin(t *testing.T) {
 func TestDoRegistrationErrorIsWordedForPeople(t *testing.T) {
 	t.Setenv(identity.EnvAuthAPIBase, "")
 	srv := newTestServer(t, identitytest.Options{})
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: "acct-w"})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: "acct-w"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -722,7 +721,7 @@ func TestDoCodexHomeTakesTheFlagFromEnvironmentAndConfig(t *testing.T) {
 	srv := newTestServer(t, identitytest.Options{})
 	t.Setenv(credentials.EnvRefreshTokenURL, srv.TokenURL())
 	home := t.TempDir()
-	writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-flag", UserID: "user-flag"}, nil)
+	writeLogin(t, srv, home, identitytest.Login{AccountID: "acct-flag", UserID: "user-flag"}, nil)
 	mode := func(t *testing.T, extra ...string) string {
 		t.Helper()
 		args := append([]string{"do", "--codex-home", home}, extra...)
@@ -768,7 +767,7 @@ func TestDoCodexHomeExternallyManagedTokensStayBearer(t *testing.T) {
 	clearCodexEnv(t)
 	srv := newTestServer(t, identitytest.Options{})
 	home := t.TempDir()
-	login := writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-ext", UserID: "user-ext"}, func(doc map[string]any) {
+	login := writeLogin(t, srv, home, identitytest.Login{AccountID: "acct-ext", UserID: "user-ext"}, func(doc map[string]any) {
 		doc["auth_mode"] = "chatgptAuthTokens"
 	})
 	r := runCmd(t, "", "do", "--codex-home", home, "--use-agent-identity", srv.URL()+"/v1/responses")

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/agentauth/agentauth"
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/taskcache"
@@ -66,12 +65,12 @@ var leafErrors = []struct {
 	{"refresh dns", &credentials.RefreshError{Err: &net.OpError{Op: "dial", Err: &net.DNSError{Name: "auth.openai.com", IsNotFound: true}}}},
 	{"empty load", &credentials.LoadError{}},
 	{"load invalid", &credentials.LoadError{Path: "/nonexistent/auth.json", Err: credentials.ErrInvalidAuthFile}},
-	{"no credential", agentauth.ErrNoCredential},
+	{"no credential", transport.ErrNoCredential},
 	{"deadline", context.DeadlineExceeded},
 	{"canceled", context.Canceled},
 	{"backoff empty", &taskcache.BackoffError{}},
 	{"attempt empty", &taskcache.AttemptError{}},
-	{"stale identity empty", &transport.StaleIdentityError{}},
+	{"stale identity", transport.ErrStaleIdentity},
 	{"panicking Error", panicky{}},
 }
 
@@ -98,7 +97,7 @@ var wrappers = []struct {
 	{"load", func(e error) error { return &credentials.LoadError{Path: "/nonexistent/auth.json", Err: e} }},
 	{"verification", func(e error) error { return &tls.CertificateVerificationError{Err: e} }},
 	{"backoff", func(e error) error { return &taskcache.BackoffError{Err: e} }},
-	{"stale", func(e error) error { return &transport.StaleIdentityError{RuntimeID: "rt", Err: e} }},
+	{"stale", func(e error) error { return fmt.Errorf("%w: rt: %w", transport.ErrStaleIdentity, e) }},
 }
 
 // describers are every function of the package that words an error.

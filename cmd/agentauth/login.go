@@ -42,7 +42,7 @@ func runLogin(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	device := fs.Bool("device-auth", false, "sign in with a device code instead of a browser on this machine")
 	noBrowser := fs.Bool("no-browser", false, "print the authorize URL instead of opening a browser")
 	home := fs.String("codex-home", "", "directory holding auth.json (default: $CODEX_HOME, else ~/.codex)")
-	issuer := fs.String("experimental_issuer", "", "OAuth issuer base URL, as Codex's flag (default: "+login.DefaultIssuer+")")
+	issuer := fs.String("experimental_issuer", "", "OAuth issuer base URL, as Codex's flag (default: https://auth.openai.com)")
 	clientID := fs.String("experimental_client-id", "", "OAuth client id, as Codex's flag (default: $CODEX_APP_SERVER_LOGIN_CLIENT_ID, else Codex's)")
 	port := fs.Int("port", 0, "loopback port of the browser flow's callback server (default 1455, falling back to 1457)")
 	timeout := fs.Duration("timeout", 15*time.Minute, "give up when the sign-in is not finished within this time")

@@ -66,7 +66,7 @@ func TestLoginDeviceAuthThenLogout(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	if err := srv.ApproveDeviceCode(code, identitytest.LoginClaims{AccountID: "acct-cli", UserID: "user-cli"}); err != nil {
+	if err := srv.ApproveDeviceCode(code, identitytest.Login{AccountID: "acct-cli", UserID: "user-cli"}); err != nil {
 		t.Fatal(err)
 	}
 	if c := <-done; c != exitOK {

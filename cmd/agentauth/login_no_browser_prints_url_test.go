@@ -22,7 +22,7 @@ func TestLoginNoBrowserPrintsURLAndCompletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	srv.SetAuthorizeLogin(&identitytest.LoginClaims{AccountID: "acct-nb", UserID: "user-nb"})
+	srv.SetAuthorizeLogin(&identitytest.Login{AccountID: "acct-nb", UserID: "user-nb"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

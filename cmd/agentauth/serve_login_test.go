@@ -303,7 +303,7 @@ func TestDoNeverLeavesASpentRefreshToken(t *testing.T) {
 	srv := newTestServer(t, identitytest.Options{TokenLifetime: 4 * time.Minute, Now: clock})
 	t.Setenv(credentials.EnvRefreshTokenURL, srv.TokenURL())
 	home := t.TempDir()
-	login := writeLogin(t, srv, home, identitytest.LoginClaims{AccountID: "acct-bg", UserID: "user-bg"}, nil)
+	login := writeLogin(t, srv, home, identitytest.Login{AccountID: "acct-bg", UserID: "user-bg"}, nil)
 	offset.Store(0)
 	// The refresh takes longer than the request.
 	srv.InjectFault(identitytest.RouteToken, identitytest.Fault{Latency: 300 * time.Millisecond})

@@ -14,8 +14,8 @@ import (
 // a 429's body as the Codex CLI does); "" when it said nothing. A 429 body
 // is read ahead and put back, so the caller still prints it whole.
 func usageSummary(resp *http.Response) string {
-	snap, limit := agentusage.FromResponse(resp)
-	if snap.Empty() && limit == nil {
+	snap := agentusage.FromResponse(resp)
+	if snap.Empty() {
 		return ""
 	}
 	var b strings.Builder
@@ -54,8 +54,15 @@ func usageSummary(resp *http.Response) string {
 	if snap.PromoMessage != "" {
 		fmt.Fprintf(&b, "* usage: message: %s\n", oneLine(snap.PromoMessage))
 	}
-	if limit != nil {
-		fmt.Fprintf(&b, "* usage: %s\n", limit.Error())
+	if snap.LimitReached != "" {
+		fmt.Fprintf(&b, "* usage: %s", oneLine(snap.LimitReached))
+		if snap.PlanType != "" {
+			fmt.Fprintf(&b, " (plan %s)", oneLine(snap.PlanType))
+		}
+		if !snap.LimitResetsAt.IsZero() {
+			fmt.Fprintf(&b, "; resets at %s", snap.LimitResetsAt.UTC().Format(time.RFC3339))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -22,7 +22,7 @@ func TestUsageSummary(t *testing.T) {
 		"* usage: codex primary window: 100% used of 300 min, resets 2026-01-01T00:00:00Z\n",
 		"* usage: credits: has credits false, unlimited false\n",
 		"* usage: limit hit: codex primary\n",
-		"* usage: usage: usage_limit_reached (plan plus); resets at 2026-01-01T00:00:00Z\n",
+		"* usage: usage_limit_reached (plan plus); resets at 2026-01-01T00:00:00Z\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q:\n%s", want, got)

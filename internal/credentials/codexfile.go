@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/agentauth/agentauth/internal/backoff"
 	"github.com/gofrs/flock"
 )
 
@@ -109,7 +110,8 @@ func readAuthFileRetryingCtx(ctx context.Context, path string) (*AuthFile, os.Fi
 	var prev os.FileInfo
 	changed := false
 	start := time.Now()
-	delay := tornReadFirstDelay
+	torn := backoff.Policy{Initial: tornReadFirstDelay, Max: tornReadMaxDelay}
+	var delay time.Duration // the last torn-read wait; 0: none yet
 	others := 0
 	for {
 		af, fi, err := readAuthFile(path)
@@ -122,14 +124,14 @@ func readAuthFileRetryingCtx(ctx context.Context, path string) (*AuthFile, os.Fi
 		}
 		prev = cur
 		wait := readRetryDelay
-		torn := errors.Is(err, errEndOfInput) && cur != nil && time.Since(cur.ModTime()) < tornReadFresh
-		if torn {
+		isTorn := errors.Is(err, errEndOfInput) && cur != nil && time.Since(cur.ModTime()) < tornReadFresh
+		if isTorn {
+			delay = torn.Next(delay)
 			wait = delay
-			delay = min(2*delay, tornReadMaxDelay)
 		} else {
 			others++
 		}
-		last := others > readRetries || (torn && time.Since(start)+wait > tornReadWindow)
+		last := others > readRetries || (isTorn && time.Since(start)+wait > tornReadWindow)
 		if !last {
 			t := time.NewTimer(wait)
 			select {

@@ -1,11 +1,11 @@
 package credentials
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
+
+	"github.com/agentauth/agentauth/internal/jwtclaims"
 )
 
 // openAIAuthClaim is the id-token claim that carries the ChatGPT account.
@@ -29,13 +29,9 @@ type idTokenClaims struct {
 // token must have three non-empty dot-separated parts, as Codex requires.
 // Errors describe the problem, never the token or a claim value.
 func parseIDToken(tok string) (idTokenClaims, error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return idTokenClaims{}, errors.New("not a JWT (want three non-empty dot-separated parts)")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	payload, err := jwtclaims.Payload(tok)
 	if err != nil {
-		return idTokenClaims{}, errors.New("JWT payload is not valid base64url")
+		return idTokenClaims{}, err
 	}
 	var claims map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {

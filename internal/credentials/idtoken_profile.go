@@ -1,9 +1,9 @@
 package credentials
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"strings"
+
+	"github.com/agentauth/agentauth/internal/jwtclaims"
 )
 
 // idTokenProfile returns the email and ChatGPT plan type an id token
@@ -15,11 +15,7 @@ func idTokenProfile(tok string) (email, plan string) {
 	if c, err := parseIDToken(tok); err == nil {
 		plan = c.PlanType
 	}
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return "", plan
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	payload, err := jwtclaims.Payload(tok)
 	if err != nil {
 		return "", plan
 	}

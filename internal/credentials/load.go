@@ -143,7 +143,7 @@ func DefaultCodexHome(getenv func(string) string) (string, error) {
 //     "at-" is a personal access token ([KindAPIKey] with
 //     Credentials.PersonalAccessToken set; before it is sent, its account
 //     is asked of the AuthAPI with [HydratePersonalAccessToken], which
-//     agentauth.Load does), any other value
+//     transport.Detect does), any other value
 //     an Agent Identity JWT (decoded by opts.DecodeAgentIdentityJWT) →
 //     [KindAgentIdentity];
 //  3. env CODEX_AGENT_IDENTITY (a JWT) → [KindAgentIdentity], with a

@@ -165,12 +165,12 @@ func TestRefreshAcrossProcessesAndCodex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-mp", UserID: "user-mp"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-mp", UserID: "user-mp"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, clock.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	setClock := func(round int) {

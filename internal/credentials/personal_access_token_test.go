@@ -63,7 +63,7 @@ func TestHydratePersonalAccessTokenSendsBearerAndDecodesNullableEmail(t *testing
 }
 
 func TestHydratePersonalAccessTokenAgainstIdentitytest(t *testing.T) {
-	s, err := identitytest.NewServer(identitytest.Options{PersonalAccessTokens: map[string]identitytest.PersonalAccessToken{
+	s, err := identitytest.NewServer(identitytest.Options{PersonalAccessTokens: map[string]identitytest.Login{
 		testPAT: {Email: "a@example.com", UserID: "user-a", AccountID: "acct-a", PlanType: "plus"},
 	}})
 	if err != nil {

@@ -23,12 +23,12 @@ func TestRefreshBesideUnlockedCodexNeverSendsSpentToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-codex", UserID: "user-codex"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-codex", UserID: "user-codex"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// Two sources, as two transports of one process hold: each loaded the

@@ -19,12 +19,12 @@ func TestRefreshClockTwoHoursFastRefreshesOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-skew", UserID: "user-skew"})
+			login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-skew", UserID: "user-skew"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			home := t.TempDir()
-			if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+			if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			twentyRequestsCostOneExchange(t, "first source", home, srv.TokenURL())
@@ -44,7 +44,7 @@ func TestRefreshClockTwoHoursFastUsesDateWithoutIat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	claims := identitytest.LoginClaims{AccountID: "acct-skew", UserID: "user-skew"}
+	claims := identitytest.Login{AccountID: "acct-skew", UserID: "user-skew"}
 	login, err := srv.IssueLogin(claims)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestRefreshClockTwoHoursFastUsesDateWithoutIat(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, time.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	srv.InjectFault(identitytest.RouteToken, identitytest.Fault{Status: 200, Body: []byte(

@@ -47,18 +47,18 @@ func TestRefreshOlderSetInStoreIsNotAdopted(t *testing.T) {
 	e := newRefreshEnv(t, identitytest.Options{})
 	old := *e.login
 	e.clock.Advance(time.Minute)
-	newer, err := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+	newer, err := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := identitytest.WriteAuthJSON(e.home, newer, e.clock.Now()); err != nil {
+	if err := newer.WriteAuthJSON(e.home, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	s := e.source()
 	if tok, err := s.Token(testCtx(t)); err != nil || tok.AccessToken.Reveal() != newer.AccessToken {
 		t.Fatalf("first load: %v", err)
 	}
-	if err := identitytest.WriteAuthJSON(e.home, &old, e.clock.Now()); err != nil { // older iat, unknown refresh token
+	if err := old.WriteAuthJSON(e.home, e.clock.Now()); err != nil { // older iat, unknown refresh token
 		t.Fatal(err)
 	}
 	// A 401 of the held token: the store's different but older token is
@@ -88,11 +88,11 @@ func TestRefreshNewerSetInStoreIsAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Minute)
-	newer, err := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+	newer, err := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := identitytest.WriteAuthJSON(e.home, newer, e.clock.Now()); err != nil {
+	if err := newer.WriteAuthJSON(e.home, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	tok, origin, err := s.RefreshWithOrigin(testCtx(t), nil)

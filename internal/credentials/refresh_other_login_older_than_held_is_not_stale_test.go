@@ -16,16 +16,16 @@ import (
 // over the other account's.
 func TestRefreshOtherLoginIssuedEarlierIsAnAccountSwitch(t *testing.T) {
 	e := newRefreshEnv(t, identitytest.Options{})
-	other, err := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-other", UserID: "user-o"})
+	other, err := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-other", UserID: "user-o"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Minute)
-	held, err := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+	held, err := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := identitytest.WriteAuthJSON(e.home, held, e.clock.Now()); err != nil {
+	if err := held.WriteAuthJSON(e.home, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	s := e.source()
@@ -33,7 +33,7 @@ func TestRefreshOtherLoginIssuedEarlierIsAnAccountSwitch(t *testing.T) {
 	if err != nil || tok.AccessToken.Reveal() != held.AccessToken {
 		t.Fatalf("first load: %v", err)
 	}
-	if err := identitytest.WriteAuthJSON(e.home, other, e.clock.Now()); err != nil { // older iat, another account
+	if err := other.WriteAuthJSON(e.home, e.clock.Now()); err != nil { // older iat, another account
 		t.Fatal(err)
 	}
 	e.clock.Advance(10 * time.Minute)

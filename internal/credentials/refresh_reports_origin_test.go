@@ -23,11 +23,11 @@ func TestRefreshReportsOriginAndHoldsAFreshRejectedToken(t *testing.T) {
 	}
 
 	// The Codex CLI refreshed meanwhile: a reload, no token request.
-	cli, err := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+	cli, err := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := identitytest.WriteAuthJSON(e.home, cli, e.clock.Now()); err != nil {
+	if err := cli.WriteAuthJSON(e.home, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	tok, origin, err := s.RefreshWithOrigin(ctx, old)

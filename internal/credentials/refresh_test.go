@@ -56,12 +56,12 @@ func newRefreshEnv(t *testing.T, opts identitytest.Options) *refreshEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	login, err := srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
+	login, err := srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	if err := identitytest.WriteAuthJSON(home, login, clock.Now()); err != nil {
+	if err := login.WriteAuthJSON(home, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return &refreshEnv{t: t, clock: clock, srv: srv, home: home, login: login}
@@ -139,7 +139,7 @@ func TestRefreshDueRules(t *testing.T) {
 			if tt.noIat {
 				l.AccessToken = withoutIat(t, l.AccessToken)
 			}
-			if err := identitytest.WriteAuthJSON(e.home, &l, e.clock.Now().Add(-tt.lastRefresh)); err != nil {
+			if err := l.WriteAuthJSON(e.home, e.clock.Now().Add(-tt.lastRefresh)); err != nil {
 				t.Fatal(err)
 			}
 			s := e.source()
@@ -272,8 +272,8 @@ func TestRefreshPermanentFailures(t *testing.T) {
 			}
 			// A new login in auth.json ends it.
 			e.srv.ClearFaults(identitytest.RouteToken)
-			l2, _ := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
-			identitytest.WriteAuthJSON(e.home, l2, e.clock.Now())
+			l2, _ := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
+			l2.WriteAuthJSON(e.home, e.clock.Now())
 			// The store was just read: it is read again only a
 			// permRecheckEvery later, and the failure is served meanwhile.
 			if _, err := s.Token(testCtx(t)); !errors.Is(err, ErrLoginExpired) {
@@ -351,8 +351,8 @@ func TestRefreshAfter401ReloadsFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Codex refreshed meanwhile.
-	l2, _ := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-r", UserID: "user-r"})
-	identitytest.WriteAuthJSON(e.home, l2, e.clock.Now())
+	l2, _ := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-r", UserID: "user-r"})
+	l2.WriteAuthJSON(e.home, e.clock.Now())
 	b, err := s.Refresh(testCtx(t), a)
 	if err != nil || b.AccessToken != identity.Secret(l2.AccessToken) || s.TokenRequests() != 0 {
 		t.Fatalf("first Refresh = %v, %v, %d requests; want the reloaded token and no request", b, err, s.TokenRequests())
@@ -362,8 +362,8 @@ func TestRefreshAfter401ReloadsFirst(t *testing.T) {
 		t.Fatalf("second Refresh = %v, %v, %d requests; want a network refresh", c, err, s.TokenRequests())
 	}
 	// Another account in auth.json.
-	other, _ := e.srv.IssueLogin(identitytest.LoginClaims{AccountID: "acct-other", UserID: "user-o"})
-	identitytest.WriteAuthJSON(e.home, other, e.clock.Now())
+	other, _ := e.srv.IssueLogin(identitytest.Login{AccountID: "acct-other", UserID: "user-o"})
+	other.WriteAuthJSON(e.home, e.clock.Now())
 	_, err = s.Refresh(testCtx(t), c)
 	var re *RefreshError
 	if !errors.As(err, &re) || re.Reason != ReasonAccountChanged || !re.Permanent {

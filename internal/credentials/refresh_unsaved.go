@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/agentauth/agentauth/internal/backoff"
 )
 
 // A rotation the store did not take (a full disk, a read-only directory,
@@ -43,7 +45,7 @@ func (s *RefreshingTokenSource) kickSave() {
 		s.mu.Lock()
 		s.saving = false
 		if err != nil {
-			s.saveBackoff = min(max(2*s.saveBackoff, saveBackoffBase), saveBackoffMax)
+			s.saveBackoff = backoff.Policy{Initial: saveBackoffBase, Max: saveBackoffMax}.Next(s.saveBackoff)
 			s.saveRetryAt = s.now().Add(s.saveBackoff)
 		} else {
 			s.saveBackoff, s.saveRetryAt = 0, time.Time{}

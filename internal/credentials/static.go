@@ -26,15 +26,18 @@ func APIKey(key string) *Credentials {
 // nothing refreshes, with the account it acts for (sent as
 // ChatGPT-Account-ID) and whether that account is a FedRAMP account (sent as
 // X-OpenAI-Fedramp: true). For a login that must stay alive, load it from
-// auth.json (agentauth.NewClient) or set transport.Config.TokenSource.
-// transport.New rejects a token or account id that cannot be sent in a
-// header.
+// auth.json or give the transport a token source. The ChatGPT user, which
+// binds a provisioned agent identity to its login, is read from the access
+// token's own claims (chatgpt_user_id, as Codex reads it) when the token is
+// a JWT of that account; otherwise it is unknown, and an identity is then
+// shared with no other transport. transport.New rejects a token or account
+// id that cannot be sent in a header.
 func ChatGPTToken(accessToken, accountID string, fedRAMP bool) *Credentials {
-	return &Credentials{
-		Kind:    KindChatGPT,
-		ChatGPT: &ChatGPTLogin{AccessToken: accessToken, AccountID: accountID, FedRAMP: fedRAMP},
-		Source:  "credentials.ChatGPTToken",
+	login := &ChatGPTLogin{AccessToken: accessToken, AccountID: accountID, FedRAMP: fedRAMP}
+	if c := accessTokenClaims(accessToken); c.AccountID == "" || c.AccountID == accountID {
+		login.UserID = c.UserID
 	}
+	return &Credentials{Kind: KindChatGPT, ChatGPT: login, Source: "credentials.ChatGPTToken"}
 }
 
 // AgentIdentityRecord returns the credential of an Agent Identity record
@@ -65,7 +68,7 @@ func AgentIdentityRecord(recordJSON []byte) (*Credentials, error) {
 // Codex backend mints it, after verifying it against keys (the backend's
 // JWKS: identity.ParseJWKS, or identity.Client.FetchJWKS of
 // identity.JWKSURL) at the current time. Errors wrap identity.ErrInvalidJWT
-// and never contain the token. agentauth.NewClient fetches the JWKS and
+// and never contain the token. transport.New fetches the JWKS and
 // verifies a JWT from the Codex home or the environment itself.
 func AgentIdentityJWT(token string, keys *identity.JWKS) (*Credentials, error) {
 	rec, err := identity.VerifyAgentIdentityJWT(token, keys, time.Now())

@@ -1,6 +1,8 @@
 package credentials
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,6 +42,34 @@ func TestChatGPTTokenBuildsAStaticLogin(t *testing.T) {
 		t.Errorf("fedRAMP false gave %+v", r)
 	}
 	assertNoSecret(t, "fmt", fmt.Sprintf("%+v %v %s %#v", c, c, c, c))
+}
+
+// A static token names its user from its own claims, so a fleet's identity
+// store can share the identity of that login; a token of another account
+// lends it no user.
+func TestChatGPTTokenTakesTheUserFromTheAccessToken(t *testing.T) {
+	tok := unsignedJWT(t, map[string]any{"https://api.openai.com/auth": map[string]any{
+		"chatgpt_account_id": "acct-claims", "chatgpt_user_id": "user-claims"}})
+	if got := ChatGPTToken(tok, "acct-claims", false).ChatGPT.UserID; got != "user-claims" {
+		t.Errorf("UserID = %q, want user-claims", got)
+	}
+	if got := ChatGPTToken(tok, "acct-other", false).ChatGPT.UserID; got != "" {
+		t.Errorf("a token of another account gave UserID %q", got)
+	}
+	if got := ChatGPTToken("opaque-token", "acct-claims", false).ChatGPT.UserID; got != "" {
+		t.Errorf("an opaque token gave UserID %q", got)
+	}
+}
+
+// unsignedJWT builds a JWT with the given payload and a dummy signature.
+func unsignedJWT(t *testing.T, payload map[string]any) string {
+	t.Helper()
+	b, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"none"}`)) + "." + enc(b) + ".sig"
 }
 
 func TestAgentIdentityRecordReadsKeygenAndCodexRecords(t *testing.T) {
@@ -106,7 +136,7 @@ func TestAgentIdentityJWTVerifiesAgainstTheKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	rec, token, err := srv.NewAgentIdentity(identitytest.IdentityOptions{AccountID: "acct-jwt", FedRAMP: true})
+	rec, token, err := srv.NewAgentIdentity("", identitytest.Login{AccountID: "acct-jwt", FedRAMP: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/agentauth/agentauth/internal/jwtclaims"
 )
 
 // What a verified Agent Identity JWT must carry: this audience and issuer,
@@ -214,12 +215,11 @@ func DecodeAgentIdentityJWTUnverified(token string) (*Record, error) {
 	if err := checkCompactJWT(token); err != nil {
 		return nil, err
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+	payload, err := jwtclaims.Payload(token)
+	switch {
+	case errors.Is(err, jwtclaims.ErrNotJWT):
 		return nil, fmt.Errorf("%w: want three non-empty dot-separated parts", ErrInvalidJWT)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("%w: payload is not unpadded base64url", ErrInvalidJWT)
 	}
 	return recordFromClaims(payload)

@@ -2,9 +2,9 @@ package taskcache
 
 import (
 	"errors"
-	"math"
 	"time"
 
+	"github.com/agentauth/agentauth/internal/backoff"
 	"github.com/agentauth/agentauth/internal/identity"
 )
 
@@ -28,25 +28,11 @@ type backoffPolicy struct {
 }
 
 func (p backoffPolicy) delay(failures int) time.Duration {
-	d := p.initial
-	for i := 1; i < failures && d < p.max; i++ {
-		if d > p.max/2 { // doubling would pass the cap (and could overflow)
-			d = p.max
-			break
-		}
-		d *= 2
-	}
-	d = min(d, p.max)
+	d := backoff.Policy{Initial: p.initial, Max: p.max}.Delay(failures)
 	if p.jitter > 0 {
-		r := p.rand()
-		// A misbehaving source must not stretch the wait past the cap or
-		// make it negative.
-		if !(r >= 0) {
-			r = 0
-		} else if r >= 1 {
-			r = math.Nextafter(1, 0)
-		}
-		d -= time.Duration(float64(d) * p.jitter * r)
+		// A misbehaving source cannot stretch the wait past the cap or
+		// make it negative: Shorten clamps it.
+		d = backoff.Shorten(d, p.jitter, p.rand())
 	}
 	return d
 }

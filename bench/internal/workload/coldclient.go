@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/internal/identity"
-	"github.com/agentauth/agentauth/internal/taskcache"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -38,11 +37,16 @@ func NewColdClient(capacity int) (*ColdClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	cred, err := AgentIdentity(rec)
+	if err != nil {
+		return nil, err
+	}
 	c := &ColdClient{reg: &Registrar{}, key: key, rec: rec, base: NewNopBase()}
-	c.rt, err = transport.New(c.base, transport.Config{
-		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		RegistrationClient: c.reg.Client(),
-		ThreadCache:        taskcache.CacheOptions{Capacity: capacity},
+	c.rt, err = transport.New(c.base, transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		HTTPClient:    c.reg.Client(),
+		Tuning:        transport.Tuning{MaxThreads: capacity},
 	})
 	return c, err
 }

@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -125,7 +125,7 @@ func NewReferenceServer() (*ReferenceServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{})
 	if err != nil {
 		srv.Close()
 		return nil, err
@@ -314,11 +314,14 @@ func ColdCompare(opts ColdCompareOptions) (res ColdCompareResult, err error) {
 	if err != nil {
 		return res, err
 	}
-	rt, err := transport.New(base, transport.Config{
-		Credentials:       &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		ChatGPTBaseURL:    srv.URL,
-		AuthAPIBaseURL:    srv.URL,
-		AllowInsecureHTTP: true,
+	cred, err := AgentIdentity(rec)
+	if err != nil {
+		return res, err
+	}
+	rt, err := transport.New(base, transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		BaseURL:       srv.URL,
 	})
 	if err != nil {
 		return res, err
@@ -338,6 +341,18 @@ func ColdCompare(opts ColdCompareOptions) (res ColdCompareResult, err error) {
 		}
 		res.Registrations[p] += maxConc
 	}
+	if err := coldLevels(opts, first, &res); err != nil {
+		return res, err
+	}
+	if err := checkColdRegistrations(srv, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// coldLevels measures both paths at each concurrency of opts, in rounds
+// of alternating order, into res.
+func coldLevels(opts ColdCompareOptions, first map[string]func() error, res *ColdCompareResult) error {
 	for _, c := range opts.Concurrency {
 		wall := map[string]time.Duration{}
 		cpu := map[string]time.Duration{}
@@ -349,7 +364,7 @@ func ColdCompare(opts ColdCompareOptions) (res ColdCompareResult, err error) {
 				cpu0 := processCPU()
 				d, err := coldWave(first[p], n, c)
 				if err != nil {
-					return res, fmt.Errorf("cold path %s at %d: %w", p, c, err)
+					return fmt.Errorf("cold path %s at %d: %w", p, c, err)
 				}
 				cpu[p] += processCPU() - cpu0
 				wall[p] += d
@@ -368,6 +383,13 @@ func ColdCompare(opts ColdCompareOptions) (res ColdCompareResult, err error) {
 			res.Registrations[p] += done[p]
 		}
 	}
+	return nil
+}
+
+// checkColdRegistrations checks that an in-process reference server
+// registered exactly the threads each path sent; with the server in
+// another process it marks the registrations unknown (-1).
+func checkColdRegistrations(srv *ReferenceServer, res *ColdCompareResult) error {
 	if srv.srv != nil {
 		var ours, hand int
 		for ref, n := range srv.srv.Stats().RegistrationsByExternalRef {
@@ -379,13 +401,13 @@ func ColdCompare(opts ColdCompareOptions) (res ColdCompareResult, err error) {
 			}
 		}
 		if ours != res.Registrations[ColdOurs] || hand != res.Registrations[ColdByHand] {
-			return res, fmt.Errorf("cold path: the server registered %d (ours) and %d (by hand) threads, want %d and %d",
+			return fmt.Errorf("cold path: the server registered %d (ours) and %d (by hand) threads, want %d and %d",
 				ours, hand, res.Registrations[ColdOurs], res.Registrations[ColdByHand])
 		}
 	} else {
 		res.Registrations = map[string]int{ColdOurs: -1, ColdByHand: -1}
 	}
-	return res, nil
+	return nil
 }
 
 // coldWave runs first n times on c goroutines and returns the wall time.

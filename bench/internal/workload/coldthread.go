@@ -22,8 +22,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/identitytest"
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/redisstore"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -78,7 +78,7 @@ type ColdThreadResult struct {
 	RedisAddr    string
 	RedisStarted bool
 	// InMemory is the path without a TaskStore; Redis the one whose
-	// transport has Config.TaskStore = redisstore.New(...).
+	// transport has Options.Fleet.TaskStore = redisstore.New(...).
 	InMemory, Redis ColdPathResult
 	// Store is the Redis store's counters after the run, warm-up
 	// included: Registrations should be Keys + 1 and LocalFallbacks 0,
@@ -115,48 +115,13 @@ func ColdThread(opts ColdThreadOptions) (res ColdThreadResult, err error) {
 	opts.Rounds = min(opts.Rounds, opts.Keys)
 	res = ColdThreadResult{Keys: opts.Keys, Rounds: opts.Rounds}
 
-	addr := opts.RedisAddr
-	if addr == "" {
-		addr = os.Getenv(RedisAddrEnv)
+	store, cleanup, skip, err := coldThreadStore(opts, &res)
+	defer cleanup()
+	if skip != "" {
+		return ColdThreadResult{Skipped: true, SkipReason: skip}, nil
 	}
-	if addr == "" {
-		bin, lerr := exec.LookPath("redis-server")
-		if lerr != nil {
-			return ColdThreadResult{Skipped: true, SkipReason: "redis-server is not on PATH and " + RedisAddrEnv + " is unset"}, nil
-		}
-		rs, serr := startRedis(bin)
-		if serr != nil {
-			return res, serr
-		}
-		defer rs.stop()
-		addr, res.RedisStarted = rs.addr, true
-	}
-	res.RedisAddr = addr
-
-	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	defer client.Close()
-	prefix, err := runPrefix()
 	if err != nil {
 		return res, err
-	}
-	defer deleteKeys(client, prefix)
-	store, err := redisstore.New(client, redisstore.Options{
-		Prefix: prefix,
-		// Short, in case the clean-up fails: these mappings serve no one
-		// after the run.
-		TTL: 10 * time.Minute,
-		// Generous, so that a slow moment of a shared machine is measured
-		// as such rather than turned into a local fallback.
-		OpTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		return res, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	perr := client.Ping(ctx).Err()
-	cancel()
-	if perr != nil {
-		return res, fmt.Errorf("cold thread: Redis at %s: %w", addr, perr)
 	}
 
 	srv, err := identitytest.NewServer(identitytest.Options{RequestLog: -1})
@@ -164,23 +129,26 @@ func ColdThread(opts ColdThreadOptions) (res ColdThreadResult, err error) {
 		return res, err
 	}
 	defer srv.Close()
-	rec, _, err := srv.NewAgentIdentity(identitytest.IdentityOptions{})
+	rec, _, err := srv.NewAgentIdentity("", identitytest.Login{})
 	if err != nil {
 		return res, err
 	}
 	base := &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
 	defer base.CloseIdleConnections()
+	cred, err := AgentIdentity(rec)
+	if err != nil {
+		return res, err
+	}
 	newRT := func(withStore bool) (*transport.Transport, error) {
-		cfg := transport.Config{
-			Credentials:       &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-			ChatGPTBaseURL:    srv.URL(),
-			AuthAPIBaseURL:    srv.URL(),
-			AllowInsecureHTTP: true,
+		opts := transport.Options{
+			Credential:    cred,
+			AgentIdentity: featureflag.New(false),
+			BaseURL:       srv.URL(),
 		}
 		if withStore {
-			cfg.TaskStore = store
+			opts.Fleet.TaskStore = store
 		}
-		return transport.New(base, cfg)
+		return transport.New(base, opts)
 	}
 	mem, err := newRT(false)
 	if err != nil {
@@ -191,18 +159,89 @@ func ColdThread(opts ColdThreadOptions) (res ColdThreadResult, err error) {
 		return res, err
 	}
 	url := srv.URL() + identitytest.ResponsesPath
-	type path struct {
-		name string
-		rt   *transport.Transport
-		out  *ColdPathResult
+	paths := [2]coldThreadPath{{"mem", mem, &res.InMemory}, {"redis", red, &res.Redis}}
+	if err := coldThreadRounds(opts, srv, url, paths); err != nil {
+		return res, err
 	}
-	paths := [2]path{{"mem", mem, &res.InMemory}, {"redis", red, &res.Redis}}
-	key := func(p path, i int) string { return "cold-" + p.name + "-" + strconv.Itoa(i) }
+	res.Store = store.Stats()
+	return res, nil
+}
+
+// coldThreadStore returns the redisstore.Store of ColdThread on
+// opts.RedisAddr, $RedisAddrEnv or a redis-server it starts, recording
+// which in res; cleanup (never nil) deletes the run's keys, closes the
+// client and stops a started server, in that order. skip is why the
+// measurement is skipped ("" when it is not).
+func coldThreadStore(opts ColdThreadOptions, res *ColdThreadResult) (store *redisstore.Store, cleanup func(), skip string, err error) {
+	var cleanups []func()
+	cleanup = func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	addr := opts.RedisAddr
+	if addr == "" {
+		addr = os.Getenv(RedisAddrEnv)
+	}
+	if addr == "" {
+		bin, lerr := exec.LookPath("redis-server")
+		if lerr != nil {
+			return nil, cleanup, "redis-server is not on PATH and " + RedisAddrEnv + " is unset", nil
+		}
+		rs, serr := startRedis(bin)
+		if serr != nil {
+			return nil, cleanup, "", serr
+		}
+		cleanups = append(cleanups, rs.stop)
+		addr, res.RedisStarted = rs.addr, true
+	}
+	res.RedisAddr = addr
+
+	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	cleanups = append(cleanups, func() { client.Close() })
+	prefix, err := runPrefix()
+	if err != nil {
+		return nil, cleanup, "", err
+	}
+	cleanups = append(cleanups, func() { deleteKeys(client, prefix) })
+	store, err = redisstore.New(client, redisstore.Options{
+		Prefix: prefix,
+		// Short, in case the clean-up fails: these mappings serve no one
+		// after the run.
+		TTL: 10 * time.Minute,
+		// Generous, so that a slow moment of a shared machine is measured
+		// as such rather than turned into a local fallback.
+		OpTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		return nil, cleanup, "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	perr := client.Ping(ctx).Err()
+	cancel()
+	if perr != nil {
+		return nil, cleanup, "", fmt.Errorf("cold thread: Redis at %s: %w", addr, perr)
+	}
+	return store, cleanup, "", nil
+}
+
+// coldThreadPath is one of ColdThread's two transports and its figures.
+type coldThreadPath struct {
+	name string
+	rt   *transport.Transport
+	out  *ColdPathResult
+}
+
+// coldThreadRounds warms both paths up, sends the first request of
+// opts.Keys new thread keys on each in rounds of alternating order, and
+// tallies the samples and how often the server registered each key.
+func coldThreadRounds(opts ColdThreadOptions, srv *identitytest.Server, url string, paths [2]coldThreadPath) error {
+	key := func(p coldThreadPath, i int) string { return "cold-" + p.name + "-" + strconv.Itoa(i) }
 
 	// Warm-up: connections, the process task, the Redis scripts.
 	for _, p := range paths {
 		if _, err := coldRequest(p.rt, url, key(p, -1)); err != nil {
-			return res, fmt.Errorf("cold thread %s: warm-up: %w", p.name, err)
+			return fmt.Errorf("cold thread %s: warm-up: %w", p.name, err)
 		}
 	}
 	next := [2]int{}
@@ -214,7 +253,7 @@ func ColdThread(opts ColdThreadOptions) (res ColdThreadResult, err error) {
 			for range n {
 				d, err := coldRequest(p.rt, url, key(p, next[pi]))
 				if err != nil {
-					return res, fmt.Errorf("cold thread %s: %w", p.name, err)
+					return fmt.Errorf("cold thread %s: %w", p.name, err)
 				}
 				p.out.Samples = append(p.out.Samples, d)
 				next[pi]++
@@ -231,8 +270,7 @@ func ColdThread(opts ColdThreadOptions) (res ColdThreadResult, err error) {
 		}
 		p.out.Mean, p.out.Median = meanMedian(p.out.Samples)
 	}
-	res.Store = store.Stats()
-	return res, nil
+	return nil
 }
 
 // coldRequest sends the first request of thread through rt and returns

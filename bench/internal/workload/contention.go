@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -63,11 +63,15 @@ func Contention(goroutines, procs int, d time.Duration) (ContentionResult, error
 		}
 		return now
 	}
-	rec := NewRecord()
+	cred, err := AgentIdentity(NewRecord())
+	if err != nil {
+		return res, err
+	}
 	reg := &Registrar{}
-	rt, err := transport.New(NewNopBase(), withClock(transport.Config{
-		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		RegistrationClient: reg.Client(),
+	rt, err := transport.New(NewNopBase(), withClock(transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		HTTPClient:    reg.Client(),
 	}, clock))
 	if err != nil {
 		return res, err

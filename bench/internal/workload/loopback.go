@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -100,30 +101,13 @@ func Loopback(opts LoopbackOptions) (res LoopbackResult, err error) {
 	}
 	res = LoopbackResult{Concurrency: opts.Concurrency, Rounds: opts.Rounds, Round: opts.Round, Paths: map[string]PathResult{}}
 
-	var asserted, unauth, other, authLen atomic.Int64
+	var counts loopbackCounts
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return res, err
 	}
 	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			// Every path costs the handler the same: one lookup, one
-			// comparison, one counter.
-			switch a := r.Header.Get("Authorization"); {
-			case strings.HasPrefix(a, "AgentAssertion eyJ"): // base64url of `{"`
-				asserted.Add(1)
-				if authLen.Load() == 0 {
-					authLen.Store(int64(len(a)))
-				}
-			case a == "":
-				unauth.Add(1)
-			default:
-				other.Add(1)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, loopbackBody)
-		}),
+		Handler:           counts.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 	}
@@ -146,12 +130,18 @@ func Loopback(opts LoopbackOptions) (res LoopbackResult, err error) {
 	url := "http://" + ln.Addr().String() + "/v1/responses"
 
 	reg := &Registrar{}
-	rec := NewRecord()
-	ours, err := transport.New(base, transport.Config{
-		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		RegistrationClient: reg.Client(),
-		ExtraOrigins:       []string{"http://" + ln.Addr().String()},
-		AllowInsecureHTTP:  true,
+	cred, err := AgentIdentity(NewRecord())
+	if err != nil {
+		return res, err
+	}
+	ours, err := transport.New(base, transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		HTTPClient:    reg.Client(),
+		Tuning: transport.Tuning{
+			ExtraOrigins:      []string{"http://" + ln.Addr().String()},
+			AllowInsecureHTTP: true,
+		},
 	})
 	if err != nil {
 		return res, err
@@ -159,16 +149,31 @@ func Loopback(opts LoopbackOptions) (res LoopbackResult, err error) {
 	ctx, cancel := HandlerContext()
 	defer cancel()
 	ctx = transport.WithThread(ctx, ThreadKey)
+	paths, err := warmLoopbackPaths(ctx, url, base, ours, &counts, opts.Concurrency)
+	if err != nil {
+		return res, err
+	}
+	if err := loopbackRounds(opts, paths, &res); err != nil {
+		return res, err
+	}
+	res.Asserted, res.Unauthenticated = counts.asserted.Load(), counts.unauth.Load()
+	return res, nil
+}
+
+// warmLoopbackPaths builds the four paths of Loopback and warms each up:
+// ours first, which tells the wire path how long the assertion is. It
+// then resets the server's counts.
+func warmLoopbackPaths(ctx context.Context, url string, base *http.Transport, ours http.RoundTripper, counts *loopbackCounts, concurrency int) (map[string]loopbackPath, error) {
 	plain := func() *http.Request { return NewRequest(ctx, url) }
 
 	// Warm our path first: it tells the wire path how long the assertion
 	// is (the server keeps only its length, never the value).
-	if _, err := drive(ours, plain, opts.Concurrency, 100*time.Millisecond); err != nil {
-		return res, err
+	if _, err := drive(ours, plain, concurrency, 100*time.Millisecond); err != nil {
+		return nil, err
 	}
-	n := authLen.Load() - int64(len("AgentAssertion "))
+	n := counts.authLen.Load() - int64(len("AgentAssertion "))
 	if n <= 0 {
-		return res, errors.New("loopback: the server saw no AgentAssertion")
+		return nil, errors.New("loopback: the server saw no AgentAssertion")
 	}
 	wireAuth := "AgentAssertion " + strings.Repeat("w", int(n))
 	wire := func() *http.Request {
@@ -177,23 +182,62 @@ func Loopback(opts LoopbackOptions) (res LoopbackResult, err error) {
 		req.Header.Set("ChatGPT-Account-ID", AccountID)
 		return req
 	}
-	paths := map[string]struct {
-		rt     http.RoundTripper
-		newReq func() *http.Request
-	}{
+	paths := map[string]loopbackPath{
 		PathBare:  {base, plain},
 		PathWire:  {base, wire},
 		PathFloor: {Floor{Base: base}, plain},
 		PathOurs:  {ours, plain},
 	}
 	for _, p := range []string{PathBare, PathWire, PathFloor} {
-		if _, err := drive(paths[p].rt, paths[p].newReq, opts.Concurrency, 100*time.Millisecond); err != nil {
-			return res, err
+		if _, err := drive(paths[p].rt, paths[p].newReq, concurrency, 100*time.Millisecond); err != nil {
+			return nil, err
 		}
 	}
-	asserted.Store(0)
-	unauth.Store(0)
+	counts.asserted.Store(0)
+	counts.unauth.Store(0)
 
+	return paths, nil
+}
+
+// loopbackCounts is what the loopback server counts: requests with a
+// thread assertion, without credentials and with anything else, and the
+// length of the first assertion (never its value).
+type loopbackCounts struct {
+	asserted, unauth, other, authLen atomic.Int64
+}
+
+// handler answers every request with loopbackBody and counts it.
+func (c *loopbackCounts) handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		// Every path costs the handler the same: one lookup, one
+		// comparison, one counter.
+		switch a := r.Header.Get("Authorization"); {
+		case strings.HasPrefix(a, "AgentAssertion eyJ"): // base64url of `{"`
+			c.asserted.Add(1)
+			if c.authLen.Load() == 0 {
+				c.authLen.Store(int64(len(a)))
+			}
+		case a == "":
+			c.unauth.Add(1)
+		default:
+			c.other.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, loopbackBody)
+	})
+}
+
+// loopbackPath is one path of Loopback: a RoundTripper and the requests
+// it sends.
+type loopbackPath struct {
+	rt     http.RoundTripper
+	newReq func() *http.Request
+}
+
+// loopbackRounds drives every path for opts.Rounds rounds in rotating
+// order and records requests per round, req/s and CPU time per request.
+func loopbackRounds(opts LoopbackOptions, paths map[string]loopbackPath, res *LoopbackResult) error {
 	total := map[string]int64{}
 	cpu := map[string]time.Duration{}
 	for i := range opts.Rounds {
@@ -203,7 +247,7 @@ func Loopback(opts LoopbackOptions) (res LoopbackResult, err error) {
 			cpu0 := processCPU()
 			n, err := drive(p.rt, p.newReq, opts.Concurrency, opts.Round)
 			if err != nil {
-				return res, fmt.Errorf("loopback %s: %w", name, err)
+				return fmt.Errorf("loopback %s: %w", name, err)
 			}
 			cpu[name] += processCPU() - cpu0
 			total[name] += n
@@ -220,8 +264,7 @@ func Loopback(opts LoopbackOptions) (res LoopbackResult, err error) {
 		}
 		res.Paths[name] = pr
 	}
-	res.Asserted, res.Unauthenticated = asserted.Load(), unauth.Load()
-	return res, nil
+	return nil
 }
 
 // drive sends requests made by newReq (one per goroutine, resent) through

@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -42,12 +41,16 @@ const seqLen = 1 << 20
 // sends one first request for each of keys thread keys of 36 bytes (UUID)
 // on GOMAXPROCS goroutines. cancel releases the request context.
 func NewManyThreads(keys int) (m *ManyThreads, cancel func(), err error) {
-	rec := NewRecord()
+	cred, err := AgentIdentity(NewRecord())
+	if err != nil {
+		return nil, nil, err
+	}
 	fixed := time.Now()
-	rt, err := transport.New(NewNopBase(), withClock(transport.Config{
-		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		RegistrationClient: (&Registrar{}).Client(),
-		ThreadCache:        taskcache.CacheOptions{Capacity: keys},
+	rt, err := transport.New(NewNopBase(), withClock(transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		HTTPClient:    (&Registrar{}).Client(),
+		Tuning:        transport.Tuning{MaxThreads: keys},
 	}, func() time.Time { return fixed }))
 	if err != nil {
 		return nil, nil, err

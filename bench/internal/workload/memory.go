@@ -9,8 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -88,12 +87,16 @@ func Memory(opts MemoryOptions) (MemoryResult, error) {
 	keys := opts.Keys
 	res := MemoryResult{Keys: keys, KeyLen: len(threadKeyN(0, opts.UUIDKeys))}
 	reg := &Registrar{}
-	rec := NewRecord()
+	cred, err := AgentIdentity(NewRecord())
+	if err != nil {
+		return res, err
+	}
 	clock := newManualClock()
-	rt, err := transport.New(NewNopBase(), withClock(transport.Config{
-		Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-		RegistrationClient: reg.Client(),
-		ThreadCache:        taskcache.CacheOptions{Capacity: max(keys, 100_000)},
+	rt, err := transport.New(NewNopBase(), withClock(transport.Options{
+		Credential:    cred,
+		AgentIdentity: featureflag.New(false),
+		HTTPClient:    reg.Client(),
+		Tuning:        transport.Tuning{MaxThreads: max(keys, 100_000)},
 	}, clock.Now))
 	if err != nil {
 		return res, err

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/featureflag"
 	"github.com/agentauth/agentauth/transport"
 )
 
@@ -64,10 +64,14 @@ func Stampede(n int, latency time.Duration) (StampedeResult, error) {
 	res := StampedeResult{Requests: n, Latency: latency}
 	base := NewNopBase()
 	newTransport := func(reg *Registrar) (*transport.Transport, error) {
-		rec := NewRecord()
-		return transport.New(base, withClock(transport.Config{
-			Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-			RegistrationClient: reg.Client(),
+		cred, err := AgentIdentity(NewRecord())
+		if err != nil {
+			return nil, err
+		}
+		return transport.New(base, withClock(transport.Options{
+			Credential:    cred,
+			AgentIdentity: featureflag.New(false),
+			HTTPClient:    reg.Client(),
 		}, fixedClock()))
 	}
 

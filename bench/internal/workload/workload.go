@@ -98,7 +98,7 @@ func (b *NopBase) RoundTrip(*http.Request) (*http.Response, error) { return b.re
 // fresh plaintext task id shaped like the reference server's
 // ("task-" and 16 hex digits). It keeps no per-task state (so memory
 // measurements see only what the transport retains) and counts calls. Use
-// it through [Registrar.Client] as transport.Config.RegistrationClient.
+// it through [Registrar.Client] as transport.Options.HTTPClient.
 type Registrar struct {
 	// Latency is how long each registration takes; a registration whose
 	// context ends first fails with the context's error.
@@ -362,10 +362,14 @@ func buildOAuth2(env Env, ctx context.Context) (*Target, error) {
 
 func buildAgent(thread bool) func(Env, context.Context) (*Target, error) {
 	return func(env Env, ctx context.Context) (*Target, error) {
-		rec := NewRecord()
-		rt, err := transport.New(env.Base, withClock(transport.Config{
-			Credentials:        &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: &rec},
-			RegistrationClient: env.Registrar.Client(),
+		cred, err := AgentIdentity(NewRecord())
+		if err != nil {
+			return nil, err
+		}
+		rt, err := transport.New(env.Base, withClock(transport.Options{
+			Credential:    cred,
+			AgentIdentity: featureflag.New(false),
+			HTTPClient:    env.Registrar.Client(),
 		}, env.Now))
 		if err != nil {
 			return nil, err
@@ -378,8 +382,9 @@ func buildAgent(thread bool) func(Env, context.Context) (*Target, error) {
 }
 
 func buildAPIKey(env Env, ctx context.Context) (*Target, error) {
-	rt, err := transport.New(env.Base, withClock(transport.Config{
-		Credentials: &credentials.Credentials{Kind: credentials.KindAPIKey, APIKey: "sk-bench-" + strings.Repeat("k", 40)},
+	rt, err := transport.New(env.Base, withClock(transport.Options{
+		Credential:    transport.APIKey("sk-bench-" + strings.Repeat("k", 40)),
+		AgentIdentity: featureflag.New(false),
 	}, env.Now))
 	if err != nil {
 		return nil, err
@@ -388,13 +393,11 @@ func buildAPIKey(env Env, ctx context.Context) (*Target, error) {
 }
 
 func buildFlagOff(env Env, ctx context.Context) (*Target, error) {
-	rt, err := transport.New(env.Base, withClock(transport.Config{
-		Credentials: &credentials.Credentials{Kind: credentials.KindChatGPT, ChatGPT: &credentials.ChatGPTLogin{
-			AccessToken: "at-bench-" + strings.Repeat("t", 40), AccountID: AccountID,
-		}},
-		Flag:               featureflag.New(false),
-		IdentityStore:      credentials.NewMemoryStore(),
-		RegistrationClient: env.Registrar.Client(),
+	rt, err := transport.New(env.Base, withClock(transport.Options{
+		Credential:    transport.BearerToken("at-bench-"+strings.Repeat("t", 40), AccountID, false),
+		AgentIdentity: featureflag.New(false),
+		Fleet:         transport.Fleet{IdentityStore: credentials.NewMemoryStore()},
+		HTTPClient:    env.Registrar.Client(),
 	}, env.Now))
 	if err != nil {
 		return nil, err
@@ -411,13 +414,13 @@ func buildFlagOn(env Env, ctx context.Context) (*Target, error) {
 	if err := store.SaveAgentIdentity(ctx, &rec); err != nil {
 		return nil, err
 	}
-	rt, err := transport.New(env.Base, withClock(transport.Config{
-		TokenSource: credentials.StaticTokenSource(credentials.Token{
+	rt, err := transport.New(env.Base, withClock(transport.Options{
+		Credential: transport.ChatGPT(credentials.StaticTokenSource(credentials.Token{
 			AccessToken: identity.Secret("at-bench-" + strings.Repeat("t", 40)), AccountID: rec.AccountID, UserID: rec.ChatGPTUserID,
-		}),
-		Flag:               featureflag.New(true),
-		IdentityStore:      store,
-		RegistrationClient: env.Registrar.Client(),
+		})),
+		AgentIdentity: featureflag.New(true),
+		Fleet:         transport.Fleet{IdentityStore: store},
+		HTTPClient:    env.Registrar.Client(),
 	}, env.Now))
 	if err != nil {
 		return nil, err
@@ -438,7 +441,7 @@ func (t *Target) CheckCached() error {
 		"bearer": resolver.ModeAPIKey, "flag-off": resolver.ModeBearer, "flag-on": resolver.ModeThreadTask,
 	}[t.Case.Name]
 	var errs []error
-	if s.RequestsIn(want) == 0 {
+	if s.Requests[want] == 0 {
 		errs = append(errs, fmt.Errorf("no request in mode %v", want))
 	}
 	if s.Failures != 0 {
@@ -450,9 +453,19 @@ func (t *Target) CheckCached() error {
 	return errors.Join(errs...)
 }
 
-// withClock returns cfg with the transport's clock set to now (a test hook,
-// outside transport.Config's user-facing fields).
-func withClock(cfg transport.Config, now func() time.Time) transport.Config {
-	testhooks.Of(&cfg).Now = now
-	return cfg
+// withClock returns opts with the transport's clock set to now (a test
+// hook, outside transport.Options' user-facing fields).
+func withClock(opts transport.Options, now func() time.Time) transport.Options {
+	testhooks.Of(&opts).Now = now
+	return opts
+}
+
+// AgentIdentity is the credential of rec, as [transport.AgentIdentity]
+// reads it from the record's JSON (the one encoding that keeps its key).
+func AgentIdentity(rec identity.Record) (transport.Credential, error) {
+	js, err := rec.StorageJSON()
+	if err != nil {
+		return transport.Credential{}, err
+	}
+	return transport.AgentIdentity(js)
 }

@@ -40,13 +40,10 @@ import (
 // repository.
 
 // snippetPackages are the packages a compiled snippet may name, by the
-// name it uses.
+// name it uses: the public packages only, so a snippet that names a
+// package under internal/ (which a user cannot import) does not compile.
 var snippetPackages = map[string]string{
-	"agentauth":     "github.com/agentauth/agentauth",
-	"credentials":   "github.com/agentauth/agentauth/internal/credentials",
 	"featureflag":   "github.com/agentauth/agentauth/featureflag",
-	"headers":       "github.com/agentauth/agentauth/internal/headers",
-	"identity":      "github.com/agentauth/agentauth/internal/identity",
 	"identitytest":  "github.com/agentauth/agentauth/identitytest",
 	"login":         "github.com/agentauth/agentauth/login",
 	"pool":          "github.com/agentauth/agentauth/pool",

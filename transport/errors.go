@@ -44,10 +44,9 @@ var (
 
 // Error is returned by [Transport.RoundTrip] when the request could not be
 // authenticated. It never contains a credential. Use errors.Is with
-// ErrCredential, ErrRegistration, ErrProvisioning or ErrInvalidThreadKey to
-// classify it, errors.As to reach the cause (for example an
-// *identity.RegistrationError), and [Error.Temporary] to decide whether a
-// retry may succeed.
+// ErrCredential, ErrRegistration, ErrProvisioning, ErrStaleIdentity or
+// ErrInvalidThreadKey to classify it, and [Error.Temporary] (or
+// [IsTemporary]) to decide whether a retry may succeed.
 type Error struct {
 	Mode resolver.Mode // the mode being attempted
 	kind error
@@ -71,13 +70,13 @@ func (e *Error) Unwrap() []error { return []error{e.kind, e.Err} }
 func (e *Error) Temporary() bool { return IsTemporary(e.Err) }
 
 // IsTemporary reports whether err may go away on its own, so a retry after
-// a backoff is reasonable. It is the module's one rule, also behind the
-// Temporary methods of [Error], taskcache.AttemptError and
-// taskcache.BackoffError: a canceled context is never temporary; otherwise
-// the outermost error that classifies itself (Temporary or Timeout) decides
-// (identity.RegistrationError does for HTTP statuses and network failures,
-// a backoff defers to the failure behind it); an error nothing classifies is
-// temporary only if it wraps context.DeadlineExceeded.
+// a backoff is reasonable. It is the module's one rule, behind every
+// Temporary method of its errors: a canceled context is never temporary;
+// otherwise the outermost error that classifies itself (Temporary or
+// Timeout) decides (a registration's HTTP status or network failure does;
+// a backoff defers to the failure behind it); an error nothing classifies
+// is temporary only if it wraps context.DeadlineExceeded. A 429 or 5xx is
+// temporary, a 401, 403 or a spent login is not.
 func IsTemporary(err error) bool { return temporary.Is(err) }
 
 // staleIdentityError is the cause of an ErrRegistration that matches

@@ -206,8 +206,8 @@ func (t *Transport) fail(req *http.Request, err error) (*http.Response, error) {
 func (t *Transport) WrappedRoundTripper() http.RoundTripper { return t.base }
 
 // CloseIdleConnections forwards to the base transport (and so to the
-// registration client, which shares it unless RegistrationClient is set),
-// so http.Client.CloseIdleConnections reaches every layer.
+// auth-call client, which shares it unless Options.HTTPClient is set), so
+// http.Client.CloseIdleConnections reaches every layer.
 func (t *Transport) CloseIdleConnections() {
 	type closeIdler interface{ CloseIdleConnections() }
 	if c, ok := t.base.(closeIdler); ok {

@@ -70,9 +70,9 @@ type Options struct {
 // refresh, the provisioned agent identity and the thread tasks. The
 // redisstore module provides all three.
 type Fleet struct {
-	// RefreshCoordinator builds, once per detected ChatGPT login, the lock
-	// and store its refreshes go through; the tokens auth.json holds seed
-	// a store that has none. Default: auth.json's own coordinator.
+	// RefreshCoordinator builds, once per ChatGPT login read from
+	// auth.json, the lock and store its refreshes go through (a Credential
+	// from a constructor never uses it). Default: auth.json's own.
 	RefreshCoordinator func(login Login, initial *TokenSet) (RefreshCoordinator, error)
 
 	// IdentityStore keeps the agent identity provisioned from a ChatGPT

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
@@ -53,6 +54,9 @@ type credential struct {
 	coord credentials.RefreshCoordinator // the refreshing source's, when Detect built one
 	jwt   string                         // an Agent Identity JWT that New verifies
 	err   error                          // bad input, reported by New
+
+	detected bool         // read by Detect: its token source is ours to close
+	users    atomic.Int32 // transports built with it and not yet closed
 }
 
 // APIKey is an OpenAI API key, sent as "Authorization: Bearer <key>".

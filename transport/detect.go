@@ -48,6 +48,7 @@ func New(base http.RoundTripper, opts Options) (*Transport, error) {
 		return nil, err
 	}
 	t.cred = cred.c
+	cred.c.users.Add(1)
 	return t, nil
 }
 
@@ -80,6 +81,16 @@ func Detect(ctx context.Context, opts Options) (Credential, error) {
 		return Credential{}, err
 	}
 	return detect(ctx, opts, env)
+}
+
+// detect reads the Codex home and the environment, and marks what it found
+// as detected.
+func detect(ctx context.Context, opts Options, env *environment) (Credential, error) {
+	c, err := detectCredential(ctx, opts, env)
+	if c.c != nil {
+		c.c.detected = true
+	}
+	return c, err
 }
 
 // environment is what Options say about the world, with defaults applied:
@@ -194,8 +205,8 @@ func (o *Options) codexHome(getenv func(string) string) (string, error) {
 	return credentials.DefaultCodexHome(getenv)
 }
 
-// detect reads the Codex home and the environment.
-func detect(ctx context.Context, opts Options, env *environment) (Credential, error) {
+// detectCredential finds the credential in Codex's order.
+func detectCredential(ctx context.Context, opts Options, env *environment) (Credential, error) {
 	home, err := opts.codexHome(env.getenv)
 	if err != nil {
 		return Credential{}, err
@@ -295,13 +306,19 @@ func (o *Options) decodeJWT(ctx context.Context, env *environment, token string)
 	return identity.VerifyAgentIdentityJWT(token, keys, time.Now())
 }
 
-// Close stops the background work of the transport's credential: a token
-// refresh in flight and a fleet coordinator's pending publish (both end by
-// themselves otherwise). The transport keeps working with the current
-// token; Close is for the end of a program or a test.
+// Close ends the transport's share of its credential's background work.
+// For a login Detect read (by New itself, or passed in), the token refresh
+// in flight and a fleet coordinator's pending publish stop once every
+// transport built with that Credential is closed; later refreshes then
+// fail and the transport keeps the current token. A Credential from a
+// constructor is the caller's: Close leaves its token source alone. Close
+// is for the end of a program or a test; calling it again does nothing.
 func (t *Transport) Close() {
 	c := t.cred
-	if c == nil {
+	if c == nil || !c.detected || !t.closed.CompareAndSwap(false, true) {
+		return
+	}
+	if c.users.Add(-1) > 0 {
 		return
 	}
 	if cl, ok := c.src.(interface{ Close() }); ok {

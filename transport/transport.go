@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/agentauth/agentauth/internal/credentials"
@@ -41,6 +42,7 @@ type engine struct {
 	obs          *observer // nil without config.Observer
 
 	cred    *credential    // what New was given or detected, closed by Close
+	closed  atomic.Bool    // Close has run
 	passLog passThroughLog // origins logged as sent without credentials
 	usage   usageState     // the last usage answers reported (usage.go)
 }

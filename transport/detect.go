@@ -201,7 +201,7 @@ func detect(ctx context.Context, opts Options, env *environment) (Credential, er
 		return Credential{}, err
 	}
 	authFile := filepath.Join(home, credentials.AuthFileName)
-	creds, src, err := workloadIdentity(env.getenv, home, env.client)
+	creds, src, err := workloadIdentity(env.getenv, env.client)
 	if err != nil {
 		return Credential{}, err
 	}

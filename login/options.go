@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/internal/federation"
 	"github.com/agentauth/agentauth/internal/oauthwire"
 )
 
@@ -87,7 +86,7 @@ var (
 	ErrPortInUse = errors.New("login: the callback port is in use")
 	// ErrNoWorkloadIdentity is returned by [WorkloadIdentity] when neither
 	// OPENAI_FEDERATION_RULE_ID nor OPENAI_IDENTITY_TOKEN_FILE is set.
-	ErrNoWorkloadIdentity = federation.ErrNotConfigured
+	ErrNoWorkloadIdentity = errors.New("login: workload identity is not configured (OPENAI_FEDERATION_RULE_ID and OPENAI_IDENTITY_TOKEN_FILE are unset)")
 )
 
 // errCancelled ends a login that was cancelled.

@@ -1,6 +1,8 @@
 package login
 
 import (
+	"errors"
+
 	"github.com/agentauth/agentauth/internal/federation"
 	"github.com/agentauth/agentauth/transport"
 )
@@ -29,6 +31,9 @@ func WorkloadIdentity(opts Options) (transport.TokenSource, error) {
 		return nil, err
 	}
 	src, err := federation.New(federation.Config{Issuer: r.issuer, Getenv: r.getenv, Client: r.client})
+	if errors.Is(err, federation.ErrNotConfigured) {
+		return nil, ErrNoWorkloadIdentity
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ var (
 	// (401). An identity provisioned from a ChatGPT login is replaced by
 	// the transport; one the caller supplied must be replaced by the
 	// caller. Never temporary.
-	ErrStaleIdentity error = temporary.Permanent("transport: agent identity refused: unknown or revoked, it must be replaced")
+	ErrStaleIdentity = errStaleIdentity
 )
 
 // Errors of New, NewClient and Detect.
@@ -41,6 +41,9 @@ var (
 	// work, such as a plain-http BaseURL on a host that is not loopback.
 	ErrInvalidOptions = errors.New("transport: invalid options")
 )
+
+// errStaleIdentity is permanent for IsTemporary.
+var errStaleIdentity error = temporary.Permanent("transport: agent identity refused: unknown or revoked, it must be replaced")
 
 // errNotChatGPTLogin is the engine's sentinel, which Detect returns.
 var errNotChatGPTLogin = credentials.ErrNotChatGPTLogin

@@ -60,7 +60,7 @@ type Config struct {
 
 // ErrNotConfigured is returned by [New] when neither
 // OPENAI_FEDERATION_RULE_ID nor OPENAI_IDENTITY_TOKEN_FILE is set.
-var ErrNotConfigured = errors.New("login: workload identity is not configured (OPENAI_FEDERATION_RULE_ID and OPENAI_IDENTITY_TOKEN_FILE are unset)")
+var ErrNotConfigured = errors.New("federation: workload identity is not configured (OPENAI_FEDERATION_RULE_ID and OPENAI_IDENTITY_TOKEN_FILE are unset)")
 
 // New returns a token source that exchanges the platform OIDC token in the
 // file OPENAI_IDENTITY_TOKEN_FILE names (an absolute path, re-read for

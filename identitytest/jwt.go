@@ -61,11 +61,13 @@ func (i *JWTIssuer) JWKSJSON() []byte {
 }
 
 // MintOptions adjusts a minted token. The zero value mints a token that
-// [identity.VerifyAgentIdentityJWT] accepts now.
+// the transport's verification of an Agent Identity JWT accepts now.
 type MintOptions struct {
-	// Issuer is the iss claim; empty means [identity.JWTIssuer].
+	// Issuer is the iss claim; empty means
+	// "https://chatgpt.com/codex-backend/agent-identity", the issuer the
+	// Codex backend mints with.
 	Issuer string
-	// Audience is the aud claim; empty means [identity.JWTAudience].
+	// Audience is the aud claim; empty means "codex-app-server".
 	Audience string
 	// IssuedAt is the iat claim; zero means time.Now().
 	IssuedAt time.Time

@@ -17,6 +17,7 @@ import (
 	"github.com/agentauth/agentauth/internal/headers"
 	"github.com/agentauth/agentauth/internal/identity"
 	"github.com/agentauth/agentauth/internal/jwtclaims"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // Codex's defaults for a provider auth command.
@@ -38,7 +39,7 @@ const (
 // time however many callers ask; Refresh reruns it for a rejected token.
 // A failing command's error names the command and its exit status, never
 // its output.
-func CommandTokenSource(argv []string, dir string, timeout, refreshInterval time.Duration) (credentials.TokenSource, error) {
+func CommandTokenSource(argv []string, dir string, timeout, refreshInterval time.Duration) (transport.TokenSource, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, errors.New("login: CommandTokenSource needs a command")
 	}

@@ -43,16 +43,6 @@ func FuzzParseTokens(f *testing.F) {
 	})
 }
 
-func FuzzParseWorkloadToken(f *testing.F) {
-	f.Add([]byte(`{"access_token":"t","token_type":"Bearer","expires_in":600,"chatgpt_account_id":"a","user_id":"u"}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		w, err := parseWorkloadToken(b)
-		if err == nil && (w.Lifetime <= 0 || w.Lifetime > maxWIFLifetime || w.AccountID == "" || !printableToken(w.AccessToken)) {
-			t.Fatalf("accepted %v", w.Lifetime)
-		}
-	})
-}
-
 func FuzzErrorDetail(f *testing.F) {
 	f.Add([]byte(`{"error":{"code":"c","message":"m"}}`))
 	f.Add([]byte(`{"error":"invalid_grant","error_description":"the code was used"}`))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/internal/oauthwire"
 )
 
 // The defaults and environment variables the flows share with the Codex CLI.
@@ -32,8 +33,7 @@ const (
 	fallbackPort      = 1457
 	httpTimeout       = 30 * time.Second
 	revokeTimeout     = 10 * time.Second
-	maxResponseBytes  = 1 << 20
-	maxErrorTextBytes = 200
+	maxErrorTextBytes = oauthwire.MaxErrorTextBytes
 )
 
 // Options configure every flow. The zero value signs in to OpenAI with the

@@ -1,41 +1,10 @@
 package login
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync"
-	"time"
 
-	"golang.org/x/sync/singleflight"
-
-	"github.com/agentauth/agentauth/internal/backoff"
-	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/internal/identity"
-)
-
-// Workload identity federation, as Codex's codex-workload-identity does it.
-const (
-	envFederationRuleID = "OPENAI_FEDERATION_RULE_ID"
-	envIdentityFile     = "OPENAI_IDENTITY_TOKEN_FILE"
-	envWIFTokenURL      = "CODEX_WIF_TOKEN_URL_OVERRIDE"
-	jwtBearerGrant      = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-	maxAssertionBytes   = 16 << 10
-	maxWIFLifetime      = time.Hour
-	wifAdvisoryMargin   = 2 * time.Minute
-	wifMandatoryMargin  = 30 * time.Second
-	wifRetryLimit       = 2
-	wifRetryBase        = 100 * time.Millisecond
-	wifExchangeTimeout  = 30 * time.Second
-	wifFallbackRetry    = 30 * time.Second
+	"github.com/agentauth/agentauth/internal/federation"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // WorkloadIdentity returns a token source that exchanges the platform
@@ -54,245 +23,19 @@ const (
 // serving the current token when a refresh-ahead exchange fails until 30
 // seconds (or a quarter of the lifetime) before expiry, and refuses an
 // answer that maps to another principal than the first one did. Its
-// Refresh method (credentials.Refresher) forces a new exchange for a
+// Refresh method (see [transport.TokenSource]) forces a new exchange for a
 // rejected token.
-func WorkloadIdentity(opts Options) (credentials.TokenSource, error) {
+func WorkloadIdentity(opts Options) (transport.TokenSource, error) {
 	r, err := opts.resolve()
 	if err != nil {
 		return nil, err
 	}
-	rule := strings.TrimSpace(r.getenv(envFederationRuleID))
-	file := r.getenv(envIdentityFile)
-	if rule == "" && file == "" {
+	src, err := federation.New(federation.Config{Issuer: r.issuer, Getenv: r.getenv, Client: r.client})
+	if errors.Is(err, federation.ErrNotConfigured) {
 		return nil, ErrNoWorkloadIdentity
 	}
-	if rule == "" {
-		return nil, fmt.Errorf("login: workload identity requires %s", envFederationRuleID)
-	}
-	if file == "" {
-		return nil, fmt.Errorf("login: workload identity requires %s", envIdentityFile)
-	}
-	if !filepath.IsAbs(file) {
-		return nil, fmt.Errorf("login: %s must be an absolute path", envIdentityFile)
-	}
-	tokenURL := r.issuer + "/oauth/token"
-	if v := r.getenv(envWIFTokenURL); v != "" {
-		if err := checkLoopbackURL(v); err != nil {
-			return nil, fmt.Errorf("login: %s: %w", envWIFTokenURL, err)
-		}
-		tokenURL = v
-	}
-	return &workloadSource{r: r, rule: rule, file: file, tokenURL: tokenURL, now: time.Now}, nil
-}
-
-// checkLoopbackURL accepts an http(s) URL on localhost or a loopback
-// address, without user info, query or fragment, as Codex does.
-func checkLoopbackURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("must be a loopback http(s) URL without credentials, query or fragment")
-	}
-	h := u.Hostname()
-	if ip := net.ParseIP(h); !strings.EqualFold(h, "localhost") && (ip == nil || !ip.IsLoopback()) {
-		return errors.New("must be a loopback http(s) URL without credentials, query or fragment")
-	}
-	return nil
-}
-
-type workloadSource struct {
-	r        *resolved
-	rule     string
-	file     string
-	tokenURL string
-	now      func() time.Time
-	flight   singleflight.Group
-
-	mu        sync.Mutex
-	cur       *credentials.Token
-	refreshAt time.Time
-	mustAt    time.Time
-	principal [2]string // user id, account id of the first exchange
-}
-
-// Token returns the cached token, exchanging first when it is due.
-func (s *workloadSource) Token(ctx context.Context) (*credentials.Token, error) {
-	s.mu.Lock()
-	cur, now := s.cur, s.now()
-	if cur != nil && now.Before(s.refreshAt) {
-		s.mu.Unlock()
-		return cur, nil
-	}
-	s.mu.Unlock()
-	t, err := s.exchangeShared(ctx)
-	if err == nil {
-		return t, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur != nil && s.now().Before(s.mustAt) {
-		// refresh ahead failed: keep the current token a while longer
-		s.refreshAt = minTime(s.now().Add(wifFallbackRetry), s.mustAt)
-		return s.cur, nil
-	}
-	return nil, err
-}
-
-// Refresh exchanges again for a token the backend rejected, unless
-// another caller already replaced it.
-func (s *workloadSource) Refresh(ctx context.Context, rejected *credentials.Token) (*credentials.Token, error) {
-	s.mu.Lock()
-	cur := s.cur
-	s.mu.Unlock()
-	if cur != nil && rejected != nil && cur.AccessToken != rejected.AccessToken {
-		return cur, nil
-	}
-	t, err := s.exchangeShared(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if rejected != nil && t.AccessToken == rejected.AccessToken {
-		return nil, credentials.ErrTokenUnchanged
-	}
-	return t, nil
-}
-
-// exchangeShared runs one exchange for every concurrent caller. The
-// exchange runs detached from a caller's cancellation (bounded by its own
-// timeout), so one caller giving up does not fail the others.
-func (s *workloadSource) exchangeShared(ctx context.Context) (*credentials.Token, error) {
-	ch := s.flight.DoChan("exchange", func() (any, error) {
-		xctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wifExchangeTimeout)
-		defer cancel()
-		return s.exchange(xctx)
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*credentials.Token), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (s *workloadSource) exchange(ctx context.Context) (*credentials.Token, error) {
-	assertion, err := readAssertion(s.file)
-	if err != nil {
-		return nil, err
-	}
-	form := url.Values{"grant_type": {jwtBearerGrant}, "assertion": {assertion}, "federation_rule_id": {s.rule}}
-	var status int
-	var body []byte
-	for attempt := 0; ; attempt++ {
-		status, body, err = s.r.postForm(ctx, s.tokenURL, form)
-		retry := err != nil || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
-		if !retry || attempt >= wifRetryLimit || ctx.Err() != nil {
-			break
-		}
-		t := time.NewTimer(backoff.Policy{Initial: wifRetryBase, Max: wifRetryBase << wifRetryLimit}.Delay(attempt + 1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("login: the workload identity token exchange is unavailable: %w", err)
-	}
-	if status/100 != 2 {
-		return nil, fmt.Errorf("login: the workload identity token exchange was rejected with HTTP %d: %s", status, errorDetail(body))
-	}
-	w, err := parseWorkloadToken(body)
-	if err != nil {
-		return nil, err
-	}
-	claims := authClaims(w.AccessToken)
-	fedramp, _ := claims["chatgpt_account_is_fedramp"].(bool)
-	tok := &credentials.Token{AccessToken: identity.Secret(w.AccessToken), AccountID: w.AccountID, UserID: w.UserID, FedRAMP: fedramp}
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.principal != ([2]string{}) && s.principal != [2]string{w.UserID, w.AccountID} {
-		s.cur = nil
-		return nil, errors.New("login: the workload identity token exchange changed the mapped principal")
-	}
-	s.principal = [2]string{w.UserID, w.AccountID}
-	s.cur = tok
-	s.refreshAt = now.Add(w.Lifetime - min(wifAdvisoryMargin, w.Lifetime/2))
-	s.mustAt = now.Add(w.Lifetime - min(wifMandatoryMargin, w.Lifetime/4))
-	return tok, nil
-}
-
-// readAssertion reads the platform token: a regular file of at most 16
-// KiB, trimmed, non-empty, without NUL. Errors name the file, never its
-// content.
-func readAssertion(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("login: could not read the workload identity token file: %w", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("login: the workload identity token file %s is not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxAssertionBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("login: could not read the workload identity token file: %w", err)
-	}
-	if len(data) > maxAssertionBytes {
-		return "", errors.New("login: the workload identity token exceeds 16 KiB")
-	}
-	a := strings.TrimSpace(string(data))
-	if a == "" || strings.ContainsRune(a, 0) || !printableToken(a) {
-		return "", errors.New("login: the workload identity token file holds no valid token")
-	}
-	return a, nil
-}
-
-// workloadToken is a validated answer of the JWT-bearer grant.
-type workloadToken struct {
-	AccessToken string
-	AccountID   string
-	UserID      string
-	PlanType    string
-	Lifetime    time.Duration
-}
-
-// parseWorkloadToken validates the exchange answer as Codex does: a
-// Bearer token, a lifetime of 1 s to 1 h, a ChatGPT account and a user.
-func parseWorkloadToken(body []byte) (*workloadToken, error) {
-	var v struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-		ExpiresIn   int64  `json:"expires_in"`
-		AccountID   string `json:"chatgpt_account_id"`
-		PlanType    string `json:"chatgpt_plan_type"`
-		UserID      string `json:"user_id"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return nil, errors.New("login: the workload identity token exchange returned an invalid response")
-	}
-	lifetime := time.Duration(v.ExpiresIn) * time.Second
-	switch {
-	case !printableToken(v.AccessToken):
-		return nil, errors.New("login: the workload identity token exchange returned an empty or unprintable access token")
-	case !strings.EqualFold(v.TokenType, "bearer"):
-		return nil, errors.New("login: the workload identity token exchange returned an unexpected token type")
-	case v.ExpiresIn <= 0 || lifetime > maxWIFLifetime:
-		return nil, errors.New("login: the workload identity token exchange returned a token with no usable lifetime")
-	case strings.TrimSpace(v.AccountID) == "" || !printableToken(v.AccountID):
-		return nil, errors.New("login: the workload identity token exchange returned no ChatGPT account id")
-	case strings.TrimSpace(v.UserID) == "":
-		return nil, errors.New("login: the workload identity token exchange returned no user id")
-	}
-	return &workloadToken{AccessToken: v.AccessToken, AccountID: v.AccountID, UserID: v.UserID, PlanType: v.PlanType, Lifetime: lifetime}, nil
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
+	return src, nil
 }

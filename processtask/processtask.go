@@ -32,7 +32,11 @@ import (
 // whose origin is not one of the transport's first-party origins (see
 // transport.Tuning.AllowedOrigins), or when the transport holds no
 // credential: no credential is handed out for it.
-var ErrForeignOrigin = transporthook.ErrForeignOrigin
+var ErrForeignOrigin = errForeignOrigin
+
+// errForeignOrigin is the transport hook's sentinel, so that errors.Is
+// matches what it returns.
+var errForeignOrigin = transporthook.ErrForeignOrigin
 
 // Background returns a copy of ctx whose requests are sessionless: the
 // transport ignores any thread key ctx carries (from

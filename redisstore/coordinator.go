@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // DefaultRefreshLockTimeout is the default of
@@ -26,7 +26,7 @@ type CoordinatorOptions struct {
 	// seed, so a new login (codex login again) reaches the fleet only once
 	// the old set is deleted from Redis. nil means Load returns nil, nil
 	// until some replica stores a set.
-	Initial *credentials.TokenSet
+	Initial *transport.TokenSet
 
 	// LockTimeout is how long the fleet-wide refresh lock lives when its
 	// holder neither releases it nor swaps (it crashed or froze): after
@@ -77,7 +77,7 @@ type CoordinatorStats struct {
 	Down            bool
 }
 
-// Coordinator is a [credentials.RefreshCoordinator] for one ChatGPT login
+// Coordinator is a [transport.RefreshCoordinator] for one ChatGPT login
 // on Redis, shared by every replica that uses the login. It holds:
 //
 //   - the fleet-wide refresh lock: SET NX PX with a random token, released
@@ -94,14 +94,14 @@ type CoordinatorStats struct {
 // for what happens when they last. A Coordinator is safe for concurrent use.
 type Coordinator struct {
 	s     *Store
-	login credentials.Login
+	login transport.Login
 	keys  loginKeys
 	opts  CoordinatorOptions
 	local chan struct{} // in-process lock, capacity 1
 	token string        // this Coordinator's value of the fleet lock
 
-	owner  credentials.Login // login, completed from Initial's claims
-	claims jwtClaims         // the token subject and email of Initial
+	owner  transport.Login // login, completed from Initial's claims
+	claims jwtClaims       // the token subject and email of Initial
 
 	// holding is set while this Coordinator holds the fleet lock: a Load
 	// then never answers from memory, since its caller is about to
@@ -112,10 +112,10 @@ type Coordinator struct {
 	done    chan struct{} // closed by Close
 
 	mu          sync.Mutex
-	last        *credentials.TokenSet // the newest set this replica saw
-	pendingPrev *credentials.TokenSet // the fleet's set pending replaces (nil: none stored)
-	pending     *credentials.TokenSet // a set that did not reach Redis yet
-	retrying    bool                  // the background publish of pending runs
+	last        *transport.TokenSet // the newest set this replica saw
+	pendingPrev *transport.TokenSet // the fleet's set pending replaces (nil: none stored)
+	pending     *transport.TokenSet // a set that did not reach Redis yet
+	retrying    bool                // the background publish of pending runs
 	closed      bool
 	down        bool
 	outageStart time.Time
@@ -123,7 +123,7 @@ type Coordinator struct {
 	locks, waits, swaps, conflicts, uncoordinated, outages, errs atomic.Uint64
 }
 
-var _ credentials.RefreshCoordinator = (*Coordinator)(nil)
+var _ transport.RefreshCoordinator = (*Coordinator)(nil)
 
 // RefreshCoordinator returns the [Coordinator] of login. It needs a
 // sealing key (it fails with [ErrNoSealingKey] otherwise). Create one per
@@ -141,11 +141,11 @@ var _ credentials.RefreshCoordinator = (*Coordinator)(nil)
 // login and those claims ([ErrLoginMismatch]): two users of one workspace
 // never share a set. Without a user id and without such claims, the
 // caller vouches that the account names one login.
-func (s *Store) RefreshCoordinator(login credentials.Login, opts CoordinatorOptions) (*Coordinator, error) {
+func (s *Store) RefreshCoordinator(login transport.Login, opts CoordinatorOptions) (*Coordinator, error) {
 	return s.refreshCoordinator(login, subjectMark(login, opts.Initial), opts)
 }
 
-func (s *Store) refreshCoordinator(login credentials.Login, mark string, opts CoordinatorOptions) (*Coordinator, error) {
+func (s *Store) refreshCoordinator(login transport.Login, mark string, opts CoordinatorOptions) (*Coordinator, error) {
 	if s.sealer == nil {
 		return nil, ErrNoSealingKey
 	}
@@ -192,8 +192,8 @@ func (s *Store) refreshCoordinator(login credentials.Login, mark string, opts Co
 // user and carry no subject or email is unsure to be one user's: it is
 // keyed by its seed as well (replicas started from one auth.json share
 // it, another user's auth.json never does).
-func (s *Store) Coordinators(opts CoordinatorOptions) func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
-	return func(login credentials.Login, initial *credentials.TokenSet) (credentials.RefreshCoordinator, error) {
+func (s *Store) Coordinators(opts CoordinatorOptions) func(login transport.Login, initial *transport.TokenSet) (transport.RefreshCoordinator, error) {
+	return func(login transport.Login, initial *transport.TokenSet) (transport.RefreshCoordinator, error) {
 		o := opts
 		if o.Initial == nil {
 			o.Initial = initial
@@ -209,7 +209,7 @@ func (s *Store) Coordinators(opts CoordinatorOptions) func(login credentials.Log
 	}
 }
 
-func checkSet(login credentials.Login, ts *credentials.TokenSet) error {
+func checkSet(login transport.Login, ts *transport.TokenSet) error {
 	if ts.AccessToken == "" {
 		return errors.New("token set without an access token")
 	}

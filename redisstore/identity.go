@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/internal/identity"
+	"github.com/agentauth/agentauth/transport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,9 +23,12 @@ import (
 // is not stored, and the caller should load the stored identity and sign
 // with it rather than treat the login as failed.
 //
-// It wraps [credentials.ErrIdentityExists], which the transport recognises
-// to adopt the stored winner.
-var ErrIdentityExists = fmt.Errorf("redisstore: %w", credentials.ErrIdentityExists)
+// It wraps the error by which the transport recognises a lost race, so the
+// transport adopts the stored winner.
+var ErrIdentityExists = errIdentityExists
+
+// errIdentityExists wraps the engine's sentinel (kept out of go doc).
+var errIdentityExists = fmt.Errorf("redisstore: %w", credentials.ErrIdentityExists)
 
 // loginKeys are the Redis keys of one ChatGPT login.
 type loginKeys struct {
@@ -41,11 +44,11 @@ type loginKeys struct {
 // Redis key names carry neither id. The hash is unkeyed: someone who can
 // list the keys and already knows an account and user id can confirm that
 // the login is stored.
-func (s *Store) loginKeysFor(login credentials.Login) loginKeys { return s.markedLoginKeys(login, "") }
+func (s *Store) loginKeysFor(login transport.Login) loginKeys { return s.markedLoginKeys(login, "") }
 
 // markedLoginKeys is loginKeysFor for a login told apart by mark too (see
 // loginMark); "" is the login's account and user alone.
-func (s *Store) markedLoginKeys(login credentials.Login, mark string) loginKeys {
+func (s *Store) markedLoginKeys(login transport.Login, mark string) loginKeys {
 	h := sha256.New()
 	h.Write([]byte("agentauth/redisstore login\x00"))
 	var n [8]byte
@@ -111,7 +114,7 @@ end
 return cur
 `)
 
-// LoadAgentIdentity implements [credentials.IdentityStore]: it returns the
+// LoadAgentIdentity implements [transport.IdentityStore]: it returns the
 // fleet's agent identity for login (one stored for the same account and
 // user), or nil, nil when there is none yet.
 //
@@ -133,7 +136,7 @@ return cur
 // provisioning an identity the fleet would not share. A value that does not
 // open with the configured sealing keys is an error wrapping
 // [ErrUnknownSealingKey] or [ErrSealedValueInvalid], never a record.
-func (s *Store) LoadAgentIdentity(ctx context.Context, login credentials.Login) (*identity.Record, error) {
+func (s *Store) LoadAgentIdentity(ctx context.Context, login transport.Login) (*transport.IdentityRecord, error) {
 	if s.sealer == nil {
 		return nil, ErrNoSealingKey
 	}
@@ -209,13 +212,13 @@ func parsePair(res []any) (int, string, error) {
 	return int(st), val, nil
 }
 
-func (s *Store) openRecord(key string, login credentials.Login, sealed string) (*identity.Record, error) {
+func (s *Store) openRecord(key string, login transport.Login, sealed string) (*transport.IdentityRecord, error) {
 	pt, err := s.sealer.open(key, []byte(sealed))
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: opening the stored agent identity: %w", err)
 	}
-	// The sealed form is identity.Record.StorageJSON, which a Record decodes.
-	var sr identity.Record
+	// The sealed form is the record's StorageJSON, which a Record decodes.
+	var sr transport.IdentityRecord
 	if err := json.Unmarshal(pt, &sr); err != nil {
 		return nil, fmt.Errorf("redisstore: the stored agent identity is not a record: %w", ErrSealedValueInvalid)
 	}
@@ -226,16 +229,16 @@ func (s *Store) openRecord(key string, login credentials.Login, sealed string) (
 	return &sr, nil
 }
 
-// SaveAgentIdentity implements [credentials.IdentityStore]: it seals rec
+// SaveAgentIdentity implements [transport.IdentityStore]: it seals rec
 // and stores it under its AccountID and ChatGPTUserID unless the login has
 // an identity already, and releases the provisioning lock
-// LoadAgentIdentity took. Unlike [credentials.FileStore], the first
-// identity stored wins: a replica whose provisioning raced another one's
-// gets an error wrapping [ErrIdentityExists] and the fleet keeps signing
-// with the first (saving the identity that is already stored is not an
-// error). Without a sealing key it returns [ErrNoSealingKey] and stores
+// LoadAgentIdentity took. Unlike the transport's default store (a file in
+// the Codex home), the first identity stored wins: a replica whose
+// provisioning raced another one's gets an error wrapping
+// [ErrIdentityExists] and the fleet keeps signing with the first (saving
+// the identity that is already stored is not an error). Without a sealing key it returns [ErrNoSealingKey] and stores
 // nothing.
-func (s *Store) SaveAgentIdentity(ctx context.Context, rec *identity.Record) error {
+func (s *Store) SaveAgentIdentity(ctx context.Context, rec *transport.IdentityRecord) error {
 	if rec == nil {
 		return errors.New("redisstore: SaveAgentIdentity: nil record")
 	}
@@ -245,7 +248,7 @@ func (s *Store) SaveAgentIdentity(ctx context.Context, rec *identity.Record) err
 	if s.sealer == nil {
 		return ErrNoSealingKey
 	}
-	login := credentials.Login{AccountID: rec.AccountID, UserID: rec.ChatGPTUserID}
+	login := transport.Login{AccountID: rec.AccountID, UserID: rec.ChatGPTUserID}
 	k := s.loginKeysFor(login)
 	pt, err := rec.StorageJSON()
 	if err != nil {
@@ -283,7 +286,7 @@ func (s *Store) SaveAgentIdentity(ctx context.Context, rec *identity.Record) err
 	return fmt.Errorf("%w (stored runtime %q, not %q)", ErrIdentityExists, storedID, rec.AgentRuntimeID)
 }
 
-var _ credentials.IdentityStore = (*Store)(nil)
+var _ transport.IdentityStore = (*Store)(nil)
 
 // reserve ties this Store's provisioning reservation of lockKey to ctx:
 // when ctx ends (the provisioning that loaded returned, whichever way) and

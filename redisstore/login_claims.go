@@ -7,8 +7,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/jwtclaims"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // ErrLoginMismatch is returned when a token set stored or about to be
@@ -76,7 +76,7 @@ func numericDate(n *json.Number) time.Time {
 
 // setClaims merges what a set's id token and access token say about whom
 // they belong to (the id token first).
-func setClaims(ts *credentials.TokenSet) jwtClaims {
+func setClaims(ts *transport.TokenSet) jwtClaims {
 	id, _ := readClaims(ts.IDToken)
 	at, _ := readClaims(ts.AccessToken)
 	pick := func(a, b string) string {
@@ -99,7 +99,7 @@ func setClaims(ts *credentials.TokenSet) jwtClaims {
 // last_refresh; 0 when none is known. Refresh tokens are single use and
 // rotate in one chain, so of two sets of a login the one issued later
 // holds the live refresh token.
-func setRank(ts *credentials.TokenSet) int64 {
+func setRank(ts *transport.TokenSet) int64 {
 	if ts == nil {
 		return 0
 	}
@@ -123,7 +123,7 @@ func setRank(ts *credentials.TokenSet) int64 {
 // itself (its refresh token, hashed), so that two users of one workspace
 // whose tokens carry no user id never share a set. It is "" for a login
 // with a user id.
-func loginMark(login credentials.Login, seed *credentials.TokenSet) string {
+func loginMark(login transport.Login, seed *transport.TokenSet) string {
 	if m := subjectMark(login, seed); m != "" || login.UserID != "" || seed == nil || seed.RefreshToken == "" {
 		return m
 	}
@@ -133,7 +133,7 @@ func loginMark(login credentials.Login, seed *credentials.TokenSet) string {
 
 // subjectMark is loginMark without the seed lineage: what the seed's
 // tokens say about their user, for a login that names none.
-func subjectMark(login credentials.Login, seed *credentials.TokenSet) string {
+func subjectMark(login transport.Login, seed *transport.TokenSet) string {
 	if login.UserID != "" || seed == nil {
 		return ""
 	}
@@ -153,7 +153,7 @@ func subjectMark(login credentials.Login, seed *credentials.TokenSet) string {
 // known, of the token subject and email of the login's seed): every
 // account, user, subject and email it names agrees with what the login
 // names.
-func checkOwner(login credentials.Login, want jwtClaims, ts *credentials.TokenSet) error {
+func checkOwner(login transport.Login, want jwtClaims, ts *transport.TokenSet) error {
 	got := setClaims(ts)
 	agree := func(a, b string) bool { return a == "" || b == "" || a == b }
 	account, user := login.AccountID, login.UserID

@@ -8,7 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Lock implements [credentials.RefreshCoordinator]: it takes the login's
+// Lock implements [transport.RefreshCoordinator]: it takes the login's
 // in-process lock and then the fleet-wide one, polling while another
 // replica holds it, until ctx ends (an *[Error] with Op "lock"). A Redis
 // failure returns at once with a temporary *[Error], unless the outage has

@@ -3,7 +3,7 @@ package redisstore
 import (
 	"context"
 
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // ResetLogin deletes the fleet's refresh state of a ChatGPT login: its
@@ -22,7 +22,7 @@ import (
 // not to one login session. A replica still running keeps its token in
 // memory; restart it, or let its next refresh see the reset. No sealing
 // key is needed. The error is an *[Error] with Op "reset".
-func (s *Store) ResetLogin(ctx context.Context, login credentials.Login, tokens *credentials.TokenSet) error {
+func (s *Store) ResetLogin(ctx context.Context, login transport.Login, tokens *transport.TokenSet) error {
 	var keys []string
 	marks := []string{""}
 	if m := loginMark(login, tokens); m != "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/transport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -68,7 +69,7 @@ end
 return 0
 `)
 
-// Load implements [credentials.RefreshCoordinator]: it returns the login's
+// Load implements [transport.RefreshCoordinator]: it returns the login's
 // token set from Redis, seeding it with the newest set this replica saw
 // (CoordinatorOptions.Initial at first) when Redis has none or an older
 // one. A Redis failure returns the newest set this replica saw while its
@@ -80,7 +81,7 @@ return 0
 // the newest set this replica saw. A set that does not open with the
 // configured keys is an error wrapping [ErrUnknownSealingKey] or
 // [ErrSealedValueInvalid]; one that names another login, [ErrLoginMismatch].
-func (c *Coordinator) Load(ctx context.Context) (*credentials.TokenSet, error) {
+func (c *Coordinator) Load(ctx context.Context) (*transport.TokenSet, error) {
 	if err := c.publishPending(ctx, false); err != nil {
 		return c.loadFailed(ctx, err)
 	}
@@ -132,7 +133,7 @@ func (c *Coordinator) Load(ctx context.Context) (*credentials.TokenSet, error) {
 }
 
 // loadFailed answers a Load whose Redis call failed with err.
-func (c *Coordinator) loadFailed(ctx context.Context, err error) (*credentials.TokenSet, error) {
+func (c *Coordinator) loadFailed(ctx context.Context, err error) (*transport.TokenSet, error) {
 	if ctx.Err() != nil {
 		return nil, &Error{Op: "load", Err: context.Cause(ctx)}
 	}
@@ -154,19 +155,20 @@ func (c *Coordinator) loadFailed(ctx context.Context, err error) (*credentials.T
 	return nil, &Error{Op: "load", Err: err}
 }
 
-// CompareAndSwap implements [credentials.RefreshCoordinator]: it stores
+// CompareAndSwap implements [transport.RefreshCoordinator]: it stores
 // next if the fleet's set still has prev's access and refresh tokens (prev
 // nil: if the login has no set yet), atomically in Redis, and returns
-// [credentials.ErrTokenSetChanged] otherwise. A login whose set Redis
-// lost (it restarted empty), or whose set was re-seeded with one issued
-// before prev, takes next too: next is then the newest set of the fleet.
+// the transport's "tokens changed meanwhile" error otherwise, on which the
+// refresher reads the set again. A login whose set Redis lost (it
+// restarted empty), or whose set was re-seeded with one issued before
+// prev, takes next too: next is then the newest set of the fleet.
 // When Redis fails, next is kept and published in the background as soon
 // as Redis answers again (and at Close), if the fleet's set is then still
 // prev (or older, or gone), because the refresh that produced it has used
 // up the fleet's refresh token; the error is a temporary *[Error] (Op
 // "swap"), or nil when the outage has outlasted OutageBound and the token
 // had expired (the refresh was uncoordinated anyway).
-func (c *Coordinator) CompareAndSwap(ctx context.Context, prev, next *credentials.TokenSet) error {
+func (c *Coordinator) CompareAndSwap(ctx context.Context, prev, next *transport.TokenSet) error {
 	if next == nil {
 		return errors.New("redisstore: CompareAndSwap: nil next token set")
 	}
@@ -202,7 +204,7 @@ func (c *Coordinator) CompareAndSwap(ctx context.Context, prev, next *credential
 }
 
 // swap runs casScript; release also frees this Coordinator's fleet lock.
-func (c *Coordinator) swap(ctx context.Context, prev, next *credentials.TokenSet, release bool) error {
+func (c *Coordinator) swap(ctx context.Context, prev, next *transport.TokenSet, release bool) error {
 	prevDigest := ""
 	if prev != nil {
 		prevDigest = setDigest(prev)

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/transport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -53,10 +53,10 @@ type Options struct {
 	// holder neither publishes nor releases it (it crashed): after that,
 	// another replica takes over. It must cover a whole registration attempt,
 	// so keep it at least the thread cache's registration timeout
-	// (taskcache.CacheOptions.Timeout, default 30 s); a shorter lock lets a
-	// slow registration be duplicated. A lock can also be left by a call
-	// that timed out on the client but still ran on a frozen Redis; it too
-	// expires after LockTimeout. It is also how long a replica's
+	// ([transport.Tuning] RegistrationTimeout, default 30 s); a shorter
+	// lock lets a slow registration be duplicated. A lock can also be left
+	// by a call that timed out on the client but still ran on a frozen
+	// Redis; it too expires after LockTimeout. It is also how long a replica's
 	// reservation to provision a login's agent identity lasts when it
 	// never saves one (see Store.LoadAgentIdentity). 0 means
 	// DefaultLockTimeout (35 s); it must exceed OpTimeout.
@@ -163,7 +163,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // when the caller cancelled.
 func (e *Error) Temporary() bool { return !errors.Is(e.Err, context.Canceled) }
 
-// Store is a [taskcache.TaskStore] on Redis. It is safe for concurrent use;
+// Store is a [transport.TaskStore] on Redis. It is safe for concurrent use;
 // one Store per process (per Redis client) is enough for any number of
 // transports and identities.
 type Store struct {
@@ -190,7 +190,7 @@ type Store struct {
 	outages, errs, forgets                           atomic.Uint64
 }
 
-var _ taskcache.TaskStore = (*Store)(nil)
+var _ transport.TaskStore = (*Store)(nil)
 
 // New returns a Store that keeps fleet mappings in client. The client stays
 // the caller's: close it after the last use of the Store. Because

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/taskcache"
+	"github.com/agentauth/agentauth/transport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -19,7 +19,7 @@ type keys struct{ mapping, lock string }
 // keysFor derives the keys of key. Hashing (with the runtime id
 // length-prefixed, so no two pairs collide) bounds the key length and keeps
 // arbitrary thread keys out of Redis key syntax.
-func (s *Store) keysFor(key taskcache.StoreKey) keys {
+func (s *Store) keysFor(key transport.TaskKey) keys {
 	h := sha256.New()
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(key.RuntimeID)))
@@ -77,7 +77,7 @@ const (
 	stateLocked = 2
 )
 
-// Resolve implements [taskcache.TaskStore]: it returns the fleet's task for
+// Resolve implements [transport.TaskStore]: it returns the fleet's task for
 // key, registering (with register) and publishing one when the fleet has
 // none. When Redis fails or is slower than OpTimeout it calls register
 // itself and returns that task without sharing it; so it does when another
@@ -86,7 +86,7 @@ const (
 // is returned unchanged; the only other error is an *[Error] with Op
 // "wait", when ctx ends (without a deadline, or before the two thirds)
 // while another replica registers.
-func (s *Store) Resolve(ctx context.Context, key taskcache.StoreKey, register func(context.Context) (string, error)) (string, error) {
+func (s *Store) Resolve(ctx context.Context, key transport.TaskKey, register func(context.Context) (string, error)) (string, error) {
 	if register == nil {
 		return "", errors.New("redisstore: nil register function")
 	}
@@ -180,7 +180,7 @@ func (s *Store) acquire(ctx context.Context, k keys, token string) (state int, i
 }
 
 // registerAndPublish runs while this replica holds the lock.
-func (s *Store) registerAndPublish(ctx context.Context, key taskcache.StoreKey, k keys, token string, register func(context.Context) (string, error)) (string, error) {
+func (s *Store) registerAndPublish(ctx context.Context, key transport.TaskKey, k keys, token string, register func(context.Context) (string, error)) (string, error) {
 	id, err := register(ctx)
 	if err == nil && id == "" {
 		err = errors.New("redisstore: register returned an empty task id")
@@ -213,10 +213,10 @@ func (s *Store) registerAndPublish(ctx context.Context, key taskcache.StoreKey, 
 	return fleetID, nil
 }
 
-// Forget implements [taskcache.TaskStore]: it removes key's mapping only if
+// Forget implements [transport.TaskStore]: it removes key's mapping only if
 // it still names taskID, so that a replica rejected with an old task never
 // erases the replacement another replica already published.
-func (s *Store) Forget(ctx context.Context, key taskcache.StoreKey, taskID string) error {
+func (s *Store) Forget(ctx context.Context, key transport.TaskKey, taskID string) error {
 	k := s.keysFor(key)
 	opCtx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	defer cancel()

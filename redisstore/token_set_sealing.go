@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/agentauth/agentauth/internal/credentials"
+	"github.com/agentauth/agentauth/transport"
 )
 
 // storedSet is the sealed form of a TokenSet.
@@ -23,7 +23,7 @@ type storedSet struct {
 // setDigest identifies a set by its access and refresh tokens, the two
 // that CompareAndSwap compares. A SHA-256 of high-entropy tokens reveals
 // nothing about them.
-func setDigest(ts *credentials.TokenSet) string {
+func setDigest(ts *transport.TokenSet) string {
 	h := sha256.New()
 	h.Write([]byte("agentauth/redisstore token set\x00"))
 	var n [8]byte
@@ -34,7 +34,7 @@ func setDigest(ts *credentials.TokenSet) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (c *Coordinator) sealSet(ts *credentials.TokenSet) (digest, sealed string, err error) {
+func (c *Coordinator) sealSet(ts *transport.TokenSet) (digest, sealed string, err error) {
 	pt, err := json.Marshal(storedSet{IDToken: ts.IDToken, AccessToken: ts.AccessToken,
 		RefreshToken: ts.RefreshToken, AccountID: ts.AccountID, LastRefresh: ts.LastRefresh})
 	if err != nil {
@@ -47,7 +47,7 @@ func (c *Coordinator) sealSet(ts *credentials.TokenSet) (digest, sealed string, 
 	return setDigest(ts), string(b), nil
 }
 
-func (c *Coordinator) openSet(sealed string) (*credentials.TokenSet, error) {
+func (c *Coordinator) openSet(sealed string) (*transport.TokenSet, error) {
 	pt, err := c.s.sealer.open(c.keys.tokens, []byte(sealed))
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: opening the stored token set: %w", err)
@@ -56,11 +56,11 @@ func (c *Coordinator) openSet(sealed string) (*credentials.TokenSet, error) {
 	if err := json.Unmarshal(pt, &ss); err != nil {
 		return nil, fmt.Errorf("redisstore: the stored token set is not a token set: %w", ErrSealedValueInvalid)
 	}
-	return &credentials.TokenSet{IDToken: ss.IDToken, AccessToken: ss.AccessToken,
+	return &transport.TokenSet{IDToken: ss.IDToken, AccessToken: ss.AccessToken,
 		RefreshToken: ss.RefreshToken, AccountID: ss.AccountID, LastRefresh: ss.LastRefresh}, nil
 }
 
-func copySet(ts *credentials.TokenSet) *credentials.TokenSet {
+func copySet(ts *transport.TokenSet) *transport.TokenSet {
 	if ts == nil {
 		return nil
 	}

@@ -13,7 +13,11 @@ type threadKey struct{}
 // ErrInvalidThreadKey is wrapped by the error returned for a request whose
 // thread key is empty, longer than 512 bytes, not valid UTF-8 or contains
 // a control character. No network call is made for such a request.
-var ErrInvalidThreadKey = threadkey.ErrInvalid
+var ErrInvalidThreadKey = errInvalidThreadKey
+
+// errInvalidThreadKey is the validator's sentinel, so that errors.Is
+// matches what it returns.
+var errInvalidThreadKey = threadkey.ErrInvalid
 
 // WithThread returns a copy of ctx that tags requests made with it as work
 // of the conversation thread threadID. The key is validated when a request

@@ -212,7 +212,7 @@ func detectCredential(ctx context.Context, opts Options, env *environment) (Cred
 		return Credential{}, err
 	}
 	authFile := filepath.Join(home, credentials.AuthFileName)
-	creds, src, err := workloadIdentity(env.getenv, home, env.client)
+	creds, src, err := workloadIdentity(env.getenv, env.client)
 	if err != nil {
 		return Credential{}, err
 	}

@@ -26,7 +26,7 @@ var (
 	// (401). An identity provisioned from a ChatGPT login is replaced by
 	// the transport; one the caller supplied must be replaced by the
 	// caller. Never temporary.
-	ErrStaleIdentity error = temporary.Permanent("transport: agent identity refused: unknown or revoked, it must be replaced")
+	ErrStaleIdentity = errStaleIdentity
 )
 
 // Errors of New, NewClient and Detect.
@@ -36,11 +36,17 @@ var (
 	ErrNoCredential = errors.New("transport: no credential: log in with the Codex CLI (codex login), or set CODEX_API_KEY or OPENAI_API_KEY")
 	// ErrNotChatGPTLogin: the Codex login cannot call the ChatGPT backend
 	// (a Bedrock login, or headers a host provides).
-	ErrNotChatGPTLogin = credentials.ErrNotChatGPTLogin
+	ErrNotChatGPTLogin = errNotChatGPTLogin
 	// ErrInvalidOptions: settings that contradict each other or cannot
 	// work, such as a plain-http BaseURL on a host that is not loopback.
 	ErrInvalidOptions = errors.New("transport: invalid options")
 )
+
+// errStaleIdentity is permanent for IsTemporary.
+var errStaleIdentity error = temporary.Permanent("transport: agent identity refused: unknown or revoked, it must be replaced")
+
+// errNotChatGPTLogin is the engine's sentinel, which Detect returns.
+var errNotChatGPTLogin = credentials.ErrNotChatGPTLogin
 
 // Error is returned by [Transport.RoundTrip] when the request could not be
 // authenticated. It never contains a credential. Use errors.Is with

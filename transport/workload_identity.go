@@ -5,7 +5,7 @@ import (
 	"net/http"
 
 	"github.com/agentauth/agentauth/internal/credentials"
-	"github.com/agentauth/agentauth/login"
+	"github.com/agentauth/agentauth/internal/federation"
 )
 
 // sourceWorkloadIdentity is the Source of a login made by workload
@@ -17,9 +17,9 @@ const sourceWorkloadIdentity = "workload identity (OPENAI_IDENTITY_TOKEN_FILE, O
 // environment selects it, ahead of every other credential, and then a
 // partial configuration is an error rather than a fall back. It returns
 // nil, nil, nil when neither is set.
-func workloadIdentity(getenv func(string) string, home string, client *http.Client) (*credentials.Credentials, credentials.TokenSource, error) {
-	src, err := login.WorkloadIdentity(login.Options{CodexHome: home, Getenv: getenv, HTTPClient: client})
-	if errors.Is(err, login.ErrNoWorkloadIdentity) {
+func workloadIdentity(getenv func(string) string, client *http.Client) (*credentials.Credentials, credentials.TokenSource, error) {
+	src, err := federation.New(federation.Config{Getenv: getenv, Client: client})
+	if errors.Is(err, federation.ErrNotConfigured) {
 		return nil, nil, nil
 	}
 	if err != nil {

@@ -1,9 +1,8 @@
-package login
+package federation
 
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,14 +55,14 @@ func (p *platform) mint(t *testing.T, key ed25519.PrivateKey, exp time.Time) {
 	}
 }
 
-func wifSource(t *testing.T, srv *identitytest.Server, p *platform) *workloadSource {
+func wifSource(t *testing.T, srv *identitytest.Server, p *platform) *Source {
 	t.Helper()
-	ts, err := WorkloadIdentity(Options{Issuer: srv.URL(), CodexHome: t.TempDir(),
+	src, err := New(Config{Issuer: srv.URL(),
 		Getenv: env("OPENAI_FEDERATION_RULE_ID", "fdrl_test", "OPENAI_IDENTITY_TOKEN_FILE", p.file)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ts.(*workloadSource)
+	return src
 }
 
 // Concurrent callers share one exchange; the token is reused until the
@@ -155,23 +154,5 @@ func TestWorkloadIdentityRereadsFileAndFallsBack(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), first.AccessToken.Reveal()) {
 		t.Error("an error carries the token")
-	}
-}
-
-// Either variable selects workload identity; a partial setup is an error.
-func TestWorkloadIdentityConfiguration(t *testing.T) {
-	_, err := WorkloadIdentity(Options{CodexHome: "/x", Getenv: env()})
-	if !errors.Is(err, ErrNoWorkloadIdentity) {
-		t.Errorf("unset: %v", err)
-	}
-	for _, e := range [][]string{
-		{"OPENAI_FEDERATION_RULE_ID", "r"},
-		{"OPENAI_IDENTITY_TOKEN_FILE", "/abs"},
-		{"OPENAI_FEDERATION_RULE_ID", "r", "OPENAI_IDENTITY_TOKEN_FILE", "relative"},
-		{"OPENAI_FEDERATION_RULE_ID", "r", "OPENAI_IDENTITY_TOKEN_FILE", "/abs", "CODEX_WIF_TOKEN_URL_OVERRIDE", "https://example.com/oauth/token"},
-	} {
-		if _, err := WorkloadIdentity(Options{CodexHome: "/x", Getenv: env(e...)}); err == nil || errors.Is(err, ErrNoWorkloadIdentity) {
-			t.Errorf("%v: err = %v", e, err)
-		}
 	}
 }

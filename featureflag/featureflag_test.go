@@ -21,7 +21,6 @@ func writeConfig(t *testing.T, content string) string {
 	return dir
 }
 
-
 func TestNilAndZeroFlag(t *testing.T) {
 	var nilFlag *Flag
 	if nilFlag.Enabled() {

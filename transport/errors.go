@@ -40,13 +40,20 @@ var (
 	// ErrInvalidOptions: settings that contradict each other or cannot
 	// work, such as a plain-http BaseURL on a host that is not loopback.
 	ErrInvalidOptions = errors.New("transport: invalid options")
+	// ErrTokenSetChanged is what a [RefreshCoordinator]'s CompareAndSwap
+	// returns when the stored set no longer holds the tokens it was given:
+	// another process refreshed first, and its set is loaded instead.
+	ErrTokenSetChanged = errTokenSetChanged
 )
 
 // errStaleIdentity is permanent for IsTemporary.
 var errStaleIdentity error = temporary.Permanent("transport: agent identity refused: unknown or revoked, it must be replaced")
 
-// errNotChatGPTLogin is the engine's sentinel, which Detect returns.
-var errNotChatGPTLogin = credentials.ErrNotChatGPTLogin
+// The engine's sentinels, named above without showing where they live.
+var (
+	errNotChatGPTLogin = credentials.ErrNotChatGPTLogin
+	errTokenSetChanged = credentials.ErrTokenSetChanged
+)
 
 // Error is returned by [Transport.RoundTrip] when the request could not be
 // authenticated. It never contains a credential. Use errors.Is with

@@ -36,7 +36,7 @@ func TestBackgroundUsesTheProcessTaskInsideAThread(t *testing.T) {
 	}
 	st := env.rt.Stats()
 	if st.Requests[resolver.ModeProcessTask] != 1 || st.Requests[resolver.ModeThreadTask] != 2 || st.ProcessRegistrations != 1 {
-		t.Errorf("stats %s", st)
+		t.Errorf("stats %+v", st)
 	}
 }
 

@@ -55,7 +55,7 @@ func TestHeadersAuthenticateARequestSentWithoutTheTransport(t *testing.T) {
 	}
 	st := env.rt.Stats()
 	if st.ProcessRegistrations != 1 || st.ThreadRegistrations != 1 || st.Requests[resolver.ModeProcessTask] != 3 || st.Requests[resolver.ModeThreadTask] != 1 {
-		t.Errorf("stats %s", st)
+		t.Errorf("stats %+v", st)
 	}
 }
 

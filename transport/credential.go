@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 
 	"github.com/agentauth/agentauth/internal/credentials"
@@ -52,7 +53,7 @@ type credential struct {
 	src   credentials.TokenSource  // a ChatGPT login's tokens, if not static
 	store credentials.IdentityStore
 	coord credentials.RefreshCoordinator // the refreshing source's, when Detect built one
-	jwt   string                         // an Agent Identity JWT that New verifies
+	jwt   identity.Secret                // an Agent Identity JWT that New verifies
 	err   error                          // bad input, reported by New
 
 	detected bool         // read by Detect: its token source is ours to close
@@ -98,28 +99,36 @@ func AgentIdentity(recordJSON []byte) (Credential, error) {
 // CODEX_AGENT_IDENTITY). [New] verifies it against the JWKS of the ChatGPT
 // backend, unless Tuning.InsecureSkipJWTVerify.
 func AgentIdentityJWT(jwt string) Credential {
-	c := &credential{creds: &credentials.Credentials{Kind: credentials.KindAgentIdentity, Source: "an Agent Identity JWT"}, jwt: jwt}
+	c := &credential{creds: &credentials.Credentials{Kind: credentials.KindAgentIdentity, Source: "an Agent Identity JWT"}, jwt: identity.Secret(jwt)}
 	if jwt == "" {
 		c.err = errors.New("transport: AgentIdentityJWT(\"\"): empty token")
 	}
 	return Credential{c}
 }
 
-// String names the credential's kind and where it came from, never its
-// secret: "ChatGPT login from /home/me/.codex/auth.json".
-func (c Credential) String() string {
+// Format prints the credential's kind and where it came from, never its
+// secret, under every verb: fmt.Sprint(cred) is "ChatGPT login from
+// /home/me/.codex/auth.json". Without it a verb fmt has no rule for (%t,
+// %d, ...) would print the sealed fields one by one.
+func (c Credential) Format(f fmt.State, _ rune) { io.WriteString(f, c.describe()) }
+
+func (c Credential) describe() string {
 	if c.c == nil || c.c.creds == nil {
 		return "no credential"
 	}
 	cr := c.c.creds
-	what := map[credentials.Kind]string{
-		credentials.KindNone:          "no credential",
-		credentials.KindAPIKey:        "API key",
-		credentials.KindChatGPT:       "ChatGPT login",
-		credentials.KindAgentIdentity: "Agent Identity",
-	}[cr.Kind]
-	if cr.PersonalAccessToken {
+	var what string
+	switch {
+	case cr.PersonalAccessToken:
 		what = "personal access token"
+	case cr.Kind == credentials.KindAPIKey:
+		what = "API key"
+	case cr.Kind == credentials.KindChatGPT:
+		what = "ChatGPT login"
+	case cr.Kind == credentials.KindAgentIdentity:
+		what = "Agent Identity"
+	default:
+		return "no credential"
 	}
 	if cr.Source == "" {
 		return what

@@ -174,11 +174,11 @@ func (o *Options) config(ctx context.Context, env *environment, c *credential) (
 	}
 	creds := c.creds
 	if c.jwt != "" {
-		rec, err := o.decodeJWT(ctx, env, c.jwt)
+		rec, err := o.decodeJWT(ctx, env, c.jwt.Reveal())
 		if err != nil {
 			return config{}, err
 		}
-		creds = &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: rec, AgentIdentityJWT: c.jwt, Source: creds.Source}
+		creds = &credentials.Credentials{Kind: credentials.KindAgentIdentity, AgentIdentity: rec, AgentIdentityJWT: c.jwt.Reveal(), Source: creds.Source}
 	}
 	cfg.Credentials, cfg.TokenSource = creds, c.src
 	if cfg.IdentityStore == nil {

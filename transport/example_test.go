@@ -173,7 +173,7 @@ func ExampleDetect() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(strings.Replace(cred.String(), filepath.Join(home, "auth.json"), "$CODEX_HOME/auth.json", 1))
+	fmt.Println(strings.Replace(fmt.Sprint(cred), filepath.Join(home, "auth.json"), "$CODEX_HOME/auth.json", 1))
 
 	env := map[string]string{"CODEX_API_KEY": "sk-example"}
 	cred, _ = transport.Detect(context.Background(), transport.Options{CodexHome: home, Getenv: func(k string) string { return env[k] }})

@@ -7,6 +7,7 @@ package transport_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,7 @@ func TestNewTransportChatGPTFlagFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "ChatGPT login from " + filepath.Join(home, credentials.AuthFileName); cred.String() != want {
+	if want := "ChatGPT login from " + filepath.Join(home, credentials.AuthFileName); fmt.Sprint(cred) != want {
 		t.Fatalf("Detect = %q, want %q", cred, want)
 	}
 	o.detect, o.credential = false, cred

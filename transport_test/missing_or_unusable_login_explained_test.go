@@ -7,6 +7,7 @@ package transport_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -47,7 +48,7 @@ func TestBedrockLoginIsNotAChatGPTCredential(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AllowNoCredential: %v", err)
 	}
-	if cred.String() != "no credential" {
+	if fmt.Sprint(cred) != "no credential" {
 		t.Fatalf("Detect = %q, want no credential (pass-through)", cred)
 	}
 }

@@ -8,6 +8,7 @@ package transport_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,7 +56,7 @@ func checkPATTransport(t *testing.T, srv *identitytest.Server, home string, gete
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "personal access token from " + source; cred.String() != want {
+	if want := "personal access token from " + source; fmt.Sprint(cred) != want {
 		t.Fatalf("Detect = %q, want %q", cred, want)
 	}
 	before := srv.WhoamiRequests()

@@ -57,6 +57,7 @@ type credential struct {
 	err   error                          // bad input, reported by New
 
 	detected bool         // read by Detect: its token source is ours to close
+	home     string       // the Codex home Detect read, whose config.toml holds the flag
 	users    atomic.Int32 // transports built with it and not yet closed
 }
 

@@ -89,6 +89,7 @@ func detect(ctx context.Context, opts Options, env *environment) (Credential, er
 	c, err := detectCredential(ctx, opts, env)
 	if c.c != nil {
 		c.c.detected = true
+		c.c.home, _ = opts.codexHome(env.getenv)
 	}
 	return c, err
 }
@@ -185,9 +186,12 @@ func (o *Options) config(ctx context.Context, env *environment, c *credential) (
 		cfg.IdentityStore = c.store
 	}
 	if cfg.Flag == nil {
-		home, err := o.codexHome(env.getenv)
-		if err != nil {
-			return config{}, err
+		home := c.home // a detected login's switch is in its own home
+		if o.CodexHome != "" || home == "" {
+			var err error
+			if home, err = o.codexHome(env.getenv); err != nil {
+				return config{}, err
+			}
 		}
 		flag, err := featureflag.Load(home, env.getenv)
 		if err != nil {

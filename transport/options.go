@@ -29,7 +29,8 @@ type Options struct {
 
 	// AgentIdentity is the use_agent_identity switch, read on every
 	// request; a *featureflag.Flag can be flipped at run time. Default:
-	// env AGENTAUTH_USE_AGENT_IDENTITY, else config.toml, else off.
+	// env AGENTAUTH_USE_AGENT_IDENTITY, else config.toml (of CodexHome, or
+	// of the home a detected Credential came from), else off.
 	AgentIdentity Flag
 
 	// AllowNoCredential makes a home without a usable credential pass

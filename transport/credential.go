@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
+	"sync"
 
 	"github.com/agentauth/agentauth/internal/credentials"
 	"github.com/agentauth/agentauth/internal/identity"
@@ -56,9 +56,11 @@ type credential struct {
 	jwt   identity.Secret                // an Agent Identity JWT that New verifies
 	err   error                          // bad input, reported by New
 
-	detected bool         // read by Detect: its token source is ours to close
-	home     string       // the Codex home Detect read, whose config.toml holds the flag
-	users    atomic.Int32 // transports built with it and not yet closed
+	detected bool   // read by Detect: its token source is ours to close
+	home     string // the Codex home Detect read, whose config.toml holds the flag
+	mu       sync.Mutex
+	users    int  // transports built with it and not yet closed
+	closed   bool // a detected login whose last transport closed: it no longer refreshes
 }
 
 // APIKey is an OpenAI API key, sent as "Authorization: Bearer <key>".
@@ -147,4 +149,29 @@ func init() {
 	transporthook.NewCredential = func(creds *credentials.Credentials) any {
 		return Credential{&credential{creds: creds}}
 	}
+}
+
+// acquire counts one more transport on c; false for a detected login whose
+// transports were all closed, since it can no longer refresh.
+func (c *credential) acquire() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.users++
+	return true
+}
+
+// release counts one transport less; true when it was the last one of a
+// detected login, whose background work the caller then stops.
+func (c *credential) release() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.users--
+	if c.users > 0 || !c.detected {
+		return false
+	}
+	c.closed = true
+	return true
 }

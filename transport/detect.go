@@ -47,8 +47,10 @@ func New(base http.RoundTripper, opts Options) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !cred.c.acquire() {
+		return nil, fmt.Errorf("%w: the Credential's transports were all closed, so it no longer refreshes; Detect it again", ErrInvalidOptions)
+	}
 	t.cred = cred.c
-	cred.c.users.Add(1)
 	return t, nil
 }
 
@@ -319,10 +321,7 @@ func (o *Options) decodeJWT(ctx context.Context, env *environment, token string)
 // is for the end of a program or a test; calling it again does nothing.
 func (t *Transport) Close() {
 	c := t.cred
-	if c == nil || !c.detected || !t.closed.CompareAndSwap(false, true) {
-		return
-	}
-	if c.users.Add(-1) > 0 {
+	if c == nil || !t.closed.CompareAndSwap(false, true) || !c.release() {
 		return
 	}
 	if cl, ok := c.src.(interface{ Close() }); ok {

@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -39,5 +40,27 @@ func TestClosingOneTransportKeepsASharedLoginRefreshing(t *testing.T) {
 	}
 	if n := srv.Stats().TokenRefreshes; n != 1 {
 		t.Fatalf("after closing the other transport: %d token refreshes, want 1 (the shared login stopped refreshing)", n)
+	}
+}
+
+// Once every transport of a detected login is closed it no longer
+// refreshes, so New refuses to build another on it rather than hand out a
+// transport that fails at the next expiry.
+func TestClosedDetectedLoginIsRefusedByNew(t *testing.T) {
+	srv := newIdentityServer(t, identitytest.Options{})
+	home, _ := chatGPTHome(t, srv)
+	getenv := envVars{"CODEX_REFRESH_TOKEN_URL_OVERRIDE": srv.TokenURL()}.get
+	cred, err := transport.Detect(context.Background(), transport.Options{CodexHome: home, Getenv: getenv, BaseURL: srv.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := transport.Options{Credential: cred, CodexHome: home, Getenv: getenv, BaseURL: srv.URL(), AgentIdentity: featureflag.New(false)}
+	rt, err := transport.New(newHTTPBase(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Close()
+	if _, err := transport.New(newHTTPBase(t), opts); !errors.Is(err, transport.ErrInvalidOptions) {
+		t.Fatalf("New on a closed login: %v, want ErrInvalidOptions", err)
 	}
 }

@@ -133,7 +133,13 @@ func FromHeader(h http.Header) Snapshot {
 		if !ok {
 			continue
 		}
-		id := normalizeID(rest[len("x-"):])
+		// "x-primary-used-percent" has no id: its rest is "x", shorter
+		// than the "x-" prefix the loop above checked on the whole name.
+		rest, ok = strings.CutPrefix(rest, "x-")
+		if !ok {
+			continue
+		}
+		id := normalizeID(rest)
 		if id == "" || id == defaultLimitID || seen[id] || len(ids) >= maxLimits-1 {
 			continue
 		}
